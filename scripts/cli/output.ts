@@ -1,0 +1,49 @@
+/**
+ * Output discipline for every `portrait` command: with `--json`, exactly one JSON document on
+ * stdout and nothing else there (logs go to stderr); without it, readable text.
+ */
+export interface OutputOptions {
+  json?: boolean;
+}
+
+export function emit(options: OutputOptions, result: unknown, human: () => string): void {
+  if (options.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  else process.stdout.write(`${human()}\n`);
+}
+
+/** Diagnostics never go to stdout, so `--json` output stays parseable. */
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export class CliError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** Wraps a command action so failures print `{error:{code,message}}` (json) or a line (text) and exit 1. */
+export function action<A extends unknown[]>(run: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await run(...args);
+    } catch (err) {
+      const json = process.argv.includes('--json');
+      const code = err instanceof CliError ? err.code : err instanceof RangeError || err instanceof TypeError ? 'INVALID_ARGUMENT' : 'INTERNAL';
+      const message = err instanceof Error ? err.message : String(err);
+      if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+      else process.stderr.write(`portrait: ${code}: ${message}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+export function parseNumber(name: string, value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new CliError('INVALID_ARGUMENT', `"${name}" expected a number, got ${JSON.stringify(value)}`);
+  return n;
+}
