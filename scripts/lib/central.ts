@@ -1,0 +1,123 @@
+/**
+ * The centralised, non-private baseline: pool the training users' examples, train the portrait
+ * model, and score it with its baselines on held-out test users. The upper bound that federated
+ * and private training are compared with.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Dataset } from '../../shared/features/dataset.ts';
+import type { Example } from '../../shared/features/examples.ts';
+import { historyBefore } from '../../shared/features/extract.ts';
+import { DEFAULT_DATA_CONFIG, prepareData } from '../../shared/features/prepare.ts';
+import type { DataConfig, PreparedData } from '../../shared/features/prepare.ts';
+import { DEFAULT_SPLIT } from '../../shared/features/split.ts';
+import { DEFAULT_WINDOWS } from '../../shared/features/windows.ts';
+import { buildModel } from '../../shared/model/build.ts';
+import { majorityBaseline, ownHistoryBaseline, popularityBaseline, scoreModel } from '../../shared/model/evaluate.ts';
+import type { HeadScores } from '../../shared/model/evaluate.ts';
+import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
+import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
+import { trainModel } from '../../shared/model/train.ts';
+import { parameterCount } from '../../shared/model/weights.ts';
+
+export interface CentralOptions {
+  architecture: Architecture;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  sensitiveHeads: boolean;
+  seed: number;
+  data?: Partial<DataConfig>;
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_CENTRAL: CentralOptions = { architecture: 'mlp', epochs: 30, batchSize: 64, learningRate: 0.003, sensitiveHeads: false, seed: 1 };
+
+export function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
+  return { windows: DEFAULT_WINDOWS, split: DEFAULT_SPLIT, ...DEFAULT_DATA_CONFIG, ...overrides };
+}
+
+export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean): ModelConfig {
+  const heads: HeadName[] = sensitiveHeads ? [...NON_SENSITIVE_HEADS, ...SENSITIVE_HEADS] : [...NON_SENSITIVE_HEADS];
+  return makeModelConfig({
+    architecture,
+    heads,
+    enableSensitiveHeads: sensitiveHeads,
+    vocabulary: prepared.vocabulary,
+    windows: data.windows,
+    sequenceLength: data.sequenceLength,
+    hiddenUnits: [64, 32],
+  });
+}
+
+export interface Baselines {
+  majority: HeadScores;
+  popularity: HeadScores;
+  ownHistory: HeadScores;
+}
+
+/** The baselines every result table carries, on the same test examples. */
+export function computeBaselines(config: ModelConfig, prepared: PreparedData): { baselines: Baselines; ownHistoryBeta: number } {
+  const byUser = new Map([...prepared.users.validation, ...prepared.users.test].map((u) => [u.userId, u.events]));
+  const histories = (e: Example) => historyBefore(byUser.get(e.userId) ?? [], e.cutDay);
+  const own = ownHistoryBaseline(config, histories, prepared.examples.validation, prepared.examples.test);
+  return {
+    baselines: {
+      majority: majorityBaseline(config, prepared.examples.train, prepared.examples.test),
+      popularity: popularityBaseline(config, prepared.examples.train, prepared.examples.test),
+      ownHistory: own.scores,
+    },
+    ownHistoryBeta: own.beta,
+  };
+}
+
+export interface CentralResult {
+  dataset: string;
+  architecture: Architecture;
+  backend: string;
+  windows: PreparedData['windows'];
+  split: PreparedData['split'];
+  heads: HeadScores;
+  baselines: Baselines;
+  ownHistoryBeta: number;
+  sensitiveHeads: HeadName[];
+  training: { epochs: number; batchSize: number; learningRate: number; parameters: number; finalLoss: number; seconds: number; examplesPerSecond: number };
+}
+
+export async function trainCentral(dataset: Dataset, options: CentralOptions): Promise<{ result: CentralResult; model: tf.LayersModel; config: ModelConfig; prepared: PreparedData }> {
+  const data = dataConfig(options.data);
+  const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, options.architecture === 'gru');
+  const config = modelConfigFor(prepared, data, options.architecture, options.sensitiveHeads);
+  const model = buildModel(config, options.seed);
+  const started = performance.now();
+  const losses = await trainModel(model, config, prepared.examples.train, {
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    learningRate: options.learningRate,
+    optimizer: 'adam',
+    shuffleSeed: options.seed,
+    onEpoch: (epoch, loss) => options.log?.(`epoch ${epoch + 1}/${options.epochs} loss ${loss.toFixed(4)}`),
+  });
+  const seconds = (performance.now() - started) / 1000;
+  const { baselines, ownHistoryBeta } = computeBaselines(config, prepared);
+  const result: CentralResult = {
+    dataset: dataset.name,
+    architecture: options.architecture,
+    backend: tf.getBackend(),
+    windows: prepared.windows,
+    split: prepared.split,
+    heads: scoreModel(model, config, prepared.examples.test),
+    baselines,
+    ownHistoryBeta,
+    sensitiveHeads: config.sensitiveHeads,
+    training: {
+      epochs: options.epochs,
+      batchSize: options.batchSize,
+      learningRate: options.learningRate,
+      parameters: parameterCount(model),
+      finalLoss: losses.at(-1) ?? Number.NaN,
+      seconds,
+      examplesPerSecond: (prepared.examples.train.length * options.epochs) / seconds,
+    },
+  };
+  return { result, model, config, prepared };
+}

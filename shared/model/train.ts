@@ -1,0 +1,105 @@
+/**
+ * Minibatch training with a masked multi-task loss: the sum over heads of each head's mean loss
+ * over the examples whose label is known. Used for the centralised baseline and, unchanged, for
+ * a device's local epochs in a federated round.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Example } from '../features/examples.ts';
+import type { HeadTarget } from './batches.ts';
+import { inputTensors, outputsOf, targetTensors } from './batches.ts';
+import type { ModelConfig } from './spec.ts';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  optimizer: 'sgd' | 'adam';
+  /** Seeds the example order (a data-order choice, not privacy randomness). */
+  shuffleSeed: number;
+  onEpoch?: (epoch: number, meanLoss: number) => void;
+}
+
+const EPS = 1e-7;
+
+/**
+ * Masked loss of one head on probabilities (the heads end in sigmoid/softmax). Multi-label heads
+ * sum their per-label cross-entropies (one binary decision per label), so the 50-way interests
+ * head is not drowned by the single-decision heads sharing the trunk.
+ */
+export function headLoss(head: HeadTarget, probs: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    const p = tf.clipByValue(probs, EPS, 1 - EPS);
+    const y = head.target;
+    const perExample =
+      head.spec.kind === 'multiclass'
+        ? tf.neg(tf.sum(tf.mul(y, tf.log(p)), 1))
+        : tf.neg(tf.sum(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))), 1));
+    const known = tf.sum(head.mask);
+    return tf.div(tf.sum(tf.mul(perExample, head.mask)), tf.maximum(known, 1)) as tf.Scalar;
+  });
+}
+
+export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: HeadTarget[], training: boolean): tf.Scalar {
+  return tf.tidy(() => {
+    const outputs = outputsOf(model.apply(inputs.length === 1 ? (inputs[0] as tf.Tensor) : inputs, { training }));
+    return tf.addN(targets.map((t, i) => headLoss(t, outputs[i] as tf.Tensor))) as tf.Scalar;
+  });
+}
+
+/** Mulberry32: a small seeded generator for shuffling example order only. */
+export function seededUniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function shuffled<T>(items: readonly T[], uniform: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(uniform() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+export function makeOptimizer(kind: TrainOptions['optimizer'], learningRate: number): tf.Optimizer {
+  return kind === 'adam' ? tf.train.adam(learningRate) : tf.train.sgd(learningRate);
+}
+
+/** Trains in place; returns the mean loss of each epoch. Leaves no tensors behind. */
+export async function trainModel(model: tf.LayersModel, config: ModelConfig, examples: readonly Example[], options: TrainOptions): Promise<number[]> {
+  if (examples.length === 0) return [];
+  const optimizer = makeOptimizer(options.optimizer, options.learningRate);
+  const uniform = seededUniform(options.shuffleSeed);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const losses: number[] = [];
+  try {
+    for (let epoch = 0; epoch < options.epochs; epoch++) {
+      const order = shuffled(examples, uniform);
+      let sum = 0;
+      let batches = 0;
+      for (let start = 0; start < order.length; start += options.batchSize) {
+        const batch = order.slice(start, start + options.batchSize);
+        const inputs = inputTensors(config, batch);
+        const targets = targetTensors(config, batch);
+        const cost = optimizer.minimize(() => totalLoss(model, inputs, targets, true), true, variables);
+        sum += cost ? (await cost.data())[0] as number : 0;
+        cost?.dispose();
+        tf.dispose(inputs);
+        targets.forEach((t) => tf.dispose([t.target, t.mask]));
+        batches++;
+      }
+      const mean = sum / Math.max(1, batches);
+      losses.push(mean);
+      options.onEpoch?.(epoch, mean);
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return losses;
+}
