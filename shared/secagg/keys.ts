@@ -1,0 +1,180 @@
+/**
+ * Round keys for SecAgg+ (Bonawitz et al. 2017, Sec. 4, Round 0 "AdvertiseKeys" and Round 1
+ * "ShareKeys"; Bell et al. 2020, Sec. 3): two X25519 key pairs per client and round, c_u for
+ * encrypting share messages and s_u for pairwise mask seeds, so that revealing s_u^SK of a dropped
+ * client never opens its share ciphertexts. Agreed secrets go through HKDF-SHA-512 with distinct
+ * labels; share ciphertexts are XSalsa20-Poly1305 (nacl.secretbox) with sender, receiver and round
+ * bound inside the plaintext; advertised keys are signed with the client's Ed25519 enrollment key.
+ */
+import nacl from 'tweetnacl';
+import { concatBytes, expectBytes, isAllZero, lengthPrefixedUtf8, readU32be, u32be, utf8, wipe } from './bytes.ts';
+import { ProtocolError } from './errors.ts';
+import { hkdfSha512, SECAGG_KDF_SALT } from './kdf.ts';
+import { SEED_BYTES } from './prg.ts';
+import { randomBytes, type RandomSource } from './random.ts';
+import { SHARE_BYTES } from './shamir.ts';
+
+export const PUBLIC_KEY_BYTES = 32;
+export const SIGNATURE_BYTES = 64;
+export const NONCE_BYTES = 24;
+
+export interface KeyPair {
+  readonly publicKey: Uint8Array;
+  readonly secretKey: Uint8Array;
+}
+
+export interface RoundKeys {
+  /** c_u: share-encryption key pair. */
+  readonly encryption: KeyPair;
+  /** s_u: mask key pair; s_u^SK is Shamir-shared so pairwise masks of a dropped client can be removed. */
+  readonly mask: KeyPair;
+}
+
+/** X25519 key pair from 32 random bytes (tweetnacl clamps the scalar inside scalarMult). */
+export function generateX25519KeyPair(random: RandomSource): KeyPair {
+  const secret = randomBytes(random, 32);
+  const pair = nacl.box.keyPair.fromSecretKey(secret);
+  wipe(secret);
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+}
+
+export function generateRoundKeys(random: RandomSource): RoundKeys {
+  return { encryption: generateX25519KeyPair(random), mask: generateX25519KeyPair(random) };
+}
+
+/** Ed25519 enrollment key pair from a 32-byte seed drawn from `random` (the client's long-term identity). */
+export function generateSigningKeyPair(random: RandomSource): KeyPair {
+  const seed = randomBytes(random, 32);
+  const pair = nacl.sign.keyPair.fromSeed(seed);
+  wipe(seed);
+  return { publicKey: pair.publicKey, secretKey: pair.secretKey };
+}
+
+const ADVERTISE_LABEL = utf8('portrait/secagg+/v1/advertise-keys');
+
+/** The signed statement "client `index` uses these keys in round `roundId`" (Bonawitz et al. 2017, Sec. 4, Round 0). */
+export function advertisementPayload(roundId: string, index: number, encryptionPublicKey: Uint8Array, maskPublicKey: Uint8Array): Uint8Array {
+  expectBytes('encryptionPublicKey', encryptionPublicKey, PUBLIC_KEY_BYTES);
+  expectBytes('maskPublicKey', maskPublicKey, PUBLIC_KEY_BYTES);
+  return concatBytes(ADVERTISE_LABEL, lengthPrefixedUtf8(roundId), u32be(index), encryptionPublicKey, maskPublicKey);
+}
+
+export function signAdvertisement(signingSecretKey: Uint8Array, roundId: string, index: number, keys: RoundKeys): Uint8Array {
+  expectBytes('signingSecretKey', signingSecretKey, 64);
+  return nacl.sign.detached(advertisementPayload(roundId, index, keys.encryption.publicKey, keys.mask.publicKey), signingSecretKey);
+}
+
+export function verifyAdvertisement(
+  verifyKey: Uint8Array,
+  roundId: string,
+  index: number,
+  encryptionPublicKey: Uint8Array,
+  maskPublicKey: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  expectBytes('verifyKey', verifyKey, PUBLIC_KEY_BYTES);
+  expectBytes('signature', signature, SIGNATURE_BYTES);
+  return nacl.sign.detached.verify(advertisementPayload(roundId, index, encryptionPublicKey, maskPublicKey), signature, verifyKey);
+}
+
+/** X25519; an all-zero result means a low-order public key, refused (the agreement would be predictable). */
+export function agree(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  expectBytes('secretKey', secretKey, 32);
+  expectBytes('publicKey', publicKey, PUBLIC_KEY_BYTES);
+  const shared = nacl.scalarMult(secretKey, publicKey);
+  if (isAllZero(shared)) throw new ProtocolError('BAD_KEY', 'X25519 agreement gave the all-zero secret: low-order public key');
+  return shared;
+}
+
+/** Directional share-encryption key for `from` -> `to` in `roundId`. */
+export function deriveShareKey(shared: Uint8Array, roundId: string, from: number, to: number): Uint8Array {
+  const info = concatBytes(utf8('share-encryption'), lengthPrefixedUtf8(roundId), u32be(from), u32be(to));
+  return hkdfSha512(shared, SECAGG_KDF_SALT, info, nacl.secretbox.keyLength);
+}
+
+/** Pairwise mask seed s_{u,v}, symmetric in (u, v) (Bonawitz et al. 2017, Sec. 3.2 / 4, Round 2). */
+export function derivePairwiseSeed(shared: Uint8Array, roundId: string, a: number, b: number): Uint8Array {
+  const info = concatBytes(utf8('pairwise-mask'), lengthPrefixedUtf8(roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
+  return hkdfSha512(shared, SECAGG_KDF_SALT, info, SEED_BYTES);
+}
+
+/** The pairwise seed of clients `self` and `peer` from one side's mask secret key and the other's public key. */
+export function pairwiseSeed(maskSecretKey: Uint8Array, peerMaskPublicKey: Uint8Array, roundId: string, self: number, peer: number): Uint8Array {
+  const shared = agree(maskSecretKey, peerMaskPublicKey);
+  const seed = derivePairwiseSeed(shared, roundId, self, peer);
+  wipe(shared);
+  return seed;
+}
+
+export interface SharePair {
+  /** Share of the self-mask seed b_from. */
+  readonly selfMaskShare: Uint8Array;
+  /** Share of the mask secret key s_from^SK. */
+  readonly keyShare: Uint8Array;
+}
+
+const SHARE_LABEL = utf8('portrait/secagg+/v1/shares');
+
+function sharePlaintextHeader(roundId: string, from: number, to: number): Uint8Array {
+  return concatBytes(SHARE_LABEL, u32be(from), u32be(to), lengthPrefixedUtf8(roundId));
+}
+
+export function shareCiphertextBytes(roundId: string): number {
+  return sharePlaintextHeader(roundId, 0, 0).length + 2 * SHARE_BYTES + nacl.secretbox.overheadLength;
+}
+
+export interface ShareCiphertext {
+  readonly nonce: Uint8Array;
+  readonly ciphertext: Uint8Array;
+}
+
+/** e_{u,v} = Enc(K_{u,v}, u || v || round || b_u share || s_u^SK share) (Bonawitz et al. 2017, Sec. 4, Round 1). */
+export function encryptShares(
+  encryptionSecretKey: Uint8Array,
+  peerEncryptionPublicKey: Uint8Array,
+  roundId: string,
+  from: number,
+  to: number,
+  shares: SharePair,
+  random: RandomSource,
+): ShareCiphertext {
+  expectBytes('selfMaskShare', shares.selfMaskShare, SHARE_BYTES);
+  expectBytes('keyShare', shares.keyShare, SHARE_BYTES);
+  const shared = agree(encryptionSecretKey, peerEncryptionPublicKey);
+  const key = deriveShareKey(shared, roundId, from, to);
+  const plaintext = concatBytes(sharePlaintextHeader(roundId, from, to), shares.selfMaskShare, shares.keyShare);
+  const nonce = randomBytes(random, NONCE_BYTES);
+  const ciphertext = nacl.secretbox(plaintext, nonce, key);
+  wipe(shared, key, plaintext);
+  return { nonce, ciphertext };
+}
+
+/** Opens e_{from,to}; refuses forgeries and ciphertexts bound to another sender, receiver or round. */
+export function decryptShares(
+  encryptionSecretKey: Uint8Array,
+  peerEncryptionPublicKey: Uint8Array,
+  roundId: string,
+  from: number,
+  to: number,
+  sealed: ShareCiphertext,
+): SharePair {
+  expectBytes('nonce', sealed.nonce, NONCE_BYTES);
+  expectBytes('ciphertext', sealed.ciphertext);
+  const shared = agree(encryptionSecretKey, peerEncryptionPublicKey);
+  const key = deriveShareKey(shared, roundId, from, to);
+  const plaintext = nacl.secretbox.open(sealed.ciphertext, sealed.nonce, key);
+  wipe(shared, key);
+  if (plaintext === null) throw new ProtocolError('DECRYPTION_FAILED', `share ciphertext from client ${from} failed authentication`);
+  const header = sharePlaintextHeader(roundId, from, to);
+  const bound = plaintext.length === header.length + 2 * SHARE_BYTES
+    && header.every((b, i) => plaintext[i] === b);
+  if (!bound) {
+    const claimed = plaintext.length >= SHARE_LABEL.length + 8 ? `${readU32be(plaintext, SHARE_LABEL.length)}->${readU32be(plaintext, SHARE_LABEL.length + 4)}` : '?';
+    wipe(plaintext);
+    throw new ProtocolError('DECRYPTION_FAILED', `share ciphertext from client ${from} is bound to ${claimed} or another round, not ${from}->${to} in "${roundId}"`);
+  }
+  const selfMaskShare = plaintext.slice(header.length, header.length + SHARE_BYTES);
+  const keyShare = plaintext.slice(header.length + SHARE_BYTES);
+  wipe(plaintext);
+  return { selfMaskShare, keyShare };
+}

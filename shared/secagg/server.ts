@@ -1,0 +1,413 @@
+/**
+ * The pure SecAgg+ server session (Bonawitz et al. 2017, Sec. 4, Fig. 4, server side of rounds 0, 1,
+ * 2, 4; Bell et al. 2020, Sec. 3, restricted to the public neighbour graph). It relays keys and
+ * ciphertexts, tracks who dropped at which stage, aborts naming the stage as soon as some client
+ * would have fewer than t live share holders, and at the end reconstructs the survivors' self masks
+ * and the dropped clients' pairwise masks to return only the sum mod 2^32. Refused messages
+ * (malformed, replayed, late, duplicated, mis-addressed) throw a ProtocolError and change nothing.
+ */
+import nacl from 'tweetnacl';
+import { z } from 'zod';
+import { bytesToU32Vector, constantTimeEqual, wipe } from './bytes.ts';
+import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
+import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
+import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
+import { pairwiseSeed, shareCiphertextBytes, verifyAdvertisement } from './keys.ts';
+import {
+  clientMessageSchema,
+  type AbortMessage,
+  type AdvertiseKeysMessage,
+  type ClientMessage,
+  type ForwardedSharesMessage,
+  type RoundKeysMessage,
+  type ShareKeysMessage,
+  type UnmaskRequestMessage,
+  type UnmaskSharesMessage,
+} from './messages.ts';
+import { prgByName } from './prg.ts';
+import { reconstructSecret, type Share } from './shamir.ts';
+import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
+
+export interface SecAggServerOptions {
+  readonly config: SecAggRoundConfig;
+  /** Enrollment verify keys; when given, advertised keys are checked on arrival (clients check them again). */
+  readonly verifyKey?: (index: number) => Uint8Array | undefined;
+}
+
+export type StageOutcome =
+  | { readonly status: 'continue'; readonly stage: Stage; readonly messages: readonly (RoundKeysMessage | ForwardedSharesMessage | UnmaskRequestMessage)[] }
+  | { readonly status: 'aborted'; readonly stage: ProtocolStage; readonly code: ProtocolErrorCode; readonly reason: string; readonly messages: readonly AbortMessage[] }
+  | { readonly status: 'done'; readonly sum: Uint32Array; readonly survivors: readonly number[] };
+
+export interface SecAggSummary {
+  readonly k: number;
+  readonly t: number;
+  readonly stage: Stage;
+  /** Clients whose masked input is in the sum (empty before the masked-input stage closes). */
+  readonly survivors: readonly number[];
+  readonly droppedPerStage: Readonly<Record<ProtocolStage, readonly number[]>>;
+  readonly abort?: { readonly stage: ProtocolStage; readonly code: ProtocolErrorCode; readonly reason: string };
+}
+
+const MESSAGE_STAGE: Record<ClientMessage['type'], ProtocolStage> = {
+  'advertise-keys': 'advertise-keys',
+  'share-keys': 'share-keys',
+  'masked-input': 'masked-input',
+  'unmask-shares': 'unmask',
+};
+
+interface Advertised {
+  readonly wire: AdvertiseKeysMessage;
+  readonly maskPublicKey: Uint8Array;
+}
+
+interface Revealed {
+  readonly selfMask: Map<number, Uint8Array>;
+  readonly key: Map<number, Uint8Array>;
+}
+
+class StageShortfall extends Error {}
+
+function refuse(code: keyof typeof PROTOCOL_ERROR_CODES, message: string): never {
+  throw new ProtocolError(PROTOCOL_ERROR_CODES[code], message);
+}
+
+const ascending = (a: number, b: number) => a - b;
+
+export class SecAggServerSession {
+  readonly config: SecAggRoundConfig;
+  readonly #graph: NeighbourGraph;
+  readonly #verifyKey: ((index: number) => Uint8Array | undefined) | undefined;
+  #stage: Stage = 'advertise-keys';
+  #closing = false;
+  #abort: { stage: ProtocolStage; code: ProtocolErrorCode; reason: string } | undefined;
+  readonly #advertised = new Map<number, Advertised>();
+  readonly #shared = new Map<number, ShareKeysMessage['ciphertexts']>();
+  readonly #masked = new Map<number, Uint32Array>();
+  readonly #requests = new Map<number, { survivors: readonly number[]; dropped: readonly number[] }>();
+  readonly #revealed = new Map<number, Revealed>();
+  readonly #dropped: Record<ProtocolStage, number[]> = { 'advertise-keys': [], 'share-keys': [], 'masked-input': [], unmask: [] };
+
+  constructor(options: SecAggServerOptions) {
+    this.config = checkRoundConfig(options.config);
+    this.#verifyKey = options.verifyKey;
+    this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
+  }
+
+  get stage(): Stage {
+    return this.#stage;
+  }
+
+  get graph(): NeighbourGraph {
+    return this.#graph;
+  }
+
+  summary(): SecAggSummary {
+    const survivors = STAGES.indexOf(this.#stage) >= STAGES.indexOf('unmask') || this.#abort?.stage === 'unmask' ? [...this.#masked.keys()].sort(ascending) : [];
+    return {
+      k: this.config.k,
+      t: this.config.t,
+      stage: this.#stage,
+      survivors,
+      droppedPerStage: {
+        'advertise-keys': [...this.#dropped['advertise-keys']],
+        'share-keys': [...this.#dropped['share-keys']],
+        'masked-input': [...this.#dropped['masked-input']],
+        unmask: [...this.#dropped.unmask],
+      },
+      ...(this.#abort ? { abort: { ...this.#abort } } : {}),
+    };
+  }
+
+  /** Clients expected to answer the current stage: everyone, then whoever answered the previous one. */
+  #expected(): ReadonlySet<number> | undefined {
+    switch (this.#stage) {
+      case 'share-keys':
+        return new Set(this.#advertised.keys());
+      case 'masked-input':
+        return new Set(this.#shared.keys());
+      case 'unmask':
+        return new Set(this.#masked.keys());
+      default:
+        return undefined;
+    }
+  }
+
+  /** Accepts one client message from the transport-authenticated `sender`; throws ProtocolError to refuse it. */
+  receive(sender: number, message: unknown): void {
+    if (typeof sender !== 'number' || !Number.isInteger(sender) || sender < 1 || sender > this.config.n) {
+      refuse('UNKNOWN_SENDER', `sender ${String(sender)} is not in the cohort 1..${this.config.n}`);
+    }
+    const parsed = clientMessageSchema.safeParse(message);
+    if (!parsed.success) refuse('MALFORMED', `message from client ${sender} refused: ${z.prettifyError(parsed.error)}`);
+    const msg = parsed.data;
+    if (msg.from !== sender) refuse('MISADDRESSED', `message claims to be from client ${msg.from} but arrived from client ${sender}`);
+    if (msg.roundId !== this.config.roundId) refuse('WRONG_ROUND', `message for round "${msg.roundId}", this is "${this.config.roundId}"`);
+    const row = SERVER_TRANSITIONS[this.#stage];
+    if (row === null || row.accepts !== msg.type || this.#closing) {
+      const late = this.#closing || (this.#stage !== 'aborted' && STAGES.indexOf(MESSAGE_STAGE[msg.type]) < STAGES.indexOf(this.#stage));
+      refuse(late ? 'LATE_MESSAGE' : 'INVALID_TRANSITION', `server in stage "${this.#stage}" refuses "${msg.type}" from client ${sender}`);
+    }
+    const expected = this.#expected();
+    if (expected !== undefined && !expected.has(sender)) {
+      refuse('DROPPED_CLIENT', `client ${sender} dropped before stage "${this.#stage}" and cannot rejoin`);
+    }
+    switch (msg.type) {
+      case 'advertise-keys':
+        return this.#onAdvertiseKeys(msg);
+      case 'share-keys':
+        return this.#onShareKeys(msg);
+      case 'masked-input':
+        return this.#onMaskedInput(msg);
+      case 'unmask-shares':
+        return this.#onUnmaskShares(msg);
+    }
+  }
+
+  #onAdvertiseKeys(msg: AdvertiseKeysMessage): void {
+    if (this.#advertised.has(msg.from)) refuse('DUPLICATE_MESSAGE', `client ${msg.from} already advertised keys`);
+    const encryptionPublicKey = decodeField('encryptionPublicKey', msg.encryptionPublicKey);
+    const maskPublicKey = decodeField('maskPublicKey', msg.maskPublicKey);
+    const signature = decodeField('signature', msg.signature);
+    if (this.#verifyKey) {
+      const verifyKey = this.#verifyKey(msg.from);
+      if (verifyKey === undefined) refuse('UNKNOWN_SENDER', `no enrollment key for client ${msg.from}`);
+      if (!verifyAdvertisement(verifyKey, this.config.roundId, msg.from, encryptionPublicKey, maskPublicKey, signature)) {
+        refuse('BAD_SIGNATURE', `advertised keys of client ${msg.from} are not signed by its enrollment key`);
+      }
+    }
+    if (msg.encryptionPublicKey === msg.maskPublicKey) refuse('BAD_KEY', `client ${msg.from} uses one key for encryption and masking`);
+    for (const other of this.#advertised.values()) {
+      const keys = [other.wire.encryptionPublicKey, other.wire.maskPublicKey];
+      if (keys.includes(msg.encryptionPublicKey) || keys.includes(msg.maskPublicKey)) {
+        refuse('BAD_KEY', `client ${msg.from} advertises a public key already used by client ${other.wire.from}`);
+      }
+    }
+    this.#advertised.set(msg.from, { wire: msg, maskPublicKey });
+  }
+
+  #onShareKeys(msg: ShareKeysMessage): void {
+    if (this.#shared.has(msg.from)) refuse('DUPLICATE_MESSAGE', `client ${msg.from} already shared keys`);
+    const wanted = this.#graph.neighbours(msg.from).filter((v) => this.#advertised.has(v));
+    const addressed = new Set(msg.ciphertexts.map((c) => c.to));
+    if (addressed.size !== msg.ciphertexts.length || addressed.size !== wanted.length || wanted.some((v) => !addressed.has(v))) {
+      refuse('MISADDRESSED', `client ${msg.from} must send one ciphertext to each advertised neighbour [${wanted.join(', ')}], got [${msg.ciphertexts.map((c) => c.to).join(', ')}]`);
+    }
+    const expectedBytes = shareCiphertextBytes(this.config.roundId);
+    for (const c of msg.ciphertexts) {
+      const length = decodeField('ciphertext', c.ciphertext).length;
+      if (length !== expectedBytes) refuse('MALFORMED', `ciphertext from client ${msg.from} to ${c.to} has ${length} bytes, expected ${expectedBytes}`);
+    }
+    this.#shared.set(msg.from, msg.ciphertexts);
+  }
+
+  #onMaskedInput(msg: { from: number; maskedInput: string }): void {
+    if (this.#masked.has(msg.from)) refuse('DUPLICATE_MESSAGE', `client ${msg.from} already sent its masked input`);
+    const bytes = decodeField('maskedInput', msg.maskedInput);
+    if (bytes.length !== 4 * this.config.vectorLength) {
+      refuse('MALFORMED', `"maskedInput" from client ${msg.from} expected ${4 * this.config.vectorLength} bytes, got ${bytes.length}`);
+    }
+    this.#masked.set(msg.from, bytesToU32Vector('maskedInput', bytes, this.config.vectorLength));
+  }
+
+  #onUnmaskShares(msg: UnmaskSharesMessage): void {
+    if (this.#revealed.has(msg.from)) refuse('DUPLICATE_MESSAGE', `client ${msg.from} already sent its unmask shares`);
+    const request = this.#requests.get(msg.from)!;
+    const matches = (got: readonly { of: number }[], want: readonly number[]) =>
+      got.length === want.length && got.every((g, i) => g.of === want[i]);
+    const sortedSelf = [...msg.selfMaskShares].sort((a, b) => a.of - b.of);
+    const sortedKey = [...msg.keyShares].sort((a, b) => a.of - b.of);
+    if (!matches(sortedSelf, request.survivors) || !matches(sortedKey, request.dropped)) {
+      refuse('MISADDRESSED', `client ${msg.from} must reveal self-mask shares of [${request.survivors.join(', ')}] and key shares of [${request.dropped.join(', ')}]`);
+    }
+    const selfMask = new Map(sortedSelf.map((s) => [s.of, decodeField('share', s.share)] as const));
+    const key = new Map(sortedKey.map((s) => [s.of, decodeField('share', s.share)] as const));
+    this.#revealed.set(msg.from, { selfMask, key });
+  }
+
+  /** The transport ends the current stage (all answered, or the deadline passed): advance, abort or finish. */
+  async closeStage(): Promise<StageOutcome> {
+    if (this.#closing) refuse('INVALID_TRANSITION', 'the unmask stage is already closing');
+    const stage = this.#stage;
+    if (SERVER_TRANSITIONS[stage] === null) refuse('INVALID_TRANSITION', `server in stage "${stage}" has no stage to close`);
+    const protocolStage = stage as ProtocolStage;
+    try {
+      switch (protocolStage) {
+        case 'advertise-keys':
+          return this.#closeAdvertiseKeys();
+        case 'share-keys':
+          return this.#closeShareKeys();
+        case 'masked-input':
+          return this.#closeMaskedInput();
+        case 'unmask':
+          this.#closing = true;
+          return await this.#closeUnmask();
+      }
+    } catch (err) {
+      if (err instanceof StageShortfall) return this.#abortWith(protocolStage, 'BELOW_THRESHOLD', err.message);
+      if (err instanceof ProtocolError && err.code === 'RECONSTRUCTION_FAILED') return this.#abortWith(protocolStage, err.code, err.message);
+      throw err;
+    } finally {
+      this.#closing = false;
+    }
+  }
+
+  /** Ends the round from outside (e.g. the runner's own deadline policy), naming the stage. */
+  abort(reason: string): StageOutcome {
+    if (SERVER_TRANSITIONS[this.#stage] === null) refuse('INVALID_TRANSITION', `server in stage "${this.#stage}" cannot abort`);
+    return this.#abortWith(this.#stage as ProtocolStage, 'BELOW_THRESHOLD', reason);
+  }
+
+  #alive(stage: ProtocolStage): number[] {
+    const source = { 'advertise-keys': this.#advertised, 'share-keys': this.#shared, 'masked-input': this.#masked, unmask: this.#revealed }[stage];
+    return [...source.keys()].sort(ascending);
+  }
+
+  #recordDrops(stage: ProtocolStage, before: readonly number[], alive: readonly number[]): void {
+    const set = new Set(alive);
+    this.#dropped[stage] = before.filter((u) => !set.has(u));
+  }
+
+  /** Every live client keeps at least t live holders among itself and its neighbours (Bell et al. 2020, Sec. 3). */
+  #checkHolders(stage: ProtocolStage, alive: readonly number[]): void {
+    const set = new Set(alive);
+    for (const u of alive) {
+      const holders = 1 + this.#graph.neighbours(u).filter((v) => set.has(v)).length;
+      if (holders < this.config.t) {
+        throw new StageShortfall(`stage "${stage}" fell short: client ${u} has ${holders} live share holders (itself included), below t=${this.config.t}`);
+      }
+    }
+  }
+
+  #closeAdvertiseKeys(): StageOutcome {
+    const alive = this.#alive('advertise-keys');
+    this.#recordDrops('advertise-keys', Array.from({ length: this.config.n }, (_, i) => i + 1), alive);
+    this.#checkHolders('advertise-keys', alive);
+    const messages = alive.map((u): RoundKeysMessage => ({
+      type: 'round-keys',
+      roundId: this.config.roundId,
+      to: u,
+      keys: this.#graph.neighbours(u).filter((v) => this.#advertised.has(v)).map((v) => {
+        const wire = this.#advertised.get(v)!.wire;
+        return { index: v, encryptionPublicKey: wire.encryptionPublicKey, maskPublicKey: wire.maskPublicKey, signature: wire.signature };
+      }),
+    }));
+    this.#stage = 'share-keys';
+    return { status: 'continue', stage: this.#stage, messages };
+  }
+
+  #closeShareKeys(): StageOutcome {
+    const alive = this.#alive('share-keys');
+    this.#recordDrops('share-keys', this.#alive('advertise-keys'), alive);
+    this.#checkHolders('share-keys', alive);
+    const messages = alive.map((v): ForwardedSharesMessage => ({
+      type: 'forwarded-shares',
+      roundId: this.config.roundId,
+      to: v,
+      ciphertexts: this.#graph.neighbours(v).filter((u) => this.#shared.has(u)).map((u) => {
+        const c = this.#shared.get(u)!.find((x) => x.to === v)!;
+        return { from: u, nonce: c.nonce, ciphertext: c.ciphertext };
+      }),
+    }));
+    this.#stage = 'masked-input';
+    return { status: 'continue', stage: this.#stage, messages };
+  }
+
+  #closeMaskedInput(): StageOutcome {
+    const alive = this.#alive('masked-input');
+    const sharedSet = this.#alive('share-keys');
+    this.#recordDrops('masked-input', sharedSet, alive);
+    const survivors = new Set(alive);
+    const { t } = this.config;
+    const requests = new Map<number, { survivors: number[]; dropped: number[] }>();
+    for (const v of alive) {
+      const holders = [v, ...this.#graph.neighbours(v)].filter((u) => survivors.has(u)).sort(ascending);
+      if (holders.length < t) throw new StageShortfall(`stage "masked-input" fell short: client ${v} has ${holders.length} surviving share holders, below t=${t}`);
+      const dropped = this.#graph.neighbours(v).filter((u) => this.#shared.has(u) && !survivors.has(u));
+      requests.set(v, { survivors: holders, dropped });
+    }
+    for (const d of this.#dropped['masked-input']) {
+      const live = this.#graph.neighbours(d).filter((v) => survivors.has(v)).length;
+      if (live > 0 && live < t) throw new StageShortfall(`stage "masked-input" fell short: dropped client ${d} has ${live} surviving neighbours to recover its key, below t=${t}`);
+    }
+    if (alive.length === 0) throw new StageShortfall('stage "masked-input" fell short: no masked input arrived');
+    for (const [v, r] of requests) this.#requests.set(v, r);
+    const messages = alive.map((v): UnmaskRequestMessage => ({ type: 'unmask-request', roundId: this.config.roundId, to: v, ...requests.get(v)! }));
+    this.#stage = 'unmask';
+    return { status: 'continue', stage: this.#stage, messages };
+  }
+
+  /** Round 4 server side: z = sum y_u - sum PRG(b_u) -+ PRG(s_{d,v}) for dropped d (Bonawitz et al. 2017, Sec. 4). */
+  async #closeUnmask(): Promise<StageOutcome> {
+    const responders = this.#alive('unmask');
+    const survivors = this.#alive('masked-input');
+    this.#recordDrops('unmask', survivors, responders);
+    const { t, vectorLength, roundId } = this.config;
+    const collect = (owner: number, kind: keyof Revealed, holders: readonly number[]): Share[] =>
+      holders.filter((v) => this.#revealed.has(v)).map((v) => ({ x: v, y: this.#revealed.get(v)![kind].get(owner)! }));
+
+    const selfMaskShares = new Map<number, Share[]>();
+    for (const u of survivors) {
+      const shares = collect(u, 'selfMask', [u, ...this.#graph.neighbours(u)].filter((v) => this.#masked.has(v)));
+      if (shares.length < t) throw new StageShortfall(`stage "unmask" fell short: ${shares.length} self-mask shares of client ${u}, below t=${t}`);
+      selfMaskShares.set(u, shares);
+    }
+    const survivorSet = new Set(survivors);
+    const droppedWithSurvivors = this.#dropped['masked-input'].filter((d) => this.#graph.neighbours(d).some((v) => survivorSet.has(v)));
+    const keyShares = new Map<number, Share[]>();
+    for (const d of droppedWithSurvivors) {
+      const shares = collect(d, 'key', this.#graph.neighbours(d).filter((v) => survivorSet.has(v)));
+      if (shares.length < t) throw new StageShortfall(`stage "unmask" fell short: ${shares.length} key shares of dropped client ${d}, below t=${t}`);
+      keyShares.set(d, shares);
+    }
+
+    const prg = prgByName(this.config.prg);
+    const sum = new Uint32Array(vectorLength);
+    for (const u of survivors) {
+      const y = this.#masked.get(u)!;
+      for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! + y[i]!;
+    }
+    for (const u of survivors) {
+      const seed = reconstruct(selfMaskShares.get(u)!, t, `self-mask seed of client ${u}`);
+      const mask = await prg.expand(seed, vectorLength);
+      wipe(seed);
+      for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! - mask[i]!;
+    }
+    for (const d of droppedWithSurvivors) {
+      const secretKey = reconstruct(keyShares.get(d)!, t, `mask key of client ${d}`);
+      const advertised = this.#advertised.get(d)!.maskPublicKey;
+      if (!constantTimeEqual(nacl.scalarMult.base(secretKey), advertised)) {
+        wipe(secretKey);
+        refuse('RECONSTRUCTION_FAILED', `stage "unmask": reconstructed mask key of client ${d} does not match its advertised public key`);
+      }
+      for (const v of this.#graph.neighbours(d).filter((x) => survivorSet.has(x))) {
+        const seed = pairwiseSeed(secretKey, this.#advertised.get(v)!.maskPublicKey, roundId, d, v);
+        const mask = await prg.expand(seed, vectorLength);
+        wipe(seed);
+        // v added +PRG(s_{v,d}) when v < d and -PRG(s_{v,d}) otherwise; undo it.
+        if (v < d) for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! - mask[i]!;
+        else for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! + mask[i]!;
+      }
+      wipe(secretKey);
+    }
+    for (const r of this.#revealed.values()) for (const share of [...r.selfMask.values(), ...r.key.values()]) wipe(share);
+    this.#stage = 'done';
+    return { status: 'done', sum, survivors };
+  }
+
+  #abortWith(stage: ProtocolStage, code: ProtocolErrorCode, reason: string): StageOutcome {
+    const notify = stage === 'advertise-keys' ? this.#alive('advertise-keys') : this.#alive(PROTOCOL_STAGES[PROTOCOL_STAGES.indexOf(stage) - 1]!);
+    this.#abort = { stage, code, reason };
+    this.#stage = 'aborted';
+    const messages = notify.map((to): AbortMessage => ({ type: 'abort', roundId: this.config.roundId, to, stage, code, reason }));
+    return { status: 'aborted', stage, code, reason, messages };
+  }
+}
+
+function reconstruct(shares: readonly Share[], t: number, what: string): Uint8Array {
+  try {
+    return reconstructSecret(shares, t);
+  } catch (err) {
+    throw new ProtocolError('RECONSTRUCTION_FAILED', `stage "unmask": ${what} could not be reconstructed: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}

@@ -1,0 +1,121 @@
+/** SecAgg+ primitives against published vectors: AES-CTR (NIST SP 800-38A), XSalsa20 (NaCl), HMAC (RFC 4231), HKDF, base64, keys. */
+import { readFileSync } from 'node:fs';
+import nacl from 'tweetnacl';
+import { describe, expect, it } from 'vitest';
+import { fromBase64, toBase64 } from '../../../shared/secagg/bytes.ts';
+import { ProtocolError } from '../../../shared/secagg/errors.ts';
+import { hkdfSha512, hmacSha512 } from '../../../shared/secagg/kdf.ts';
+import { agree, decryptShares, encryptShares, generateRoundKeys, pairwiseSeed } from '../../../shared/secagg/keys.ts';
+import { aesCtrEncrypt, aesCtrPrg, xsalsa20Prg } from '../../../shared/secagg/prg.ts';
+import { xsalsa20Bytes, xsalsa20Words } from '../../../shared/secagg/xsalsa20.ts';
+import { seededRandom } from './helpers.ts';
+
+const load = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../../vectors/secagg/${name}`, import.meta.url), 'utf8')) as T;
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const bytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
+
+describe('AES-CTR through WebCrypto', () => {
+  const { cases } = load<{ cases: { name: string; key: string; counter: string; plaintext: string; ciphertext: string }[] }>('aes-ctr-sp800-38a.json');
+  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+    expect(hex(await aesCtrEncrypt(bytes(c.key), bytes(c.counter), bytes(c.plaintext)))).toBe(c.ciphertext);
+  });
+
+  it('the mask PRG is the AES-256-CTR keystream from a zero counter, as little-endian words', async () => {
+    const seed = seededRandom('aes-prg')(new Uint8Array(32));
+    const words = await aesCtrPrg.expand(seed, 40);
+    const stream = await aesCtrEncrypt(seed, new Uint8Array(16), new Uint8Array(160));
+    const view = new DataView(stream.buffer);
+    expect(Array.from(words)).toEqual(Array.from({ length: 40 }, (_, i) => view.getUint32(4 * i, true)));
+    await expect(aesCtrPrg.expand(seed.subarray(0, 16), 4)).rejects.toThrow('"seed" expected 32 bytes, got 16');
+  });
+});
+
+describe('XSalsa20', () => {
+  const { cases } = load<{ cases: { key: string; nonce: string; keystream: string }[] }>('xsalsa20-nacl.json');
+  it('matches NaCl tests/stream3', () => {
+    for (const c of cases) expect(hex(xsalsa20Bytes(bytes(c.key), bytes(c.nonce), 32))).toBe(c.keystream);
+  });
+
+  it('matches tweetnacl: secretbox of zeros is the Poly1305 tag, then the keystream from byte 32', () => {
+    const random = seededRandom('xsalsa-cross');
+    for (const length of [1, 63, 64, 65, 1000, 4099]) {
+      const key = random(new Uint8Array(32));
+      const nonce = random(new Uint8Array(24));
+      const box = nacl.secretbox(new Uint8Array(length), nonce, key);
+      expect(hex(xsalsa20Bytes(key, nonce, 32 + length).subarray(32))).toBe(hex(box.subarray(16)));
+    }
+  });
+
+  it('the mask PRG is the keystream under a zero nonce, words equal the little-endian bytes', async () => {
+    const seed = seededRandom('xsalsa-prg')(new Uint8Array(32));
+    const words = await xsalsa20Prg.expand(seed, 33);
+    const stream = xsalsa20Bytes(seed, new Uint8Array(24), 132);
+    expect(Array.from(words)).toEqual(Array.from({ length: 33 }, (_, i) => new DataView(stream.buffer).getUint32(4 * i, true)));
+    expect(Array.from(xsalsa20Words(seed, new Uint8Array(24), 33))).toEqual(Array.from(words));
+  });
+});
+
+describe('HMAC-SHA-512 and HKDF-SHA-512 over tweetnacl', () => {
+  it('RFC 4231 vectors', () => {
+    const { cases } = load<{ cases: { key: string; data: string; mac: string }[] }>('hmac-sha512-rfc4231.json');
+    for (const c of cases) expect(hex(hmacSha512(bytes(c.key), bytes(c.data)))).toBe(c.mac);
+  });
+
+  it('HKDF vectors from pyca/cryptography, and agreement with WebCrypto HKDF', async () => {
+    const { cases } = load<{ cases: { ikm: string; salt: string; info: string; length: number; okm: string }[] }>('hkdf-sha512.json');
+    for (const c of cases) {
+      const ours = hkdfSha512(bytes(c.ikm), bytes(c.salt), bytes(c.info), c.length);
+      expect(hex(ours)).toBe(c.okm);
+      const key = await crypto.subtle.importKey('raw', bytes(c.ikm), 'HKDF', false, ['deriveBits']);
+      const salt = c.salt.length > 0 ? bytes(c.salt) : new Uint8Array(64);
+      const webcrypto = await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-512', salt, info: bytes(c.info) }, key, c.length * 8);
+      expect(hex(new Uint8Array(webcrypto))).toBe(c.okm);
+    }
+  });
+});
+
+describe('base64', () => {
+  it('round-trips every length and matches Buffer', () => {
+    const random = seededRandom('b64');
+    for (let length = 0; length < 70; length++) {
+      const b = random(new Uint8Array(length));
+      const text = toBase64(b);
+      expect(text).toBe(Buffer.from(b).toString('base64'));
+      expect(hex(fromBase64('b', text))).toBe(hex(b));
+    }
+  });
+  it('refuses non-base64 and non-canonical text, naming the field', () => {
+    expect(() => fromBase64('maskedInput', 'abc')).toThrow('"maskedInput" is not base64');
+    expect(() => fromBase64('maskedInput', 'ab!=')).toThrow(/bad character/);
+    expect(() => fromBase64('maskedInput', 'QR==')).toThrow(/canonical/);
+  });
+});
+
+describe('round keys', () => {
+  const random = seededRandom('keys');
+  const a = generateRoundKeys(random);
+  const b = generateRoundKeys(random);
+
+  it('pairwise seeds agree from both sides and differ per round and per pair', () => {
+    const ab = pairwiseSeed(a.mask.secretKey, b.mask.publicKey, 'r1', 1, 2);
+    expect(hex(pairwiseSeed(b.mask.secretKey, a.mask.publicKey, 'r1', 2, 1))).toBe(hex(ab));
+    expect(ab).toHaveLength(32);
+    expect(hex(pairwiseSeed(a.mask.secretKey, b.mask.publicKey, 'r2', 1, 2))).not.toBe(hex(ab));
+    expect(hex(pairwiseSeed(a.mask.secretKey, b.mask.publicKey, 'r1', 1, 3))).not.toBe(hex(ab));
+  });
+
+  it('share ciphertexts open only for the bound sender, receiver and round', () => {
+    const shares = { selfMaskShare: random(new Uint8Array(33)), keyShare: random(new Uint8Array(33)) };
+    const sealed = encryptShares(a.encryption.secretKey, b.encryption.publicKey, 'r1', 1, 2, shares, random);
+    const opened = decryptShares(b.encryption.secretKey, a.encryption.publicKey, 'r1', 1, 2, sealed);
+    expect(hex(opened.selfMaskShare)).toBe(hex(shares.selfMaskShare));
+    expect(hex(opened.keyShare)).toBe(hex(shares.keyShare));
+    for (const [round, from, to] of [['r2', 1, 2], ['r1', 3, 2], ['r1', 1, 3]] as const) {
+      expect(() => decryptShares(b.encryption.secretKey, a.encryption.publicKey, round, from, to, sealed)).toThrow(ProtocolError);
+    }
+  });
+
+  it('refuses a low-order public key (all-zero agreement)', () => {
+    expect(() => agree(a.mask.secretKey, new Uint8Array(32))).toThrow(/all-zero/);
+  });
+});
