@@ -17,7 +17,7 @@ import type { HeadScores } from '../../shared/model/evaluate.ts';
 import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
 import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
 import { trainModel } from '../../shared/model/train.ts';
-import { parameterCount } from '../../shared/model/weights.ts';
+import { flattenWeights, parameterCount, setFlatWeights } from '../../shared/model/weights.ts';
 
 export interface CentralOptions {
   architecture: Architecture;
@@ -80,7 +80,7 @@ export interface CentralResult {
   baselines: Baselines;
   ownHistoryBeta: number;
   sensitiveHeads: HeadName[];
-  training: { epochs: number; batchSize: number; learningRate: number; parameters: number; finalLoss: number; seconds: number; examplesPerSecond: number };
+  training: { epochs: number; bestEpoch: number; batchSize: number; learningRate: number; parameters: number; finalLoss: number; seconds: number; examplesPerSecond: number };
 }
 
 export async function trainCentral(dataset: Dataset, options: CentralOptions): Promise<{ result: CentralResult; model: tf.LayersModel; config: ModelConfig; prepared: PreparedData }> {
@@ -89,14 +89,23 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
   const config = modelConfigFor(prepared, data, options.architecture, options.sensitiveHeads);
   const model = buildModel(config, options.seed);
   const started = performance.now();
+  // Model selection on the validation users (never the test users): keep the epoch with the best
+  // interests micro-AUC + recall@5, the quantities the quality bar is stated in.
+  let best = { score: -Infinity, epoch: 0, weights: flattenWeights(model) };
   const losses = await trainModel(model, config, prepared.examples.train, {
     epochs: options.epochs,
     batchSize: options.batchSize,
     learningRate: options.learningRate,
     optimizer: 'adam',
     shuffleSeed: options.seed,
-    onEpoch: (epoch, loss) => options.log?.(`epoch ${epoch + 1}/${options.epochs} loss ${loss.toFixed(4)}`),
+    onEpoch: (epoch, loss) => {
+      const validation = scoreModel(model, config, prepared.examples.validation).interests;
+      const score = (validation?.microAuc ?? 0) + (validation?.recallAt5 ?? 0);
+      if (score > best.score) best = { score, epoch: epoch + 1, weights: flattenWeights(model) };
+      options.log?.(`epoch ${epoch + 1}/${options.epochs} loss ${loss.toFixed(4)} validation interests microAuc ${validation?.microAuc?.toFixed(4)} recall@5 ${validation?.recallAt5?.toFixed(4)}`);
+    },
   });
+  setFlatWeights(model, best.weights);
   const seconds = (performance.now() - started) / 1000;
   const { baselines, ownHistoryBeta } = computeBaselines(config, prepared);
   const result: CentralResult = {
@@ -111,6 +120,7 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
     sensitiveHeads: config.sensitiveHeads,
     training: {
       epochs: options.epochs,
+      bestEpoch: best.epoch,
       batchSize: options.batchSize,
       learningRate: options.learningRate,
       parameters: parameterCount(model),

@@ -41,10 +41,14 @@ export interface PreparedData {
   split: SplitSummary;
 }
 
-export function prepareData(users: Iterable<UserRecord>, startDay: number, days: number, config: DataConfig, withSequences: boolean): PreparedData {
+/**
+ * `vocabulary`, when given (an existing model's), is used as is instead of being rebuilt from the
+ * training users, so a saved model is evaluated on exactly the features it was trained with.
+ */
+export function prepareData(users: Iterable<UserRecord>, startDay: number, days: number, config: DataConfig, withSequences: boolean, vocabularyOverride?: Vocabulary): PreparedData {
   const windows = validateWindows(config.windows, days);
   const split = splitUsers(users, config.split);
-  const vocabulary = buildVocabulary(split.train, { topK: config.topK, hashBuckets: config.hashBuckets, windows, startDay });
+  const vocabulary = vocabularyOverride ?? buildVocabulary(split.train, { topK: config.topK, hashBuckets: config.hashBuckets, windows, startDay });
   const context = featureContext(vocabulary, startDay);
   const options = withSequences ? { windows, sequenceLength: config.sequenceLength } : { windows };
   const examples = {

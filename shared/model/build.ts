@@ -72,9 +72,14 @@ export function buildModel(config: ModelConfig, seed = 1): tf.LayersModel {
   const x = tf.layers.dense({ units: h2, activation: 'relu', kernelInitializer: init(4), name: 'dense_2' }).apply(state) as tf.SymbolicTensor;
   // The GRU's per-category signal is the category's share of the event window: [K+B] → [K, 1].
   const windowShares = tf.layers.globalAveragePooling1d({ name: 'window_category_shares' }).apply(categories) as tf.SymbolicTensor;
-  const vocabShares = tf.layers
-    .dense({ units: config.vocabulary.categories.length, useBias: false, trainable: false, kernelInitializer: tf.initializers.identity({}), name: 'vocabulary_slots' })
-    .apply(windowShares) as tf.SymbolicTensor;
-  const signals = tf.layers.reshape({ targetShape: [config.vocabulary.categories.length, 1], name: 'window_category_signals' }).apply(vocabShares) as tf.SymbolicTensor;
-  return tf.model({ inputs: [categories, events], outputs: heads(config, x, signals), name: 'portrait_gru' });
+  // A fixed [I_K; 0] projection keeps the K vocabulary slots and drops the hashed buckets.
+  const k = config.vocabulary.categories.length;
+  const slotSelector = tf.layers.dense({ units: k, useBias: false, trainable: false, kernelInitializer: 'zeros', name: 'vocabulary_slots' });
+  const vocabShares = slotSelector.apply(windowShares) as tf.SymbolicTensor;
+  const signals = tf.layers.reshape({ targetShape: [k, 1], name: 'window_category_signals' }).apply(vocabShares) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: [categories, events], outputs: heads(config, x, signals), name: 'portrait_gru' });
+  const selector = tf.tidy(() => tf.concat([tf.eye(k), tf.zeros([interestSlots(config.vocabulary) - k, k])], 0));
+  slotSelector.setWeights([selector]);
+  selector.dispose();
+  return model;
 }

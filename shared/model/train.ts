@@ -20,6 +20,8 @@ export interface TrainOptions {
 }
 
 const EPS = 1e-7;
+/** Weight of the listwise term of the interests loss relative to the pointwise one. */
+const LISTWISE_WEIGHT = 1;
 
 /**
  * Masked loss of one head on probabilities (the heads end in sigmoid/softmax). Multi-label heads
@@ -35,7 +37,18 @@ export function headLoss(head: HeadTarget, probs: tf.Tensor): tf.Scalar {
         ? tf.neg(tf.sum(tf.mul(y, tf.log(p)), 1))
         : tf.neg(tf.sum(tf.add(tf.mul(y, tf.log(p)), tf.mul(tf.sub(1, y), tf.log(tf.sub(1, p)))), 1));
     const known = tf.sum(head.mask);
-    return tf.div(tf.sum(tf.mul(perExample, head.mask)), tf.maximum(known, 1)) as tf.Scalar;
+    const pointwise = tf.div(tf.sum(tf.mul(perExample, head.mask)), tf.maximum(known, 1)) as tf.Scalar;
+    if (head.spec.name !== 'interests') return pointwise;
+    // Listwise term (softmax cross-entropy against the normalised multi-hot target, as in
+    // Cao et al. 2007 "Learning to Rank: From Pairwise Approach to Listwise Approach"): the
+    // pointwise loss calibrates across users, this one orders categories within a user.
+    const logits = tf.sub(tf.log(p), tf.log(tf.sub(1, p)));
+    const positives = tf.sum(y, 1);
+    const hasPositive = tf.cast(tf.greater(positives, 0), 'float32');
+    const target = tf.div(y, tf.expandDims(tf.maximum(positives, 1), 1));
+    const listwise = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1));
+    const listMean = tf.div(tf.sum(tf.mul(listwise, hasPositive)), tf.maximum(tf.sum(hasPositive), 1));
+    return tf.add(pointwise, tf.mul(LISTWISE_WEIGHT, listMean)) as tf.Scalar;
   });
 }
 

@@ -1,0 +1,147 @@
+/**
+ * `portrait train-central`, `portrait evaluate` and `portrait profile`: the centralised,
+ * non-private upper bound, scoring a saved model on a split, and the on-device portrait
+ * computation run from a file.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { dateFromDay } from '../../shared/features/events.ts';
+import { prepareData } from '../../shared/features/prepare.ts';
+import type { SplitName } from '../../shared/features/split.ts';
+import { scoreModel } from '../../shared/model/evaluate.ts';
+import type { HeadScores } from '../../shared/model/evaluate.ts';
+import { computePortrait } from '../../shared/model/portrait.ts';
+import { ARCHITECTURES } from '../../shared/model/spec.ts';
+import type { Architecture } from '../../shared/model/spec.ts';
+import { loadModelDirectory, saveModelDirectory } from '../../server/storage/model-files.ts';
+import { loadEventsFile } from '../import/events-file.ts';
+import { loadDataset } from '../import/resolve.ts';
+import { computeBaselines, dataConfig, DEFAULT_CENTRAL, trainCentral } from '../lib/central.ts';
+import { action, CliError, emit, log, parseNumber } from './output.ts';
+
+interface CommonOptions {
+  json?: boolean;
+  backend?: string;
+}
+
+const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(4));
+
+/** A plain-text table of heads and baselines, the same numbers as the JSON. */
+export function metricsTable(heads: HeadScores, baselines: Record<string, HeadScores>): string {
+  const metrics = ['accuracy', 'macroF1', 'auc', 'microAuc', 'recallAt5'] as const;
+  const lines = [`${'head / baseline'.padEnd(26)}${metrics.map((m) => m.padStart(10)).join('')}${'n'.padStart(7)}`];
+  for (const [head, scores] of Object.entries(heads)) {
+    if (!scores) continue;
+    lines.push(`${head.padEnd(26)}${metrics.map((m) => fmt(scores[m]).padStart(10)).join('')}${String(scores.examples).padStart(7)}`);
+    for (const [name, byHead] of Object.entries(baselines)) {
+      const b = byHead[head as keyof HeadScores];
+      if (b) lines.push(`${`  baseline: ${name}`.padEnd(26)}${metrics.map((m) => fmt(b[m]).padStart(10)).join('')}${String(b.examples).padStart(7)}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+function architecture(value: string): Architecture {
+  if (!(ARCHITECTURES as readonly string[]).includes(value)) throw new CliError('INVALID_ARGUMENT', `"model" expected one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as Architecture;
+}
+
+export function registerCentralCommands(program: Command): void {
+  program
+    .command('train-central')
+    .description('train on pooled data (the non-private upper bound) and score it on held-out test users')
+    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
+    .option('--model <arch>', 'mlp | gru', 'mlp')
+    .option('--epochs <n>', 'maximum epochs (the best on validation users is kept)', String(DEFAULT_CENTRAL.epochs))
+    .option('--batch-size <n>', 'minibatch size', String(DEFAULT_CENTRAL.batchSize))
+    .option('--learning-rate <lr>', 'Adam learning rate', String(DEFAULT_CENTRAL.learningRate))
+    .option('--sensitive-heads', 'also train the sensitive heads (age, gender, career, stage)', false)
+    .option('--seed <n>', 'initialisation and shuffling seed', String(DEFAULT_CENTRAL.seed))
+    .option('--out <dir>', 'save the trained model here (tfjs format)')
+    .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu (default: first that loads)')
+    .option('--json', 'print one JSON document')
+    .action(
+      action(async (opts: CommonOptions & { dataset: string; model: string; epochs: string; batchSize: string; learningRate: string; sensitiveHeads: boolean; seed: string; out?: string }) => {
+        const backend = await useNodeBackend(opts.backend);
+        const dataset = await loadDataset(opts.dataset);
+        log(`dataset ${dataset.name}: ${dataset.users.length} users, ${dataset.cleaning.eventsKept} events from ${dateFromDay(dataset.startDay)} over ${dataset.days} days`);
+        const { result, model, config } = await trainCentral(dataset, {
+          architecture: architecture(opts.model),
+          epochs: parseNumber('epochs', opts.epochs),
+          batchSize: parseNumber('batch-size', opts.batchSize),
+          learningRate: parseNumber('learning-rate', opts.learningRate),
+          sensitiveHeads: opts.sensitiveHeads,
+          seed: parseNumber('seed', opts.seed),
+          log,
+        });
+        if (opts.out) await saveModelDirectory(opts.out, model, config);
+        const output = { ...result, backend: backend.name, cleaning: dataset.cleaning, modelPath: opts.out ? path.resolve(opts.out) : null };
+        emit(opts, output, () =>
+          [
+            `Centralised ${result.architecture} on ${result.dataset} (backend ${backend.name}), best epoch ${result.training.bestEpoch}/${result.training.epochs}, ${Math.round(result.training.examplesPerSecond)} examples/s`,
+            `split: ${result.split.method}; users ${JSON.stringify(result.split.users)}`,
+            `windows: ${result.windows.map((w) => `history ${w.history[0]}..${w.history[1]} → labels ${w.labels[0]}..${w.labels[1]}`).join('; ')}`,
+            '',
+            metricsTable(result.heads, result.baselines as unknown as Record<string, HeadScores>),
+            opts.out ? `\nmodel saved to ${path.resolve(opts.out)}` : '',
+          ].join('\n'),
+        );
+        model.dispose();
+      }),
+    );
+
+  program
+    .command('evaluate')
+    .description('score a saved model on a split of a dataset, with the same baselines')
+    .requiredOption('--model <path>', 'model directory (model.json + weights.bin)')
+    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
+    .option('--split <name>', 'train | validation | test', 'test')
+    .option('--backend <name>', 'tfjs backend')
+    .option('--json', 'print one JSON document')
+    .action(
+      action(async (opts: CommonOptions & { model: string; dataset: string; split: string }) => {
+        if (!['train', 'validation', 'test'].includes(opts.split)) throw new CliError('INVALID_ARGUMENT', `"split" expected train, validation or test, got ${JSON.stringify(opts.split)}`);
+        const split = opts.split as SplitName;
+        const backend = await useNodeBackend(opts.backend);
+        const { model, config } = await loadModelDirectory(opts.model);
+        const dataset = await loadDataset(opts.dataset);
+        const data = dataConfig({ windows: config.windows, sequenceLength: config.sequenceLength });
+        const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, config.architecture === 'gru', config.vocabulary);
+        const examples = prepared.examples[split];
+        const heads = scoreModel(model, config, examples);
+        const evaluationSet = { ...prepared, examples: { ...prepared.examples, test: examples } };
+        const { baselines, ownHistoryBeta } = computeBaselines(config, evaluationSet);
+        const output = { model: path.resolve(opts.model), dataset: dataset.name, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
+        emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
+        model.dispose();
+      }),
+    );
+
+  program
+    .command('profile')
+    .description("compute one user's portrait from a local events file: exactly what a device runs")
+    .requiredOption('--model <path>', 'model directory')
+    .requiredOption('--events <file>', 'JSONL or CSV events of one user')
+    .option('--user <id>', 'which user, when the file holds several')
+    .option('--backend <name>', 'tfjs backend')
+    .option('--json', 'print one JSON document')
+    .action(
+      action(async (opts: CommonOptions & { model: string; events: string; user?: string }) => {
+        await useNodeBackend(opts.backend);
+        const dataset = await loadEventsFile(opts.events);
+        const users = opts.user === undefined ? dataset.users : dataset.users.filter((u) => u.userId === opts.user);
+        if (users.length !== 1) throw new CliError('INVALID_ARGUMENT', opts.user === undefined ? `"events" holds ${users.length} users; pick one with --user` : `"user" ${opts.user} not found in the events file`);
+        const user = users[0] as (typeof users)[number];
+        const { model, config } = await loadModelDirectory(opts.model);
+        const portrait = computePortrait(model, config, user.events);
+        emit(opts, { user: user.userId, asOf: dateFromDay(portrait.asOfDay), events: portrait.events, cleaning: dataset.cleaning, heads: portrait.heads }, () =>
+          [
+            `Portrait of ${user.userId} as of ${dateFromDay(portrait.asOfDay)} (${portrait.events} events)`,
+            ...Object.entries(portrait.heads).map(([head, h]) => `  ${head}${h?.sensitive ? ' (sensitive)' : ''}: ${h?.top.map((s) => `${s.label} ${(s.probability * 100).toFixed(1)}%`).join(', ')}`),
+          ].join('\n'),
+        );
+        model.dispose();
+      }),
+    );
+}
