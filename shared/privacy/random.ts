@@ -1,0 +1,96 @@
+/**
+ * Randomness for the privacy mechanisms: an injected byte source (WebCrypto's
+ * `crypto.getRandomValues` in production, a seeded generator in tests) and the exact
+ * integer draws built on it (uniform integers by rejection, rational Bernoulli trials),
+ * as required by the exact samplers of Canonne, Kamath, Steinke 2020, Sec. 5.
+ */
+
+/** Fills `bytes` with random bytes and returns it; `crypto.getRandomValues.bind(crypto)` in production. */
+export type RandomSource = (bytes: Uint8Array<ArrayBuffer>) => Uint8Array;
+
+/** The production source: WebCrypto, available in browsers, workers and Node 20. */
+export function cryptoRandomSource(): RandomSource {
+  const c = globalThis.crypto;
+  if (!c || typeof c.getRandomValues !== 'function') throw new TypeError('"globalThis.crypto.getRandomValues" is not available');
+  return (bytes: Uint8Array<ArrayBuffer>) => c.getRandomValues(bytes);
+}
+
+const TWO_32 = 4294967296;
+const TWO_53 = 9007199254740992;
+const BUFFER_BYTES = 4096;
+
+/**
+ * Buffered reader over a `RandomSource`. All draws are exact: uniform integers use
+ * rejection sampling (no modulo bias), Bernoulli(num/den) compares a uniform integer.
+ */
+export class RandomStream {
+  private readonly buffer = new Uint8Array(BUFFER_BYTES);
+  private readonly words = new Uint32Array(this.buffer.buffer);
+  private position = BUFFER_BYTES / 4;
+
+  constructor(private readonly source: RandomSource) {
+    if (typeof source !== 'function') throw new TypeError('"random" expected a RandomSource function');
+  }
+
+  /** A uniform 32-bit unsigned integer. */
+  uint32(): number {
+    if (this.position >= this.words.length) {
+      const filled = this.source(this.buffer);
+      if (filled !== this.buffer && filled.length !== this.buffer.length) throw new RangeError('"random" returned a buffer of the wrong size');
+      if (filled !== this.buffer) this.buffer.set(filled);
+      this.position = 0;
+    }
+    const word = this.words[this.position];
+    this.position += 1;
+    return word as number;
+  }
+
+  /** A uniform double in [0, 1) with 53 random bits. */
+  unitFloat(): number {
+    const hi = this.uint32() >>> 5; // 27 bits
+    const lo = this.uint32() >>> 6; // 26 bits
+    return (hi * 67108864 + lo) / TWO_53;
+  }
+
+  /** A uniform integer in [0, n) for an integer 1 <= n <= 2^53. */
+  below(n: number): number {
+    if (!Number.isInteger(n) || n < 1 || n > TWO_53) throw new RangeError(`"n" expected an integer in [1, 2^53], got ${n}`);
+    if (n <= TWO_32) {
+      const limit = TWO_32 - (TWO_32 % n);
+      for (;;) {
+        const r = this.uint32();
+        if (r < limit) return r % n;
+      }
+    }
+    const hiBits = Math.ceil(Math.log2(n / TWO_32 + 1));
+    const hiMask = hiBits >= 21 ? 0x1fffff : (1 << hiBits) - 1;
+    for (;;) {
+      const r = (this.uint32() & hiMask) * TWO_32 + this.uint32();
+      if (r < n) return r;
+    }
+  }
+
+  /** A uniform bigint in [0, n) for n >= 1. */
+  belowBig(n: bigint): bigint {
+    if (n < 1n) throw new RangeError(`"n" expected a bigint >= 1, got ${n}`);
+    if (n <= BigInt(TWO_53)) return BigInt(this.below(Number(n)));
+    const bits = n.toString(2).length;
+    const wordCount = Math.ceil(bits / 32);
+    const topMask = BigInt.asUintN(bits - 32 * (wordCount - 1), -1n);
+    for (;;) {
+      let r = BigInt(this.uint32()) & topMask;
+      for (let i = 1; i < wordCount; i++) r = (r << 32n) | BigInt(this.uint32());
+      if (r < n) return r;
+    }
+  }
+
+  /** Bernoulli(num/den) exactly, for integers 0 <= num <= den <= 2^53. */
+  bernoulli(num: number, den: number): boolean {
+    return this.below(den) < num;
+  }
+
+  /** Bernoulli(num/den) exactly, for bigints 0 <= num <= den. */
+  bernoulliBig(num: bigint, den: bigint): boolean {
+    return this.belowBig(den) < num;
+  }
+}
