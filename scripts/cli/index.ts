@@ -1,9 +1,15 @@
 /** The list of command groups; add a group by importing its `register` here. */
 import type { Command } from 'commander';
 import { registerCentralCommands } from './central.ts';
+import { registerModelCommands } from './model.ts';
 import { registerPrivacyCommands } from './privacy.ts';
+import { registerRoundCommands } from './round.ts';
+import { registerServerCommand } from './server.ts';
 
 export function registerCommands(program: Command): void {
   registerCentralCommands(program);
   registerPrivacyCommands(program);
+  registerServerCommand(program);
+  registerRoundCommands(program);
+  registerModelCommands(program);
 }

@@ -1,0 +1,228 @@
+/**
+ * The federated learning client, platform-free (it will run in a browser Web Worker as it runs in
+ * Node): connect with the enrollment token, check in when eligible, fetch the model only if
+ * stale, train locally on the device's own examples, send the weight delta before the stage
+ * deadline, and keep going across reconnects and coordinator restarts (socket.io-client
+ * reconnects; every round starts afresh from the coordinator's announcements).
+ * Seams: `privatiseUpdate` (DP clipping/noise, SecAgg masking) and `faults` (simulation only).
+ */
+import { io } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
+import type { Example } from '../../shared/features/examples.ts';
+import { computeLocalUpdate } from '../../shared/model/federated.ts';
+import type { ModelConfig } from '../../shared/model/spec.ts';
+import { cryptoRandomBytes, randomId } from '../../shared/protocol/enrollment.ts';
+import type { RandomBytes } from '../../shared/protocol/enrollment.ts';
+import { isErrorCode } from '../../shared/protocol/errors.ts';
+import type { ErrorBody } from '../../shared/protocol/errors.ts';
+import { EVENTS } from '../../shared/protocol/events.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
+import type { Ack, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
+import { encodeWeights } from '../../shared/protocol/weights.ts';
+import { ModelCache } from './model-cache.ts';
+import type { FetchLike } from './model-cache.ts';
+
+export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/** Where a simulated client vanishes: after checking in, on receiving the config, after training, or mid-upload. */
+export const DROP_STAGES = ['checkin', 'config', 'training', 'upload'] as const;
+export type DropStage = (typeof DROP_STAGES)[number];
+
+export type ClientEvent =
+  | { type: 'connected' }
+  | { type: 'disconnected'; reason: string }
+  | { type: 'refused'; error: ErrorBody }
+  | { type: 'checked-in'; roundId: number }
+  | { type: 'not-selected'; roundId: number }
+  | { type: 'selected'; roundId: number; modelVersion: number }
+  | { type: 'model-fetched'; version: number; bytes: number; ms: number }
+  | { type: 'trained'; roundId: number; examples: number; ms: number }
+  | { type: 'update-sent'; roundId: number; bytes: number; ms: number }
+  | { type: 'update-refused'; roundId: number; error: ErrorBody }
+  | { type: 'deadline-missed'; roundId: number }
+  | { type: 'dropped'; stage: DropStage; roundId: number }
+  | { type: 'round-closed'; message: RoundClosed }
+  | { type: 'failed'; roundId: number; message: string };
+
+export interface PrivatiseContext {
+  round: RoundConfigMessage;
+  examples: number;
+}
+
+export interface FederatedClientOptions {
+  serverUrl: string;
+  /** Enrollment token issued by the platform. */
+  token: string;
+  /** This device's training examples, built with the model's vocabulary and windows. */
+  examples: (config: ModelConfig) => readonly Example[] | Promise<readonly Example[]>;
+  /** Checked before each check-in (idle, charging, under its own privacy budget...). */
+  eligible?: () => boolean;
+  /** DP / SecAgg seam: transforms the plain delta before it leaves the device (identity now). */
+  privatiseUpdate?: (delta: Float32Array, context: PrivatiseContext) => Float32Array | Promise<Float32Array>;
+  fetch?: FetchLike;
+  randomBytes?: RandomBytes;
+  clock?: () => number;
+  /** Simulation only: vanish once at this stage, rejoining after `rejoinAfterMs` if given. */
+  faults?: { dropAt?: DropStage; rejoinAfterMs?: number };
+  onEvent?: (event: ClientEvent) => void;
+  reconnectionDelayMs?: number;
+}
+
+export interface ClientStats {
+  checkins: number;
+  selected: number;
+  updatesSent: number;
+  updatesAccepted: number;
+  refusals: number;
+}
+
+export class FederatedClient {
+  readonly socket: ClientSocket;
+  readonly models: ModelCache;
+  readonly stats: ClientStats = { checkins: 0, selected: 0, updatesSent: 0, updatesAccepted: 0, refusals: 0 };
+  private examplesFor: { key: string; examples: readonly Example[] } | null = null;
+  private busyRound: number | null = null;
+  /** A round that opened while this client was still busy with the previous one. */
+  private pendingOpen: { message: RoundOpen; closesAt: number } | null = null;
+  private dropAt: DropStage | undefined;
+  private stopped = false;
+  private readonly clock: () => number;
+  private readonly randomBytes: RandomBytes;
+
+  constructor(private readonly options: FederatedClientOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
+    this.dropAt = options.faults?.dropAt;
+    const fetchImpl: FetchLike = options.fetch ?? ((url) => fetch(url));
+    this.models = new ModelCache(options.serverUrl, fetchImpl);
+    const delay = options.reconnectionDelayMs ?? 250;
+    this.socket = io(options.serverUrl, {
+      auth: { token: options.token },
+      transports: ['websocket'],
+      autoConnect: false,
+      reconnectionDelay: delay,
+      reconnectionDelayMax: delay * 8,
+    });
+    this.socket.on('connect', () => this.emit({ type: 'connected' }));
+    this.socket.on('disconnect', (reason) => this.emit({ type: 'disconnected', reason }));
+    this.socket.on('connect_error', (err) => {
+      const data = (err as Error & { data?: unknown }).data as Partial<ErrorBody> | undefined;
+      if (data && isErrorCode(data.code)) this.emit({ type: 'refused', error: { code: data.code, message: String(data.message) } });
+    });
+    this.socket.on(EVENTS.roundOpen, (m) => void this.onRoundOpen(m));
+    this.socket.on(EVENTS.roundConfig, (m) => void this.onRoundConfig(m));
+    this.socket.on(EVENTS.roundNotSelected, (m) => this.emit({ type: 'not-selected', roundId: m.roundId }));
+    this.socket.on(EVENTS.roundClosed, (m) => this.emit({ type: 'round-closed', message: m }));
+  }
+
+  /** True while a round's training or upload is in progress. */
+  get busy(): boolean {
+    return this.busyRound !== null;
+  }
+
+  start(): this {
+    this.stopped = false;
+    this.socket.connect();
+    return this;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.socket.disconnect();
+    this.models.dispose();
+  }
+
+  private emit(event: ClientEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  private nonce(): string {
+    return randomId(this.randomBytes);
+  }
+
+  /** Simulated vanishing: disconnect now, come back later if asked to. */
+  private drop(stage: DropStage, roundId: number): boolean {
+    if (this.dropAt !== stage) return false;
+    this.dropAt = undefined;
+    this.emit({ type: 'dropped', stage, roundId });
+    this.socket.disconnect();
+    const rejoin = this.options.faults?.rejoinAfterMs;
+    if (rejoin !== undefined) setTimeout(() => !this.stopped && this.socket.connect(), rejoin);
+    return true;
+  }
+
+  private refused(roundId: number, ack: Ack): boolean {
+    if (ack.ok) return false;
+    this.stats.refusals++;
+    this.emit({ type: 'update-refused', roundId, error: ack.error });
+    return true;
+  }
+
+  private async onRoundOpen(message: RoundOpen): Promise<void> {
+    if (this.busyRound !== null) {
+      this.pendingOpen = { message, closesAt: this.clock() + message.checkinMs };
+      return;
+    }
+    if (this.options.eligible && !this.options.eligible()) return;
+    try {
+      const ack = await this.socket.timeout(Math.max(1000, message.checkinMs)).emitWithAck(EVENTS.checkin, { roundId: message.roundId, nonce: this.nonce() });
+      if (this.refused(message.roundId, ack)) return;
+      this.stats.checkins++;
+      this.emit({ type: 'checked-in', roundId: message.roundId });
+      this.drop('checkin', message.roundId);
+    } catch {
+      // No answer before check-in closed (disconnect or timeout): wait for the next round.
+    }
+  }
+
+  private async examplesForConfig(config: ModelConfig): Promise<readonly Example[]> {
+    const key = JSON.stringify(config);
+    if (this.examplesFor?.key !== key) this.examplesFor = { key, examples: await this.options.examples(config) };
+    return this.examplesFor.examples;
+  }
+
+  private async onRoundConfig(round: RoundConfigMessage): Promise<void> {
+    if (this.busyRound !== null) return;
+    this.busyRound = round.roundId;
+    const deadline = this.clock() + round.trainingMs;
+    try {
+      this.stats.selected++;
+      this.emit({ type: 'selected', roundId: round.roundId, modelVersion: round.modelVersion });
+      if (this.drop('config', round.roundId)) return;
+      const fetchStarted = this.clock();
+      const { model, fetched } = await this.models.ensure(round.modelVersion, round.modelUrl, round.parameters);
+      if (fetched) this.emit({ type: 'model-fetched', version: model.version, bytes: model.bytes, ms: this.clock() - fetchStarted });
+      const examples = await this.examplesForConfig(model.config);
+      if (examples.length === 0) return;
+      const trainStarted = this.clock();
+      const update = await computeLocalUpdate(model.model, model.config, model.weights, examples, { ...round.train, shuffleSeed: round.roundId });
+      this.emit({ type: 'trained', roundId: round.roundId, examples: update.examples, ms: this.clock() - trainStarted });
+      if (this.drop('training', round.roundId)) return;
+      const delta = this.options.privatiseUpdate ? await this.options.privatiseUpdate(update.delta, { round, examples: update.examples }) : update.delta;
+      if (this.clock() >= deadline) {
+        this.emit({ type: 'deadline-missed', roundId: round.roundId });
+        return;
+      }
+      const payload = { roundId: round.roundId, nonce: this.nonce(), examples: update.examples, delta: encodeWeights(delta) };
+      if (this.dropAt === 'upload') {
+        this.socket.emit(EVENTS.update, payload, () => undefined);
+        this.drop('upload', round.roundId);
+        return;
+      }
+      const sendStarted = this.clock();
+      this.stats.updatesSent++;
+      const ack = await this.socket.timeout(Math.max(1000, deadline - this.clock())).emitWithAck(EVENTS.update, payload);
+      if (this.refused(round.roundId, ack)) return;
+      this.stats.updatesAccepted++;
+      this.emit({ type: 'update-sent', roundId: round.roundId, bytes: payload.delta.byteLength, ms: this.clock() - sendStarted });
+    } catch (err) {
+      this.emit({ type: 'failed', roundId: round.roundId, message: err instanceof Error ? err.message : String(err) });
+    } finally {
+      this.busyRound = null;
+      const pending = this.pendingOpen;
+      this.pendingOpen = null;
+      const left = pending ? pending.closesAt - this.clock() : 0;
+      if (pending && left > 0 && pending.message.roundId > round.roundId && this.socket.connected) void this.onRoundOpen({ roundId: pending.message.roundId, checkinMs: left });
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * `portrait model export V --out DIR`: copies model version V (or `latest`) in the standard tfjs
+ * layout (model.json + weights.bin), from a coordinator over HTTP (`--server`) or from a local
+ * data directory, written atomically.
+ */
+import path from 'node:path';
+import type * as tf from '@tensorflow/tfjs';
+import type { Command } from 'commander';
+import type { ModelFiles } from '../../shared/model/artifacts.ts';
+import { configFromModelJson } from '../../shared/model/artifacts.ts';
+import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
+import { readModelFiles, writeModelFiles } from '../../server/storage/model-files.ts';
+import { openSqliteStores } from '../../server/storage/sqlite.ts';
+import { action, CliError, emit } from './output.ts';
+
+interface ExportOptions {
+  out: string;
+  server?: string;
+  dataDir: string;
+  json?: boolean;
+}
+
+async function fetchOk(url: URL): Promise<Response> {
+  const res = await fetch(url).catch((err: unknown) => {
+    throw new CliError('UNAVAILABLE', `cannot reach ${url.origin}: ${err instanceof Error ? err.message : String(err)}`);
+  });
+  if (res.status === 404) throw new CliError('NOT_FOUND', `${url.pathname} not found`);
+  if (!res.ok) throw new CliError('INTERNAL', `${url.pathname}: HTTP ${res.status}`);
+  return res;
+}
+
+async function fromServer(server: string, version: string): Promise<{ version: number; files: ModelFiles }> {
+  const v = version === 'latest' ? ((await (await fetchOk(new URL('/models/current', server))).json()) as ModelAnnouncement).version : Number(version);
+  const modelJson = (await (await fetchOk(new URL(`/models/${v}/model.json`, server))).json()) as tf.io.ModelJSON;
+  const paths = modelJson.weightsManifest.flatMap((g) => g.paths);
+  if (paths.length !== 1) throw new CliError('INTERNAL', `expected one weights file, got ${paths.length}`);
+  const weights = new Uint8Array(await (await fetchOk(new URL(`/models/${v}/${paths[0]}`, server))).arrayBuffer());
+  return { version: v, files: { modelJson, weights } };
+}
+
+async function fromDataDir(dataDir: string, version: string): Promise<{ version: number; files: ModelFiles }> {
+  const stores = openSqliteStores(dataDir);
+  try {
+    const record = version === 'latest' ? await stores.models.latest() : await stores.models.get(Number(version));
+    if (!record) throw new CliError('NOT_FOUND', `model version ${version} not found in ${dataDir}`);
+    return { version: record.version, files: readModelFiles(path.join(dataDir, 'models', String(record.version))) };
+  } finally {
+    stores.close();
+  }
+}
+
+export function registerModelCommands(program: Command): void {
+  const model = program.command('model').description('model versions of the registry');
+  model
+    .command('export <version>')
+    .description('write model version V (or "latest") as model.json + weights.bin')
+    .requiredOption('--out <dir>', 'output directory (must not exist)')
+    .option('--server <url>', 'download from a coordinator')
+    .option('--data-dir <dir>', 'or read a local data directory', './data')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (version: string, options: ExportOptions) => {
+        if (version !== 'latest' && !/^[1-9]\d{0,15}$/.test(version)) throw new CliError('INVALID_ARGUMENT', `"version" expected a positive integer or "latest", got ${JSON.stringify(version)}`);
+        const { version: v, files } = options.server ? await fromServer(options.server, version) : await fromDataDir(path.resolve(options.dataDir), version);
+        const config = configFromModelJson(files.modelJson);
+        writeModelFiles(options.out, files);
+        emit(options, { version: v, out: path.resolve(options.out), bytes: files.weights.byteLength, architecture: config.architecture, heads: config.heads }, () =>
+          `model v${v} (${config.architecture}, heads ${config.heads.join(', ')}) written to ${path.resolve(options.out)}`,
+        );
+      }),
+    );
+}

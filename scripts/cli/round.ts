@@ -1,0 +1,174 @@
+/**
+ * `portrait round launch|status`: launch rounds on a coordinator over its REST API and watch
+ * them. Waiting shows a progress bar (stage, clients reporting, time left) on a terminal and
+ * plain lines otherwise, always on stderr; `--json` prints the final round records on stdout.
+ */
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { callApi, resolveToken } from './api-client.ts';
+import { action, CliError, emit, log, parseNumber } from './output.ts';
+
+interface LaunchOptions {
+  server: string;
+  rounds: string;
+  clientsPerRound: string;
+  minClients?: string;
+  selection: string;
+  samplingRate?: string;
+  epochs: string;
+  batchSize: string;
+  learningRate: string;
+  localOptimizer: string;
+  serverOptimizer: string;
+  serverLearningRate?: string;
+  exampleCap: string;
+  checkinMs: string;
+  trainingMs: string;
+  token?: string;
+  dataDir?: string;
+  wait?: boolean;
+  json?: boolean;
+}
+
+interface StatusOptions {
+  server: string;
+  token?: string;
+  dataDir?: string;
+  watch?: boolean;
+  limit: string;
+  json?: boolean;
+}
+
+const FINISHED = new Set(['committed', 'aborted']);
+
+function int(name: string, value: string): number {
+  const n = parseNumber(name, value);
+  if (!Number.isInteger(n)) throw new CliError('INVALID_ARGUMENT', `"${name}" expected an integer, got ${value}`);
+  return n;
+}
+
+function metricSummary(r: RoundRecord): string {
+  const heads = r.metrics?.heads;
+  if (!heads) return '';
+  const parts: string[] = [];
+  const interests = heads.interests;
+  if (interests?.microAuc != null) parts.push(`interests microAUC ${interests.microAuc.toFixed(4)}`);
+  if (interests?.recallAt5 != null) parts.push(`recall@5 ${interests.recallAt5.toFixed(4)}`);
+  const purchase = heads.purchase;
+  if (purchase?.auc != null) parts.push(`purchase AUC ${purchase.auc.toFixed(4)}`);
+  return parts.join(', ');
+}
+
+export function describeRound(r: RoundRecord): string {
+  const live = r.live ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
+  const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
+  return `round ${r.id} ${r.status}${live}${outcome}`;
+}
+
+/** Polls until every round has finished, reporting progress on stderr. */
+async function waitForRounds(server: string, token: string, ids: readonly number[]): Promise<RoundRecord[]> {
+  const done: RoundRecord[] = [];
+  const tty = process.stderr.isTTY === true;
+  const bar = tty ? new cliProgress.SingleBar({ format: 'rounds {bar} {value}/{total} | round {round} {stage} | {reported}/{selected} reported | {left}s left', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+  bar?.start(ids.length, 0, { round: ids[0], stage: 'pending', reported: 0, selected: 0, left: '-' });
+  try {
+    for (const id of ids) {
+      let lastLine = '';
+      for (;;) {
+        const r = await callApi<RoundRecord>(server, token, 'GET', `/rounds/${id}`);
+        if (FINISHED.has(r.status)) {
+          done.push(r);
+          bar?.update(done.length, { round: id, stage: r.status, reported: r.participants, selected: r.selected, left: '0' });
+          if (!tty) log(describeRound(r));
+          break;
+        }
+        const stage = r.live?.stage ?? r.status;
+        bar?.update(done.length, { round: id, stage, reported: r.live?.reported ?? 0, selected: r.live?.selected ?? 0, left: r.live ? (r.live.stageEndsInMs / 1000).toFixed(1) : '-' });
+        const line = `round ${id} ${stage}${r.live ? ` ${r.live.reported}/${r.live.selected} reported` : ''}`;
+        if (!tty && line !== lastLine) log(line);
+        lastLine = line;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  } finally {
+    bar?.stop();
+  }
+  return done;
+}
+
+export function registerRoundCommands(program: Command): void {
+  const round = program.command('round').description('launch and watch federated rounds');
+  round
+    .command('launch')
+    .description('queue R rounds on a coordinator')
+    .requiredOption('--server <url>', 'coordinator URL')
+    .option('--rounds <R>', 'number of rounds', '1')
+    .requiredOption('--clients-per-round <K>', 'cohort size (fixed) or expected size (poisson)')
+    .option('--min-clients <T>', 'abort a round with fewer updates than this')
+    .option('--selection <method>', 'fixed | poisson', 'fixed')
+    .option('--sampling-rate <q>', 'poisson sampling rate (default K / checked-in clients)')
+    .option('--epochs <E>', 'local epochs', '1')
+    .option('--batch-size <B>', 'local minibatch size', '16')
+    .option('--learning-rate <lr>', 'local learning rate', '0.05')
+    .option('--local-optimizer <name>', 'sgd | adam', 'sgd')
+    .option('--server-optimizer <name>', 'fedavg | fedadam', 'fedavg')
+    .option('--server-learning-rate <eta>', 'server learning rate (default 1 for fedavg, 0.01 for fedadam)')
+    .option('--example-cap <n>', 'cap on one client\'s FedAvg weight (examples)', '64')
+    .option('--checkin-ms <ms>', 'check-in window', '10000')
+    .option('--training-ms <ms>', 'update deadline after the config is sent', '60000')
+    .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN)')
+    .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
+    .option('--wait', 'wait for the rounds to finish')
+    .option('--json', 'print the round records as JSON')
+    .action(
+      action(async (options: LaunchOptions) => {
+        const token = resolveToken(options, 'operator');
+        const request: LaunchRequest = {
+          rounds: int('rounds', options.rounds),
+          clientsPerRound: int('clients-per-round', options.clientsPerRound),
+          selection: options.selection as 'fixed' | 'poisson',
+          train: { epochs: int('epochs', options.epochs), batchSize: int('batch-size', options.batchSize), learningRate: parseNumber('learning-rate', options.learningRate), optimizer: options.localOptimizer as 'sgd' | 'adam' },
+          aggregation: {
+            serverOptimizer: options.serverOptimizer as 'fedavg' | 'fedadam',
+            exampleCap: int('example-cap', options.exampleCap),
+            ...(options.serverLearningRate === undefined ? {} : { serverLearningRate: parseNumber('server-learning-rate', options.serverLearningRate) }),
+          },
+          deadlines: { checkinMs: int('checkin-ms', options.checkinMs), trainingMs: int('training-ms', options.trainingMs) },
+          ...(options.minClients === undefined ? {} : { minClients: int('min-clients', options.minClients) }),
+          ...(options.samplingRate === undefined ? {} : { samplingRate: parseNumber('sampling-rate', options.samplingRate) }),
+        };
+        const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
+        if (!options.json) log(`launched rounds ${rounds.map((r) => r.id).join(', ')}`);
+        const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id)) : rounds;
+        emit(options, { rounds: result }, () => result.map(describeRound).join('\n'));
+      }),
+    );
+  round
+    .command('status [id]')
+    .description('show one round, or the most recent rounds')
+    .requiredOption('--server <url>', 'coordinator URL')
+    .option('--token <token>', 'API token (or PORTRAIT_TOKEN)')
+    .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
+    .option('--limit <n>', 'rounds to list without an id', '20')
+    .option('--watch', 'follow until the round (or the newest round) finishes')
+    .option('--json', 'print JSON')
+    .action(
+      action(async (id: string | undefined, options: StatusOptions) => {
+        const token = resolveToken(options, 'auditor');
+        if (id !== undefined) {
+          const roundId = int('id', id);
+          const record = options.watch ? ((await waitForRounds(options.server, token, [roundId]))[0] as RoundRecord) : await callApi<RoundRecord>(options.server, token, 'GET', `/rounds/${roundId}`);
+          emit(options, record, () => describeRound(record));
+          return;
+        }
+        let { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${int('limit', options.limit)}`);
+        if (options.watch) {
+          const open = rounds.filter((r) => !FINISHED.has(r.status)).map((r) => r.id).sort((a, b) => a - b);
+          if (open.length > 0) await waitForRounds(options.server, token, open);
+          ({ rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${int('limit', options.limit)}`));
+        }
+        emit(options, { rounds }, () => (rounds.length === 0 ? 'no rounds yet' : rounds.map(describeRound).join('\n')));
+      }),
+    );
+}

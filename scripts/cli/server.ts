@@ -1,0 +1,67 @@
+/**
+ * `portrait server [--port] [--host] [--data-dir] [--dataset]`: the coordinator on the embedded
+ * default (SQLite and model files under the data directory). The dataset gives the initial
+ * model's vocabulary (used only while the model store is empty) and the held-out test users the
+ * server scores each new version on. Runs until SIGINT/SIGTERM.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { prepareData } from '../../shared/features/prepare.ts';
+import { API_TOKENS_FILE, startEmbeddedCoordinator } from '../../server/embedded.ts';
+import { loadDataset } from '../import/resolve.ts';
+import { dataConfig, modelConfigFor } from '../lib/central.ts';
+import { action, emit, log, parseNumber } from './output.ts';
+
+interface ServerOptions {
+  port: string;
+  host: string;
+  dataDir: string;
+  dataset: string;
+  evaluation: boolean;
+  seed: string;
+  backend?: string;
+  json?: boolean;
+}
+
+export function registerServerCommand(program: Command): void {
+  program
+    .command('server')
+    .description('run the federated learning coordinator (Socket.IO + REST + model registry)')
+    .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--data-dir <dir>', 'rounds, models, keys and API tokens', './data')
+    .option('--dataset <spec>', 'initial vocabulary and held-out users: synthetic:USERS | tianchi:DIR | events:FILE', 'synthetic:200')
+    .option('--no-evaluation', 'do not score new versions on held-out users')
+    .option('--seed <n>', 'initial model seed', '1')
+    .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
+    .option('--json', 'print the address as one JSON document')
+    .action(
+      action(async (options: ServerOptions) => {
+        await useNodeBackend(options.backend);
+        const port = parseNumber('port', options.port);
+        const dataset = await loadDataset(options.dataset);
+        const data = dataConfig();
+        const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
+        const dataDir = path.resolve(options.dataDir);
+        const coordinator = await startEmbeddedCoordinator({
+          dataDir,
+          port,
+          host: options.host,
+          initialModel: { config: modelConfigFor(prepared, data, 'mlp', false), seed: parseNumber('seed', options.seed) },
+          ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}),
+          log,
+        });
+        emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version }, () =>
+          `coordinator listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
+        );
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+        });
+        log('shutting down');
+        await coordinator.close();
+      }),
+    );
+}

@@ -1,0 +1,59 @@
+/**
+ * FedAvg's weighted sum, accumulated in tfjs as updates arrive, so the coordinator holds one
+ * running sum rather than every update (McMahan et al. 2017, Alg. 1, with each client weighted by
+ * its example count). The weight is capped per client so one heavy user cannot dominate.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export class UpdateAccumulator {
+  private sum: tf.Tensor1D | null;
+  private totalWeight = 0;
+  private totalExamples = 0;
+  private count = 0;
+
+  constructor(
+    readonly length: number,
+    readonly exampleCap: number,
+  ) {
+    if (!Number.isInteger(length) || length < 1) throw new RangeError(`"length" expected a positive integer, got ${length}`);
+    if (!Number.isInteger(exampleCap) || exampleCap < 1) throw new RangeError(`"exampleCap" expected a positive integer, got ${exampleCap}`);
+    this.sum = tf.zeros([length]);
+  }
+
+  add(delta: Float32Array, examples: number): void {
+    if (!this.sum) throw new Error('accumulator already disposed');
+    if (delta.length !== this.length) throw new RangeError(`"delta" expected ${this.length} values, got ${delta.length}`);
+    const weight = Math.min(examples, this.exampleCap);
+    const previous = this.sum;
+    this.sum = tf.tidy(() => previous.add(tf.tensor1d(delta).mul(weight)));
+    previous.dispose();
+    this.totalWeight += weight;
+    this.totalExamples += examples;
+    this.count++;
+  }
+
+  get updates(): number {
+    return this.count;
+  }
+
+  get examples(): number {
+    return this.totalExamples;
+  }
+
+  get weight(): number {
+    return this.totalWeight;
+  }
+
+  /** The weighted mean delta; the caller owns (and disposes) the tensor. */
+  mean(): tf.Tensor1D {
+    if (!this.sum) throw new Error('accumulator already disposed');
+    if (this.count === 0) throw new RangeError('no updates to average');
+    const sum = this.sum;
+    return tf.tidy(() => sum.div(this.totalWeight));
+  }
+
+  dispose(): void {
+    this.sum?.dispose();
+    this.sum = null;
+  }
+}

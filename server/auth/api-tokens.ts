@@ -1,0 +1,41 @@
+/**
+ * Bearer tokens of the REST API: 32 random bytes, shown once, stored only as their SHA-256,
+ * checked by comparing hashes in constant time (node:crypto `timingSafeEqual`) against every
+ * stored hash, so neither the lookup nor the comparison leaks how much of a guess was right.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
+import type { ApiRole, ApiTokenRecord, ApiTokenStore } from '../storage/stores.ts';
+
+export const TOKEN_PREFIX = 'pt_';
+
+export function hashToken(token: string): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(token, 'utf8').digest());
+}
+
+/** Creates a token, stores its hash, and returns the plain token (the only time it exists). */
+export async function createApiToken(store: ApiTokenStore, name: string, role: ApiRole, createdAt: string): Promise<{ token: string; record: ApiTokenRecord }> {
+  const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+  const record = await store.add(name, role, hashToken(token), createdAt);
+  return { token, record };
+}
+
+/** Resolves an `Authorization` header value to its token record; throws UNAUTHENTICATED. */
+export async function authenticate(store: ApiTokenStore, header: string | undefined): Promise<ApiTokenRecord> {
+  const match = /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(header ?? '');
+  if (!match) throw new ProtocolError('UNAUTHENTICATED', 'expected "Authorization: Bearer <token>"');
+  const presented = Buffer.from(hashToken(match[1] as string));
+  let found: ApiTokenRecord | undefined;
+  for (const t of await store.all()) {
+    const equal = timingSafeEqual(presented, Buffer.from(t.hash));
+    if (equal && !found) found = { id: t.id, name: t.name, role: t.role, createdAt: t.createdAt };
+  }
+  if (!found) throw new ProtocolError('UNAUTHENTICATED', 'unknown API token');
+  return found;
+}
+
+const ROLE_ALLOWS: Record<ApiRole, readonly ('read' | 'launch')[]> = { operator: ['read', 'launch'], auditor: ['read'] };
+
+export function requireRole(record: ApiTokenRecord, action: 'read' | 'launch'): void {
+  if (!ROLE_ALLOWS[record.role].includes(action)) throw new ProtocolError('FORBIDDEN', `role "${record.role}" may not ${action}`);
+}

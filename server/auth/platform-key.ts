@@ -1,0 +1,31 @@
+/**
+ * The platform's Ed25519 enrollment key. In the embedded default the coordinator process is also
+ * the platform, so the key pair lives in the data directory (created on first start, mode 0600);
+ * a deployment that separates them gives the coordinator only the public key.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import nacl from 'tweetnacl';
+
+export const PLATFORM_KEY_FILE = 'platform-ed25519.json';
+
+export interface PlatformKey {
+  publicKey: Uint8Array;
+  secretKey: Uint8Array;
+}
+
+export function loadOrCreatePlatformKey(dataDir: string): PlatformKey {
+  const file = path.join(dataDir, PLATFORM_KEY_FILE);
+  if (fs.existsSync(file)) {
+    const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { secretKey?: unknown };
+    if (typeof stored.secretKey !== 'string') throw new TypeError(`"secretKey" in ${file} expected a base64 string`);
+    const secretKey = new Uint8Array(Buffer.from(stored.secretKey, 'base64'));
+    if (secretKey.length !== nacl.sign.secretKeyLength) throw new RangeError(`"secretKey" in ${file} expected ${nacl.sign.secretKeyLength} bytes, got ${secretKey.length}`);
+    return nacl.sign.keyPair.fromSecretKey(secretKey);
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const pair = nacl.sign.keyPair();
+  const body = JSON.stringify({ publicKey: Buffer.from(pair.publicKey).toString('base64'), secretKey: Buffer.from(pair.secretKey).toString('base64') });
+  fs.writeFileSync(file, body, { mode: 0o600, flag: 'wx' });
+  return pair;
+}

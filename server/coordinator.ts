@@ -1,0 +1,119 @@
+/**
+ * The coordinator process: express and Socket.IO on one HTTP server and port, the model registry,
+ * and the round runner. On start, rounds a previous process left pending or running are marked
+ * aborted ("coordinator restarted"), so a crash never leaves a round that looks alive.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+import type { UserRecord } from '../shared/features/dataset.ts';
+import type { Example } from '../shared/features/examples.ts';
+import { buildExamples } from '../shared/features/examples.ts';
+import { featureContext } from '../shared/features/extract.ts';
+import { createHttpApp } from './http.ts';
+import { ModelRegistry } from './registry.ts';
+import type { InitialModel } from './registry.ts';
+import { RoundRunner } from './rounds/runner.ts';
+import { SocketLayer } from './socket.ts';
+import type { CoordinatorIo } from './socket.ts';
+import type { ApiTokenStore, ModelStore, RoundStore } from './storage/stores.ts';
+
+export const RESTART_REASON = 'coordinator restarted while the round was in flight';
+
+export interface EvaluationSet {
+  /** Held-out (test) users; examples are built with the current model's vocabulary and windows. */
+  users: readonly UserRecord[];
+  startDay: number;
+}
+
+export interface CoordinatorOptions {
+  port?: number;
+  host?: string;
+  rounds: RoundStore;
+  models: ModelStore;
+  tokens: ApiTokenStore;
+  platformPublicKey: Uint8Array;
+  /** Only where the coordinator is also the platform (embedded default): enables token issuing. */
+  platformSecretKey?: Uint8Array;
+  initialModel?: InitialModel;
+  evaluation?: EvaluationSet;
+  /** Socket.IO `maxHttpBufferSize`; default: twice the weight vector plus 64 KiB, at least 1 MiB. */
+  maxMessageBytes?: number;
+  clock?: () => number;
+  /** Selection randomness in [0, 1); default crypto.getRandomValues. */
+  uniform?: () => number;
+  log?: (line: string) => void;
+  /** Called last by close() (closes the database of the embedded default). */
+  onClose?: () => void;
+}
+
+export interface Coordinator {
+  url: string;
+  port: number;
+  registry: ModelRegistry;
+  runner: RoundRunner;
+  sockets: SocketLayer;
+  io: CoordinatorIo;
+  close(): Promise<void>;
+}
+
+export function cryptoUniform(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0] as number / 2 ** 32;
+}
+
+export async function startCoordinator(options: CoordinatorOptions): Promise<Coordinator> {
+  const clock = options.clock ?? Date.now;
+  const log = options.log ?? (() => undefined);
+  const iso = () => new Date(clock()).toISOString();
+  const registry = await ModelRegistry.open(options.models, options.initialModel, iso);
+  const aborted = await options.rounds.abortUnfinished(RESTART_REASON, iso());
+  if (aborted > 0) log(`marked ${aborted} unfinished round(s) aborted: ${RESTART_REASON}`);
+  const lastIssued = (await options.rounds.list(1))[0]?.id ?? 0;
+
+  let evaluation: Example[] | undefined;
+  if (options.evaluation) {
+    const { config } = registry.current;
+    evaluation = buildExamples(options.evaluation.users, featureContext(config.vocabulary, options.evaluation.startDay), { windows: config.windows });
+  }
+
+  const httpServer = createServer();
+  const maxHttpBufferSize = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
+  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize, serveClient: false });
+  const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log });
+  const runnerOptions = { rounds: options.rounds, registry, transport: sockets, clock, uniform: options.uniform ?? cryptoUniform, log };
+  const runner = new RoundRunner(evaluation ? { ...runnerOptions, evaluation } : runnerOptions);
+  sockets.attach(runner);
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), clock };
+  httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey } : httpOptions));
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
+  runner.start(lastIssued);
+  log(`coordinator on http://${host}:${port} (model v${registry.current.record.version}, ${registry.parameters} parameters)`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    registry,
+    runner,
+    sockets,
+    io,
+    close: () =>
+      (closing ??= (async () => {
+        await runner.stop();
+        await new Promise<void>((resolve) => {
+          void io.close(() => resolve());
+        });
+        registry.dispose();
+        options.onClose?.();
+      })()),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * The embedded default deployment: one process, SQLite and model files under the data directory,
+ * the platform's enrollment key beside them, and API tokens bootstrapped on first start (an
+ * operator and an auditor token written once to `api-tokens.json`, mode 0600; only their hashes
+ * are stored in the database).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createApiToken } from './auth/api-tokens.ts';
+import { loadOrCreatePlatformKey } from './auth/platform-key.ts';
+import { startCoordinator } from './coordinator.ts';
+import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
+import { openSqliteStores } from './storage/sqlite.ts';
+
+export const API_TOKENS_FILE = 'api-tokens.json';
+
+export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose'> {
+  dataDir: string;
+}
+
+export interface BootstrapTokens {
+  operator: string;
+  auditor: string;
+}
+
+export function readApiTokens(dataDir: string): BootstrapTokens | undefined {
+  const file = path.join(dataDir, API_TOKENS_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as BootstrapTokens;
+}
+
+export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
+  const { dataDir, ...rest } = options;
+  const stores = openSqliteStores(dataDir);
+  try {
+    if ((await stores.tokens.all()).length === 0) {
+      const now = new Date().toISOString();
+      const operator = await createApiToken(stores.tokens, 'bootstrap operator', 'operator', now);
+      const auditor = await createApiToken(stores.tokens, 'bootstrap auditor', 'auditor', now);
+      const body: BootstrapTokens = { operator: operator.token, auditor: auditor.token };
+      fs.writeFileSync(path.join(dataDir, API_TOKENS_FILE), `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
+      options.log?.(`API tokens written to ${path.join(dataDir, API_TOKENS_FILE)}`);
+    }
+    const key = loadOrCreatePlatformKey(dataDir);
+    const coordinator = await startCoordinator({
+      ...rest,
+      rounds: stores.rounds,
+      models: stores.models,
+      tokens: stores.tokens,
+      platformPublicKey: key.publicKey,
+      platformSecretKey: key.secretKey,
+      onClose: () => stores.close(),
+    });
+    return { ...coordinator, dataDir };
+  } catch (err) {
+    stores.close();
+    throw err;
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The coordinator's HTTP side (express): model files in the standard tfjs layout with immutable
+ * caching per version, and the REST API for scripts under /api/v1 with bearer tokens
+ * (`operator` may launch, `auditor` may only read). The one place a ProtocolError becomes an HTTP
+ * answer: `{ code, message }` with the code's status.
+ */
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
+import { issueEnrollmentToken } from '../shared/protocol/enrollment.ts';
+import { parseLaunchRequest } from '../shared/protocol/messages.ts';
+import type { RoundRecord } from '../shared/protocol/messages.ts';
+import { WEIGHTS_FILE } from '../shared/model/artifacts.ts';
+import { authenticate, requireRole } from './auth/api-tokens.ts';
+import type { ModelRegistry } from './registry.ts';
+import type { RoundRunner } from './rounds/runner.ts';
+import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
+
+export interface HttpOptions {
+  rounds: RoundStore;
+  tokens: ApiTokenStore;
+  registry: ModelRegistry;
+  runner: () => RoundRunner;
+  connectedClients: () => number;
+  platformSecretKey?: Uint8Array;
+  clock: () => number;
+}
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const MAX_ENROLLMENT_TOKENS = 10_000;
+
+function positiveInt(name: string, text: unknown, max: number): number {
+  const n = typeof text === 'string' && /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new ProtocolError('INVALID_ARGUMENT', `"${name}" expected an integer in [1, ${max}], got ${JSON.stringify(text)}`);
+  return n;
+}
+
+type Handler = (req: Request, res: Response, token: ApiTokenRecord) => Promise<void>;
+
+export function createHttpApp(options: HttpOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+
+  app.get('/models/current', (_req, res) => {
+    res.set('Cache-Control', 'no-cache').json(options.runner().announcement());
+  });
+
+  app.get('/models/:version/:file', async (req, res, next) => {
+    try {
+      const version = positiveInt('version', req.params.version, Number.MAX_SAFE_INTEGER);
+      const file = req.params.file;
+      if (file !== 'model.json' && file !== WEIGHTS_FILE) throw new ProtocolError('NOT_FOUND', `no file ${JSON.stringify(file)} in a model version`);
+      const record = await options.registry.store.get(version);
+      if (!record) throw new ProtocolError('NOT_FOUND', `model version ${version} does not exist`);
+      const etag = `"${record.sha256}-${file === 'model.json' ? 'j' : 'w'}"`;
+      res.set({ 'Cache-Control': IMMUTABLE, ETag: etag });
+      if (req.get('if-none-match') === etag) {
+        res.status(304).end();
+        return;
+      }
+      const files = await options.registry.store.files(version);
+      if (!files) throw new ProtocolError('NOT_FOUND', `model version ${version} has no files`);
+      if (file === 'model.json') res.type('application/json').send(JSON.stringify(files.modelJson));
+      else res.type('application/octet-stream').send(Buffer.from(files.weights.buffer, files.weights.byteOffset, files.weights.byteLength));
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  const api = express.Router();
+  api.use(express.json({ limit: '64kb' }));
+  const route = (action: 'read' | 'launch', handler: Handler) => async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const token = await authenticate(options.tokens, req.get('authorization'));
+      requireRole(token, action);
+      await handler(req, res, token);
+    } catch (err) {
+      next(err);
+    }
+  };
+
+  const withLive = (record: RoundRecord): RoundRecord => {
+    const s = options.runner().current;
+    if (!s || s.roundId !== record.id) return record;
+    return {
+      ...record,
+      live: { stage: s.stage, checkedIn: s.checkedIn.size, selected: s.cohort.size, reported: s.reported.size, dropped: s.dropped.size, stageEndsInMs: Math.max(0, s.stageEndsAt - options.clock()) },
+    };
+  };
+
+  api.post('/rounds', route('launch', async (req, res) => {
+    const { rounds, spec } = parseLaunchRequest(req.body);
+    const created = await options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
+    options.runner().notifyLaunched();
+    res.status(201).json({ rounds: created });
+  }));
+
+  api.get('/rounds', route('read', async (req, res) => {
+    const limit = req.query.limit === undefined ? 50 : positiveInt('limit', req.query.limit, 1000);
+    res.json({ rounds: (await options.rounds.list(limit)).map(withLive) });
+  }));
+
+  api.get('/rounds/:id', route('read', async (req, res) => {
+    const id = positiveInt('id', req.params.id, Number.MAX_SAFE_INTEGER);
+    const record = await options.rounds.get(id);
+    if (!record) throw new ProtocolError('NOT_FOUND', `round ${id} does not exist`);
+    res.json(withLive(record));
+  }));
+
+  api.get('/models', route('read', async (_req, res) => {
+    res.json({ current: options.registry.current.record.version, models: await options.registry.store.list() });
+  }));
+
+  api.get('/models/:version', route('read', async (req, res) => {
+    const version = positiveInt('version', req.params.version, Number.MAX_SAFE_INTEGER);
+    const record = await options.registry.store.get(version);
+    if (!record) throw new ProtocolError('NOT_FOUND', `model version ${version} does not exist`);
+    res.json({ ...record, files: { modelJson: `/models/${version}/model.json`, weights: `/models/${version}/${WEIGHTS_FILE}` } });
+  }));
+
+  api.get('/status', route('read', async (_req, res) => {
+    const s = options.runner().current;
+    res.json({
+      model: options.runner().announcement(),
+      connectedClients: options.connectedClients(),
+      round: s ? { id: s.roundId, stage: s.stage, checkedIn: s.checkedIn.size, selected: s.cohort.size, reported: s.reported.size, dropped: s.dropped.size, stageEndsInMs: Math.max(0, s.stageEndsAt - options.clock()) } : null,
+    });
+  }));
+
+  api.post('/enrollment-tokens', route('launch', async (req, res) => {
+    if (!options.platformSecretKey) throw new ProtocolError('UNAVAILABLE', 'this coordinator holds no platform key; tokens come from the platform');
+    const body = (req.body ?? {}) as { count?: unknown; ttlSeconds?: unknown };
+    const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), MAX_ENROLLMENT_TOKENS);
+    const ttlSeconds = body.ttlSeconds === undefined ? 86_400 : positiveInt('ttlSeconds', String(body.ttlSeconds), 366 * 86_400);
+    const now = options.clock();
+    const secretKey = options.platformSecretKey;
+    const tokens = Array.from({ length: count }, () => issueEnrollmentToken(secretKey, { ttlMs: ttlSeconds * 1000, now }));
+    res.status(201).json({ tokens, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() });
+  }));
+
+  api.use((_req, _res, next) => next(new ProtocolError('NOT_FOUND', 'no such API endpoint')));
+  app.use('/api/v1', api);
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number } | undefined;
+    let body = errorBody(err);
+    if (e?.type === 'entity.parse.failed') body = { code: 'MALFORMED_MESSAGE', message: 'request body is not valid JSON' };
+    else if (e?.type === 'entity.too.large') body = { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' };
+    const status = err instanceof ProtocolError ? err.httpStatus : body.code === 'MALFORMED_MESSAGE' ? 400 : body.code === 'PAYLOAD_TOO_LARGE' ? 413 : 500;
+    res.status(status).json(body);
+  });
+  return app;
+}

@@ -1,0 +1,256 @@
+/**
+ * The round runner: the I/O around the pure round state machine of shared/protocol/round.ts. It
+ * takes pending rounds from the RoundStore one at a time, announces check-in, selects the cohort,
+ * sends configs, folds admitted updates into the FedAvg accumulator, runs the server optimiser,
+ * commits the new model version, scores it on the held-out set, and records every step. Message
+ * handlers are synchronous, so each message sees and replaces one consistent state.
+ */
+import type { Example } from '../../shared/features/examples.ts';
+import type { HeadScores } from '../../shared/model/evaluate.ts';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { CheckinMessageSchema, parseMessage, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
+import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
+import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, dropClient, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
+import type { RoundState } from '../../shared/protocol/round.ts';
+import { decodeWeights } from '../../shared/protocol/weights.ts';
+import { UpdateAccumulator } from '../aggregation/accumulator.ts';
+import { serverStep } from '../aggregation/server-optimizer.ts';
+import type { ModelRegistry } from '../registry.ts';
+import type { RoundStore } from '../storage/stores.ts';
+import { Wakeup } from './wakeup.ts';
+
+/** What the runner needs from the transport (Socket.IO in the coordinator). */
+export interface RoundTransport {
+  /** Authenticated clients connected now (check-in closes early once all have checked in). */
+  connectedClients(): number;
+  broadcastRoundOpen(message: RoundOpen): void;
+  sendConfig(clientId: string, message: RoundConfigMessage): void;
+  sendNotSelected(clientId: string, roundId: number): void;
+  broadcastRoundClosed(message: RoundClosed): void;
+  announceModel(message: ModelAnnouncement): void;
+}
+
+export interface RunnerOptions {
+  rounds: RoundStore;
+  registry: ModelRegistry;
+  transport: RoundTransport;
+  evaluation?: readonly Example[];
+  /** Wall clock in ms (deadlines are waited for with real timers). */
+  clock: () => number;
+  /** Selection randomness in [0, 1), crypto-backed in production. */
+  uniform: () => number;
+  log: (line: string) => void;
+}
+
+export function modelUrl(version: number): string {
+  return `/models/${version}/model.json`;
+}
+
+/** NaN metrics (e.g. AUC with one class present) become null so records stay valid JSON. */
+function jsonMetrics(scores: HeadScores): Record<string, Record<string, number | null>> {
+  const out: Record<string, Record<string, number | null>> = {};
+  for (const [head, metrics] of Object.entries(scores)) {
+    out[head] = Object.fromEntries(Object.entries(metrics ?? {}).map(([k, v]) => [k, Number.isFinite(v) ? v : null]));
+  }
+  return out;
+}
+
+export class RoundRunner {
+  private state: RoundState | null = null;
+  private accumulator: UpdateAccumulator | null = null;
+  private lastRoundId = 0;
+  private stopped = false;
+  private readonly wakeup = new Wakeup();
+  private loop: Promise<void> | null = null;
+
+  constructor(private readonly options: RunnerOptions) {}
+
+  /** Starts the loop; `lastIssuedRoundId` tells stale ids from unknown ones after a restart. */
+  start(lastIssuedRoundId: number): void {
+    this.lastRoundId = lastIssuedRoundId;
+    this.loop ??= this.run();
+  }
+
+  /** A launch added pending rounds. */
+  notifyLaunched(): void {
+    this.wakeup.notify();
+  }
+
+  /** The stage of the round in flight, for new connections and status. */
+  get current(): RoundState | null {
+    return this.state;
+  }
+
+  roundOpenFor(now: number): RoundOpen | null {
+    const s = this.state;
+    return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now) } : null;
+  }
+
+  announcement(): ModelAnnouncement {
+    const { record } = this.options.registry.current;
+    return { version: record.version, modelUrl: modelUrl(record.version), parameters: record.parameters };
+  }
+
+  private noRound(roundId: number): never {
+    if (roundId <= this.lastRoundId) throw new ProtocolError('STALE_ROUND', `round ${roundId} is not running`);
+    throw new ProtocolError('UNKNOWN_ROUND', `round ${roundId} does not exist`);
+  }
+
+  handleCheckin(clientId: string, raw: unknown): void {
+    const message = parseMessage(CheckinMessageSchema, 'checkin', raw);
+    if (!this.state) this.noRound(message.roundId);
+    this.state = checkIn(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+    this.wakeup.notify();
+  }
+
+  handleUpdate(clientId: string, raw: unknown): void {
+    const message = parseMessage(UpdateMessageSchema, 'update', raw);
+    if (!this.state || !this.accumulator) {
+      if (this.state) this.noRoundStage(this.state);
+      this.noRound(message.roundId);
+    }
+    const next = acceptUpdate(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+    const delta = decodeWeights('delta', message.delta, this.options.registry.parameters);
+    this.accumulator.add(delta, message.examples);
+    this.state = next;
+    this.wakeup.notify();
+  }
+
+  private noRoundStage(state: RoundState): never {
+    throw new ProtocolError('WRONG_STAGE', `round ${state.roundId} is in stage "${state.stage}", not accepting updates`);
+  }
+
+  handleDisconnect(clientId: string): void {
+    if (!this.state) return;
+    this.state = dropClient(this.state, clientId);
+    this.wakeup.notify();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      const next = await this.options.rounds.nextPending();
+      if (!next) {
+        await this.wakeup.wait(60_000);
+        continue;
+      }
+      await this.runRound(next);
+    }
+  }
+
+  private async waitUntil(done: () => boolean, deadline: () => number): Promise<void> {
+    while (!this.stopped && !done()) await this.wakeup.wait(deadline() - this.options.clock() + 1);
+  }
+
+  private iso(): string {
+    return new Date(this.options.clock()).toISOString();
+  }
+
+  private async runRound(record: RoundRecord): Promise<void> {
+    const { rounds, registry, transport, clock, log } = this.options;
+    const started = clock();
+    const timings: Record<string, number> = {};
+    const base = registry.current.record.version;
+    this.lastRoundId = Math.max(this.lastRoundId, record.id);
+    let state = openRound(record.id, base, record.config, started);
+    this.state = state;
+    try {
+      await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
+      log(`round ${record.id}: check-in open for ${record.config.deadlines.checkinMs} ms (model v${base})`);
+      transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs });
+      await this.waitUntil(() => checkinComplete(this.current as RoundState, clock(), transport.connectedClients()), () => (this.current as RoundState).stageEndsAt);
+      if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
+      timings.checkinMs = clock() - started;
+
+      state = selectCohort(this.state, this.options.uniform, clock());
+      this.state = state;
+      await rounds.update(record.id, { stage: state.stage, checkedIn: state.checkedIn.size, selected: state.cohort.size, selection: state.selection });
+      if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);
+
+      const { current } = registry;
+      this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap);
+      const config: RoundConfigMessage = {
+        roundId: record.id,
+        modelVersion: base,
+        modelUrl: modelUrl(base),
+        parameters: current.weights.length,
+        train: record.config.train,
+        trainingMs: record.config.deadlines.trainingMs,
+        privacy: null,
+        secagg: null,
+      };
+      for (const id of state.checkedIn) if (!state.cohort.has(id)) transport.sendNotSelected(id, record.id);
+      for (const id of state.cohort) transport.sendConfig(id, config);
+      log(`round ${record.id}: ${state.cohort.size} of ${state.checkedIn.size} checked-in clients selected (${state.selection?.method}, rate ${state.selection?.rate.toFixed(3)})`);
+      const trainingStarted = clock();
+      await this.waitUntil(() => trainingComplete(this.current as RoundState, clock()), () => (this.current as RoundState).stageEndsAt);
+      if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
+      timings.trainingMs = clock() - trainingStarted;
+
+      state = closeTraining(this.state);
+      this.state = state;
+      await rounds.update(record.id, { stage: state.stage, participants: state.reported.size });
+      if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);
+
+      const aggregationStarted = clock();
+      const accumulator = this.accumulator;
+      const mean = accumulator.mean();
+      let step;
+      try {
+        step = serverStep(record.config.aggregation, current.weights, mean, await registry.store.optimizerState(base));
+      } finally {
+        mean.dispose();
+      }
+      const aggregate = { examples: accumulator.examples, weight: accumulator.weight, updateNorm: step.updateNorm };
+      const model = await registry.commit(step.weights, record.id, step.state, this.iso());
+      timings.aggregationMs = clock() - aggregationStarted;
+      let heads: Record<string, Record<string, number | null>> | undefined;
+      if (this.options.evaluation && this.options.evaluation.length > 0) {
+        const evaluationStarted = clock();
+        heads = jsonMetrics(registry.evaluate(this.options.evaluation));
+        timings.evaluationMs = clock() - evaluationStarted;
+      }
+      state = commitRound(state);
+      this.state = state;
+      await this.finish(record.id, state, started, timings, { modelVersion: model.version, metrics: heads ? { heads, aggregate } : { aggregate } });
+      transport.announceModel(this.announcement());
+    } catch (err) {
+      const reason = err instanceof ProtocolError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
+      log(`round ${record.id}: aborted: ${reason}`);
+      const aborted = this.state && this.state.stage !== 'aborted' && this.state.stage !== 'committed' ? abortRound(this.state, reason) : this.state;
+      if (aborted && aborted.stage === 'aborted') await this.finish(record.id, aborted, started, timings).catch(() => undefined);
+    } finally {
+      this.accumulator?.dispose();
+      this.accumulator = null;
+      this.state = null;
+    }
+  }
+
+  private async finish(id: number, state: RoundState, started: number, timings: Record<string, number>, extra: { modelVersion?: number; metrics?: RoundRecord['metrics'] } = {}): Promise<void> {
+    const durationMs = this.options.clock() - started;
+    const status = state.stage === 'committed' ? 'committed' : 'aborted';
+    const patch = {
+      status,
+      stage: state.stage,
+      participants: state.reported.size,
+      finishedAt: this.iso(),
+      durationMs,
+      timings,
+      ...(state.reason ? { reason: state.reason } : {}),
+      ...(extra.modelVersion !== undefined ? { modelVersion: extra.modelVersion } : {}),
+      ...(extra.metrics ? { metrics: extra.metrics } : {}),
+    } as const;
+    await this.options.rounds.update(id, patch);
+    this.options.log(`round ${id}: ${status}${state.reason ? ` (${state.reason})` : ''} with ${state.reported.size} updates in ${durationMs} ms`);
+    const closed: RoundClosed = { roundId: id, status };
+    if (state.reason) closed.reason = state.reason;
+    if (extra.modelVersion !== undefined) closed.modelVersion = extra.modelVersion;
+    this.options.transport.broadcastRoundClosed(closed);
+  }
+
+  /** Stops the loop; a round in flight is aborted with "coordinator shut down". */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wakeup.notify();
+    await this.loop;
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The Socket.IO side of the coordinator: enrollment-token handshake, one socket per pseudonymous
+ * client, and the one place a ProtocolError becomes a Socket.IO answer (`{ ok: false, error }` on
+ * the acknowledgement, or a `protocol:error` event when the sender gave no callback). Logs record
+ * refusal codes only, never a payload.
+ */
+import type { Server, Socket } from 'socket.io';
+import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
+import type { ErrorBody } from '../shared/protocol/errors.ts';
+import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
+import { EVENTS } from '../shared/protocol/events.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
+import type { Ack } from '../shared/protocol/messages.ts';
+import type { RoundRunner, RoundTransport } from './rounds/runner.ts';
+
+export interface SocketData {
+  clientId: string;
+  expiresAt: number;
+}
+
+export type CoordinatorIo = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+const CLIENT_EVENTS: readonly string[] = [EVENTS.checkin, EVENTS.update];
+
+export interface SocketLayerOptions {
+  platformPublicKey: Uint8Array;
+  clock: () => number;
+  log: (line: string) => void;
+}
+
+export class SocketLayer implements RoundTransport {
+  private readonly clients = new Map<string, ClientSocket>();
+  private runner: RoundRunner | null = null;
+  /** Refusals by code, for tests and status. */
+  readonly refusals = new Map<string, number>();
+
+  constructor(
+    private readonly io: CoordinatorIo,
+    private readonly options: SocketLayerOptions,
+  ) {
+    io.use((socket, next) => {
+      try {
+        const auth: unknown = socket.handshake.auth;
+        const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
+        const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock());
+        socket.data.clientId = claims.sub;
+        socket.data.expiresAt = claims.exp;
+        next();
+      } catch (err) {
+        const body = errorBody(err);
+        this.count(body);
+        const refusal = new Error(body.message) as Error & { data: ErrorBody };
+        refusal.data = body;
+        next(refusal);
+      }
+    });
+    io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  attach(runner: RoundRunner): void {
+    this.runner = runner;
+  }
+
+  private count(body: ErrorBody): void {
+    this.refusals.set(body.code, (this.refusals.get(body.code) ?? 0) + 1);
+  }
+
+  private onConnection(socket: ClientSocket): void {
+    const { clientId } = socket.data;
+    const previous = this.clients.get(clientId);
+    if (previous && previous.id !== socket.id) previous.disconnect(true);
+    this.clients.set(clientId, socket);
+    const runner = this.runner;
+    if (runner) {
+      socket.emit(EVENTS.modelCurrent, runner.announcement());
+      const open = runner.roundOpenFor(this.options.clock());
+      if (open) socket.emit(EVENTS.roundOpen, open);
+    }
+    socket.on(EVENTS.checkin, (message: unknown, ack: unknown) => this.answer(socket, ack, () => this.runnerOrThrow().handleCheckin(clientId, message)));
+    socket.on(EVENTS.update, (message: unknown, ack: unknown) => this.answer(socket, ack, () => this.runnerOrThrow().handleUpdate(clientId, message)));
+    socket.onAny((event: unknown) => {
+      if (typeof event !== 'string' || !CLIENT_EVENTS.includes(event)) {
+        const body: ErrorBody = { code: 'MALFORMED_MESSAGE', message: `unknown event ${JSON.stringify(String(event)).slice(0, 80)}` };
+        this.count(body);
+        socket.emit(EVENTS.protocolError, body);
+      }
+    });
+    socket.on('disconnect', () => {
+      if (this.clients.get(clientId) === socket) {
+        this.clients.delete(clientId);
+        this.runner?.handleDisconnect(clientId);
+      }
+    });
+  }
+
+  private runnerOrThrow(): RoundRunner {
+    if (!this.runner) throw new ProtocolError('UNAVAILABLE', 'the coordinator is starting');
+    return this.runner;
+  }
+
+  private answer(socket: ClientSocket, ack: unknown, handle: () => void): void {
+    if (typeof ack !== 'function') {
+      const body: ErrorBody = { code: 'MALFORMED_MESSAGE', message: 'messages must carry an acknowledgement callback' };
+      this.count(body);
+      socket.emit(EVENTS.protocolError, body);
+      return;
+    }
+    let result: Ack;
+    try {
+      if (this.options.clock() >= socket.data.expiresAt) throw new ProtocolError('TOKEN_EXPIRED', 'enrollment token has expired');
+      handle();
+      result = { ok: true };
+    } catch (err) {
+      const body = errorBody(err);
+      if (!(err instanceof ProtocolError)) this.options.log(`socket handler failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.count(body);
+      result = { ok: false, error: body };
+      if (body.code === 'TOKEN_EXPIRED') setImmediate(() => socket.disconnect(true));
+    }
+    (ack as (r: Ack) => void)(result);
+  }
+
+  connectedClients(): number {
+    return this.clients.size;
+  }
+
+  broadcastRoundOpen(message: Parameters<RoundTransport['broadcastRoundOpen']>[0]): void {
+    this.io.emit(EVENTS.roundOpen, message);
+  }
+
+  sendConfig(clientId: string, message: Parameters<RoundTransport['sendConfig']>[1]): void {
+    this.clients.get(clientId)?.emit(EVENTS.roundConfig, message);
+  }
+
+  sendNotSelected(clientId: string, roundId: number): void {
+    this.clients.get(clientId)?.emit(EVENTS.roundNotSelected, { roundId });
+  }
+
+  broadcastRoundClosed(message: Parameters<RoundTransport['broadcastRoundClosed']>[0]): void {
+    this.io.emit(EVENTS.roundClosed, message);
+  }
+
+  announceModel(message: Parameters<RoundTransport['announceModel']>[0]): void {
+    this.io.emit(EVENTS.modelCurrent, message);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Storage interfaces of the coordinator: rounds, model versions and API tokens. The round logic
+ * sees only these, so the embedded SQLite default (sqlite.ts) and a later PostgreSQL store are
+ * interchangeable; memory.ts is the reference implementation the contract tests also run.
+ * Nothing here holds a user or client identity: rounds keep counts, not participants.
+ */
+import type { ModelFiles } from '../../shared/model/artifacts.ts';
+import type { ModelRecord, RoundRecord, RoundSpec } from '../../shared/protocol/messages.ts';
+
+export type RoundPatch = Partial<Omit<RoundRecord, 'id' | 'config' | 'createdAt'>>;
+
+export interface RoundStore {
+  /** Creates pending rounds with increasing ids, in one transaction. */
+  createRounds(specs: readonly RoundSpec[], createdAt: string): Promise<RoundRecord[]>;
+  update(id: number, patch: RoundPatch): Promise<RoundRecord>;
+  get(id: number): Promise<RoundRecord | undefined>;
+  /** Most recent first. */
+  list(limit: number): Promise<RoundRecord[]>;
+  /** Oldest pending round, the next one to run. */
+  nextPending(): Promise<RoundRecord | undefined>;
+  /** Marks every pending or running round aborted (a restart): returns how many. */
+  abortUnfinished(reason: string, finishedAt: string): Promise<number>;
+  close(): void;
+}
+
+export interface NewModel {
+  files: ModelFiles;
+  roundId: number | null;
+  parentVersion: number | null;
+  parameters: number;
+  /** Server optimiser state after this version (FedAdam's m and v), to resume after a restart. */
+  optimizerState?: Uint8Array;
+}
+
+export interface ModelStore {
+  /** Stores the files atomically, then the record; returns the new version (latest + 1). */
+  add(model: NewModel, createdAt: string): Promise<ModelRecord>;
+  get(version: number): Promise<ModelRecord | undefined>;
+  files(version: number): Promise<ModelFiles | undefined>;
+  optimizerState(version: number): Promise<Uint8Array | undefined>;
+  latest(): Promise<ModelRecord | undefined>;
+  /** Newest first. */
+  list(): Promise<ModelRecord[]>;
+  close(): void;
+}
+
+export const API_ROLES = ['operator', 'auditor'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+export interface ApiTokenRecord {
+  id: number;
+  name: string;
+  role: ApiRole;
+  createdAt: string;
+}
+
+export interface ApiTokenStore {
+  /** Stores only the SHA-256 of the token. */
+  add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string): Promise<ApiTokenRecord>;
+  /** Every stored hash, compared by the caller in constant time. */
+  all(): Promise<(ApiTokenRecord & { hash: Uint8Array })[]>;
+  close(): void;
+}

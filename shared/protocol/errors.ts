@@ -1,0 +1,81 @@
+/**
+ * Error codes of the federated round protocol and its REST API, and `ProtocolError`, the one
+ * error type the wire sees. Transports translate it in exactly one place each: the Socket.IO
+ * layer answers `{ ok: false, error: { code, message } }`, the HTTP layer `{ code, message }`
+ * with the status below.
+ */
+
+export const ERROR_CODES = {
+  /** A payload failed its schema (wrong type, missing or extra field). */
+  MALFORMED_MESSAGE: 400,
+  /** A weight vector whose byte length is not 4 × the model's parameter count. */
+  WEIGHTS_LENGTH: 400,
+  /** A weight vector holding NaN or ±Infinity. */
+  WEIGHTS_NOT_FINITE: 400,
+  /** A payload larger than the transport or the API accepts. */
+  PAYLOAD_TOO_LARGE: 413,
+  /** A round id that the coordinator never issued. */
+  UNKNOWN_ROUND: 404,
+  /** A round id of a round that is already over. */
+  STALE_ROUND: 409,
+  /** A message the round's current stage does not accept (e.g. an update during check-in). */
+  WRONG_STAGE: 409,
+  /** An update from a client that was not selected for the round, or was dropped from it. */
+  NOT_IN_COHORT: 403,
+  /** A second update from the same client in one round. */
+  DUPLICATE_UPDATE: 409,
+  /** A message whose nonce was already seen in this round. */
+  REPLAYED_MESSAGE: 409,
+  /** A message after its stage's deadline. */
+  DEADLINE_PASSED: 409,
+  /** No credentials, or credentials that do not verify. */
+  UNAUTHENTICATED: 401,
+  /** An enrollment or API token past its expiry. */
+  TOKEN_EXPIRED: 401,
+  /** Valid credentials whose role does not allow the action. */
+  FORBIDDEN: 403,
+  /** A resource (model version, round) that does not exist. */
+  NOT_FOUND: 404,
+  /** A request whose values are out of range (e.g. minClients above clientsPerRound). */
+  INVALID_ARGUMENT: 400,
+  /** A stage change that the round state machine does not allow. */
+  INVALID_TRANSITION: 500,
+  /** The coordinator cannot serve the request yet (e.g. no model version exists). */
+  UNAVAILABLE: 503,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  toJSON(): ErrorBody {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Any thrown value as a wire error body; internal failures never leak their message. */
+export function errorBody(err: unknown): ErrorBody {
+  if (err instanceof ProtocolError) return err.toJSON();
+  return { code: 'INTERNAL', message: 'internal error' };
+}
