@@ -10,6 +10,8 @@ import type { UserRecord } from '../shared/features/dataset.ts';
 import type { Example } from '../shared/features/examples.ts';
 import { buildExamples } from '../shared/features/examples.ts';
 import { featureContext } from '../shared/features/extract.ts';
+import { cryptoRandomSource } from '../shared/privacy/random.ts';
+import type { RandomSource } from '../shared/privacy/random.ts';
 import { createHttpApp } from './http.ts';
 import { ModelRegistry } from './registry.ts';
 import type { InitialModel } from './registry.ts';
@@ -42,6 +44,12 @@ export interface CoordinatorOptions {
   clock?: () => number;
   /** Selection randomness in [0, 1); default crypto.getRandomValues. */
   uniform?: () => number;
+  /** Allow launches in `central` mode (the trusted server adds the noise); default false. */
+  allowCentralDp?: boolean;
+  /** Allow launches in `none` mode (no DP, baselines only; marked in every record); default false. */
+  allowNoDp?: boolean;
+  /** CSPRNG for rotation signs and central noise; default crypto.getRandomValues. */
+  privacyRandom?: RandomSource;
   log?: (line: string) => void;
   /** Called last by close() (closes the database of the embedded default). */
   onClose?: () => void;
@@ -80,10 +88,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const maxHttpBufferSize = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
   const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize, serveClient: false });
   const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log });
-  const runnerOptions = { rounds: options.rounds, registry, transport: sockets, clock, uniform: options.uniform ?? cryptoUniform, log };
+  const privacyPolicy = { allowCentral: options.allowCentralDp === true, allowNone: options.allowNoDp === true };
+  const runnerOptions = { rounds: options.rounds, registry, transport: sockets, clock, uniform: options.uniform ?? cryptoUniform, privacyPolicy, privacyRandom: options.privacyRandom ?? cryptoRandomSource(), log };
   const runner = new RoundRunner(evaluation ? { ...runnerOptions, evaluation } : runnerOptions);
   sockets.attach(runner);
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), clock };
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey } : httpOptions));
 
   await new Promise<void>((resolve, reject) => {

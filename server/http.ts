@@ -9,6 +9,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import { issueEnrollmentToken } from '../shared/protocol/enrollment.ts';
 import { parseLaunchRequest } from '../shared/protocol/messages.ts';
+import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
+import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import type { RoundRecord } from '../shared/protocol/messages.ts';
 import { WEIGHTS_FILE } from '../shared/model/artifacts.ts';
 import { authenticate, requireRole } from './auth/api-tokens.ts';
@@ -23,6 +25,8 @@ export interface HttpOptions {
   runner: () => RoundRunner;
   connectedClients: () => number;
   platformSecretKey?: Uint8Array;
+  /** Which privacy modes launches may use; default: neither central nor none. */
+  privacyPolicy?: PrivacyPolicy;
   clock: () => number;
 }
 
@@ -94,6 +98,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.post('/rounds', route('launch', async (req, res) => {
     const { rounds, spec } = parseLaunchRequest(req.body);
+    if (spec.privacy) checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false });
     const created = await options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
     options.runner().notifyLaunched();
     res.status(201).json({ rounds: created });

@@ -4,7 +4,10 @@
  * stale, train locally on the device's own examples, send the weight delta before the stage
  * deadline, and keep going across reconnects and coordinator restarts (socket.io-client
  * reconnects; every round starts afresh from the coordinator's announcements).
- * Seams: `privatiseUpdate` (DP clipping/noise, SecAgg masking) and `faults` (simulation only).
+ * When the round carries privacy parameters, the delta is clipped, rounded and noised on the device
+ * (Kairouz, Liu, Steinke 2021, Alg. 1, via shared/privacy) and only residues mod 2^32 leave it.
+ * Seams: `privatiseUpdate` (a float transform before DP; SecAgg masking later) and `faults`
+ * (simulation only).
  */
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
@@ -18,7 +21,14 @@ import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { Ack, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
-import { encodeWeights } from '../../shared/protocol/weights.ts';
+import { encodeResidues, encodeWeights } from '../../shared/protocol/weights.ts';
+import { privacyConfigFromParams, RoundPrivacyParamsSchema, unpackSigns } from '../../shared/protocol/privacy.ts';
+import { parseMessage } from '../../shared/protocol/messages.ts';
+import { PRIVACY_MODES } from '../../shared/privacy/config.ts';
+import type { PrivacyConfig, PrivacyMode } from '../../shared/privacy/config.ts';
+import { privatiseUpdate } from '../../shared/privacy/mechanism.ts';
+import { cryptoRandomSource } from '../../shared/privacy/random.ts';
+import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
 import type { FetchLike } from './model-cache.ts';
 
@@ -39,6 +49,8 @@ export type ClientEvent =
   | { type: 'trained'; roundId: number; examples: number; ms: number }
   | { type: 'update-sent'; roundId: number; bytes: number; ms: number }
   | { type: 'update-refused'; roundId: number; error: ErrorBody }
+  /** This client refused the round's privacy (its own policy) and dropped out of it. */
+  | { type: 'privacy-refused'; roundId: number; error: ErrorBody }
   | { type: 'deadline-missed'; roundId: number }
   | { type: 'dropped'; stage: DropStage; roundId: number }
   | { type: 'round-closed'; message: RoundClosed }
@@ -59,6 +71,10 @@ export interface FederatedClientOptions {
   eligible?: () => boolean;
   /** DP / SecAgg seam: transforms the plain delta before it leaves the device (identity now). */
   privatiseUpdate?: (delta: Float32Array, context: PrivatiseContext) => Float32Array | Promise<Float32Array>;
+  /** Privacy modes this device takes part in; a round in any other mode is refused (a dropout). Default: all four. */
+  acceptPrivacyModes?: readonly PrivacyMode[];
+  /** CSPRNG for rounding and noise; default crypto.getRandomValues (inject a seeded one only in tests). */
+  privacyRandom?: RandomSource;
   fetch?: FetchLike;
   randomBytes?: RandomBytes;
   clock?: () => number;
@@ -88,10 +104,12 @@ export class FederatedClient {
   private stopped = false;
   private readonly clock: () => number;
   private readonly randomBytes: RandomBytes;
+  private readonly privacyRandom: RandomSource;
 
   constructor(private readonly options: FederatedClientOptions) {
     this.clock = options.clock ?? Date.now;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
+    this.privacyRandom = options.privacyRandom ?? cryptoRandomSource();
     this.dropAt = options.faults?.dropAt;
     const fetchImpl: FetchLike = options.fetch ?? ((url) => fetch(url));
     this.models = new ModelCache(options.serverUrl, fetchImpl);
@@ -181,6 +199,27 @@ export class FederatedClient {
     return this.examplesFor.examples;
   }
 
+  /**
+   * The round's privacy, checked against this device's policy: null for a plain (`none`) round
+   * it accepts, the rebuilt config and rotation signs for a DP round, false when refused.
+   */
+  private acceptPrivacy(round: RoundConfigMessage): { config: PrivacyConfig; signs: Int8Array } | null | false {
+    const accepted = this.options.acceptPrivacyModes ?? PRIVACY_MODES;
+    const refuse = (message: string): false => {
+      this.emit({ type: 'privacy-refused', roundId: round.roundId, error: { code: 'PRIVACY_NOT_ACCEPTED', message } });
+      return false;
+    };
+    try {
+      if (round.privacy === null || round.privacy === undefined) return accepted.includes('none') ? null : refuse('round without differential privacy (mode none) is not accepted by this device');
+      const params = parseMessage(RoundPrivacyParamsSchema, 'round:config.privacy', round.privacy);
+      if (!accepted.includes(params.mode)) return refuse(`privacy mode ${params.mode} is not accepted by this device`);
+      const config = privacyConfigFromParams(params);
+      return { config, signs: unpackSigns('signs', params.signs, config.paddedDimension) };
+    } catch (err) {
+      return refuse(`invalid privacy parameters: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   private async onRoundConfig(round: RoundConfigMessage): Promise<void> {
     if (this.busyRound !== null) return;
     this.busyRound = round.roundId;
@@ -189,6 +228,8 @@ export class FederatedClient {
       this.stats.selected++;
       this.emit({ type: 'selected', roundId: round.roundId, modelVersion: round.modelVersion });
       if (this.drop('config', round.roundId)) return;
+      const privacy = this.acceptPrivacy(round);
+      if (privacy === false) return;
       const fetchStarted = this.clock();
       const { model, fetched } = await this.models.ensure(round.modelVersion, round.modelUrl, round.parameters);
       if (fetched) this.emit({ type: 'model-fetched', version: model.version, bytes: model.bytes, ms: this.clock() - fetchStarted });
@@ -199,11 +240,13 @@ export class FederatedClient {
       this.emit({ type: 'trained', roundId: round.roundId, examples: update.examples, ms: this.clock() - trainStarted });
       if (this.drop('training', round.roundId)) return;
       const delta = this.options.privatiseUpdate ? await this.options.privatiseUpdate(update.delta, { round, examples: update.examples }) : update.delta;
+      // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
+      const body = privacy ? encodeResidues(privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom)) : encodeWeights(delta);
       if (this.clock() >= deadline) {
         this.emit({ type: 'deadline-missed', roundId: round.roundId });
         return;
       }
-      const payload = { roundId: round.roundId, nonce: this.nonce(), examples: update.examples, delta: encodeWeights(delta) };
+      const payload = { roundId: round.roundId, nonce: this.nonce(), examples: privacy ? 1 : update.examples, delta: body };
       if (this.dropAt === 'upload') {
         this.socket.emit(EVENTS.update, payload, () => undefined);
         this.drop('upload', round.roundId);

@@ -25,6 +25,12 @@ interface LaunchOptions {
   exampleCap: string;
   checkinMs: string;
   trainingMs: string;
+  dp?: string;
+  noiseMultiplier?: string;
+  clip?: string;
+  delta?: string;
+  survivors?: string;
+  population?: string;
   token?: string;
   dataDir?: string;
   wait?: boolean;
@@ -63,7 +69,9 @@ function metricSummary(r: RoundRecord): string {
 export function describeRound(r: RoundRecord): string {
   const live = r.live ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
   const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
-  return `round ${r.id} ${r.status}${live}${outcome}`;
+  const p = r.privacy;
+  const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative?.toFixed(3)}) at δ=${p.delta}` : ''}]`;
+  return `round ${r.id} ${r.status}${live}${outcome}${privacy}`;
 }
 
 /** Polls until every round has finished, reporting progress on stderr. */
@@ -117,6 +125,12 @@ export function registerRoundCommands(program: Command): void {
     .option('--example-cap <n>', 'cap on one client\'s FedAvg weight (examples)', '64')
     .option('--checkin-ms <ms>', 'check-in window', '10000')
     .option('--training-ms <ms>', 'update deadline after the config is sent', '60000')
+    .option('--dp <mode>', 'privacy mode: distributed | central | local | none (central and none need the server\'s opt-in)', 'distributed')
+    .option('--noise-multiplier <z>', 'noise std of the released sum / its sensitivity (default 1)')
+    .option('--clip <C>', 'L2 clipping norm of each client\'s update (default 1)')
+    .option('--delta <d>', 'DP delta, below 1/population (default 1e-6)')
+    .option('--survivors <t>', 'survivors whose noise is counted (default --min-clients)')
+    .option('--population <n>', 'users who could ever take part (default 100000)')
     .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN)')
     .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
     .option('--wait', 'wait for the rounds to finish')
@@ -137,6 +151,14 @@ export function registerRoundCommands(program: Command): void {
           deadlines: { checkinMs: int('checkin-ms', options.checkinMs), trainingMs: int('training-ms', options.trainingMs) },
           ...(options.minClients === undefined ? {} : { minClients: int('min-clients', options.minClients) }),
           ...(options.samplingRate === undefined ? {} : { samplingRate: parseNumber('sampling-rate', options.samplingRate) }),
+          privacy: {
+            mode: options.dp as 'distributed' | 'central' | 'local' | 'none',
+            ...(options.noiseMultiplier === undefined ? {} : { noiseMultiplier: parseNumber('noise-multiplier', options.noiseMultiplier) }),
+            ...(options.clip === undefined ? {} : { clip: parseNumber('clip', options.clip) }),
+            ...(options.delta === undefined ? {} : { delta: parseNumber('delta', options.delta) }),
+            ...(options.survivors === undefined ? {} : { t: int('survivors', options.survivors) }),
+            ...(options.population === undefined ? {} : { population: int('population', options.population) }),
+          },
         };
         const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
         if (!options.json) log(`launched rounds ${rounds.map((r) => r.id).join(', ')}`);

@@ -21,6 +21,8 @@ interface ServerOptions {
   evaluation: boolean;
   seed: string;
   backend?: string;
+  allowCentralDp?: boolean;
+  allowNoDp?: boolean;
   json?: boolean;
 }
 
@@ -35,6 +37,8 @@ export function registerServerCommand(program: Command): void {
     .option('--no-evaluation', 'do not score new versions on held-out users')
     .option('--seed <n>', 'initial model seed', '1')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
+    .option('--allow-central-dp', 'accept rounds in central DP mode (this server is trusted to add the noise)')
+    .option('--allow-no-dp', 'accept rounds without differential privacy (baselines only; marked in every record)')
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions) => {
@@ -50,6 +54,8 @@ export function registerServerCommand(program: Command): void {
           host: options.host,
           initialModel: { config: modelConfigFor(prepared, data, 'mlp', false), seed: parseNumber('seed', options.seed) },
           ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}),
+          allowCentralDp: options.allowCentralDp === true,
+          allowNoDp: options.allowNoDp === true,
           log,
         });
         emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version }, () =>

@@ -57,3 +57,14 @@ export class UpdateAccumulator {
     this.sum = null;
   }
 }
+
+/**
+ * The uniform mean of a decoded DP sum: each client's clipped delta counts once. Weighting by
+ * example count would make a client's influence (the sensitivity) depend on a private,
+ * unbounded claim, so DP rounds never use it (McMahan et al. 2018, Sec. 2, fixed-weight form).
+ * The caller owns (and disposes) the tensor.
+ */
+export function uniformMean(sum: Float32Array, count: number): tf.Tensor1D {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`"count" expected an integer >= 1, got ${count}`);
+  return tf.tidy(() => tf.tensor1d(sum).div(count));
+}

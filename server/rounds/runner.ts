@@ -12,8 +12,17 @@ import { CheckinMessageSchema, parseMessage, UpdateMessageSchema } from '../../s
 import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, dropClient, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
 import type { RoundState } from '../../shared/protocol/round.ts';
-import { decodeWeights } from '../../shared/protocol/weights.ts';
-import { UpdateAccumulator } from '../aggregation/accumulator.ts';
+import { decodeResidues, decodeWeights } from '../../shared/protocol/weights.ts';
+import { packSigns, privacyInput } from '../../shared/protocol/privacy.ts';
+import type { PrivacyPolicy, RoundPrivacyParams } from '../../shared/protocol/privacy.ts';
+import { buildPrivacyConfig } from '../../shared/privacy/config.ts';
+import type { PrivacyConfig } from '../../shared/privacy/config.ts';
+import { addCentralNoise, decodeAggregate } from '../../shared/privacy/mechanism.ts';
+import { addModular } from '../../shared/privacy/modular.ts';
+import type { RandomSource } from '../../shared/privacy/random.ts';
+import { randomSigns } from '../../shared/privacy/rotation.ts';
+import { uniformMean, UpdateAccumulator } from '../aggregation/accumulator.ts';
+import { configuredPrivacyRecord, pendingPrivacyRecord, releasedPrivacyRecord } from './accounting.ts';
 import { serverStep } from '../aggregation/server-optimizer.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { RoundStore } from '../storage/stores.ts';
@@ -39,7 +48,19 @@ export interface RunnerOptions {
   clock: () => number;
   /** Selection randomness in [0, 1), crypto-backed in production. */
   uniform: () => number;
+  /** Which privacy modes launches may use (central and none are opt-in). */
+  privacyPolicy: PrivacyPolicy;
+  /** CSPRNG for rotation signs and central noise (crypto.getRandomValues in production). */
+  privacyRandom: RandomSource;
   log: (line: string) => void;
+}
+
+/** The DP state of a round in flight: its config, public rotation signs and the modular sum. */
+interface DpRound {
+  config: PrivacyConfig;
+  signs: Int8Array;
+  sum: Uint32Array;
+  count: number;
 }
 
 export function modelUrl(version: number): string {
@@ -58,6 +79,7 @@ function jsonMetrics(scores: HeadScores): Record<string, Record<string, number |
 export class RoundRunner {
   private state: RoundState | null = null;
   private accumulator: UpdateAccumulator | null = null;
+  private dp: DpRound | null = null;
   private lastRoundId = 0;
   private stopped = false;
   private readonly wakeup = new Wakeup();
@@ -105,13 +127,20 @@ export class RoundRunner {
 
   handleUpdate(clientId: string, raw: unknown): void {
     const message = parseMessage(UpdateMessageSchema, 'update', raw);
-    if (!this.state || !this.accumulator) {
+    if (!this.state || !(this.accumulator || this.dp)) {
       if (this.state) this.noRoundStage(this.state);
       this.noRound(message.roundId);
     }
     const next = acceptUpdate(this.state, clientId, message.roundId, message.nonce, this.options.clock());
-    const delta = decodeWeights('delta', message.delta, this.options.registry.parameters);
-    this.accumulator.add(delta, message.examples);
+    if (this.dp) {
+      // A privatised update: residues mod 2^32 of the padded length; only their sum is ever decoded.
+      const residues = decodeResidues('delta', message.delta, this.dp.config.paddedDimension);
+      addModular(this.dp.sum, residues);
+      this.dp.count++;
+    } else if (this.accumulator) {
+      const delta = decodeWeights('delta', message.delta, this.options.registry.parameters);
+      this.accumulator.add(delta, message.examples);
+    }
     this.state = next;
     this.wakeup.notify();
   }
@@ -167,7 +196,31 @@ export class RoundRunner {
       if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);
 
       const { current } = registry;
-      this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap);
+      const privacySpec = record.config.privacy;
+      let privacyParams: RoundPrivacyParams | null = null;
+      let privacyRecord = pendingPrivacyRecord(privacySpec);
+      if (privacySpec && privacySpec.mode !== 'none') {
+        const dpConfig = buildPrivacyConfig(privacyInput(privacySpec, current.weights.length, state.selection, state.cohort.size, this.options.privacyPolicy));
+        const signs = randomSigns(dpConfig.paddedDimension, this.options.privacyRandom);
+        this.dp = { config: dpConfig, signs, sum: new Uint32Array(dpConfig.paddedDimension), count: 0 };
+        privacyRecord = configuredPrivacyRecord(privacySpec, dpConfig, state.selection?.method ?? null);
+        privacyParams = {
+          mode: privacySpec.mode,
+          clip: dpConfig.clip,
+          noiseMultiplier: dpConfig.noiseMultiplier,
+          t: dpConfig.minSurvivors,
+          delta: dpConfig.delta,
+          population: dpConfig.population,
+          dimension: dpConfig.dimension,
+          granularity: dpConfig.granularity,
+          roundingBeta: dpConfig.roundingBeta,
+          signs: packSigns(signs),
+        };
+      } else {
+        privacyRecord = { ...privacyRecord, samplingMethod: state.selection?.method ?? null, dimension: current.weights.length };
+        this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap);
+      }
+      await rounds.update(record.id, { privacy: privacyRecord });
       const config: RoundConfigMessage = {
         roundId: record.id,
         modelVersion: base,
@@ -175,7 +228,7 @@ export class RoundRunner {
         parameters: current.weights.length,
         train: record.config.train,
         trainingMs: record.config.deadlines.trainingMs,
-        privacy: null,
+        privacy: privacyParams,
         secagg: null,
       };
       for (const id of state.checkedIn) if (!state.cohort.has(id)) transport.sendNotSelected(id, record.id);
@@ -190,17 +243,35 @@ export class RoundRunner {
       this.state = state;
       await rounds.update(record.id, { stage: state.stage, participants: state.reported.size });
       if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);
+      const dp = this.dp;
+      if (dp && dp.config.mode === 'distributed' && dp.count < dp.config.minSurvivors) {
+        state = abortRound(state, `too few survivors: ${dp.count} updates, fewer than the ${dp.config.minSurvivors} (t) whose noise the accountant counts`);
+        this.state = state;
+        return await this.finish(record.id, state, started, timings);
+      }
 
       const aggregationStarted = clock();
-      const accumulator = this.accumulator;
-      const mean = accumulator.mean();
+      let mean;
+      let aggregateCounts: { examples: number; weight: number };
+      if (dp) {
+        // Ledger before release: the round's epsilon is recorded as spent before the sum is decoded.
+        privacyRecord = releasedPrivacyRecord(privacyRecord, await rounds.list(Number.MAX_SAFE_INTEGER), record.id);
+        await rounds.update(record.id, { privacy: privacyRecord });
+        const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
+        mean = uniformMean(decodeAggregate(noised, dp.config, dp.signs), dp.count);
+        aggregateCounts = { examples: dp.count, weight: dp.count };
+      } else {
+        const accumulator = this.accumulator as UpdateAccumulator;
+        mean = accumulator.mean();
+        aggregateCounts = { examples: accumulator.examples, weight: accumulator.weight };
+      }
       let step;
       try {
         step = serverStep(record.config.aggregation, current.weights, mean, await registry.store.optimizerState(base));
       } finally {
         mean.dispose();
       }
-      const aggregate = { examples: accumulator.examples, weight: accumulator.weight, updateNorm: step.updateNorm };
+      const aggregate = { ...aggregateCounts, updateNorm: step.updateNorm };
       const model = await registry.commit(step.weights, record.id, step.state, this.iso());
       timings.aggregationMs = clock() - aggregationStarted;
       let heads: Record<string, Record<string, number | null>> | undefined;
@@ -221,6 +292,7 @@ export class RoundRunner {
     } finally {
       this.accumulator?.dispose();
       this.accumulator = null;
+      this.dp = null;
       this.state = null;
     }
   }

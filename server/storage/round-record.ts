@@ -1,5 +1,6 @@
 /** The initial record of a launched round, shared by every RoundStore implementation. */
 import type { RoundRecord, RoundSpec } from '../../shared/protocol/messages.ts';
+import { pendingPrivacyRecord } from '../rounds/accounting.ts';
 
 export function newRoundRecord(id: number, spec: RoundSpec, createdAt: string): RoundRecord {
   return {
@@ -19,5 +20,6 @@ export function newRoundRecord(id: number, spec: RoundSpec, createdAt: string): 
     durationMs: null,
     timings: {},
     metrics: null,
+    privacy: pendingPrivacyRecord(spec.privacy),
   };
 }

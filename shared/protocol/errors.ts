@@ -38,6 +38,10 @@ export const ERROR_CODES = {
   NOT_FOUND: 404,
   /** A request whose values are out of range (e.g. minClients above clientsPerRound). */
   INVALID_ARGUMENT: 400,
+  /** A launch in a privacy mode (`central`, `none`) this coordinator was not started to allow. */
+  PRIVACY_MODE_DISABLED: 403,
+  /** A client's refusal of a round whose privacy does not meet its own policy (it drops out). */
+  PRIVACY_NOT_ACCEPTED: 403,
   /** A stage change that the round state machine does not allow. */
   INVALID_TRANSITION: 500,
   /** The coordinator cannot serve the request yet (e.g. no model version exists). */

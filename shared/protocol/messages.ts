@@ -8,7 +8,10 @@
 import { z } from 'zod';
 import { ProtocolError } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
+import type { RoundPrivacyParams } from './privacy.ts';
 import { ROUND_STAGES } from './stages.ts';
+import { PRIVACY_MODES } from '../privacy/config.ts';
+import type { PrivacyMode } from '../privacy/config.ts';
 
 /** A fresh random value per client message; a repeat within a round is a replay. */
 export const NonceSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'expected 16-64 base64url characters');
@@ -75,6 +78,37 @@ export const DeadlinesSchema = z
 
 export const SELECTION_METHODS = ['fixed', 'poisson'] as const;
 
+/** Defaults of a launch's privacy section (docs/privacy.md, "In rounds"). */
+export const DEFAULT_PRIVACY = { mode: 'distributed', clip: 1, noiseMultiplier: 1, delta: 1e-6, population: 100_000 } as const;
+
+/**
+ * A round's privacy section as an operator launches it. `t` is the number of survivors whose
+ * noise the accountant counts (default: the round's minClients); the sampling rate q comes from
+ * the round's selection. Cross-field checks (delta < 1/population, noise sizing) run through
+ * `buildPrivacyConfig` when the coordinator admits the launch.
+ */
+export const PrivacySpecSchema = z
+  .object({
+    mode: z.enum(PRIVACY_MODES).default(DEFAULT_PRIVACY.mode),
+    clip: z.number().positive().max(1e6).default(DEFAULT_PRIVACY.clip),
+    noiseMultiplier: z.number().min(0).max(1e6).optional(),
+    delta: z.number().gt(0).lt(1).default(DEFAULT_PRIVACY.delta),
+    t: z.number().int().min(1).max(100_000).optional(),
+    /** Users who could ever take part; delta must be below 1/population. */
+    population: z.number().int().min(1).max(1e12).default(DEFAULT_PRIVACY.population),
+  })
+  .strict();
+
+export interface PrivacySpec {
+  mode: PrivacyMode;
+  clip: number;
+  /** 0 for `none`. */
+  noiseMultiplier: number;
+  delta: number;
+  t: number;
+  population: number;
+}
+
 /** One round's configuration as an operator launches it (`privacy`/`secagg` are the seams for DP and SecAgg). */
 export const RoundSpecSchema = z
   .object({
@@ -86,16 +120,19 @@ export const RoundSpecSchema = z
     train: TrainConfigSchema.default({ epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' }),
     aggregation: AggregationConfigSchema.default({ serverOptimizer: 'fedavg', exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-3 }),
     deadlines: DeadlinesSchema.default({ checkinMs: 10_000, trainingMs: 60_000 }),
-    privacy: z.null().default(null),
+    /** Absent: the default, distributed DP with DEFAULT_PRIVACY. */
+    privacy: PrivacySpecSchema.optional(),
     secagg: z.null().default(null),
   })
   .strict();
 
 export type RoundSpecInput = z.input<typeof RoundSpecSchema>;
 
-export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minClients' | 'aggregation'> {
+export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minClients' | 'aggregation' | 'privacy'> {
   minClients: number;
   aggregation: AggregationConfig;
+  /** null only in records written before DP existed (treated as `none`). */
+  privacy: PrivacySpec | null;
 }
 
 export const LaunchRequestSchema = RoundSpecSchema.extend({ rounds: z.number().int().min(1).max(1000).default(1) }).strict();
@@ -110,7 +147,13 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   if (minClients > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"minClients" expected at most clientsPerRound (${rest.clientsPerRound}), got ${minClients}`);
   if (rest.samplingRate !== undefined && rest.selection !== 'poisson') throw new ProtocolError('INVALID_ARGUMENT', '"samplingRate" applies only to selection "poisson"');
   const serverLearningRate = rest.aggregation.serverLearningRate ?? (rest.aggregation.serverOptimizer === 'fedadam' ? 0.01 : 1);
-  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate } } };
+  const p = rest.privacy ?? PrivacySpecSchema.parse({});
+  const t = p.t ?? minClients;
+  if (t > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.t" expected at most clientsPerRound (${rest.clientsPerRound}), got ${t}`);
+  if (p.mode !== 'none' && p.noiseMultiplier === 0) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number > 0 in mode ${p.mode}, got 0`);
+  const noiseMultiplier = p.mode === 'none' ? 0 : (p.noiseMultiplier ?? DEFAULT_PRIVACY.noiseMultiplier);
+  const privacy: PrivacySpec = { mode: p.mode, clip: p.clip, noiseMultiplier, delta: p.delta, t, population: p.population };
+  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate }, privacy } };
 }
 
 export function describeIssues(error: z.ZodError): string {
@@ -145,8 +188,9 @@ export interface RoundConfigMessage {
   train: TrainConfig;
   /** The update must arrive within this many ms of the message. */
   trainingMs: number;
-  /** Seams: null while rounds are plain; DP and SecAgg fill them in. */
-  privacy: null;
+  /** null: no DP (`none`), the update is plain Float32; else the client privatises (see privacy.ts). */
+  privacy: RoundPrivacyParams | null;
+  /** Seam: null until secure aggregation lands (with DP the server sums the residues itself). */
   secagg: null;
 }
 
@@ -165,6 +209,37 @@ export const ROUND_STATUSES = ['pending', 'running', 'committed', 'aborted'] as 
 export type RoundStatus = (typeof ROUND_STATUSES)[number];
 
 const MetricValue = z.number().nullable();
+
+/**
+ * What each round records about its privacy: the parameters and everything the accountant needs.
+ * Epsilons are null until a sum is released (and always for `none`, whose epsilon is infinite).
+ */
+export const RoundPrivacyRecordSchema = z.object({
+  mode: z.enum(PRIVACY_MODES),
+  differentiallyPrivate: z.boolean(),
+  clip: z.number(),
+  noiseMultiplier: z.number(),
+  t: z.number().int(),
+  delta: z.number(),
+  population: z.number().int(),
+  /** q the accountant used: the recorded Poisson rate, else 1. */
+  q: z.number().nullable(),
+  samplingMethod: z.enum(SELECTION_METHODS).nullable(),
+  dimension: z.number().int().nullable(),
+  paddedDimension: z.number().int().nullable(),
+  granularity: z.number().nullable(),
+  l2Sensitivity: z.number().nullable(),
+  /** Noise variance per share on the grid and how many shares were counted. */
+  shareVariance: z.number().nullable(),
+  shares: z.number().int().nullable(),
+  /** True once the (noised) sum was decoded: from then on the round's epsilon is spent. */
+  released: z.boolean(),
+  epsilonRound: z.number().nullable(),
+  epsilonCumulative: z.number().nullable(),
+  order: z.number().nullable(),
+  secagg: z.literal('off'),
+});
+export type RoundPrivacyRecord = z.infer<typeof RoundPrivacyRecordSchema>;
 
 export const RoundRecordSchema = z.object({
   id: RoundIdSchema,
@@ -189,6 +264,7 @@ export const RoundRecordSchema = z.object({
       aggregate: z.object({ examples: z.number(), weight: z.number(), updateNorm: z.number() }).optional(),
     })
     .nullable(),
+  privacy: RoundPrivacyRecordSchema.optional(),
   /** Only on the round in flight, from the coordinator's memory: progress of the current stage. */
   live: z
     .object({ stage: z.enum(ROUND_STAGES), checkedIn: z.number().int(), selected: z.number().int(), reported: z.number().int(), dropped: z.number().int(), stageEndsInMs: z.number() })

@@ -54,6 +54,8 @@ export async function startTestCoordinator(dataDir: string, options: Partial<Emb
     dataDir,
     initialModel: { config: pop.config, seed: 1 },
     evaluation: { users: pop.prepared.users.test, startDay: pop.dataset.startDay },
+    // The plain-behaviour tests launch `none` rounds (FAST); privacy.test.ts turns this off.
+    allowNoDp: true,
     ...options,
   });
   const tokens = readApiTokens(dataDir);
@@ -155,8 +157,12 @@ export function stopAll(clients: readonly TestClient[]): void {
   for (const c of clients) c.client.stop();
 }
 
-/** Fast rounds for tests: short check-in (closes early when all connected clients checked in). */
-export const FAST: Pick<LaunchRequest, 'deadlines' | 'train'> = {
+/**
+ * Fast rounds for tests: short check-in (closes early when all connected clients checked in),
+ * without DP (`none`, allowed by startTestCoordinator) since these tests check plain behaviour.
+ */
+export const FAST: Pick<LaunchRequest, 'deadlines' | 'train' | 'privacy'> = {
   deadlines: { checkinMs: 3_000, trainingMs: 10_000 },
   train: { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' },
+  privacy: { mode: 'none' },
 };

@@ -21,7 +21,7 @@ import { api, examplesOf, FAST, rawSocket, startTestCoordinator, syntheticPopula
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 function startServerProcess(dataDir: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string; port: number }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/portrait.js'), 'server', '--port', '0', '--data-dir', dataDir, '--dataset', 'synthetic:60', '--json'], { cwd: ROOT });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/portrait.js'), 'server', '--port', '0', '--data-dir', dataDir, '--dataset', 'synthetic:60', '--json', '--allow-no-dp'], { cwd: ROOT });
   let out = '';
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));

@@ -1,0 +1,84 @@
+/**
+ * The privacy record of a round and the deployment's running epsilon. Per round: the RDP of the
+ * (subsampled) distributed discrete Gaussian actually run, counting t survivors' noise only
+ * (Kairouz, Liu, Steinke 2021, Theorem 1 / Prop. 14, slack included), or the discrete Gaussian
+ * of the one noise share in central/local mode. Cumulative: RDP composes additively over every
+ * round whose sum was released at the same delta (Mironov 2017, Prop. 1), converted with
+ * Canonne, Kamath, Steinke 2020, Prop. 12. A round that released nothing spends nothing.
+ */
+import { DEFAULT_RDP_ORDERS, epsilonFromRdp } from '../../shared/privacy/rdp.ts';
+import { rdpDistributedDiscreteGaussian } from '../../shared/privacy/distributed.ts';
+import type { PrivacyConfig } from '../../shared/privacy/config.ts';
+import type { PrivacySpec, RoundPrivacyRecord, RoundRecord } from '../../shared/protocol/messages.ts';
+
+/** The record at launch: parameters only, nothing spent yet; `none` is marked as such from the start. */
+export function pendingPrivacyRecord(spec: PrivacySpec | null): RoundPrivacyRecord {
+  const p = spec ?? { mode: 'none' as const, clip: 0, noiseMultiplier: 0, delta: 0, t: 0, population: 0 };
+  return {
+    mode: p.mode,
+    differentiallyPrivate: p.mode !== 'none',
+    clip: p.clip,
+    noiseMultiplier: p.noiseMultiplier,
+    t: p.t,
+    delta: p.delta,
+    population: p.population,
+    q: null,
+    samplingMethod: null,
+    dimension: null,
+    paddedDimension: null,
+    granularity: null,
+    l2Sensitivity: null,
+    shareVariance: null,
+    shares: null,
+    released: false,
+    epsilonRound: null,
+    epsilonCumulative: null,
+    order: null,
+    secagg: 'off',
+  };
+}
+
+/** The record once the round's config is fixed (after selection), still unspent. */
+export function configuredPrivacyRecord(spec: PrivacySpec, config: PrivacyConfig, samplingMethod: 'fixed' | 'poisson' | null): RoundPrivacyRecord {
+  const base = pendingPrivacyRecord(spec);
+  if (!config.differentiallyPrivate) return { ...base, samplingMethod, dimension: config.dimension };
+  return {
+    ...base,
+    q: config.accountingSamplingRate,
+    samplingMethod,
+    dimension: config.dimension,
+    paddedDimension: config.paddedDimension,
+    granularity: config.granularity,
+    l2Sensitivity: config.l2Sensitivity,
+    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
+    shares: config.noiseShares,
+  };
+}
+
+/** One released round's RDP at each default order, from what its record holds. */
+export function recordRdp(record: RoundPrivacyRecord): Float64Array | null {
+  if (!record.released || !record.differentiallyPrivate) return null;
+  const { l2Sensitivity, shareVariance, shares, paddedDimension, q } = record;
+  if (l2Sensitivity === null || shareVariance === null || shares === null || paddedDimension === null || q === null) return null;
+  return rdpDistributedDiscreteGaussian({ l2Sensitivity, localVariance: shareVariance, shares, dimension: paddedDimension, q, steps: 1, delta: record.delta });
+}
+
+/**
+ * Marks `record` released and fills in its epsilon and the cumulative epsilon over `history`
+ * (the deployment's other rounds; those released at the same delta count).
+ */
+export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: readonly RoundRecord[], roundId: number): RoundPrivacyRecord {
+  const released = { ...record, released: true };
+  const own = recordRdp(released);
+  if (!own) return released;
+  const orders = DEFAULT_RDP_ORDERS;
+  const total = Float64Array.from(own);
+  for (const r of history) {
+    if (r.id === roundId || !r.privacy || r.privacy.delta !== record.delta) continue;
+    const rdp = recordRdp(r.privacy);
+    if (rdp) for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (rdp[i] as number);
+  }
+  const round = epsilonFromRdp(orders, own, record.delta);
+  const cumulative = epsilonFromRdp(orders, total, record.delta);
+  return { ...released, epsilonRound: round.epsilon, epsilonCumulative: cumulative.epsilon, order: cumulative.order };
+}
