@@ -14,6 +14,7 @@ import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import type { RoundRecord } from '../shared/protocol/messages.ts';
 import { WEIGHTS_FILE } from '../shared/model/artifacts.ts';
 import { authenticate, requireRole } from './auth/api-tokens.ts';
+import { dashboardRouter } from './dashboard/index.ts';
 import type { ModelRegistry } from './registry.ts';
 import type { RoundRunner } from './rounds/runner.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
@@ -44,6 +45,8 @@ type Handler = (req: Request, res: Response, token: ApiTokenRecord) => Promise<v
 export function createHttpApp(options: HttpOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
+
+  app.use('/dashboard', dashboardRouter());
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });

@@ -1,0 +1,86 @@
+/**
+ * The fleet simulator against a real coordinator (port 0, SQLite in a temp dir): sixteen simulated
+ * devices in two worker threads, enrolled over REST. A round with random dropout still commits
+ * with the survivors; a round where forced drops leave fewer updates than the minimum aborts and
+ * says why; and the next round after it commits.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { assignFaults, runFleet } from '../../client/node/simulator.ts';
+import type { Fleet } from '../../client/node/simulator.ts';
+import type { TestCoordinator } from './harness.ts';
+import { FAST, launch, startTestCoordinator, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
+
+const DEVICES = 16;
+
+describe('fleet simulator', () => {
+  let coordinator: TestCoordinator;
+  let fleet: Fleet | undefined;
+
+  beforeAll(async () => {
+    await useNodeBackend();
+    coordinator = await startTestCoordinator(tempDataDir());
+  });
+
+  afterAll(async () => {
+    await fleet?.stop();
+    await coordinator?.close();
+  });
+
+  it('assigns faults reproducibly and checks them', () => {
+    const a = assignFaults(100, { dropAt: { stage: 'training', fraction: 0.1 }, vanishMidUpload: 0.05, slow: { fraction: 0.2, delayMs: 50 } }, 3);
+    expect(a).toEqual(assignFaults(100, { dropAt: { stage: 'training', fraction: 0.1 }, vanishMidUpload: 0.05, slow: { fraction: 0.2, delayMs: 50 } }, 3));
+    expect(a.filter((f) => f.dropAt === 'training')).toHaveLength(10);
+    expect(a.filter((f) => f.vanishMidUpload)).toHaveLength(5);
+    expect(a.filter((f) => f.slowMs === 50).length).toBeGreaterThan(5);
+    expect(() => assignFaults(10, { dropout: 1.5 }, 1)).toThrow(/"dropout" expected a probability/);
+  });
+
+  it('runs a round with random dropout to commit, then aborts a round whose drops exceed the minimum', async () => {
+    const pop = await syntheticPopulation();
+    // Devices with at least one training example (one with none would never report).
+    const withExamples = new Set(pop.prepared.examples.train.map((e) => e.userId));
+    const users = pop.prepared.users.train.filter((u) => withExamples.has(u.userId)).slice(0, DEVICES);
+    expect(users).toHaveLength(DEVICES);
+
+    // Every device vanishes with probability 0.25 in each round it checks in to, at a random stage.
+    fleet = await runFleet({ serverUrl: coordinator.url, operatorToken: coordinator.operator, users, startDay: pop.dataset.startDay, workers: 2, faults: { dropout: 0.25, rejoinAfterMs: 300 }, seed: 5, reconnectionDelayMs: 100 });
+    expect(fleet.workers).toBe(2);
+    await fleet.waitConnected(DEVICES, 20_000);
+    await waitFor(() => coordinator.sockets.connectedClients() === DEVICES, 10_000, 'coordinator sees the fleet');
+    const [first] = await launch(coordinator, { rounds: 1, clientsPerRound: DEVICES, minClients: 4, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 8_000 } });
+    const committed = await waitForRound(coordinator, first!.id, 25_000);
+    // Acknowledged updates plus those whose sender vanished mid-upload account for every participant.
+    const accounted = () => (fleet!.stats().events['update-sent'] ?? 0) + (fleet!.stats().dropped.upload ?? 0);
+    await waitFor(() => accounted() >= committed.participants, 5_000, 'fleet events');
+    const stats = fleet.stats();
+    const dropped = Object.values(stats.dropped).reduce((a, b) => a + b, 0);
+    expect(committed.status).toBe('committed');
+    expect(dropped).toBeGreaterThan(0);
+    expect(committed.participants).toBeGreaterThanOrEqual(4);
+    expect(committed.participants).toBeLessThan(DEVICES);
+    expect(committed.metrics?.heads?.interests?.microAuc).toEqual(expect.any(Number));
+    expect(stats.events['update-sent']).toBeLessThanOrEqual(committed.participants);
+    expect(stats.trainingMs).toBeGreaterThan(0);
+    await fleet.stop();
+
+    // Half the devices vanish after training: 8 updates at most, below a minimum of 12.
+    await waitFor(() => coordinator.sockets.connectedClients() === 0, 10_000, 'first fleet gone');
+    fleet = await runFleet({ serverUrl: coordinator.url, operatorToken: coordinator.operator, users, startDay: pop.dataset.startDay, workers: 2, faults: { dropAt: { stage: 'training', fraction: 0.5 }, rejoinAfterMs: 300 }, seed: 6, reconnectionDelayMs: 100 });
+    await fleet.waitConnected(DEVICES, 20_000);
+    await waitFor(() => coordinator.sockets.connectedClients() === DEVICES, 10_000, 'coordinator sees the second fleet');
+    const [second] = await launch(coordinator, { rounds: 1, clientsPerRound: DEVICES, minClients: 12, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 8_000 } });
+    const aborted = await waitForRound(coordinator, second!.id, 25_000);
+    expect(aborted.status).toBe('aborted');
+    expect(aborted.reason).toMatch(/too few updates: \d+ of 16 selected clients reported \(\d+ dropped\), fewer than minClients 12/);
+    expect(aborted.participants).toBeLessThanOrEqual(8);
+    expect(fleet.stats().dropped.training).toBe(8);
+
+    // The droppers rejoin and the next round commits with everyone.
+    await waitFor(() => coordinator.sockets.connectedClients() === DEVICES, 10_000, 'droppers rejoin');
+    const [third] = await launch(coordinator, { rounds: 1, clientsPerRound: DEVICES, minClients: 12, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 8_000 } });
+    const recovered = await waitForRound(coordinator, third!.id, 25_000);
+    expect(recovered.status).toBe('committed');
+    expect(recovered.participants).toBe(DEVICES);
+  });
+});
