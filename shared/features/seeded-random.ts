@@ -1,6 +1,6 @@
 /**
  * A seeded, reproducible PRNG (xoshiro128**, Blackman & Vigna, "Scrambled linear pseudorandom
- * number generators", 2018) for GENERATING SYNTHETIC DATA ONLY. It is deliberately not
+ * number generators", 2018) for GENERATING SYNTHETIC DATA and shuffling example order only. It is deliberately not
  * cryptographic and must never be used for privacy randomness (DP noise, SecAgg masks, keys,
  * client sampling): those come from `crypto.getRandomValues` / WebCrypto, injected.
  */

@@ -3,6 +3,7 @@
  * validation or test, decided by a hash of (seed, userId), so test users are never seen in
  * training and the split is the same on every machine and for every importer order.
  */
+import { mix32 } from './seeded-random.ts';
 import { hashString } from './vocabulary.ts';
 
 export type SplitName = 'train' | 'validation' | 'test';
@@ -16,20 +17,11 @@ export interface SplitConfig {
 export const DEFAULT_SPLIT: SplitConfig = { seed: 17, validationShare: 0.1, testShare: 0.2 };
 
 export function splitOf(userId: string, config: SplitConfig): SplitName {
+  // mix32 spreads FNV's weak high bits before thresholding.
   const u = mix32(hashString(`${config.seed}:${userId}`)) / 2 ** 32;
   if (u < config.testShare) return 'test';
   if (u < config.testShare + config.validationShare) return 'validation';
   return 'train';
-}
-
-/** MurmurHash3's 32-bit finaliser: spreads FNV's weak high bits before thresholding. */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 export function splitUsers<T extends { userId: string }>(users: Iterable<T>, config: SplitConfig): Record<SplitName, T[]> {

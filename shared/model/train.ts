@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Example } from '../features/examples.ts';
 import type { HeadTarget } from './batches.ts';
 import { inputTensors, outputsOf, targetTensors } from './batches.ts';
+import { SeededRandom } from '../features/seeded-random.ts';
 import type { ModelConfig } from './spec.ts';
 
 export interface TrainOptions {
@@ -59,18 +60,6 @@ export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: H
   });
 }
 
-/** Mulberry32: a small seeded generator for shuffling example order only. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function shuffled<T>(items: readonly T[], uniform: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
@@ -88,7 +77,8 @@ export function makeOptimizer(kind: TrainOptions['optimizer'], learningRate: num
 export async function trainModel(model: tf.LayersModel, config: ModelConfig, examples: readonly Example[], options: TrainOptions): Promise<number[]> {
   if (examples.length === 0) return [];
   const optimizer = makeOptimizer(options.optimizer, options.learningRate);
-  const uniform = seededUniform(options.shuffleSeed);
+  const shuffleSource = new SeededRandom(options.shuffleSeed >>> 0);
+  const uniform = () => shuffleSource.next();
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const losses: number[] = [];
   try {

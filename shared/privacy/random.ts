@@ -12,7 +12,11 @@ export type RandomSource = (bytes: Uint8Array<ArrayBuffer>) => Uint8Array;
 export function cryptoRandomSource(): RandomSource {
   const c = globalThis.crypto;
   if (!c || typeof c.getRandomValues !== 'function') throw new TypeError('"globalThis.crypto.getRandomValues" is not available');
-  return (bytes: Uint8Array<ArrayBuffer>) => c.getRandomValues(bytes);
+  // WebCrypto refuses more than 65,536 bytes per call, so larger requests are filled in chunks.
+  return (bytes: Uint8Array<ArrayBuffer>) => {
+    for (let offset = 0; offset < bytes.length; offset += 65_536) c.getRandomValues(bytes.subarray(offset, Math.min(bytes.length, offset + 65_536)));
+    return bytes;
+  };
 }
 
 const TWO_32 = 4294967296;
