@@ -26,19 +26,23 @@ export const DROPOUT = 0.3;
 
 export const CATEGORY_SCORER_UNITS = 8;
 
-function heads(config: ModelConfig, trunk: tf.SymbolicTensor, categorySignals: tf.SymbolicTensor): tf.SymbolicTensor[] {
-  return headSpecs(config).map((spec) => {
+/** Every kernel is seeded, so a model (and a training run on a given backend) is reproducible from its seed. */
+type SeededInit = (offset: number) => ReturnType<typeof tf.initializers.glorotUniform>;
+
+/** Head kernels take seeds from 100 up, clear of the trunk's. */
+function heads(config: ModelConfig, trunk: tf.SymbolicTensor, categorySignals: tf.SymbolicTensor, init: SeededInit): tf.SymbolicTensor[] {
+  return headSpecs(config).map((spec, h) => {
     if (spec.name !== 'interests') {
       return tf.layers
-        .dense({ units: headUnits(spec), activation: spec.kind === 'multiclass' ? 'softmax' : 'sigmoid', name: `head_${spec.name}` })
+        .dense({ units: headUnits(spec), activation: spec.kind === 'multiclass' ? 'softmax' : 'sigmoid', kernelInitializer: init(100 + h), name: `head_${spec.name}` })
         .apply(trunk) as tf.SymbolicTensor;
     }
     const k = headUnits(spec);
-    let deep = tf.layers.dense({ units: k, name: 'interests_deep' }).apply(trunk) as tf.SymbolicTensor;
+    let deep = tf.layers.dense({ units: k, kernelInitializer: init(90), name: 'interests_deep' }).apply(trunk) as tf.SymbolicTensor;
     deep = tf.layers.reshape({ targetShape: [k, 1], name: 'interests_deep_per_category' }).apply(deep) as tf.SymbolicTensor;
     const perCategory = tf.layers.concatenate({ name: 'interests_per_category' }).apply([categorySignals, deep]) as tf.SymbolicTensor;
-    let own = tf.layers.dense({ units: CATEGORY_SCORER_UNITS, activation: 'relu', name: 'category_scorer_hidden' }).apply(perCategory) as tf.SymbolicTensor;
-    own = tf.layers.dense({ units: 1, name: 'category_scorer' }).apply(own) as tf.SymbolicTensor;
+    let own = tf.layers.dense({ units: CATEGORY_SCORER_UNITS, activation: 'relu', kernelInitializer: init(91), name: 'category_scorer_hidden' }).apply(perCategory) as tf.SymbolicTensor;
+    own = tf.layers.dense({ units: 1, kernelInitializer: init(92), name: 'category_scorer' }).apply(own) as tf.SymbolicTensor;
     const logits = tf.layers.flatten({ name: 'interests_logits' }).apply(own) as tf.SymbolicTensor;
     return tf.layers.activation({ activation: 'sigmoid', name: 'head_interests' }).apply(logits) as tf.SymbolicTensor;
   });
@@ -57,7 +61,7 @@ export function buildModel(config: ModelConfig, seed = 1): tf.LayersModel {
     x = tf.layers.dropout({ rate: DROPOUT, seed: seed + 5, name: 'dropout_1' }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.dense({ units: h2, activation: 'relu', kernelInitializer: init(2), name: 'dense_2' }).apply(x) as tf.SymbolicTensor;
     x = tf.layers.dropout({ rate: DROPOUT, seed: seed + 6, name: 'dropout_2' }).apply(x) as tf.SymbolicTensor;
-    return tf.model({ inputs: [denseIn, interestIn, signalsIn], outputs: heads(config, x, signalsIn), name: 'portrait_mlp' });
+    return tf.model({ inputs: [denseIn, interestIn, signalsIn], outputs: heads(config, x, signalsIn, init), name: 'portrait_mlp' });
   }
   const n = config.sequenceLength;
   const categories = tf.input({ shape: [n, interestSlots(config.vocabulary)], name: 'categories' });
@@ -77,7 +81,7 @@ export function buildModel(config: ModelConfig, seed = 1): tf.LayersModel {
   const slotSelector = tf.layers.dense({ units: k, useBias: false, trainable: false, kernelInitializer: 'zeros', name: 'vocabulary_slots' });
   const vocabShares = slotSelector.apply(windowShares) as tf.SymbolicTensor;
   const signals = tf.layers.reshape({ targetShape: [k, 1], name: 'window_category_signals' }).apply(vocabShares) as tf.SymbolicTensor;
-  const model = tf.model({ inputs: [categories, events], outputs: heads(config, x, signals), name: 'portrait_gru' });
+  const model = tf.model({ inputs: [categories, events], outputs: heads(config, x, signals, init), name: 'portrait_gru' });
   const selector = tf.tidy(() => tf.concat([tf.eye(k), tf.zeros([interestSlots(config.vocabulary) - k, k])], 0));
   slotSelector.setWeights([selector]);
   selector.dispose();

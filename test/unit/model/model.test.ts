@@ -45,6 +45,14 @@ describe.each(['mlp', 'gru'] as const)('%s model', (arch) => {
     model.dispose();
   });
 
+  it('is reproducible from its seed: every kernel is seeded', () => {
+    const config = configs[arch] as ModelConfig;
+    const [a, b, c] = [buildModel(config, 5), buildModel(config, 5), buildModel(config, 6)];
+    expect(Array.from(flattenWeights(a))).toEqual(Array.from(flattenWeights(b)));
+    expect(Array.from(flattenWeights(a))).not.toEqual(Array.from(flattenWeights(c)));
+    for (const m of [a, b, c]) m.dispose();
+  });
+
   it('flattens weights in the documented order and back, exactly', () => {
     const config = configs[arch] as ModelConfig;
     const model = buildModel(config, 1);
