@@ -17,6 +17,8 @@ import { ModelRegistry } from './registry.ts';
 import type { InitialModel } from './registry.ts';
 import { RoundRunner } from './rounds/runner.ts';
 import { SocketLayer } from './socket.ts';
+import type { PrivacyLedger } from './ledger/ledger.ts';
+import { LedgerRoundHook } from './ledger/round-hook.ts';
 import type { CoordinatorIo } from './socket.ts';
 import type { ApiTokenStore, ModelStore, RoundStore } from './storage/stores.ts';
 
@@ -37,9 +39,14 @@ export interface CoordinatorOptions {
   platformPublicKey: Uint8Array;
   /** Only where the coordinator is also the platform (embedded default): enables token issuing. */
   platformSecretKey?: Uint8Array;
+  /**
+   * The demo shop's stand-in for the shop platform: POST /shop/enrollment-token hands any page a
+   * token (needs platformSecretKey). Off by default; `portrait demo` and `server --demo-shop` turn it on.
+   */
+  demoShopTokens?: boolean;
   initialModel?: InitialModel;
   evaluation?: EvaluationSet;
-  /** Socket.IO `maxHttpBufferSize`; default: twice the weight vector plus 64 KiB, at least 1 MiB. */
+  /** Largest protocol message accepted (bigger ones are refused with PAYLOAD_TOO_LARGE); default: twice the weight vector plus 64 KiB, at least 1 MiB. */
   maxMessageBytes?: number;
   clock?: () => number;
   /** Selection randomness in [0, 1); default crypto.getRandomValues. */
@@ -50,6 +57,8 @@ export interface CoordinatorOptions {
   allowNoDp?: boolean;
   /** CSPRNG for rotation signs and central noise; default crypto.getRandomValues. */
   privacyRandom?: RandomSource;
+  /** The signed privacy ledger (server/ledger): write-ahead entries, launch budget, auditor API. */
+  ledger?: PrivacyLedger;
   log?: (line: string) => void;
   /** Called last by close() (closes the database of the embedded default). */
   onClose?: () => void;
@@ -85,15 +94,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
 
   const httpServer = createServer();
-  const maxHttpBufferSize = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
-  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize, serveClient: false });
-  const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log });
+  const maxMessageBytes = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
+  // Socket.IO closes a socket whose message exceeds its buffer; keep that well above the protocol's
+  // own limit so an oversized message is refused with PAYLOAD_TOO_LARGE and the socket stays up.
+  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize: 2 * maxMessageBytes + (1 << 20), serveClient: false });
+  const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log, maxMessageBytes });
   const privacyPolicy = { allowCentral: options.allowCentralDp === true, allowNone: options.allowNoDp === true };
   const runnerOptions = { rounds: options.rounds, registry, transport: sockets, clock, uniform: options.uniform ?? cryptoUniform, privacyPolicy, privacyRandom: options.privacyRandom ?? cryptoRandomSource(), log };
-  const runner = new RoundRunner(evaluation ? { ...runnerOptions, evaluation } : runnerOptions);
+  const ledgerHook = options.ledger ? new LedgerRoundHook(options.ledger, options.rounds, async () => ((await options.models.latest())?.version ?? 0) + 1) : undefined;
+  const entered = await ledgerHook?.enterUnrecordedAborts();
+  if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
+  const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock };
-  httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey } : httpOptions));
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, ...(options.ledger ? { ledger: options.ledger } : {}) };
+  httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);

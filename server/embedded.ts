@@ -11,11 +11,15 @@ import { loadOrCreatePlatformKey } from './auth/platform-key.ts';
 import { startCoordinator } from './coordinator.ts';
 import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
 import { openSqliteStores } from './storage/sqlite.ts';
+import type { BudgetCap } from '../shared/ledger/bundle.ts';
+import { openDataDirLedger } from './ledger/data-dir.ts';
 
 export const API_TOKENS_FILE = 'api-tokens.json';
 
-export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose'> {
+export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose' | 'ledger'> {
   dataDir: string;
+  /** Deployment privacy budget: launches and releases beyond this epsilon at delta are refused. */
+  epsilonCap?: BudgetCap;
 }
 
 export interface BootstrapTokens {
@@ -30,9 +34,12 @@ export function readApiTokens(dataDir: string): BootstrapTokens | undefined {
 }
 
 export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
-  const { dataDir, ...rest } = options;
+  const { dataDir, epsilonCap, ...rest } = options;
   const stores = openSqliteStores(dataDir);
+  let ledgerStore: { close(): void } | undefined;
   try {
+    const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}) });
+    ledgerStore = store;
     if ((await stores.tokens.all()).length === 0) {
       const now = new Date().toISOString();
       const operator = await createApiToken(stores.tokens, 'bootstrap operator', 'operator', now);
@@ -49,11 +56,16 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
       tokens: stores.tokens,
       platformPublicKey: key.publicKey,
       platformSecretKey: key.secretKey,
-      onClose: () => stores.close(),
+      ledger,
+      onClose: () => {
+        stores.close();
+        store.close();
+      },
     });
     return { ...coordinator, dataDir };
   } catch (err) {
     stores.close();
+    ledgerStore?.close();
     throw err;
   }
 }

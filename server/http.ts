@@ -11,10 +11,16 @@ import { issueEnrollmentToken } from '../shared/protocol/enrollment.ts';
 import { parseLaunchRequest } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
+import { checkRoundSecAgg } from '../shared/secagg/round-config.ts';
 import type { RoundRecord } from '../shared/protocol/messages.ts';
 import { WEIGHTS_FILE } from '../shared/model/artifacts.ts';
 import { authenticate, requireRole } from './auth/api-tokens.ts';
 import { dashboardRouter } from './dashboard/index.ts';
+import { complianceRouter } from './dashboard/compliance.ts';
+import { checkLaunchBudget } from './ledger/budget.ts';
+import type { PrivacyLedger } from './ledger/ledger.ts';
+import { ledgerRouter } from './ledger/routes.ts';
+import { browserRouter } from './browser/routes.ts';
 import type { ModelRegistry } from './registry.ts';
 import type { RoundRunner } from './rounds/runner.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
@@ -26,9 +32,13 @@ export interface HttpOptions {
   runner: () => RoundRunner;
   connectedClients: () => number;
   platformSecretKey?: Uint8Array;
+  /** Lets the demo shop page fetch enrollment tokens (server/browser/routes.ts); needs platformSecretKey. */
+  demoShopTokens?: boolean;
   /** Which privacy modes launches may use; default: neither central nor none. */
   privacyPolicy?: PrivacyPolicy;
   clock: () => number;
+  /** The privacy ledger: launch budget check, /api/v1/ledger for auditors, the compliance page. */
+  ledger?: PrivacyLedger;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -46,7 +56,10 @@ export function createHttpApp(options: HttpOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
 
+  app.use('/dashboard/compliance', complianceRouter());
   app.use('/dashboard', dashboardRouter());
+  // The browser client bundle, tfjs .wasm files and the demo shop (server/browser).
+  app.use(browserRouter(options.platformSecretKey && options.demoShopTokens ? { platformSecretKey: options.platformSecretKey, clock: options.clock } : { clock: options.clock }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -101,7 +114,9 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.post('/rounds', route('launch', async (req, res) => {
     const { rounds, spec } = parseLaunchRequest(req.body);
-    if (spec.privacy) checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false });
+    const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
+    if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
+    if (options.ledger) await checkLaunchBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters);
     const created = await options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
     options.runner().notifyLaunched();
     res.status(201).json({ rounds: created });
@@ -150,6 +165,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
     res.status(201).json({ tokens, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() });
   }));
 
+  if (options.ledger) api.use('/ledger', ledgerRouter({ ledger: options.ledger, tokens: options.tokens, modelHeads: () => options.registry.current.config.heads, clock: options.clock }));
   api.use((_req, _res, next) => next(new ProtocolError('NOT_FOUND', 'no such API endpoint')));
   app.use('/api/v1', api);
 

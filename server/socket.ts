@@ -2,7 +2,9 @@
  * The Socket.IO side of the coordinator: enrollment-token handshake, one socket per pseudonymous
  * client, and the one place a ProtocolError becomes a Socket.IO answer (`{ ok: false, error }` on
  * the acknowledgement, or a `protocol:error` event when the sender gave no callback). Logs record
- * refusal codes only, never a payload.
+ * refusal codes only, never a payload. SecAgg+ messages travel here both ways (`secagg` event); the
+ * runner's session does the checking. Payloads above the protocol's own limit are refused with
+ * PAYLOAD_TOO_LARGE in the ack while the socket stays up (Socket.IO's transport limit sits above it).
  */
 import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
@@ -11,6 +13,7 @@ import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
 import type { Ack } from '../shared/protocol/messages.ts';
+import type { ServerMessage as SecAggServerMessage } from '../shared/secagg/messages.ts';
 import type { RoundRunner, RoundTransport } from './rounds/runner.ts';
 
 export interface SocketData {
@@ -21,12 +24,32 @@ export interface SocketData {
 export type CoordinatorIo = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-const CLIENT_EVENTS: readonly string[] = [EVENTS.checkin, EVENTS.update];
+const CLIENT_EVENTS: readonly string[] = [EVENTS.checkin, EVENTS.update, EVENTS.secagg];
 
 export interface SocketLayerOptions {
   platformPublicKey: Uint8Array;
   clock: () => number;
   log: (line: string) => void;
+  /**
+   * The protocol's own message limit in bytes, refused with PAYLOAD_TOO_LARGE in the ack. Keep it
+   * below Socket.IO's `maxHttpBufferSize` (which closes the socket instead); default: that size.
+   */
+  maxMessageBytes?: number;
+}
+
+/** Approximate wire size of a decoded Socket.IO payload: bytes of binary, characters of strings. */
+export function payloadBytes(value: unknown, budget = Number.MAX_SAFE_INTEGER): number {
+  let total = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0 && total <= budget) {
+    const v = stack.pop();
+    if (v instanceof Uint8Array || v instanceof ArrayBuffer) total += v.byteLength;
+    else if (typeof v === 'string') total += v.length + 2;
+    else if (Array.isArray(v)) stack.push(...v);
+    else if (typeof v === 'object' && v !== null) for (const [k, x] of Object.entries(v)) (total += k.length + 3), stack.push(x);
+    else total += 8;
+  }
+  return total;
 }
 
 export class SocketLayer implements RoundTransport {
@@ -34,11 +57,13 @@ export class SocketLayer implements RoundTransport {
   private runner: RoundRunner | null = null;
   /** Refusals by code, for tests and status. */
   readonly refusals = new Map<string, number>();
+  readonly maxMessageBytes: number;
 
   constructor(
     private readonly io: CoordinatorIo,
     private readonly options: SocketLayerOptions,
   ) {
+    this.maxMessageBytes = options.maxMessageBytes ?? io.engine.opts.maxHttpBufferSize ?? 1e6;
     io.use((socket, next) => {
       try {
         const auth: unknown = socket.handshake.auth;
@@ -78,7 +103,18 @@ export class SocketLayer implements RoundTransport {
       if (open) socket.emit(EVENTS.roundOpen, open);
     }
     socket.on(EVENTS.checkin, (message: unknown, ack: unknown) => this.answer(socket, ack, () => this.runnerOrThrow().handleCheckin(clientId, message)));
+    socket.use((packet, next) => {
+      const last: unknown = packet[packet.length - 1];
+      const ack = typeof last === 'function' ? (last as (r: Ack) => void) : undefined;
+      const size = payloadBytes(ack ? packet.slice(1, -1) : packet.slice(1), this.maxMessageBytes);
+      if (size <= this.maxMessageBytes) return next();
+      const body: ErrorBody = { code: 'PAYLOAD_TOO_LARGE', message: `"${String(packet[0]).slice(0, 40)}" payload is over the protocol limit of ${this.maxMessageBytes} bytes` };
+      this.count(body);
+      if (ack) ack({ ok: false, error: body });
+      else socket.emit(EVENTS.protocolError, body);
+    });
     socket.on(EVENTS.update, (message: unknown, ack: unknown) => this.answer(socket, ack, () => this.runnerOrThrow().handleUpdate(clientId, message)));
+    socket.on(EVENTS.secagg, (message: unknown, ack: unknown) => this.answer(socket, ack, () => this.runnerOrThrow().handleSecAgg(clientId, message)));
     socket.onAny((event: unknown) => {
       if (typeof event !== 'string' || !CLIENT_EVENTS.includes(event)) {
         const body: ErrorBody = { code: 'MALFORMED_MESSAGE', message: `unknown event ${JSON.stringify(String(event)).slice(0, 80)}` };
@@ -135,6 +171,10 @@ export class SocketLayer implements RoundTransport {
 
   sendNotSelected(clientId: string, roundId: number): void {
     this.clients.get(clientId)?.emit(EVENTS.roundNotSelected, { roundId });
+  }
+
+  sendSecAgg(clientId: string, message: SecAggServerMessage): void {
+    this.clients.get(clientId)?.emit(EVENTS.secagg, message);
   }
 
   broadcastRoundClosed(message: Parameters<RoundTransport['broadcastRoundClosed']>[0]): void {

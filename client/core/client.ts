@@ -6,8 +6,10 @@
  * reconnects; every round starts afresh from the coordinator's announcements).
  * When the round carries privacy parameters, the delta is clipped, rounded and noised on the device
  * (Kairouz, Liu, Steinke 2021, Alg. 1, via shared/privacy) and only residues mod 2^32 leave it.
- * Seams: `privatiseUpdate` (a float transform before DP; SecAgg masking later) and `faults`
- * (simulation only).
+ * When the round also runs SecAgg+, the residues go out only masked, through a SecAggParticipant
+ * (client/core/secagg-client.ts): advertise keys (signed with this device's Ed25519 key, pinned to
+ * its enrollment at check-in) → share keys → masked input → unmask.
+ * Seams: `privatiseUpdate` (a float transform before DP) and `faults` (simulation only).
  */
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
@@ -21,6 +23,12 @@ import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { Ack, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
+import { SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
+import { toBase64 } from '../../shared/secagg/bytes.ts';
+import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
+import type { KeyPair } from '../../shared/secagg/keys.ts';
+import type { ProtocolStage as SecAggStage } from '../../shared/secagg/stages.ts';
+import { SecAggParticipant } from './secagg-client.ts';
 import { encodeResidues, encodeWeights } from '../../shared/protocol/weights.ts';
 import { privacyConfigFromParams, RoundPrivacyParamsSchema, unpackSigns } from '../../shared/protocol/privacy.ts';
 import { parseMessage } from '../../shared/protocol/messages.ts';
@@ -30,13 +38,18 @@ import { privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
+import type { ClientPrivacyLedger } from './privacy-ledger.ts';
 import type { FetchLike } from './model-cache.ts';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/** Where a simulated client vanishes: after checking in, on receiving the config, after training, or mid-upload. */
-export const DROP_STAGES = ['checkin', 'config', 'training', 'upload'] as const;
+/**
+ * Where a simulated client vanishes: after checking in, on receiving the config, after training,
+ * mid-upload, or instead of sending its message of a SecAgg+ stage.
+ */
+export const DROP_STAGES = ['checkin', 'config', 'training', 'upload', 'advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const;
 export type DropStage = (typeof DROP_STAGES)[number];
+export const SECAGG_DROP_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const satisfies readonly DropStage[];
 
 export type ClientEvent =
   | { type: 'connected' }
@@ -54,6 +67,9 @@ export type ClientEvent =
   | { type: 'deadline-missed'; roundId: number }
   | { type: 'dropped'; stage: DropStage; roundId: number }
   | { type: 'round-closed'; message: RoundClosed }
+  /** This device has no training examples, so it does not check in. */
+  | { type: 'declined'; roundId: number; reason: string }
+  | { type: 'secagg-finished'; roundId: number; status: 'done' | 'aborted' | 'refused' | 'dropped'; stage: SecAggStage | 'done'; reason?: string; bytesSent: number; computeMs: number }
   | { type: 'failed'; roundId: number; message: string };
 
 export interface PrivatiseContext {
@@ -73,11 +89,17 @@ export interface FederatedClientOptions {
   privatiseUpdate?: (delta: Float32Array, context: PrivatiseContext) => Float32Array | Promise<Float32Array>;
   /** Privacy modes this device takes part in; a round in any other mode is refused (a dropout). Default: all four. */
   acceptPrivacyModes?: readonly PrivacyMode[];
+  /** This device's own privacy ledger and cap (privacy-ledger.ts): rounds past the cap are refused, whatever the coordinator says. */
+  privacyLedger?: ClientPrivacyLedger;
   /** CSPRNG for rounding and noise; default crypto.getRandomValues (inject a seeded one only in tests). */
   privacyRandom?: RandomSource;
   fetch?: FetchLike;
   randomBytes?: RandomBytes;
   clock?: () => number;
+  /** Ed25519 key pair signing this device's SecAgg+ advertisements; default: fresh from `privacyRandom`. */
+  signingKeyPair?: KeyPair;
+  /** Tests only: sees this device's own residues before they are masked (to check the unmasked sum). */
+  inspectResidues?: (roundId: number, residues: Uint32Array) => void;
   /** Simulation only: vanish once at this stage, rejoining after `rejoinAfterMs` if given. */
   faults?: { dropAt?: DropStage; rejoinAfterMs?: number };
   onEvent?: (event: ClientEvent) => void;
@@ -101,16 +123,21 @@ export class FederatedClient {
   /** A round that opened while this client was still busy with the previous one. */
   private pendingOpen: { message: RoundOpen; closesAt: number } | null = null;
   private dropAt: DropStage | undefined;
+  private rejoinAfterMs: number | undefined;
   private stopped = false;
   private readonly clock: () => number;
   private readonly randomBytes: RandomBytes;
   private readonly privacyRandom: RandomSource;
+  private readonly signingKeys: KeyPair;
+  /** The SecAgg+ session of the round this device is masking for, if any. */
+  private secagg: SecAggParticipant | null = null;
 
   constructor(private readonly options: FederatedClientOptions) {
     this.clock = options.clock ?? Date.now;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
     this.privacyRandom = options.privacyRandom ?? cryptoRandomSource();
     this.dropAt = options.faults?.dropAt;
+    this.signingKeys = options.signingKeyPair ?? generateSigningKeyPair(this.privacyRandom);
     const fetchImpl: FetchLike = options.fetch ?? ((url) => fetch(url));
     this.models = new ModelCache(options.serverUrl, fetchImpl);
     const delay = options.reconnectionDelayMs ?? 250;
@@ -131,6 +158,15 @@ export class FederatedClient {
     this.socket.on(EVENTS.roundConfig, (m) => void this.onRoundConfig(m));
     this.socket.on(EVENTS.roundNotSelected, (m) => this.emit({ type: 'not-selected', roundId: m.roundId }));
     this.socket.on(EVENTS.roundClosed, (m) => this.emit({ type: 'round-closed', message: m }));
+    this.socket.on(EVENTS.secagg, (m) => {
+      const session = this.secagg;
+      if (session) void session.receive(m).catch((err: unknown) => this.emit({ type: 'failed', roundId: session.roundId, message: err instanceof Error ? err.message : String(err) }));
+    });
+  }
+
+  /** The device's data changed (new events, retention): rebuild its examples at the next round. */
+  refreshExamples(): void {
+    this.examplesFor = null;
   }
 
   /** True while a round's training or upload is in progress. */
@@ -164,9 +200,15 @@ export class FederatedClient {
     this.dropAt = undefined;
     this.emit({ type: 'dropped', stage, roundId });
     this.socket.disconnect();
-    const rejoin = this.options.faults?.rejoinAfterMs;
+    const rejoin = this.rejoinAfterMs ?? this.options.faults?.rejoinAfterMs;
     if (rejoin !== undefined) setTimeout(() => !this.stopped && this.socket.connect(), rejoin);
     return true;
+  }
+
+  /** Simulation and tests only: vanish once at `stage` of a later round, reconnecting after `rejoinAfterMs` if given. */
+  dropOnceAt(stage: DropStage | undefined, rejoinAfterMs?: number): void {
+    this.dropAt = stage;
+    this.rejoinAfterMs = rejoinAfterMs;
   }
 
   private refused(roundId: number, ack: Ack): boolean {
@@ -183,7 +225,13 @@ export class FederatedClient {
     }
     if (this.options.eligible && !this.options.eligible()) return;
     try {
-      const ack = await this.socket.timeout(Math.max(1000, message.checkinMs)).emitWithAck(EVENTS.checkin, { roundId: message.roundId, nonce: this.nonce() });
+      if (!(await this.hasExamples())) {
+        // Say so, so check-in can close without waiting for this device; it is never selected.
+        await this.decline(message.roundId, 'no training examples on this device', message.checkinMs);
+        return;
+      }
+      const checkin = { roundId: message.roundId, nonce: this.nonce(), signingKey: toBase64(this.signingKeys.publicKey) };
+      const ack = await this.socket.timeout(Math.max(1000, message.checkinMs)).emitWithAck(EVENTS.checkin, checkin);
       if (this.refused(message.roundId, ack)) return;
       this.stats.checkins++;
       this.emit({ type: 'checked-in', roundId: message.roundId });
@@ -191,6 +239,19 @@ export class FederatedClient {
     } catch {
       // No answer before check-in closed (disconnect or timeout): wait for the next round.
     }
+  }
+
+  /** False only when the cached model's features leave this device without a single example (no model yet: it cannot tell). */
+  private async hasExamples(): Promise<boolean> {
+    const model = this.models.current;
+    if (!model) return true;
+    return (await this.examplesForConfig(model.config)).length > 0;
+  }
+
+  /** Tells the coordinator this device declines the round (check-in) or leaves it (once selected). */
+  private async decline(roundId: number, reason: string, timeoutMs: number): Promise<void> {
+    this.emit({ type: 'declined', roundId, reason });
+    await this.socket.timeout(Math.max(1000, timeoutMs)).emitWithAck(EVENTS.checkin, { roundId, nonce: this.nonce(), decline: true });
   }
 
   private async examplesForConfig(config: ModelConfig): Promise<readonly Example[]> {
@@ -201,13 +262,13 @@ export class FederatedClient {
 
   /**
    * The round's privacy, checked against this device's policy: null for a plain (`none`) round
-   * it accepts, the rebuilt config and rotation signs for a DP round, false when refused.
+   * it accepts, the rebuilt config and rotation signs for a DP round, `{ refused }` with the reason.
    */
-  private acceptPrivacy(round: RoundConfigMessage): { config: PrivacyConfig; signs: Int8Array } | null | false {
+  private acceptPrivacy(round: RoundConfigMessage): { config: PrivacyConfig; signs: Int8Array } | null | { refused: string } {
     const accepted = this.options.acceptPrivacyModes ?? PRIVACY_MODES;
-    const refuse = (message: string): false => {
+    const refuse = (message: string): { refused: string } => {
       this.emit({ type: 'privacy-refused', roundId: round.roundId, error: { code: 'PRIVACY_NOT_ACCEPTED', message } });
-      return false;
+      return { refused: message };
     };
     try {
       if (round.privacy === null || round.privacy === undefined) return accepted.includes('none') ? null : refuse('round without differential privacy (mode none) is not accepted by this device');
@@ -229,17 +290,42 @@ export class FederatedClient {
       this.emit({ type: 'selected', roundId: round.roundId, modelVersion: round.modelVersion });
       if (this.drop('config', round.roundId)) return;
       const privacy = this.acceptPrivacy(round);
-      if (privacy === false) return;
+      // A refusal leaves the cohort at once, so the round does not wait for this device's deadline.
+      if (privacy && 'refused' in privacy) return await this.decline(round.roundId, privacy.refused, deadline - this.clock());
+      const ledger = this.options.privacyLedger;
+      if (ledger) {
+        // The device's own budget; the round is recorded before anything of it leaves the device.
+        const over = ledger.refusal(privacy ? privacy.config : null);
+        if (over) {
+          this.emit({ type: 'privacy-refused', roundId: round.roundId, error: { code: 'PRIVACY_NOT_ACCEPTED', message: over } });
+          return await this.decline(round.roundId, over, deadline - this.clock());
+        }
+        await ledger.record(round.roundId, privacy ? privacy.config : null);
+      }
       const fetchStarted = this.clock();
       const { model, fetched } = await this.models.ensure(round.modelVersion, round.modelUrl, round.parameters);
       if (fetched) this.emit({ type: 'model-fetched', version: model.version, bytes: model.bytes, ms: this.clock() - fetchStarted });
       const examples = await this.examplesForConfig(model.config);
-      if (examples.length === 0) return;
+      if (examples.length === 0) {
+        await this.decline(round.roundId, 'no training examples on this device: leaving the round', deadline - this.clock());
+        return;
+      }
       const trainStarted = this.clock();
       const update = await computeLocalUpdate(model.model, model.config, model.weights, examples, { ...round.train, shuffleSeed: round.roundId });
       this.emit({ type: 'trained', roundId: round.roundId, examples: update.examples, ms: this.clock() - trainStarted });
       if (this.drop('training', round.roundId)) return;
       const delta = this.options.privatiseUpdate ? await this.options.privatiseUpdate(update.delta, { round, examples: update.examples }) : update.delta;
+      if (round.secagg) {
+        if (!privacy) throw new Error('a SecAgg+ round without DP parameters: nothing to mask');
+        const residues = privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom);
+        this.options.inspectResidues?.(round.roundId, residues.slice());
+        if (this.clock() >= deadline) {
+          this.emit({ type: 'deadline-missed', roundId: round.roundId });
+          return;
+        }
+        await this.startSecAgg(round, residues);
+        return;
+      }
       // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
       const body = privacy ? encodeResidues(privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom)) : encodeWeights(delta);
       if (this.clock() >= deadline) {
@@ -267,5 +353,40 @@ export class FederatedClient {
       const left = pending ? pending.closesAt - this.clock() : 0;
       if (pending && left > 0 && pending.message.roundId > round.roundId && this.socket.connected) void this.onRoundOpen({ roundId: pending.message.roundId, checkinMs: left });
     }
+  }
+
+  /** Hands the residues to a SecAgg+ participant and advertises its keys; later stages run on `secagg` events. */
+  private async startSecAgg(round: RoundConfigMessage, residues: Uint32Array): Promise<void> {
+    const wire = parseMessage(SecAggWireConfigSchema, 'round:config.secagg', round.secagg);
+    const roundId = round.roundId;
+    const session = new SecAggParticipant({
+      roundId,
+      wire,
+      input: residues,
+      signingSecretKey: this.signingKeys.secretKey,
+      random: this.privacyRandom,
+      send: async (message) => {
+        const ack = await this.socket.timeout(Math.max(1000, wire.stageMs)).emitWithAck(EVENTS.secagg, { roundId, message });
+        return ack;
+      },
+      beforeSend: (stage) => {
+        if (this.drop(stage, roundId)) return true;
+        return false;
+      },
+      onRefused: (_stage, error) => {
+        this.stats.refusals++;
+        this.emit({ type: 'update-refused', roundId, error });
+      },
+      onFinished: (outcome) => {
+        const bytesSent = Object.values(session.bytesSent).reduce((a, b) => a + b, 0);
+        if (outcome.status === 'done') this.stats.updatesAccepted++;
+        this.emit({ type: 'secagg-finished', roundId, ...outcome, bytesSent, computeMs: session.computeMs });
+        if (this.secagg === session) this.secagg = null;
+      },
+    });
+    residues.fill(0);
+    this.secagg = session;
+    this.stats.updatesSent++;
+    await session.start();
   }
 }

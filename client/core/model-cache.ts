@@ -21,6 +21,7 @@ export interface CachedModel {
 
 export class ModelCache {
   private cached: CachedModel | null = null;
+  private loading: { version: number; promise: Promise<CachedModel> } | null = null;
   fetches = 0;
 
   constructor(
@@ -32,9 +33,24 @@ export class ModelCache {
     return this.cached;
   }
 
-  /** Returns the requested version, downloading it only if it is not the cached one. */
+  /**
+   * Returns the requested version, downloading it only if it is not the cached one. Concurrent
+   * calls for one version share one download (a second load would dispose the first's model).
+   */
   async ensure(version: number, modelUrl: string, parameters: number): Promise<{ model: CachedModel; fetched: boolean }> {
     if (this.cached?.version === version) return { model: this.cached, fetched: false };
+    const inflight = this.loading?.version === version ? this.loading.promise : null;
+    if (inflight) return { model: await inflight, fetched: false };
+    const promise = this.load(version, modelUrl, parameters);
+    this.loading = { version, promise };
+    try {
+      return { model: await promise, fetched: true };
+    } finally {
+      if (this.loading?.promise === promise) this.loading = null;
+    }
+  }
+
+  private async load(version: number, modelUrl: string, parameters: number): Promise<CachedModel> {
     const jsonUrl = new URL(modelUrl, this.baseUrl);
     const jsonResponse = await this.fetchImpl(jsonUrl.href);
     if (!jsonResponse.ok) throw new ProtocolError('UNAVAILABLE', `model v${version}: HTTP ${jsonResponse.status} for model.json`);
@@ -62,7 +78,7 @@ export class ModelCache {
     this.cached?.model.dispose();
     this.cached = { version, config, model, weights: flat, bytes: total + JSON.stringify(modelJson).length };
     this.fetches++;
-    return { model: this.cached, fetched: true };
+    return this.cached;
   }
 
   dispose(): void {

@@ -8,7 +8,10 @@ import type { UserRecord } from '../../shared/features/dataset.ts';
 import { userExamples } from '../../shared/features/examples.ts';
 import { featureContext } from '../../shared/features/extract.ts';
 import { loadEventsFile } from '../../scripts/import/events-file.ts';
+import fs from 'node:fs';
 import { FederatedClient } from '../core/client.ts';
+import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.ts';
+import type { ClientEpsilonCap, ClientLedgerStorage } from '../core/privacy-ledger.ts';
 import type { FederatedClientOptions } from '../core/client.ts';
 import { useNodeBackend } from './tfjs-backend.ts';
 
@@ -22,6 +25,21 @@ export interface AppClientOptions extends Omit<FederatedClientOptions, 'examples
    * starts later than the population's data.
    */
   startDay?: number;
+  /** This device's own privacy cap: rounds that would take it past are refused (client/core/privacy-ledger.ts). */
+  epsilonCap?: ClientEpsilonCap;
+  /** Where the device's privacy ledger is kept (JSON); default `<eventsFile>.privacy-ledger.json`. */
+  ledgerFile?: string;
+}
+
+/** The device ledger in a JSON file, replaced atomically (temp file, rename), mode 0600. */
+export function fileLedgerStorage(file: string): ClientLedgerStorage {
+  return textLedgerStorage(
+    async () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null),
+    async (text) => {
+      fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+      fs.renameSync(`${file}.tmp`, file);
+    },
+  );
 }
 
 export async function loadDeviceUser(eventsFile: string, userId?: string): Promise<{ user: UserRecord; startDay: number }> {
@@ -36,9 +54,10 @@ export async function loadDeviceUser(eventsFile: string, userId?: string): Promi
 /** Starts the device: features are built with the vocabulary and windows of each model version it trains. */
 export async function startAppClient(options: AppClientOptions): Promise<FederatedClient> {
   await useNodeBackend();
-  const { eventsFile, userId, startDay: fixedStart, ...rest } = options;
+  const { eventsFile, userId, startDay: fixedStart, epsilonCap, ledgerFile, ...rest } = options;
+  const privacyLedger = epsilonCap ? await ClientPrivacyLedger.open(fileLedgerStorage(ledgerFile ?? `${eventsFile}.privacy-ledger.json`), epsilonCap) : rest.privacyLedger;
   const loaded = await loadDeviceUser(eventsFile, userId);
   const { user } = loaded;
   const startDay = fixedStart ?? loaded.startDay;
-  return new FederatedClient({ ...rest, examples: (config) => userExamples(user, featureContext(config.vocabulary, startDay), { windows: config.windows }) }).start();
+  return new FederatedClient({ ...rest, ...(privacyLedger ? { privacyLedger } : {}), examples: (config) => userExamples(user, featureContext(config.vocabulary, startDay), { windows: config.windows }) }).start();
 }

@@ -8,8 +8,10 @@ import type { UserRecord } from '../../shared/features/dataset.ts';
 import { userExamples } from '../../shared/features/examples.ts';
 import { featureContext } from '../../shared/features/extract.ts';
 import { SeededRandom } from '../../shared/features/seeded-random.ts';
-import { DROP_STAGES, FederatedClient } from '../core/client.ts';
+import { DROP_STAGES, FederatedClient, SECAGG_DROP_STAGES } from '../core/client.ts';
 import type { ClientEvent, DropStage, FederatedClientOptions } from '../core/client.ts';
+import { ClientPrivacyLedger, MemoryClientLedgerStorage } from '../core/privacy-ledger.ts';
+import type { ClientEpsilonCap } from '../core/privacy-ledger.ts';
 import { useNodeBackend } from './tfjs-backend.ts';
 
 /** The faults of one device, decided by the fleet (see simulator.ts). */
@@ -39,6 +41,8 @@ export interface WorkerInit {
   reconnectionDelayMs: number;
   seed: number;
   backend?: string;
+  /** Each device's own privacy cap: it refuses rounds past it, whatever the coordinator says. */
+  epsilonCap?: ClientEpsilonCap;
 }
 
 export type WorkerToParent =
@@ -62,6 +66,7 @@ class SimulatedDevice {
     private readonly spec: DeviceSpec,
     private readonly init: WorkerInit,
     private readonly report: (index: number, event: ClientEvent) => void,
+    privacyLedger: ClientPrivacyLedger | null,
   ) {
     this.random = new SeededRandom(init.seed >>> 0, spec.index);
     const { user } = spec;
@@ -80,6 +85,7 @@ class SimulatedDevice {
       reconnectionDelayMs: init.reconnectionDelayMs,
       onEvent: (event) => this.onEvent(event),
       ...(coreFaults ? { faults: coreFaults } : {}),
+      ...(privacyLedger ? { privacyLedger } : {}),
     });
   }
 
@@ -115,6 +121,11 @@ class SimulatedDevice {
     this.report(this.spec.index, event);
     if (event.type === 'checked-in' && this.stageFor(event.roundId) === 'checkin') this.vanish('checkin', event.roundId);
     else if (event.type === 'selected' && this.stageFor(event.roundId) === 'config') this.vanish('config', event.roundId);
+    else if (event.type === 'selected') {
+      // A SecAgg+ stage: the core client vanishes instead of sending that stage's message (no-op in rounds without SecAgg+).
+      const stage = this.stageFor(event.roundId);
+      if (stage && (SECAGG_DROP_STAGES as readonly string[]).includes(stage)) this.client.dropOnceAt(stage, this.init.rejoinAfterMs);
+    } else if (event.type === 'round-closed' && !this.spec.faults.dropAt && !this.spec.faults.vanishMidUpload) this.client.dropOnceAt(undefined);
   }
 
   private async beforeUpload(delta: Float32Array, roundId: number): Promise<Float32Array> {
@@ -147,7 +158,12 @@ async function main(): Promise<void> {
     port.postMessage(message);
   };
   const timer = setInterval(flush, 50);
-  const devices = init.devices.map((spec) => new SimulatedDevice(spec, init, (index, event) => pending.push({ index, event })));
+  const devices: SimulatedDevice[] = [];
+  for (const spec of init.devices) {
+    // A simulated device's ledger lives as long as the device (in memory); a real one persists it.
+    const ledger = init.epsilonCap ? await ClientPrivacyLedger.open(new MemoryClientLedgerStorage(), init.epsilonCap) : null;
+    devices.push(new SimulatedDevice(spec, init, (index, event) => pending.push({ index, event }), ledger));
+  }
   port.on('message', (message: ParentToWorker) => {
     if (message.type !== 'stop') return;
     for (const d of devices) d.stop();

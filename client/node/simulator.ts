@@ -13,6 +13,7 @@ import { SeededRandom } from '../../shared/features/seeded-random.ts';
 import { DROP_STAGES } from '../core/client.ts';
 import type { ClientEvent, DropStage } from '../core/client.ts';
 import type { DeviceFaults, DeviceSpec, ParentToWorker, WorkerInit, WorkerToParent } from './simulator-worker.ts';
+import type { ClientEpsilonCap } from '../core/privacy-ledger.ts';
 
 export interface FleetFaults {
   /** Per round, each device that checked in vanishes with this probability at a random stage (and rejoins). */
@@ -42,6 +43,8 @@ export interface FleetOptions {
   /** Seeds fault assignment (simulation randomness, never privacy randomness). */
   seed?: number;
   backend?: string;
+  /** Each device's own privacy cap (client/core/privacy-ledger.ts). */
+  epsilonCap?: ClientEpsilonCap;
   reconnectionDelayMs?: number;
   onEvent?: (index: number, event: ClientEvent) => void;
 }
@@ -170,6 +173,7 @@ export async function runFleet(options: FleetOptions): Promise<Fleet> {
       reconnectionDelayMs: options.reconnectionDelayMs ?? 250,
       seed: options.seed ?? 1,
       ...(options.backend ? { backend: options.backend } : {}),
+      ...(options.epsilonCap ? { epsilonCap: options.epsilonCap } : {}),
     };
     const worker = new Worker(bootstrap, { workerData: init });
     workers.push(worker);

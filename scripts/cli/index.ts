@@ -1,5 +1,6 @@
 /** The list of command groups; add a group by importing its `register` here. */
 import type { Command } from 'commander';
+import { registerAuditCommands } from './audit.ts';
 import { registerCentralCommands } from './central.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerModelCommands } from './model.ts';
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerModelCommands(program);
   registerSimulateCommand(program);
   registerDemoCommand(program);
+  registerAuditCommands(program);
 }

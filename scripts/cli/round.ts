@@ -31,10 +31,32 @@ interface LaunchOptions {
   delta?: string;
   survivors?: string;
   population?: string;
+  secagg?: string;
+  secaggK?: string;
+  secaggT?: string;
+  secaggDropout?: string;
+  secaggCorrupt?: string;
+  secaggStageMs?: string;
   token?: string;
   dataDir?: string;
   wait?: boolean;
   json?: boolean;
+}
+
+/** `--secagg` and its tuning flags as the launch's `secagg` field; undefined leaves the server's default. */
+function secaggRequest(options: LaunchOptions): LaunchRequest['secagg'] {
+  const tuned = options.secaggK !== undefined || options.secaggT !== undefined || options.secaggDropout !== '0.1' || options.secaggCorrupt !== '0.1' || options.secaggStageMs !== '10000';
+  if (options.secagg === undefined && !tuned) return undefined;
+  if (options.secagg !== undefined && options.secagg !== 'on' && options.secagg !== 'off') throw new CliError('INVALID_ARGUMENT', `"--secagg" expected on or off, got ${options.secagg}`);
+  if (options.secagg === 'off') return 'off';
+  return {
+    mode: 'on',
+    dropoutRate: parseNumber('secagg-dropout', options.secaggDropout ?? '0.1'),
+    corruptFraction: parseNumber('secagg-corrupt', options.secaggCorrupt ?? '0.1'),
+    stageMs: int('secagg-stage-ms', options.secaggStageMs ?? '10000'),
+    ...(options.secaggK === undefined ? {} : { k: int('secagg-k', options.secaggK) }),
+    ...(options.secaggT === undefined ? {} : { t: int('secagg-t', options.secaggT) }),
+  };
 }
 
 interface StatusOptions {
@@ -71,7 +93,9 @@ export function describeRound(r: RoundRecord): string {
   const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
   const p = r.privacy;
   const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative?.toFixed(3)}) at δ=${p.delta}` : ''}]`;
-  return `round ${r.id} ${r.status}${live}${outcome}${privacy}`;
+  const sa = r.secagg;
+  const secagg = sa ? ` [SecAgg+ n=${sa.n} k=${sa.k} t=${sa.t}, ${sa.survivors} survivors${sa.abortedStage ? `, fell short at ${sa.abortedStage}` : ''}]` : '';
+  return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}`;
 }
 
 /** Polls until every round has finished, reporting progress on stderr. */
@@ -131,6 +155,12 @@ export function registerRoundCommands(program: Command): void {
     .option('--delta <d>', 'DP delta, below 1/population (default 1e-6)')
     .option('--survivors <t>', 'survivors whose noise is counted (default --min-clients)')
     .option('--population <n>', 'users who could ever take part (default 100000)')
+    .option('--secagg <on|off>', 'SecAgg+ secure aggregation (default: on with --dp distributed when the cohort allows it)')
+    .option('--secagg-k <k>', 'SecAgg+ neighbour degree (default: chosen from the cohort, dropout and collusion rates)')
+    .option('--secagg-t <t>', 'SecAgg+ Shamir threshold (default: chosen, see docs/secagg.md)')
+    .option('--secagg-dropout <rate>', 'dropout rate SecAgg+ must tolerate', '0.1')
+    .option('--secagg-corrupt <rate>', 'fraction of clients that may collude with the coordinator', '0.1')
+    .option('--secagg-stage-ms <ms>', 'deadline of each SecAgg+ stage after advertise-keys', '10000')
     .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN)')
     .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
     .option('--wait', 'wait for the rounds to finish')
@@ -160,6 +190,8 @@ export function registerRoundCommands(program: Command): void {
             ...(options.population === undefined ? {} : { population: int('population', options.population) }),
           },
         };
+        const secagg = secaggRequest(options);
+        if (secagg !== undefined) request.secagg = secagg;
         const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
         if (!options.json) log(`launched rounds ${rounds.map((r) => r.id).join(', ')}`);
         const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id)) : rounds;

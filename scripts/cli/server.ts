@@ -23,6 +23,9 @@ interface ServerOptions {
   backend?: string;
   allowCentralDp?: boolean;
   allowNoDp?: boolean;
+  demoShop?: boolean;
+  epsilonCap?: string;
+  delta?: string;
   json?: boolean;
 }
 
@@ -39,6 +42,9 @@ export function registerServerCommand(program: Command): void {
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
     .option('--allow-central-dp', 'accept rounds in central DP mode (this server is trusted to add the noise)')
     .option('--allow-no-dp', 'accept rounds without differential privacy (baselines only; marked in every record)')
+    .option('--epsilon-cap <e>', 'deployment privacy budget: launches and releases past this epsilon (at --delta) are refused')
+    .option('--delta <d>', 'delta of the epsilon cap', '1e-5')
+    .option('--demo-shop', 'let the demo shop page (/shop) fetch enrollment tokens itself, standing in for the shop platform')
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions) => {
@@ -56,6 +62,8 @@ export function registerServerCommand(program: Command): void {
           ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}),
           allowCentralDp: options.allowCentralDp === true,
           allowNoDp: options.allowNoDp === true,
+          demoShopTokens: options.demoShop === true,
+          ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
         });
         emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version }, () =>

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { DROP_STAGES } from '../../client/core/client.ts';
 import type { DropStage } from '../../client/core/client.ts';
+import { checkEpsilonCap } from '../../client/core/privacy-ledger.ts';
 import { runFleet } from '../../client/node/simulator.ts';
 import type { FleetFaults, FleetStats } from '../../client/node/simulator.ts';
 import type { Dataset, UserRecord } from '../../shared/features/dataset.ts';
@@ -33,6 +34,8 @@ interface SimulateOptions {
   token?: string;
   dataDir?: string;
   backend?: string;
+  epsilonCap?: string;
+  capDelta: string;
   json?: boolean;
 }
 
@@ -74,7 +77,7 @@ export function faultsFromOptions(options: Pick<SimulateOptions, 'dropout' | 'dr
 export function describeFleet(stats: FleetStats): string {
   const e = (k: string) => stats.events[k] ?? 0;
   const dropped = Object.entries(stats.dropped).map(([s, n]) => `${s} ${n}`).join(', ') || 'none';
-  return `${stats.devices} devices in ${stats.workers} workers (${stats.backend}): ${e('checked-in')} check-ins, ${e('selected')} selections, ${e('trained')} trainings, ${e('update-sent')} updates accepted, ${e('update-refused')} refused, ${e('deadline-missed')} late; dropped: ${dropped}`;
+  return `${stats.devices} devices in ${stats.workers} workers (${stats.backend}): ${e('checked-in')} check-ins, ${e('selected')} selections, ${e('trained')} trainings, ${e('update-sent')} updates accepted, ${e('secagg-finished')} SecAgg+ sessions ended, ${e('update-refused')} refused, ${e('deadline-missed')} late; dropped: ${dropped}`;
 }
 
 export function registerSimulateCommand(program: Command): void {
@@ -97,6 +100,8 @@ export function registerSimulateCommand(program: Command): void {
     .option('--token <token>', 'operator API token to enroll the devices (or PORTRAIT_TOKEN)')
     .option('--data-dir <dir>', 'read the operator token from a local server data directory')
     .option('--backend <name>', 'tfjs backend in the workers: node-gpu | node | wasm | cpu')
+    .option('--epsilon-cap <e>', "each device's own privacy cap: it refuses rounds that would take it past e")
+    .option('--cap-delta <d>', 'delta of --epsilon-cap', '1e-6')
     .option('--json', 'print the fleet counts as JSON at the end')
     .action(
       action(async (options: SimulateOptions) => {
@@ -114,6 +119,7 @@ export function registerSimulateCommand(program: Command): void {
           seed: parseNumber('seed', options.seed),
           ...(options.workers === undefined ? {} : { workers: parseNumber('workers', options.workers) }),
           ...(options.backend ? { backend: options.backend } : {}),
+          ...(options.epsilonCap === undefined ? {} : { epsilonCap: checkEpsilonCap({ epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('cap-delta', options.capDelta) }) }),
           onEvent: (i, e) => {
             if (e.type === 'dropped') log(`device ${i} vanished at ${e.stage} (round ${e.roundId})`);
           },

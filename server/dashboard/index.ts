@@ -12,12 +12,17 @@ export const DASHBOARD_ENDPOINTS = ['/api/v1/status', '/api/v1/rounds'] as const
 const PAGE = new URL('./page.html', import.meta.url);
 const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'";
 
-export function dashboardRouter(): express.Router {
-  const html = fs.readFileSync(PAGE, 'utf8');
+/** One self-contained HTML page under a strict CSP (inline script and style only, API calls to this origin). */
+export function staticPageRouter(page: URL): express.Router {
+  const html = fs.readFileSync(page, 'utf8');
   const router = express.Router({ strict: true });
   router.get('/', (_req, res) => {
     res.set({ 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer' });
     res.type('html').send(html);
   });
   return router;
+}
+
+export function dashboardRouter(): express.Router {
+  return staticPageRouter(PAGE);
 }

@@ -3,7 +3,7 @@
  * (subsampled) distributed discrete Gaussian actually run, counting t survivors' noise only
  * (Kairouz, Liu, Steinke 2021, Theorem 1 / Prop. 14, slack included), or the discrete Gaussian
  * of the one noise share in central/local mode. Cumulative: RDP composes additively over every
- * round whose sum was released at the same delta (Mironov 2017, Prop. 1), converted with
+ * round whose sum was released, whatever its own delta (Mironov 2017, Prop. 1), converted with
  * Canonne, Kamath, Steinke 2020, Prop. 12. A round that released nothing spends nothing.
  */
 import { DEFAULT_RDP_ORDERS, epsilonFromRdp } from '../../shared/privacy/rdp.ts';
@@ -65,7 +65,7 @@ export function recordRdp(record: RoundPrivacyRecord): Float64Array | null {
 
 /**
  * Marks `record` released and fills in its epsilon and the cumulative epsilon over `history`
- * (the deployment's other rounds; those released at the same delta count).
+ * (the deployment's other rounds; every released one counts, as in the ledger).
  */
 export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: readonly RoundRecord[], roundId: number): RoundPrivacyRecord {
   const released = { ...record, released: true };
@@ -74,7 +74,7 @@ export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: reado
   const orders = DEFAULT_RDP_ORDERS;
   const total = Float64Array.from(own);
   for (const r of history) {
-    if (r.id === roundId || !r.privacy || r.privacy.delta !== record.delta) continue;
+    if (r.id === roundId || !r.privacy) continue;
     const rdp = recordRdp(r.privacy);
     if (rdp) for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (rdp[i] as number);
   }

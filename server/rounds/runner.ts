@@ -8,9 +8,9 @@
 import type { Example } from '../../shared/features/examples.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import { CheckinMessageSchema, parseMessage, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
+import { CheckinMessageSchema, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
-import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, dropClient, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
+import { abortRound, acceptUpdate, checkIn, checkinComplete, checkRoundId, closeTraining, commitRound, declineRound, dropClient, markReported, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
 import type { RoundState } from '../../shared/protocol/round.ts';
 import { decodeResidues, decodeWeights } from '../../shared/protocol/weights.ts';
 import { packSigns, privacyInput } from '../../shared/protocol/privacy.ts';
@@ -26,7 +26,13 @@ import { configuredPrivacyRecord, pendingPrivacyRecord, releasedPrivacyRecord } 
 import { serverStep } from '../aggregation/server-optimizer.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { RoundStore } from '../storage/stores.ts';
+import { fromBase64 } from '../../shared/secagg/bytes.ts';
+import type { ServerMessage as SecAggServerMessage } from '../../shared/secagg/messages.ts';
+import { checkSumHeadroom, roundParameters } from '../../shared/secagg/round-config.ts';
+import { SecAggRound } from './secagg-session.ts';
+import type { StageClose } from './secagg-session.ts';
 import { Wakeup } from './wakeup.ts';
+import type { RoundLedger } from '../ledger/round-hook.ts';
 
 /** What the runner needs from the transport (Socket.IO in the coordinator). */
 export interface RoundTransport {
@@ -35,6 +41,8 @@ export interface RoundTransport {
   broadcastRoundOpen(message: RoundOpen): void;
   sendConfig(clientId: string, message: RoundConfigMessage): void;
   sendNotSelected(clientId: string, roundId: number): void;
+  /** One SecAgg+ server message (round keys, forwarded shares, unmask request, abort) to one client. */
+  sendSecAgg(clientId: string, message: SecAggServerMessage): void;
   broadcastRoundClosed(message: RoundClosed): void;
   announceModel(message: ModelAnnouncement): void;
 }
@@ -52,6 +60,8 @@ export interface RunnerOptions {
   privacyPolicy: PrivacyPolicy;
   /** CSPRNG for rotation signs and central noise (crypto.getRandomValues in production). */
   privacyRandom: RandomSource;
+  /** The signed privacy ledger (server/ledger): entered before any sum is decoded, and on abort. */
+  ledger?: RoundLedger;
   log: (line: string) => void;
 }
 
@@ -61,6 +71,14 @@ interface DpRound {
   signs: Int8Array;
   sum: Uint32Array;
   count: number;
+}
+
+function decodeSigningKey(text: string): Uint8Array {
+  try {
+    return fromBase64('signingKey', text);
+  } catch (err) {
+    throw new ProtocolError('MALFORMED_MESSAGE', err instanceof Error ? err.message : String(err));
+  }
 }
 
 export function modelUrl(version: number): string {
@@ -80,7 +98,13 @@ export class RoundRunner {
   private state: RoundState | null = null;
   private accumulator: UpdateAccumulator | null = null;
   private dp: DpRound | null = null;
+  /** The SecAgg+ session of the round in flight, when it runs with secure aggregation. */
+  private secagg: SecAggRound | null = null;
+  /** Ed25519 verify keys pinned to enrollment pseudonyms at their first check-in (for SecAgg+ advertisements). */
+  private readonly signingKeys = new Map<string, Uint8Array>();
   private lastRoundId = 0;
+  /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
+  onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
   private stopped = false;
   private readonly wakeup = new Wakeup();
   private loop: Promise<void> | null = null;
@@ -121,7 +145,37 @@ export class RoundRunner {
   handleCheckin(clientId: string, raw: unknown): void {
     const message = parseMessage(CheckinMessageSchema, 'checkin', raw);
     if (!this.state) this.noRound(message.roundId);
+    if (message.decline) {
+      this.state = declineRound(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+      if (this.state.stage === 'training') this.secagg?.disconnect(clientId);
+      this.wakeup.notify();
+      return;
+    }
+    const pinned = this.signingKeys.get(clientId);
+    const offered = message.signingKey === undefined ? undefined : decodeSigningKey(message.signingKey);
+    if (pinned && offered && !offered.every((b, i) => b === pinned[i])) {
+      throw new ProtocolError('UNAUTHENTICATED', '"signingKey" differs from the key pinned to this enrollment');
+    }
+    if (!offered && !pinned && this.state.spec.secagg) {
+      throw new ProtocolError('INVALID_ARGUMENT', `"signingKey" is required: round ${this.state.roundId} uses secure aggregation`);
+    }
     this.state = checkIn(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+    if (offered && !pinned) this.signingKeys.set(clientId, offered);
+    this.wakeup.notify();
+  }
+
+  /** One SecAgg+ upload; refusals (replayed, late, duplicated, mis-addressed...) throw with the core's code and change nothing. */
+  handleSecAgg(clientId: string, raw: unknown): void {
+    const upload = parseMessage(SecAggUploadSchema, 'secagg', raw);
+    if (!this.state) this.noRound(upload.roundId);
+    checkRoundId(this.state, upload.roundId);
+    const secagg = this.secagg;
+    if (!secagg) throw new ProtocolError('WRONG_STAGE', `round ${this.state.roundId} is not running a SecAgg+ session now`);
+    if (this.state.stage !== 'training') throw new ProtocolError('LATE_MESSAGE', `round ${this.state.roundId} is in stage "${this.state.stage}": the SecAgg+ stages are over`);
+    if (this.options.clock() >= secagg.stageEndsAt) throw new ProtocolError('LATE_MESSAGE', `the deadline of SecAgg+ stage "${secagg.stage}" has passed`);
+    const stage = secagg.stage;
+    secagg.receive(clientId, upload.message);
+    if (stage === 'masked-input') this.state = markReported(this.state, clientId);
     this.wakeup.notify();
   }
 
@@ -131,6 +185,7 @@ export class RoundRunner {
       if (this.state) this.noRoundStage(this.state);
       this.noRound(message.roundId);
     }
+    if (this.secagg) throw new ProtocolError('WRONG_STAGE', `round ${this.state.roundId} uses secure aggregation: send the update as SecAgg+ messages`);
     const next = acceptUpdate(this.state, clientId, message.roundId, message.nonce, this.options.clock());
     if (this.dp) {
       // A privatised update: residues mod 2^32 of the padded length; only their sum is ever decoded.
@@ -151,6 +206,7 @@ export class RoundRunner {
 
   handleDisconnect(clientId: string): void {
     if (!this.state) return;
+    this.secagg?.disconnect(clientId);
     this.state = dropClient(this.state, clientId);
     this.wakeup.notify();
   }
@@ -220,7 +276,29 @@ export class RoundRunner {
         privacyRecord = { ...privacyRecord, samplingMethod: state.selection?.method ?? null, dimension: current.weights.length };
         this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap);
       }
-      await rounds.update(record.id, { privacy: privacyRecord });
+      const secaggSpec = record.config.secagg;
+      if (secaggSpec) {
+        if (!this.dp) throw new ProtocolError('INVALID_ARGUMENT', '"secagg" on needs integer updates from a DP mode; this round has privacy mode none');
+        // Parameters and the 32-bit headroom for the cohort actually selected (the launch checked clientsPerRound).
+        const cohort = [...state.cohort].sort();
+        const parameters = roundParameters(secaggSpec, cohort.length);
+        const headroom = checkSumHeadroom(this.dp.config, cohort.length);
+        this.secagg = new SecAggRound({
+          roundId: record.id,
+          cohort,
+          parameters,
+          headroom,
+          vectorLength: this.dp.config.paddedDimension,
+          prg: secaggSpec.prg,
+          stageMs: secaggSpec.stageMs,
+          verifyKey: (id) => this.signingKeys.get(id),
+          random: this.options.privacyRandom,
+        });
+        this.secagg.stageEndsAt = state.stageEndsAt;
+        privacyRecord = { ...privacyRecord, secagg: 'on' };
+        log(`round ${record.id}: SecAgg+ n=${parameters.n} k=${parameters.k} t=${parameters.t} (${parameters.regime}), headroom ${headroom.headroomBits.toFixed(1)} bits`);
+      }
+      await rounds.update(record.id, { privacy: privacyRecord, ...(this.secagg ? { secagg: this.secagg.record() } : {}) });
       const config: RoundConfigMessage = {
         roundId: record.id,
         modelVersion: base,
@@ -232,10 +310,22 @@ export class RoundRunner {
         secagg: null,
       };
       for (const id of state.checkedIn) if (!state.cohort.has(id)) transport.sendNotSelected(id, record.id);
-      for (const id of state.cohort) transport.sendConfig(id, config);
+      for (const id of state.cohort) transport.sendConfig(id, this.secagg ? { ...config, secagg: this.secagg.configFor(id) } : config);
       log(`round ${record.id}: ${state.cohort.size} of ${state.checkedIn.size} checked-in clients selected (${state.selection?.method}, rate ${state.selection?.rate.toFixed(3)})`);
       const trainingStarted = clock();
-      await this.waitUntil(() => trainingComplete(this.current as RoundState, clock()), () => (this.current as RoundState).stageEndsAt);
+      const secagg = this.secagg;
+      if (secagg) {
+        // Training ends with advertise-keys; then share-keys, masked-input and unmask, each with its own deadline.
+        const collected = await this.runSecAggStages(secagg, timings);
+        if (!collected) {
+          const abort = secagg.session.summary().abort;
+          state = abortRound(this.state, `SecAgg+ aborted at stage "${abort?.stage ?? secagg.stage}" (${abort?.code ?? 'BELOW_THRESHOLD'}): ${abort?.reason ?? 'too few clients left'}`);
+          this.state = state;
+          return await this.finish(record.id, state, started, timings);
+        }
+      } else {
+        await this.waitUntil(() => trainingComplete(this.current as RoundState, clock()), () => (this.current as RoundState).stageEndsAt);
+      }
       if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
       timings.trainingMs = clock() - trainingStarted;
 
@@ -244,6 +334,7 @@ export class RoundRunner {
       await rounds.update(record.id, { stage: state.stage, participants: state.reported.size });
       if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);
       const dp = this.dp;
+      if (secagg) dp!.count = state.reported.size;
       if (dp && dp.config.mode === 'distributed' && dp.count < dp.config.minSurvivors) {
         state = abortRound(state, `too few survivors: ${dp.count} updates, fewer than the ${dp.config.minSurvivors} (t) whose noise the accountant counts`);
         this.state = state;
@@ -251,12 +342,16 @@ export class RoundRunner {
       }
 
       const aggregationStarted = clock();
+      // Write-ahead (docs/ledger.md): the signed entry is durable before any sum is decoded; a cap breach throws here.
+      await this.options.ledger?.beforeRelease(record.id);
       let mean;
       let aggregateCounts: { examples: number; weight: number };
       if (dp) {
-        // Ledger before release: the round's epsilon is recorded as spent before the sum is decoded.
+        // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
+        // is reconstructed (SecAgg+ unmasking) or decoded.
         privacyRecord = releasedPrivacyRecord(privacyRecord, await rounds.list(Number.MAX_SAFE_INTEGER), record.id);
         await rounds.update(record.id, { privacy: privacyRecord });
+        if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
         mean = uniformMean(decodeAggregate(noised, dp.config, dp.signs), dp.count);
         aggregateCounts = { examples: dp.count, weight: dp.count };
@@ -287,14 +382,57 @@ export class RoundRunner {
     } catch (err) {
       const reason = err instanceof ProtocolError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
       log(`round ${record.id}: aborted: ${reason}`);
+      if (this.secagg) this.deliver(this.secagg.abort(reason));
       const aborted = this.state && this.state.stage !== 'aborted' && this.state.stage !== 'committed' ? abortRound(this.state, reason) : this.state;
       if (aborted && aborted.stage === 'aborted') await this.finish(record.id, aborted, started, timings).catch(() => undefined);
     } finally {
       this.accumulator?.dispose();
       this.accumulator = null;
       this.dp = null;
+      this.secagg = null;
       this.state = null;
     }
+  }
+
+  private deliver(close: StageClose | null): void {
+    for (const { clientId, message } of close?.deliveries ?? []) this.options.transport.sendSecAgg(clientId, message);
+  }
+
+  /**
+   * Drives advertise-keys (until the training deadline), share-keys, masked-input and the collection
+   * of unmask shares (each until stageMs after its requests went out, or until every expected client
+   * answered or left). Returns false when the session aborted, its abort messages delivered.
+   */
+  private async runSecAggStages(secagg: SecAggRound, timings: Record<string, number>): Promise<boolean> {
+    const { clock } = this.options;
+    const stageMs = this.current?.spec.secagg?.stageMs ?? 10_000;
+    let stageStarted = clock();
+    for (;;) {
+      const stage = secagg.stage;
+      await this.waitUntil(() => secagg.stageComplete(), () => secagg.stageEndsAt);
+      if (this.stopped) return true;
+      timings[`secagg.${stage}Ms`] = clock() - stageStarted;
+      if (stage === 'unmask') return true;
+      const close = await secagg.closeStage();
+      this.deliver(close);
+      if (close.outcome.status === 'aborted') return false;
+      stageStarted = clock();
+      secagg.stageEndsAt = stageStarted + stageMs;
+    }
+  }
+
+  /** Closes the unmask stage after the release point: the sum mod 2^32 of the survivors' residues, nothing else. */
+  private async unmaskSum(secagg: SecAggRound, timings: Record<string, number>): Promise<Uint32Array> {
+    const unmaskStarted = this.options.clock();
+    const close = await secagg.reconstruct();
+    timings['secagg.reconstructMs'] = this.options.clock() - unmaskStarted;
+    this.deliver(close);
+    if (close.outcome.status === 'done') {
+      this.onSecAggSum?.(this.current?.roundId ?? 0, close.outcome.sum.slice());
+      return close.outcome.sum;
+    }
+    const reason = close.outcome.status === 'aborted' ? close.outcome.reason : 'session did not finish';
+    throw new ProtocolError('BELOW_THRESHOLD', `SecAgg+ unmask stage fell short: ${reason}`);
   }
 
   private async finish(id: number, state: RoundState, started: number, timings: Record<string, number>, extra: { modelVersion?: number; metrics?: RoundRecord['metrics'] } = {}): Promise<void> {
@@ -310,8 +448,10 @@ export class RoundRunner {
       ...(state.reason ? { reason: state.reason } : {}),
       ...(extra.modelVersion !== undefined ? { modelVersion: extra.modelVersion } : {}),
       ...(extra.metrics ? { metrics: extra.metrics } : {}),
+      ...(this.secagg ? { secagg: this.secagg.record() } : {}),
     } as const;
     await this.options.rounds.update(id, patch);
+    if (status === 'aborted') await this.options.ledger?.afterAbort(id, state.reason ?? 'aborted');
     this.options.log(`round ${id}: ${status}${state.reason ? ` (${state.reason})` : ''} with ${state.reported.size} updates in ${durationMs} ms`);
     const closed: RoundClosed = { roundId: id, status };
     if (state.reason) closed.reason = state.reason;

@@ -40,10 +40,41 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: 400,
   /** A launch in a privacy mode (`central`, `none`) this coordinator was not started to allow. */
   PRIVACY_MODE_DISABLED: 403,
+  /** A launch or release that would take the deployment's cumulative epsilon past its cap (server/ledger). */
+  BUDGET_EXCEEDED: 409,
   /** A client's refusal of a round whose privacy does not meet its own policy (it drops out). */
   PRIVACY_NOT_ACCEPTED: 403,
-  /** A stage change that the round state machine does not allow. */
+  /** A stage change that the round state machine does not allow (also a SecAgg+ message its stage does not accept). */
   INVALID_TRANSITION: 500,
+  // SecAgg+ refusals (shared/secagg/errors.ts, translated one to one by server/rounds/secagg-session.ts).
+  /** A SecAgg+ message for another session (a replay from an earlier round, or a mix-up). */
+  WRONG_ROUND: 409,
+  /** A SecAgg+ message whose sender or recipient index is not the authenticated client's. */
+  MISADDRESSED: 400,
+  /** A SecAgg+ sender outside the cohort or without an enrollment-bound verify key. */
+  UNKNOWN_SENDER: 403,
+  /** A SecAgg+ message from a client that dropped at an earlier stage. */
+  DROPPED_CLIENT: 403,
+  /** A peer that is not a neighbour in the public graph. */
+  NOT_NEIGHBOUR: 400,
+  /** A second SecAgg+ message for the same stage from the same client. */
+  DUPLICATE_MESSAGE: 409,
+  /** A SecAgg+ message for a stage that is already closed. */
+  LATE_MESSAGE: 409,
+  /** Advertised keys whose Ed25519 signature does not verify under the sender's enrollment-bound key. */
+  BAD_SIGNATURE: 401,
+  /** A reused or degenerate public key. */
+  BAD_KEY: 400,
+  /** A share ciphertext that fails authentication. */
+  DECRYPTION_FAILED: 400,
+  /** Survivor / dropped lists that disagree with what a client saw. */
+  INCONSISTENT_SURVIVORS: 409,
+  /** A request for both the self-mask share and the key share of one peer. */
+  BOTH_SHARES_REQUESTED: 409,
+  /** Fewer than t SecAgg+ share holders remain. */
+  BELOW_THRESHOLD: 409,
+  /** Reconstructed SecAgg+ secrets inconsistent with the advertised keys. */
+  RECONSTRUCTION_FAILED: 500,
   /** The coordinator cannot serve the request yet (e.g. no model version exists). */
   UNAVAILABLE: 503,
   INTERNAL: 500,

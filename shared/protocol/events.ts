@@ -4,7 +4,8 @@
  * Payloads are still parsed with the schemas of messages.ts on arrival.
  */
 import type { ErrorBody } from './errors.ts';
-import type { Ack, CheckinMessage, ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundNotSelected, RoundOpen, UpdateMessage } from './messages.ts';
+import type { Ack, CheckinMessage, ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundNotSelected, RoundOpen, SecAggUpload, UpdateMessage } from './messages.ts';
+import type { ServerMessage as SecAggServerMessage } from '../secagg/messages.ts';
 
 export const EVENTS = {
   checkin: 'checkin',
@@ -15,11 +16,14 @@ export const EVENTS = {
   roundNotSelected: 'round:not-selected',
   roundClosed: 'round:closed',
   protocolError: 'protocol:error',
+  /** SecAgg+ messages both ways (shared/secagg/messages.ts): client uploads with an ack, server relays / requests. */
+  secagg: 'secagg',
 } as const;
 
 export interface ClientToServerEvents {
   checkin: (message: CheckinMessage, ack: (result: Ack) => void) => void;
   update: (message: UpdateMessage, ack: (result: Ack) => void) => void;
+  secagg: (message: SecAggUpload, ack: (result: Ack) => void) => void;
 }
 
 export interface ServerToClientEvents {
@@ -30,6 +34,8 @@ export interface ServerToClientEvents {
   'round:closed': (message: RoundClosed) => void;
   /** A refusal of a message sent without an acknowledgement callback. */
   'protocol:error': (error: ErrorBody) => void;
+  /** round-keys, forwarded-shares, unmask-request or abort for this client's SecAgg+ session. */
+  secagg: (message: SecAggServerMessage) => void;
 }
 
 /** Socket.IO handshake `auth` payload. */

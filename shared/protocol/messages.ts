@@ -12,6 +12,10 @@ import type { RoundPrivacyParams } from './privacy.ts';
 import { ROUND_STAGES } from './stages.ts';
 import { PRIVACY_MODES } from '../privacy/config.ts';
 import type { PrivacyMode } from '../privacy/config.ts';
+import { DEFAULT_PRG, PRG_NAMES } from '../secagg/prg.ts';
+import type { PrgName } from '../secagg/prg.ts';
+import { chooseParameters } from '../secagg/parameters.ts';
+import { PROTOCOL_STAGES } from '../secagg/stages.ts';
 
 /** A fresh random value per client message; a repeat within a round is a replay. */
 export const NonceSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'expected 16-64 base64url characters');
@@ -22,7 +26,19 @@ export const ModelVersionSchema = z.number().int().min(1).max(Number.MAX_SAFE_IN
 /** Largest example count a client may claim; FedAvg caps the weight further per round. */
 export const MAX_CLAIMED_EXAMPLES = 1_000_000;
 
-export const CheckinMessageSchema = z.object({ roundId: RoundIdSchema, nonce: NonceSchema }).strict();
+/** Base64 of a 32-byte key (44 characters with padding). */
+export const Key32Schema = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected base64 of 32 bytes');
+
+export const CheckinMessageSchema = z
+  .object({
+    roundId: RoundIdSchema,
+    nonce: NonceSchema,
+    /** The device's Ed25519 verify key for SecAgg+ advertisements, pinned to its enrollment pseudonym on first use. */
+    signingKey: Key32Schema.optional(),
+    /** True: this client declines the round (no training examples), so check-in can close without waiting for it. */
+    decline: z.literal(true).optional(),
+  })
+  .strict();
 export type CheckinMessage = z.infer<typeof CheckinMessageSchema>;
 
 /** Binary in the browser (ArrayBuffer) and in Node (Buffer, a Uint8Array); checked for size later. */
@@ -109,6 +125,35 @@ export interface PrivacySpec {
   population: number;
 }
 
+/** Smallest cohort SecAgg+ runs with (a neighbour graph of degree >= 2). */
+export const SECAGG_MIN_COHORT = 3;
+
+/** SecAgg+ options of a launch (docs/secagg.md, "Parameters"); k and t override `chooseParameters` within its safe bounds. */
+export const SecAggSpecSchema = z
+  .object({
+    mode: z.enum(['on', 'off']).default('on'),
+    k: z.number().int().min(2).max(100_000).optional(),
+    t: z.number().int().min(2).max(100_000).optional(),
+    /** Fraction of the cohort the parameters must tolerate dropping over the round. */
+    dropoutRate: z.number().min(0).lt(1).default(0.1),
+    /** Fraction of the cohort that may collude with the coordinator. */
+    corruptFraction: z.number().min(0).lt(0.5).default(0.1),
+    /** Deadline of each of share-keys, masked-input and unmask (advertise-keys ends with the training deadline). */
+    stageMs: z.number().int().min(50).max(3_600_000).default(10_000),
+    prg: z.enum(PRG_NAMES).default(DEFAULT_PRG),
+  })
+  .strict();
+
+/** A round's resolved SecAgg+ options; `RoundSpec.secagg` is null when secure aggregation is off. */
+export interface SecAggSpec {
+  k?: number;
+  t?: number;
+  dropoutRate: number;
+  corruptFraction: number;
+  stageMs: number;
+  prg: PrgName;
+}
+
 /** One round's configuration as an operator launches it (`privacy`/`secagg` are the seams for DP and SecAgg). */
 export const RoundSpecSchema = z
   .object({
@@ -122,17 +167,20 @@ export const RoundSpecSchema = z
     deadlines: DeadlinesSchema.default({ checkinMs: 10_000, trainingMs: 60_000 }),
     /** Absent: the default, distributed DP with DEFAULT_PRIVACY. */
     privacy: PrivacySpecSchema.optional(),
-    secagg: z.null().default(null),
+    /** `on`/`off` or an options object; absent: on with distributed DP when the default (k, t) exist for clientsPerRound, else off. */
+    secagg: z.union([z.enum(['on', 'off']), SecAggSpecSchema]).nullable().optional(),
   })
   .strict();
 
 export type RoundSpecInput = z.input<typeof RoundSpecSchema>;
 
-export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minClients' | 'aggregation' | 'privacy'> {
+export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minClients' | 'aggregation' | 'privacy' | 'secagg'> {
   minClients: number;
   aggregation: AggregationConfig;
   /** null only in records written before DP existed (treated as `none`). */
   privacy: PrivacySpec | null;
+  /** null: secure aggregation off (and in records written before it existed). */
+  secagg: SecAggSpec | null;
 }
 
 export const LaunchRequestSchema = RoundSpecSchema.extend({ rounds: z.number().int().min(1).max(1000).default(1) }).strict();
@@ -153,7 +201,41 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   if (p.mode !== 'none' && p.noiseMultiplier === 0) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number > 0 in mode ${p.mode}, got 0`);
   const noiseMultiplier = p.mode === 'none' ? 0 : (p.noiseMultiplier ?? DEFAULT_PRIVACY.noiseMultiplier);
   const privacy: PrivacySpec = { mode: p.mode, clip: p.clip, noiseMultiplier, delta: p.delta, t, population: p.population };
-  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate }, privacy } };
+  const secagg = resolveSecAgg(rest.secagg, privacy.mode, rest.clientsPerRound);
+  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate }, privacy, secagg } };
+}
+
+/**
+ * `--secagg`: on by default with distributed DP (whose noise is only private once masked) when the
+ * default dropout / collusion rates admit parameters for clientsPerRound (4 or more clients), off by
+ * default otherwise. On is refused with privacy mode `none` (plain Float32 updates cannot be masked
+ * in Z_2^32) and for cohorts below SECAGG_MIN_COHORT. With `central` or `local` it is allowed: the
+ * updates are integer residues too, and masking still hides each one from the coordinator.
+ */
+function resolveSecAgg(raw: z.infer<typeof RoundSpecSchema>['secagg'], mode: PrivacyMode, clientsPerRound: number): SecAggSpec | null {
+  const explicit = raw !== undefined && raw !== null;
+  const options = typeof raw === 'object' && raw !== null ? raw : SecAggSpecSchema.parse({ mode: raw === 'off' ? 'off' : 'on' });
+  if (!explicit) return mode === 'distributed' && defaultsFeasible(options, clientsPerRound) ? withoutMode(options) : null;
+  if (options.mode === 'off') return null;
+  if (mode === 'none') throw new ProtocolError('INVALID_ARGUMENT', '"secagg" on needs integer updates, but "privacy.mode" none sends plain Float32 deltas; use --secagg off or a DP mode');
+  if (clientsPerRound < SECAGG_MIN_COHORT) throw new ProtocolError('INVALID_ARGUMENT', `"secagg" on needs clientsPerRound >= ${SECAGG_MIN_COHORT}, got ${clientsPerRound}`);
+  if (options.k !== undefined && options.k > clientsPerRound - 1) throw new ProtocolError('INVALID_ARGUMENT', `"secagg.k" expected at most clientsPerRound - 1 = ${clientsPerRound - 1}, got ${options.k}`);
+  return withoutMode(options);
+}
+
+function defaultsFeasible(options: z.infer<typeof SecAggSpecSchema>, n: number): boolean {
+  if (n < SECAGG_MIN_COHORT) return false;
+  try {
+    chooseParameters({ n, dropoutRate: options.dropoutRate, corruptFraction: options.corruptFraction });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function withoutMode(options: z.infer<typeof SecAggSpecSchema>): SecAggSpec {
+  const { mode: _mode, k, t, ...rest } = options;
+  return { ...rest, ...(k !== undefined ? { k } : {}), ...(t !== undefined ? { t } : {}) };
 }
 
 export function describeIssues(error: z.ZodError): string {
@@ -190,9 +272,34 @@ export interface RoundConfigMessage {
   trainingMs: number;
   /** null: no DP (`none`), the update is plain Float32; else the client privatises (see privacy.ts). */
   privacy: RoundPrivacyParams | null;
-  /** Seam: null until secure aggregation lands (with DP the server sums the residues itself). */
-  secagg: null;
+  /** null: no secure aggregation, the update goes in one `update` message; else this client's SecAgg+ session. */
+  secagg: SecAggWireConfig | null;
 }
+
+/**
+ * One client's view of a round's SecAgg+ session (the public `SecAggRoundConfig` of shared/secagg,
+ * its own index, and the enrollment-bound verify keys of its neighbours in the public graph).
+ */
+export const SecAggWireConfigSchema = z
+  .object({
+    sessionId: z.string().min(1).max(200),
+    index: z.number().int().min(1).max(1_000_000),
+    n: z.number().int().min(SECAGG_MIN_COHORT).max(1_000_000),
+    k: z.number().int().min(2).max(1_000_000),
+    t: z.number().int().min(2).max(1_000_000),
+    graphSeed: Key32Schema,
+    vectorLength: z.number().int().min(1).max(2 ** 28),
+    prg: z.enum(PRG_NAMES),
+    /** Deadline of each stage after advertise-keys, in ms after the previous stage's server message. */
+    stageMs: z.number().int().min(1),
+    verifyKeys: z.array(z.object({ index: z.number().int().min(1).max(1_000_000), key: Key32Schema }).strict()).max(1_000_000),
+  })
+  .strict();
+export type SecAggWireConfig = z.infer<typeof SecAggWireConfigSchema>;
+
+/** A SecAgg+ client message on the wire: the pure core's message (parsed by the session) inside the round envelope. */
+export const SecAggUploadSchema = z.object({ roundId: RoundIdSchema, message: z.unknown() }).strict();
+export type SecAggUpload = z.infer<typeof SecAggUploadSchema>;
 
 export interface RoundNotSelected {
   roundId: number;
@@ -237,9 +344,26 @@ export const RoundPrivacyRecordSchema = z.object({
   epsilonRound: z.number().nullable(),
   epsilonCumulative: z.number().nullable(),
   order: z.number().nullable(),
-  secagg: z.literal('off'),
+  secagg: z.enum(['on', 'off']),
 });
 export type RoundPrivacyRecord = z.infer<typeof RoundPrivacyRecordSchema>;
+
+/** What a SecAgg+ round records: parameters, how many masked inputs made the sum, who dropped at which stage (counts only). */
+export const SecAggRecordSchema = z.object({
+  n: z.number().int(),
+  k: z.number().int(),
+  t: z.number().int(),
+  prg: z.enum(PRG_NAMES),
+  /** Clients whose masked input is in the sum. */
+  survivors: z.number().int(),
+  droppedPerStage: z.object({ 'advertise-keys': z.number().int(), 'share-keys': z.number().int(), 'masked-input': z.number().int(), unmask: z.number().int() }),
+  /** The stage that fell short, when the session aborted. */
+  abortedStage: z.enum(PROTOCOL_STAGES).nullable(),
+  /** Largest possible |coordinate| of the sum and the 32-bit headroom left (docs/secagg.md, "Overflow"). */
+  maxAbsSum: z.number().nullable(),
+  headroomBits: z.number().nullable(),
+});
+export type SecAggRecord = z.infer<typeof SecAggRecordSchema>;
 
 export const RoundRecordSchema = z.object({
   id: RoundIdSchema,
@@ -265,6 +389,7 @@ export const RoundRecordSchema = z.object({
     })
     .nullable(),
   privacy: RoundPrivacyRecordSchema.optional(),
+  secagg: SecAggRecordSchema.nullable().optional(),
   /** Only on the round in flight, from the coordinator's memory: progress of the current stage. */
   live: z
     .object({ stage: z.enum(ROUND_STAGES), checkedIn: z.number().int(), selected: z.number().int(), reported: z.number().int(), dropped: z.number().int(), stageEndsInMs: z.number() })

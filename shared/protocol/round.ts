@@ -23,6 +23,8 @@ export interface RoundState {
   /** When the current waiting stage ends (checkin, training), in ms on the runner's clock. */
   readonly stageEndsAt: number;
   readonly checkedIn: ReadonlySet<string>;
+  /** Connected clients that answered check-in with a decline (e.g. no training examples): check-in need not wait for them. */
+  readonly declined: ReadonlySet<string>;
   readonly cohort: ReadonlySet<string>;
   readonly reported: ReadonlySet<string>;
   readonly dropped: ReadonlySet<string>;
@@ -39,6 +41,7 @@ export function openRound(roundId: number, modelVersion: number, spec: RoundSpec
     stage: 'checkin',
     stageEndsAt: now + spec.deadlines.checkinMs,
     checkedIn: new Set(),
+    declined: new Set(),
     cohort: new Set(),
     reported: new Set(),
     dropped: new Set(),
@@ -80,7 +83,25 @@ export function checkIn(state: RoundState, clientId: string, roundId: number, no
 
 /** Check-in may close early once every client the runner knows of has checked in. */
 export function checkinComplete(state: RoundState, now: number, connectedClients: number): boolean {
-  return state.stage === 'checkin' && (now >= state.stageEndsAt || (connectedClients > 0 && state.checkedIn.size >= connectedClients));
+  return state.stage === 'checkin' && (now >= state.stageEndsAt || (connectedClients > 0 && state.checkedIn.size + (state.declined?.size ?? 0) >= connectedClients));
+}
+
+/**
+ * A connected client declines this round (it has nothing to train on): during check-in it is never
+ * selected; once selected (it only found out on loading the model) it leaves the cohort as dropped,
+ * so the round need not wait for its update.
+ */
+export function declineRound(state: RoundState, clientId: string, roundId: number, nonce: string, now: number): RoundState {
+  checkRoundId(state, roundId);
+  const nonces = claimNonce(state, nonce);
+  if (state.stage === 'training' && state.cohort.has(clientId)) {
+    if (state.reported.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', `this client already sent its update for round ${state.roundId}`);
+    return { ...state, nonces, dropped: withAdded(state.dropped, clientId) };
+  }
+  if (state.stage !== 'checkin') throw new ProtocolError('WRONG_STAGE', `round ${state.roundId} is in stage "${state.stage}", not accepting check-ins`);
+  if (now >= state.stageEndsAt) throw new ProtocolError('DEADLINE_PASSED', `check-in for round ${state.roundId} has closed`);
+  if (state.checkedIn.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', `this client already checked in to round ${state.roundId}`);
+  return { ...state, nonces, declined: withAdded(state.declined ?? new Set(), clientId) };
 }
 
 /**
@@ -128,12 +149,25 @@ export function acceptUpdate(state: RoundState, clientId: string, roundId: numbe
   return { ...state, nonces, reported: withAdded(state.reported, clientId) };
 }
 
+/**
+ * SecAgg+ rounds: a client's masked input is its update. The SecAgg+ session has already refused
+ * replays, duplicates and late messages with its own codes, so no nonce is claimed here.
+ */
+export function markReported(state: RoundState, clientId: string): RoundState {
+  if (state.stage !== 'training') throw new ProtocolError('WRONG_STAGE', `round ${state.roundId} is in stage "${state.stage}", not accepting updates`);
+  if (!state.cohort.has(clientId)) throw new ProtocolError('NOT_IN_COHORT', `this client was not selected for round ${state.roundId}`);
+  if (state.reported.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', `this client already sent its update for round ${state.roundId}`);
+  return { ...state, reported: withAdded(state.reported, clientId) };
+}
+
 /** A disconnect: before selection the client just leaves the pool; after, it counts as dropped. */
 export function dropClient(state: RoundState, clientId: string): RoundState {
-  if (state.stage === 'checkin' && state.checkedIn.has(clientId)) {
+  if (state.stage === 'checkin' && (state.checkedIn.has(clientId) || state.declined?.has(clientId))) {
     const checkedIn = new Set(state.checkedIn);
     checkedIn.delete(clientId);
-    return { ...state, checkedIn };
+    const declined = new Set(state.declined);
+    declined.delete(clientId);
+    return { ...state, checkedIn, declined };
   }
   if (state.stage === 'training' && state.cohort.has(clientId) && !state.reported.has(clientId)) {
     return { ...state, dropped: withAdded(state.dropped, clientId) };

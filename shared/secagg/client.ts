@@ -10,12 +10,13 @@ import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
 import {
+  agreeMany,
   decryptShares,
+  derivePairwiseSeed,
   encryptShares,
   generateRoundKeys,
-  pairwiseSeed,
   signAdvertisement,
-  verifyAdvertisement,
+  verifyAdvertisementAsync,
   type RoundKeys,
   type SharePair,
 } from './keys.ts';
@@ -47,6 +48,8 @@ export interface SecAggClientOptions {
   /** Enrollment verify key of a peer, or undefined when the peer is not enrolled. */
   readonly verifyKey: (index: number) => Uint8Array | undefined;
   readonly random: RandomSource;
+  /** Send y_u as raw bytes instead of base64 (for transports that carry binary, e.g. Socket.IO). */
+  readonly binaryMaskedInput?: boolean;
 }
 
 interface PeerKeys {
@@ -82,6 +85,7 @@ export class SecAggClient {
   readonly #signingSecretKey: Uint8Array;
   readonly #verifyKey: (index: number) => Uint8Array | undefined;
   readonly #random: RandomSource;
+  readonly #binaryMaskedInput: boolean;
   #keys: RoundKeys | undefined;
   #peers = new Map<number, PeerKeys>();
   #selfMaskSeed: Uint8Array | undefined;
@@ -102,6 +106,7 @@ export class SecAggClient {
     this.#signingSecretKey = expectBytes('signingSecretKey', options.signingSecretKey, 64).slice();
     this.#verifyKey = options.verifyKey;
     this.#random = options.random;
+    this.#binaryMaskedInput = options.binaryMaskedInput === true;
     this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
   }
 
@@ -167,13 +172,13 @@ export class SecAggClient {
   }
 
   /** Round 1, ShareKeys: verify neighbours' keys, share b_u and s_u^SK t-of-(k+1), encrypt to each neighbour. */
-  #onRoundKeys(msg: RoundKeysMessage, next: Stage): ShareKeysMessage {
+  async #onRoundKeys(msg: RoundKeysMessage, next: Stage): Promise<ShareKeysMessage> {
     const keys = this.#keys!;
     const { roundId, t } = this.config;
     uniqueIndices('keys', msg.keys.map((k) => k.index));
     const peers = new Map<number, PeerKeys>();
     const seenKeys = new Set([toBase64(keys.encryption.publicKey), toBase64(keys.mask.publicKey)]);
-    for (const entry of msg.keys) {
+    const decoded = msg.keys.map((entry) => {
       if (entry.index === this.index || !this.#graph.isNeighbour(this.index, entry.index)) {
         refuse('NOT_NEIGHBOUR', `client ${entry.index} is not a neighbour of client ${this.index} in the public graph`);
       }
@@ -182,7 +187,13 @@ export class SecAggClient {
       const encryptionPublicKey = decodeField('encryptionPublicKey', entry.encryptionPublicKey);
       const maskPublicKey = decodeField('maskPublicKey', entry.maskPublicKey);
       const signature = decodeField('signature', entry.signature);
-      if (!verifyAdvertisement(verifyKey, roundId, entry.index, encryptionPublicKey, maskPublicKey, signature)) {
+      return { entry, verifyKey, encryptionPublicKey, maskPublicKey, signature };
+    });
+    const verified = await Promise.all(decoded.map((d) => verifyAdvertisementAsync(d.verifyKey, roundId, d.entry.index, d.encryptionPublicKey, d.maskPublicKey, d.signature)));
+    // The await let other messages in: re-check the stage so a concurrent message cannot have moved it.
+    if (this.#stage !== 'share-keys') refuse('INVALID_TRANSITION', `client ${this.index} left stage "share-keys" while verifying keys`);
+    for (const [i, { entry, encryptionPublicKey, maskPublicKey }] of decoded.entries()) {
+      if (!verified[i]) {
         refuse('BAD_SIGNATURE', `advertised keys of client ${entry.index} are not signed by its enrollment key`);
       }
       for (const key of [entry.encryptionPublicKey, entry.maskPublicKey]) {
@@ -194,6 +205,8 @@ export class SecAggClient {
     if (peers.size + 1 < t) refuse('BELOW_THRESHOLD', `stage "share-keys": ${peers.size + 1} holders for client ${this.index}, below t=${t}`);
 
     const holders = [this.index, ...[...peers.keys()].sort((a, b) => a - b)];
+    const agreed = await agreeMany(keys.encryption.secretKey, holders.slice(1).map((to) => peers.get(to)!.encryptionPublicKey));
+    if (this.#stage !== 'share-keys') refuse('INVALID_TRANSITION', `client ${this.index} left stage "share-keys" while agreeing keys`);
     const selfMaskSeed = randomBytes(this.#random, 32);
     const selfMaskShares = splitSecret(selfMaskSeed, t, holders, this.#random);
     const keyShares = splitSecret(keys.mask.secretKey, t, holders, this.#random);
@@ -201,7 +214,7 @@ export class SecAggClient {
     for (let i = 1; i < holders.length; i++) {
       const to = holders[i]!;
       const sealed = encryptShares(keys.encryption.secretKey, peers.get(to)!.encryptionPublicKey, roundId, this.index, to,
-        { selfMaskShare: selfMaskShares[i]!.y, keyShare: keyShares[i]!.y }, this.#random);
+        { selfMaskShare: selfMaskShares[i]!.y, keyShare: keyShares[i]!.y }, this.#random, agreed[i - 1]);
       ciphertexts.push({ to, nonce: toBase64(sealed.nonce), ciphertext: toBase64(sealed.ciphertext) });
       wipe(selfMaskShares[i]!.y, keyShares[i]!.y);
     }
@@ -218,11 +231,19 @@ export class SecAggClient {
     const { roundId, t, vectorLength } = this.config;
     uniqueIndices('ciphertexts', msg.ciphertexts.map((c) => c.from));
     const received = new Map<number, SharePair>();
-    for (const entry of msg.ciphertexts) {
+    const entries = msg.ciphertexts.map((entry) => {
       const peer = this.#peers.get(entry.from);
       if (peer === undefined) refuse('NOT_NEIGHBOUR', `shares from client ${entry.from}, which is not an advertised neighbour`);
-      const sealed = { nonce: decodeField('nonce', entry.nonce), ciphertext: decodeField('ciphertext', entry.ciphertext) };
-      received.set(entry.from, decryptShares(keys.encryption.secretKey, peer.encryptionPublicKey, roundId, entry.from, this.index, sealed));
+      return { from: entry.from, peer, sealed: { nonce: decodeField('nonce', entry.nonce), ciphertext: decodeField('ciphertext', entry.ciphertext) } };
+    });
+    const agreed = await agreeMany(keys.encryption.secretKey, entries.map((e) => e.peer.encryptionPublicKey));
+    try {
+      if (this.#stage !== 'masked-input') refuse('INVALID_TRANSITION', `client ${this.index} left stage "masked-input" while agreeing keys`);
+      for (const [i, e] of entries.entries()) {
+        received.set(e.from, decryptShares(keys.encryption.secretKey, e.peer.encryptionPublicKey, roundId, e.from, this.index, e.sealed, agreed[i]));
+      }
+    } finally {
+      wipe(...agreed);
     }
     if (received.size + 1 < t) {
       refuse('BELOW_THRESHOLD', `stage "masked-input": ${received.size + 1} holders for client ${this.index}, below t=${t}`);
@@ -235,8 +256,11 @@ export class SecAggClient {
     const selfMask = await prg.expand(this.#selfMaskSeed!, vectorLength);
     for (let i = 0; i < vectorLength; i++) masked[i] = masked[i]! + selfMask[i]!;
     selfMask.fill(0);
-    for (const peer of [...received.keys()].sort((a, b) => a - b)) {
-      const seed = pairwiseSeed(keys.mask.secretKey, this.#peers.get(peer)!.maskPublicKey, roundId, this.index, peer);
+    const maskPeers = [...received.keys()].sort((a, b) => a - b);
+    const maskSecrets = await agreeMany(keys.mask.secretKey, maskPeers.map((peer) => this.#peers.get(peer)!.maskPublicKey));
+    for (const [j, peer] of maskPeers.entries()) {
+      const seed = derivePairwiseSeed(maskSecrets[j]!, roundId, this.index, peer);
+      wipe(maskSecrets[j]);
       const mask = await prg.expand(seed, vectorLength);
       wipe(seed);
       if (this.index < peer) for (let i = 0; i < vectorLength; i++) masked[i] = masked[i]! + mask[i]!;
@@ -244,7 +268,8 @@ export class SecAggClient {
       mask.fill(0);
     }
     this.#input.fill(0);
-    const reply: MaskedInputMessage = { type: 'masked-input', roundId, from: this.index, maskedInput: toBase64(u32VectorToBytes(masked)) };
+    const bytes = u32VectorToBytes(masked);
+    const reply: MaskedInputMessage = { type: 'masked-input', roundId, from: this.index, maskedInput: this.#binaryMaskedInput ? bytes : toBase64(bytes) };
     masked.fill(0);
     return reply;
   }

@@ -39,8 +39,8 @@ export const maskedInputSchema = z.object({
   type: z.literal('masked-input'),
   roundId,
   from: clientIndex,
-  /** y_u as little-endian uint32 words. */
-  maskedInput: base64,
+  /** y_u as little-endian uint32 words: base64, or raw bytes where the transport carries binary (Socket.IO does, at no expansion). */
+  maskedInput: z.union([base64, z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected base64 or bytes')]),
 });
 
 const revealedShare = z.object({ of: clientIndex, share: base64Of(33) });

@@ -12,7 +12,7 @@ import { bytesToU32Vector, constantTimeEqual, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
-import { pairwiseSeed, shareCiphertextBytes, verifyAdvertisement } from './keys.ts';
+import { agreeMany, derivePairwiseSeed, naclEd25519Verify, shareCiphertextBytes, verifyAdvertisement, type Ed25519Verify } from './keys.ts';
 import {
   clientMessageSchema,
   type AbortMessage,
@@ -32,6 +32,8 @@ export interface SecAggServerOptions {
   readonly config: SecAggRoundConfig;
   /** Enrollment verify keys; when given, advertised keys are checked on arrival (clients check them again). */
   readonly verifyKey?: (index: number) => Uint8Array | undefined;
+  /** The Ed25519 verifier for those checks; default tweetnacl (a Node coordinator injects its native one). */
+  readonly verifySignature?: Ed25519Verify;
 }
 
 export type StageOutcome =
@@ -78,6 +80,7 @@ export class SecAggServerSession {
   readonly config: SecAggRoundConfig;
   readonly #graph: NeighbourGraph;
   readonly #verifyKey: ((index: number) => Uint8Array | undefined) | undefined;
+  readonly #verifySignature: Ed25519Verify;
   #stage: Stage = 'advertise-keys';
   #closing = false;
   #abort: { stage: ProtocolStage; code: ProtocolErrorCode; reason: string } | undefined;
@@ -91,6 +94,7 @@ export class SecAggServerSession {
   constructor(options: SecAggServerOptions) {
     this.config = checkRoundConfig(options.config);
     this.#verifyKey = options.verifyKey;
+    this.#verifySignature = options.verifySignature ?? naclEd25519Verify;
     this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
   }
 
@@ -172,7 +176,7 @@ export class SecAggServerSession {
     if (this.#verifyKey) {
       const verifyKey = this.#verifyKey(msg.from);
       if (verifyKey === undefined) refuse('UNKNOWN_SENDER', `no enrollment key for client ${msg.from}`);
-      if (!verifyAdvertisement(verifyKey, this.config.roundId, msg.from, encryptionPublicKey, maskPublicKey, signature)) {
+      if (!verifyAdvertisement(verifyKey, this.config.roundId, msg.from, encryptionPublicKey, maskPublicKey, signature, this.#verifySignature)) {
         refuse('BAD_SIGNATURE', `advertised keys of client ${msg.from} are not signed by its enrollment key`);
       }
     }
@@ -201,9 +205,9 @@ export class SecAggServerSession {
     this.#shared.set(msg.from, msg.ciphertexts);
   }
 
-  #onMaskedInput(msg: { from: number; maskedInput: string }): void {
+  #onMaskedInput(msg: { from: number; maskedInput: string | Uint8Array }): void {
     if (this.#masked.has(msg.from)) refuse('DUPLICATE_MESSAGE', `client ${msg.from} already sent its masked input`);
-    const bytes = decodeField('maskedInput', msg.maskedInput);
+    const bytes = typeof msg.maskedInput === 'string' ? decodeField('maskedInput', msg.maskedInput) : msg.maskedInput;
     if (bytes.length !== 4 * this.config.vectorLength) {
       refuse('MALFORMED', `"maskedInput" from client ${msg.from} expected ${4 * this.config.vectorLength} bytes, got ${bytes.length}`);
     }
@@ -380,8 +384,11 @@ export class SecAggServerSession {
         wipe(secretKey);
         refuse('RECONSTRUCTION_FAILED', `stage "unmask": reconstructed mask key of client ${d} does not match its advertised public key`);
       }
-      for (const v of this.#graph.neighbours(d).filter((x) => survivorSet.has(x))) {
-        const seed = pairwiseSeed(secretKey, this.#advertised.get(v)!.maskPublicKey, roundId, d, v);
+      const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
+      const secrets = await agreeMany(secretKey, live.map((v) => this.#advertised.get(v)!.maskPublicKey));
+      for (const [j, v] of live.entries()) {
+        const seed = derivePairwiseSeed(secrets[j]!, roundId, d, v);
+        wipe(secrets[j]);
         const mask = await prg.expand(seed, vectorLength);
         wipe(seed);
         // v added +PRG(s_{v,d}) when v < d and -PRG(s_{v,d}) otherwise; undo it.

@@ -85,4 +85,11 @@ describe('REST API', () => {
     const status = await api<{ model: { version: number } }>(coordinator, coordinator.auditor, 'GET', '/api/v1/status');
     expect(status.body.model.version).toBe(1);
   });
+
+  it('hands the demo shop page no enrollment token unless the coordinator was started as the demo', async () => {
+    const res = await api<ErrorBody>(coordinator, undefined, 'POST', '/shop/enrollment-token');
+    expect(res.status).toBe(503);
+    expect(res.body.code).toBe('UNAVAILABLE');
+    expect(res.body.message).toMatch(/does not issue demo shop tokens/);
+  });
 });

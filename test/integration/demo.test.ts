@@ -17,7 +17,7 @@ const bin = path.resolve('bin/portrait.js');
 describe('portrait demo (real CLI process)', () => {
   it('runs two rounds on the synthetic fleet and prints the round records as JSON', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-demo-it-'));
-    const { stdout, stderr } = await run(process.execPath, [bin, 'demo', '--rounds', '2', '--exit', '--json', '--port', '0', '--users', '300', '--clients-per-round', '40', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 35_000 });
+    const { stdout, stderr } = await run(process.execPath, [bin, 'demo', '--rounds', '2', '--exit', '--json', '--port', '0', '--users', '300', '--clients-per-round', '40', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 90_000 });
     const { rounds } = JSON.parse(stdout) as { rounds: RoundRecord[] };
     expect(stderr).toMatch(/simulated devices in 2 worker threads/);
     expect(rounds).toHaveLength(2);
@@ -38,5 +38,5 @@ describe('portrait demo (real CLI process)', () => {
     expect(rounds[1]!.modelVersion).toBe(rounds[0]!.modelVersion! + 1);
     // The rounds persisted in the data directory the demo was given.
     expect(fs.existsSync(path.join(dataDir, 'api-tokens.json'))).toBe(true);
-  }, 40_000);
+  }, 100_000);
 });

@@ -4,7 +4,9 @@
  * ack-less messages; wrong-length and non-finite weight vectors; stale and unknown round ids;
  * replays and duplicates; updates from outside the cohort; and clients that vanish at every
  * stage. Each refusal carries its error code, the round still commits (or aborts saying why),
- * and the next round runs.
+ * and the next round runs. A payload over the protocol's own limit (below Socket.IO's transport
+ * limit) is refused with PAYLOAD_TOO_LARGE in the ack and the socket stays up; a device without
+ * training examples declines check-in instead of holding the round until its deadline.
  */
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -188,4 +190,69 @@ describe('bad input and faults', () => {
     expect(recovered.status).toBe('committed');
     expect(recovered.participants).toBe(7);
   });
+});
+
+describe('application-level message limit', () => {
+  it('refuses a payload over the protocol limit with PAYLOAD_TOO_LARGE in the ack, and the socket stays up', async () => {
+    // The real coordinator: its Socket.IO transport limit sits well above the protocol's, so
+    // Socket.IO never has to close the socket and the refusal carries an error code.
+    await useNodeBackend();
+    const coordinator = await startTestCoordinator(tempDataDir(), { maxMessageBytes: 1 << 20 });
+    const socket = await rawSocket(coordinator, coordinator.token());
+    try {
+      const errors: ErrorBody[] = [];
+      socket.on('protocol:error', (e) => errors.push(e));
+      const big = { roundId: 1, nonce: randomId(), examples: 1, delta: new Uint8Array(2 << 20) };
+      const ack = await send(socket, 'update', big);
+      expect(code(ack)).toBe('PAYLOAD_TOO_LARGE');
+      expect(ack.ok ? '' : ack.error.message).toMatch(/over the protocol limit of 1048576 bytes/);
+      // Without an ack callback the refusal comes as a protocol:error event.
+      (socket as unknown as { emit(e: string, p: unknown): void }).emit('secagg', { roundId: 1, message: { maskedInput: 'A'.repeat(3 << 19) } });
+      await waitFor(() => errors.length >= 1, 5000, 'protocol error');
+      expect(errors[0]!.code).toBe('PAYLOAD_TOO_LARGE');
+      expect(socket.connected).toBe(true);
+      // The same socket still gets answers (no round is running: UNKNOWN_ROUND, not a closed socket).
+      expect(code(await send(socket, 'checkin', { roundId: 1, nonce: randomId() }))).toBe('UNKNOWN_ROUND');
+      expect(coordinator.sockets.refusals.get('PAYLOAD_TOO_LARGE')).toBe(2);
+    } finally {
+      socket.close();
+      await coordinator.close();
+    }
+  });
+});
+
+describe('a device without training examples', () => {
+  const dataDir = tempDataDir();
+  let coordinator: TestCoordinator;
+  let clients: TestClient[] = [];
+
+  afterAll(async () => {
+    stopAll(clients);
+    await coordinator?.close();
+  });
+
+  it('leaves a round once it finds it has nothing to train on, then declines check-in; no round waits for its deadline', async () => {
+    await useNodeBackend();
+    coordinator = await startTestCoordinator(dataDir);
+    clients = await startClients(coordinator, 4, (i) => (i === 3 ? { examples: () => [] } : {}));
+    const trainingMs = 30_000;
+    const request = { rounds: 1, clientsPerRound: 4, minClients: 3, ...FAST, deadlines: { checkinMs: 3_000, trainingMs } };
+    // First round: no model cached yet, so the device checks in; once selected and the model loaded, it leaves.
+    const [first] = await launch(coordinator, request);
+    const left = await waitForRound(coordinator, first!.id, 40_000);
+    expect(left.status, left.reason).toBe('committed');
+    expect(left.checkedIn).toBe(4);
+    expect(left.participants).toBe(3);
+    expect(left.durationMs!).toBeLessThan(trainingMs);
+    expect(clients[3]!.events.some((e) => e.type === 'declined' && e.roundId === first!.id)).toBe(true);
+    // Second round: it knows, and declines check-in (which therefore closes early too).
+    const [second] = await launch(coordinator, request);
+    const declined = await waitForRound(coordinator, second!.id, 40_000);
+    expect(declined.status, declined.reason).toBe('committed');
+    expect(declined.checkedIn).toBe(3);
+    expect(declined.timings.checkinMs!).toBeLessThan(request.deadlines.checkinMs);
+    expect(declined.durationMs!).toBeLessThan(trainingMs);
+    expect(clients[3]!.events.some((e) => e.type === 'declined' && e.roundId === second!.id)).toBe(true);
+    expect(clients[3]!.events.some((e) => e.type === 'checked-in' && e.roundId === second!.id)).toBe(false);
+  }, 60_000);
 });

@@ -96,7 +96,9 @@ describe('distributed DP rounds (central and none not enabled)', () => {
     expect(record.status).toBe('committed');
     expect(record.participants).toBe(4);
     const p = record.privacy as RoundPrivacyRecord;
-    expect(p).toMatchObject({ mode: 'distributed', differentiallyPrivate: true, clip: 0.5, noiseMultiplier: 1.5, t: 3, delta: 1e-6, q: 1, samplingMethod: 'fixed', released: true, secagg: 'off', shares: 3 });
+    expect(p).toMatchObject({ mode: 'distributed', differentiallyPrivate: true, clip: 0.5, noiseMultiplier: 1.5, t: 3, delta: 1e-6, q: 1, samplingMethod: 'fixed', released: true, secagg: 'on', shares: 3 });
+    // Distributed DP turns SecAgg+ on by default: the coordinator only ever held the masked sum.
+    expect(record.secagg).toMatchObject({ survivors: 4 });
     expect(p.dimension).toBe(coordinator.registry.parameters);
     const again = recompute(p, 1);
     expect(p.epsilonRound).toBeGreaterThan(0);
@@ -132,7 +134,7 @@ describe('distributed DP rounds (central and none not enabled)', () => {
       const before = Float64Array.from(coordinator.registry.current.weights);
       const z = 2;
       const clip = 0.01;
-      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 5, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 4_000 }, train: FAST.train, privacy: { clip, noiseMultiplier: z, delta: 1e-6 } });
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 5, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 4_000 }, train: FAST.train, privacy: { clip, noiseMultiplier: z, delta: 1e-6 }, secagg: 'off' });
       const record = await waitForRound(coordinator, r!.id);
       expect(record.status).toBe('committed');
       expect(record.participants).toBe(4);

@@ -2,7 +2,8 @@
  * The fleet simulator against a real coordinator (port 0, SQLite in a temp dir): sixteen simulated
  * devices in two worker threads, enrolled over REST. A round with random dropout still commits
  * with the survivors; a round where forced drops leave fewer updates than the minimum aborts and
- * says why; and the next round after it commits.
+ * says why; and the next round after it commits. Devices given their own privacy cap refuse a DP
+ * round past it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -82,5 +83,23 @@ describe('fleet simulator', () => {
     const recovered = await waitForRound(coordinator, third!.id, 25_000);
     expect(recovered.status).toBe('committed');
     expect(recovered.participants).toBe(DEVICES);
+  });
+
+  it('gives every simulated device its own privacy cap: past it they refuse a DP round whatever the coordinator says', async () => {
+    const pop = await syntheticPopulation();
+    const withExamples = new Set(pop.prepared.examples.train.map((e) => e.userId));
+    const users = pop.prepared.users.train.filter((u) => withExamples.has(u.userId)).slice(0, 6);
+    await fleet?.stop();
+    await waitFor(() => coordinator.sockets.connectedClients() === 0, 10_000, 'earlier fleet gone');
+    fleet = await runFleet({ serverUrl: coordinator.url, operatorToken: coordinator.operator, users, startDay: pop.dataset.startDay, workers: 1, seed: 7, reconnectionDelayMs: 100, epsilonCap: { epsilon: 0.01, delta: 1e-6 } });
+    await fleet.waitConnected(6, 20_000);
+    await waitFor(() => coordinator.sockets.connectedClients() === 6, 10_000, 'coordinator sees the capped fleet');
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 6, minClients: 4, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 20_000 }, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } });
+    const record = await waitForRound(coordinator, r!.id, 25_000);
+    expect(record.status).toBe('aborted');
+    expect(record.participants).toBe(0);
+    const stats = fleet.stats();
+    expect(stats.events['privacy-refused']).toBe(6);
+    expect(stats.events['update-sent'] ?? 0).toBe(0);
   });
 });

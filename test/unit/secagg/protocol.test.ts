@@ -326,7 +326,7 @@ describe('privacy of what the server receives', () => {
     // chi-square 0.999 quantile for 255 degrees of freedom is about 330.5.
     const critical = 330.5;
     masked.forEach((m, j) => {
-      const y = new Uint32Array(fromBase64('y', m.maskedInput).buffer);
+      const y = new Uint32Array((typeof m.maskedInput === 'string' ? fromBase64('y', m.maskedInput) : m.maskedInput).slice().buffer);
       all.set(y, j * P);
       const x = inputs[m.from - 1]!;
       expect(Math.abs(correlation(x, y))).toBeLessThan(4 / Math.sqrt(P));

@@ -1,0 +1,356 @@
+/**
+ * The browser client's Web Worker: tfjs (the fastest backend that loads: webgl, then wasm with its
+ * .wasm files from the coordinator, then cpu), the IndexedDB event store, and the platform-free
+ * FederatedClient of client/core. The page's main thread only forwards events and device signals,
+ * so local training never blocks it. Only protocol messages leave; each is recorded (`wire`).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { parseEvent } from '../../shared/features/events.ts';
+import type { BehaviourEvent } from '../../shared/features/events.ts';
+import { selectBackend } from '../../shared/model/backend.ts';
+import type { BackendCandidate } from '../../shared/model/backend.ts';
+import { computePortrait } from '../../shared/model/portrait.ts';
+import { EVENTS } from '../../shared/protocol/events.ts';
+import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
+import { FederatedClient } from '../core/client.ts';
+import type { ClientEvent } from '../core/client.ts';
+import type { FetchLike } from '../core/model-cache.ts';
+import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.ts';
+import { DEVICE_USER, deviceExamples } from './device-data.ts';
+import { EventStore } from './event-store.ts';
+import type { ActivityState, ClientStatus, PageToWorker, ProfileResult, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
+import { parsePoliteConfig, participationDecision, usageForDay } from './policy.ts';
+import type { DeviceSignals, DeviceUsage, PoliteConfig } from './policy.ts';
+import { wireBytes } from './wire.ts';
+
+const MS_PER_DAY = 86_400_000;
+const USAGE_KEY = 'usage';
+const LEDGER_KEY = 'privacy-ledger';
+/** Delta at which this device reads its own epsilon (the cap is an (epsilon, delta) pair). */
+const CAP_DELTA = 1e-6;
+
+interface WorkerScope {
+  postMessage(message: WorkerToPage): void;
+  addEventListener(type: 'message', listener: (event: MessageEvent<PageToWorker>) => void): void;
+}
+const scope = globalThis as unknown as WorkerScope;
+
+/** `allowSoftwareWebgl`: only when webgl is asked for by name (benchmarks); the automatic chain skips it. */
+function browserBackendCandidates(serverUrl: string, allowSoftwareWebgl: boolean): BackendCandidate[] {
+  const use = async (name: string) => {
+    if (!(await tf.setBackend(name))) throw new Error(`${name} backend did not initialise`);
+    // A backend can register yet fail on its first kernel (no WebGL context in a headless worker).
+    tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(1)).dataSync());
+  };
+  return [
+    {
+      name: 'webgl',
+      load: async () => {
+        const renderer = webglRenderer();
+        if (renderer === null) throw new Error('no WebGL in this worker (OffscreenCanvas)');
+        // Software WebGL (SwiftShader, llvmpipe) is slower than wasm and blocks the worker for seconds.
+        if (!allowSoftwareWebgl && /swiftshader|llvmpipe|software/i.test(renderer)) throw new Error(`software WebGL renderer (${renderer})`);
+        await use('webgl');
+      },
+    },
+    {
+      name: 'wasm',
+      load: async () => {
+        setWasmPaths(`${serverUrl}/portrait/wasm/`);
+        await use('wasm');
+      },
+    },
+    { name: 'cpu', load: () => use('cpu') },
+  ];
+}
+
+/** The WebGL renderer string of an OffscreenCanvas context, or null without WebGL. */
+function webglRenderer(): string | null {
+  if (typeof OffscreenCanvas === 'undefined') return null;
+  const gl = new OffscreenCanvas(1, 1).getContext('webgl2') ?? new OffscreenCanvas(1, 1).getContext('webgl');
+  if (!gl) return null;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  return String(renderer);
+}
+
+class BrowserDevice {
+  private client: FederatedClient | null = null;
+  private signals: DeviceSignals = { idle: false, hidden: false, battery: null };
+  private usage: DeviceUsage = { day: 0, cpuMs: 0, uploadBytes: 0, epsilonSpent: 0 };
+  private announced: ModelAnnouncement | null = null;
+  private currentRound: number | null = null;
+  private readonly status: ClientStatus;
+
+  private constructor(
+    private readonly init: WorkerInit,
+    private readonly policy: PoliteConfig,
+    private readonly store: EventStore,
+    private readonly ledger: ClientPrivacyLedger,
+    backend: string,
+  ) {
+    this.status = {
+      state: 'starting',
+      reason: null,
+      backend,
+      connected: false,
+      modelVersion: null,
+      announcedVersion: null,
+      events: 0,
+      roundsContributed: 0,
+      lastRound: null,
+      privacy: { epsilonSpent: 0, epsilonCap: policy.privacyCapEpsilon, rounds: 0, acceptModes: [...policy.acceptPrivacyModes] },
+      today: { cpuMs: 0, cpuCapMs: policy.dailyCpuMs, uploadBytes: 0, uploadCapBytes: policy.dailyUploadBytes },
+      lastTrainingMs: null,
+    };
+  }
+
+  static async start(init: WorkerInit): Promise<BrowserDevice> {
+    const policy = parsePoliteConfig(init.policy);
+    const choice = await selectBackend(browserBackendCandidates(init.serverUrl, init.backend === 'webgl'), init.backend);
+    const store = await EventStore.open(init.database ?? 'portrait');
+    // The device's own privacy ledger (client/core/privacy-ledger.ts), kept in IndexedDB.
+    const storage = textLedgerStorage(async () => (await store.getRecord<string>(LEDGER_KEY)) ?? null, (text) => store.putRecord(LEDGER_KEY, text));
+    const ledger = await ClientPrivacyLedger.open(storage, { epsilon: policy.privacyCapEpsilon, delta: CAP_DELTA });
+    const device = new BrowserDevice(init, policy, store, ledger, choice.name);
+    await device.load();
+    device.connect();
+    return device;
+  }
+
+  private today(): number {
+    return Math.floor(Date.now() / MS_PER_DAY);
+  }
+
+  private async load(): Promise<void> {
+    this.usage = usageForDay((await this.store.getRecord<DeviceUsage>(USAGE_KEY)) ?? this.usage, this.today());
+    this.usage.epsilonSpent = this.ledger.spent ?? Number.POSITIVE_INFINITY;
+    this.status.events = await this.store.prune(this.retention());
+  }
+
+  private retention(): { keepFromDay: number; maxEvents: number } {
+    return { keepFromDay: this.today() - this.policy.retentionDays, maxEvents: this.policy.maxEvents };
+  }
+
+  private connect(): void {
+    const recordingFetch: FetchLike = async (url) => {
+      this.wire({ kind: 'http', name: `GET ${new URL(url).pathname}`, bytes: 0 });
+      return fetch(url);
+    };
+    const client = new FederatedClient({
+      serverUrl: this.init.serverUrl,
+      token: this.init.token,
+      examples: async (config) => deviceExamples(await this.store.all(), config),
+      eligible: () => this.decide(),
+      acceptPrivacyModes: this.policy.acceptPrivacyModes,
+      privacyLedger: this.ledger,
+      fetch: recordingFetch,
+      reconnectionDelayMs: 500,
+      onEvent: (event) => void this.onClientEvent(event),
+    });
+    client.socket.onAnyOutgoing((event: string, ...args: unknown[]) => {
+      const roundId = (args[0] as { roundId?: unknown } | undefined)?.roundId;
+      this.wire({ kind: 'socket', name: event, bytes: wireBytes(event, args), roundId: typeof roundId === 'number' ? roundId : null });
+    });
+    client.socket.on(EVENTS.modelCurrent, (m) => {
+      this.announced = m;
+      this.status.announcedVersion = m.version;
+      this.pushStatus();
+    });
+    client.socket.io.on('open', () => this.wire({ kind: 'socket', name: 'connect (enrollment token)', bytes: this.init.token.length }));
+    this.client = client.start();
+    this.setState('offline');
+  }
+
+  private wire(entry: Omit<WireEntry, 'at' | 'roundId'> & { roundId?: number | null }): void {
+    const full: WireEntry = { at: Date.now(), roundId: entry.roundId ?? this.currentRound, kind: entry.kind, name: entry.name, bytes: entry.bytes };
+    this.usage.uploadBytes += full.bytes;
+    scope.postMessage({ type: 'wire', entry: full });
+  }
+
+  private decide(): boolean {
+    this.usage = usageForDay(this.usage, this.today());
+    const decision = participationDecision(this.policy, this.signals, this.usage);
+    this.status.reason = decision.eligible ? null : decision.reason;
+    if (!decision.eligible) this.setState('paused');
+    return decision.eligible;
+  }
+
+  private async onClientEvent(event: ClientEvent): Promise<void> {
+    switch (event.type) {
+      case 'connected':
+        this.status.connected = true;
+        this.setState('waiting');
+        break;
+      case 'disconnected':
+        this.status.connected = false;
+        this.setState('offline');
+        break;
+      case 'checked-in':
+        this.currentRound = event.roundId;
+        this.setState('checked-in');
+        break;
+      case 'not-selected':
+        this.setState('waiting');
+        break;
+      case 'selected':
+        this.currentRound = event.roundId;
+        this.status.lastRound = event.roundId;
+        this.setState('training');
+        break;
+      case 'model-fetched':
+        this.status.modelVersion = event.version;
+        break;
+      case 'trained':
+        this.usage.cpuMs += event.ms;
+        this.status.lastTrainingMs = event.ms;
+        scope.postMessage({ type: 'trained', roundId: event.roundId, ms: event.ms, backend: this.status.backend ?? 'unknown' });
+        break;
+      case 'update-sent':
+        this.status.roundsContributed++;
+        this.setState('waiting');
+        break;
+      case 'secagg-finished':
+        if (event.status === 'done') this.status.roundsContributed++;
+        else this.status.reason = `secure aggregation ${event.status} at ${event.stage}${event.reason ? `: ${event.reason}` : ''}`;
+        this.setState('waiting');
+        break;
+      case 'privacy-refused':
+      case 'update-refused':
+        this.status.reason = event.error.message;
+        this.setState('waiting');
+        break;
+      case 'declined':
+        this.status.reason = event.reason;
+        this.setState('waiting');
+        break;
+      case 'failed':
+        this.status.reason = event.message;
+        this.setState('waiting');
+        break;
+      case 'deadline-missed':
+        this.status.reason = `missed the deadline of round ${event.roundId}`;
+        this.setState('waiting');
+        break;
+      case 'round-closed':
+        this.currentRound = null;
+        this.setState('waiting');
+        break;
+      default:
+        break;
+    }
+    await this.store.putRecord(USAGE_KEY, this.usage);
+  }
+
+  private setState(state: ActivityState): void {
+    this.status.state = state;
+    this.pushStatus();
+  }
+
+  pushStatus(): void {
+    const s = this.status;
+    this.usage.epsilonSpent = this.ledger.spent ?? Number.POSITIVE_INFINITY;
+    s.privacy.epsilonSpent = this.usage.epsilonSpent;
+    s.privacy.rounds = this.ledger.rounds.length;
+    s.today.cpuMs = Math.round(this.usage.cpuMs);
+    s.today.uploadBytes = this.usage.uploadBytes;
+    scope.postMessage({ type: 'status', status: structuredClone(s) });
+  }
+
+  setSignals(signals: DeviceSignals): void {
+    this.signals = signals;
+    if (this.status.state === 'paused' && participationDecision(this.policy, signals, usageForDay(this.usage, this.today())).eligible) {
+      this.status.reason = null;
+      this.setState(this.status.connected ? 'waiting' : 'offline');
+    }
+  }
+
+  async track(inputs: readonly unknown[]): Promise<number> {
+    const events: BehaviourEvent[] = inputs.map((input) => parseEvent({ userId: DEVICE_USER, ...(input as object) }));
+    this.status.events = await this.store.add(events, this.retention());
+    this.client?.refreshExamples();
+    this.pushStatus();
+    return this.status.events;
+  }
+
+  async profile(): Promise<ProfileResult> {
+    const client = this.client;
+    if (!client) return { portrait: null, modelVersion: null, reason: 'not started' };
+    // A round trains on the cached model's weights in place: wait for the global weights to return.
+    for (let waited = 0; client.busy && waited < 60_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+    const events = await this.store.all();
+    let cached = client.models.current;
+    const announced = this.announced;
+    // Fetch only a newer announced version (HTTP-cached; concurrent calls share one download).
+    if (announced && (!cached || cached.version < announced.version)) {
+      cached = (await client.models.ensure(announced.version, announced.modelUrl, announced.parameters)).model;
+      this.status.modelVersion = cached.version;
+      this.pushStatus();
+    }
+    if (!cached) return { portrait: null, modelVersion: null, reason: 'no model yet (waiting for the coordinator)' };
+    if (events.length === 0) return { portrait: null, modelVersion: cached.version, reason: 'no events on this device yet' };
+    // Synchronous from here: the model cannot be swapped or disposed under the forward pass.
+    const portrait = computePortrait(cached.model, cached.config, events, { historyStartDay: Math.min(...events.map((e) => e.day)) });
+    return { portrait, modelVersion: cached.version };
+  }
+
+  async clear(): Promise<void> {
+    await this.store.clear();
+    this.client?.refreshExamples();
+    this.status.events = 0;
+    this.pushStatus();
+  }
+
+  stop(): void {
+    this.client?.stop();
+    this.store.close();
+    this.setState('stopped');
+  }
+}
+
+let device: Promise<BrowserDevice> | null = null;
+let pendingSignals: DeviceSignals | null = null;
+
+function reply(id: number, work: () => Promise<unknown>): void {
+  const ready = device ?? Promise.reject(new Error('portrait worker not initialised'));
+  ready
+    .then(() => work())
+    .then(
+      (value) => scope.postMessage({ type: 'reply', id, ok: true, value }),
+      (err: unknown) => scope.postMessage({ type: 'reply', id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    );
+}
+
+scope.addEventListener('message', (event) => {
+  const message = event.data;
+  switch (message.type) {
+    case 'init':
+      device ??= BrowserDevice.start(message.init).then((d) => {
+        if (pendingSignals) d.setSignals(pendingSignals);
+        d.pushStatus();
+        return d;
+      });
+      device.catch((err: unknown) => scope.postMessage({ type: 'reply', id: 0, ok: false, error: err instanceof Error ? err.message : String(err) }));
+      break;
+    case 'track':
+      reply(message.id, async () => (await device)?.track(message.events));
+      break;
+    case 'profile':
+      reply(message.id, async () => (await device)?.profile());
+      break;
+    case 'clear':
+      reply(message.id, async () => (await device)?.clear());
+      break;
+    case 'signals':
+      pendingSignals = message.signals;
+      void device?.then((d) => d.setSignals(message.signals));
+      break;
+    case 'stop':
+      void device?.then((d) => d.stop());
+      break;
+    default:
+      break;
+  }
+});

@@ -1,0 +1,191 @@
+/**
+ * `portrait audit export|verify|report|rotate-key`: the compliance team's view of the privacy
+ * ledger (docs/ledger.md). The ledger comes from a signed bundle file (`--bundle`), a
+ * coordinator (`--server URL`, fetched as a bundle with a read token and verified here, never
+ * trusting the server's own verdict), or else the data directory's `ledger.db` (`--data-dir`,
+ * default ./data). `verify --json` prints `{ ok, entries, epsilon, delta, firstBadEntry?, reason? }`
+ * and exits 1 when the ledger does not verify.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { BudgetCapSchema, verifyBundle } from '../../shared/ledger/bundle.ts';
+import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
+import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
+import type { LedgerReport } from '../../shared/ledger/report.ts';
+import { verifyLedger } from '../../shared/ledger/verify.ts';
+import type { VerifyResult } from '../../shared/ledger/verify.ts';
+import { openDataDirLedger, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
+import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
+import { callApi, resolveToken } from './api-client.ts';
+import { action, CliError, emit, log, parseNumber } from './output.ts';
+
+interface SourceOptions {
+  bundle?: string;
+  server?: string;
+  token?: string;
+  dataDir: string;
+  publicKey?: string;
+  epsilonCap?: string;
+  delta?: string;
+  json?: boolean;
+}
+
+interface Loaded {
+  entries: unknown[];
+  result: VerifyResult;
+  cap: BudgetCap | null;
+  enabledHeads: string[] | null;
+  source: string;
+}
+
+function capFrom(options: SourceOptions): BudgetCap | null {
+  if (options.epsilonCap === undefined && options.delta === undefined) return null;
+  if (options.epsilonCap === undefined || options.delta === undefined) throw new CliError('INVALID_ARGUMENT', '"--epsilon-cap" and "--delta" go together');
+  const parsed = BudgetCapSchema.safeParse({ epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta) });
+  if (!parsed.success) throw new CliError('INVALID_ARGUMENT', `"--epsilon-cap" expected > 0 and "--delta" in (0, 1), got ${options.epsilonCap} and ${options.delta}`);
+  return parsed.data;
+}
+
+function checkKey(publicKey: string | undefined): string | undefined {
+  if (publicKey !== undefined && !/^[0-9a-f]{64}$/.test(publicKey)) throw new CliError('INVALID_ARGUMENT', `"--public-key" expected 32 bytes as 64 lowercase hex digits, got ${publicKey.length} characters`);
+  return publicKey;
+}
+
+async function fetchBundle(options: SourceOptions & { server: string }): Promise<{ bundle: LedgerBundle; enabledHeads: string[] | null }> {
+  const token = resolveToken(options, 'auditor');
+  const bundle = await callApi<LedgerBundle>(options.server, token, 'GET', '/ledger/bundle');
+  const report = await callApi<LedgerReport>(options.server, token, 'GET', '/ledger/report?format=json');
+  return { bundle, enabledHeads: report.sensitiveHeads.enabled };
+}
+
+function readDataDir(dataDir: string): Promise<unknown[]> {
+  const file = path.join(dataDir, LEDGER_DATABASE_FILE);
+  if (!fs.existsSync(file)) throw new CliError('NOT_FOUND', `no ledger at ${file}: pass --data-dir, --server or --bundle`);
+  const store = new SqliteLedgerStore(file);
+  return store.all().finally(() => store.close());
+}
+
+async function load(options: SourceOptions): Promise<Loaded> {
+  const publicKey = checkKey(options.publicKey);
+  const cap = capFrom(options);
+  if (options.bundle || options.server) {
+    let raw: unknown;
+    let enabledHeads: string[] | null = null;
+    if (options.bundle) {
+      try {
+        raw = JSON.parse(fs.readFileSync(options.bundle, 'utf8'));
+      } catch (err) {
+        throw new CliError('INVALID_ARGUMENT', `"--bundle" ${options.bundle}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    } else {
+      const fetched = await fetchBundle(options as SourceOptions & { server: string });
+      raw = fetched.bundle;
+      enabledHeads = fetched.enabledHeads;
+    }
+    const result = await verifyBundle(raw, publicKey);
+    const b = raw as Partial<LedgerBundle>;
+    const entries = Array.isArray(b.entries) ? b.entries : [];
+    return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle` };
+  }
+  const dataDir = path.resolve(options.dataDir);
+  const entries = await readDataDir(dataDir);
+  const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(cap ? { delta: cap.delta } : {}) });
+  return { entries, result, cap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE) };
+}
+
+function sourceOptions(command: Command): Command {
+  return command
+    .option('--bundle <file>', 'a bundle written by `portrait audit export`')
+    .option('--server <url>', 'read the ledger from a coordinator (as a signed bundle, verified here)')
+    .option('--token <token>', 'read (auditor) API token for --server (default: PORTRAIT_TOKEN or the data dir token file)')
+    .option('--data-dir <dir>', 'read ledger.db from a coordinator data directory', './data')
+    .option('--public-key <hex>', 'the trusted genesis ledger public key (hex); default: the one the ledger names')
+    .option('--epsilon-cap <e>', 'deployment cap to report against (a bundle carries its own)')
+    .option('--delta <d>', 'delta of the cap')
+    .option('--json', 'machine-readable output');
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('the signed privacy ledger: export, verify offline, report for compliance');
+
+  sourceOptions(audit.command('verify').description('check the hash chain, every signature, and recompute every epsilon; exit 1 naming the first bad entry')).action(
+    action(async (options: SourceOptions) => {
+      const { result, source } = await load(options);
+      const { headHash: _h, currentKey: _k, ...json } = result;
+      if (!result.ok) process.exitCode = 1;
+      emit(options, json, () =>
+        result.ok
+          ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; cumulative epsilon ${result.epsilon === null ? 'n/a' : result.epsilon.toFixed(6)} at delta ${result.delta ?? 'n/a'}`
+          : `ledger FAILED (${source}) at entry ${result.firstBadEntry}: ${result.reason}`,
+      );
+    }),
+  );
+
+  sourceOptions(audit.command('report').description('per-round and cumulative spend, budget left, mechanisms, sensitive heads, chart against the cap'))
+    .option('--format <format>', 'md | html | json', 'md')
+    .option('--out <file>', 'write the report to a file instead of stdout')
+    .action(
+      action(async (options: SourceOptions & { format: string; out?: string }) => {
+        if (!['md', 'html', 'json'].includes(options.format)) throw new CliError('INVALID_ARGUMENT', `"--format" expected md, html or json, got ${JSON.stringify(options.format)}`);
+        const { entries, result, cap, enabledHeads } = await load(options);
+        const report = buildReport(entries, result, { cap, enabledHeads, generatedAt: new Date().toISOString() });
+        const text = options.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : options.format === 'html' ? renderHtml(report) : renderMarkdown(report);
+        if (!result.ok) process.exitCode = 1;
+        if (options.out) {
+          fs.writeFileSync(options.out, text);
+          emit(options, { out: path.resolve(options.out), ok: result.ok }, () => `report written to ${options.out}`);
+        } else process.stdout.write(text);
+      }),
+    );
+
+  audit
+    .command('export')
+    .description('write a self-contained signed bundle: entries, public key, accountant parameters, signed head')
+    .requiredOption('--out <file>', 'bundle file to write')
+    .option('--server <url>', 'export from a running coordinator')
+    .option('--token <token>', 'read API token for --server')
+    .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; stop the server first)', './data')
+    .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir)')
+    .option('--delta <d>', 'delta of the cap')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (options: SourceOptions & { out: string }) => {
+        let bundle: LedgerBundle;
+        if (options.server) bundle = (await fetchBundle(options as SourceOptions & { server: string })).bundle;
+        else {
+          const dataDir = path.resolve(options.dataDir);
+          if (!fs.existsSync(path.join(dataDir, LEDGER_DATABASE_FILE))) throw new CliError('NOT_FOUND', `no ledger in ${dataDir}`);
+          const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options), env: {} });
+          try {
+            bundle = await ledger.exportBundle();
+          } finally {
+            store.close();
+          }
+        }
+        fs.writeFileSync(options.out, `${JSON.stringify(bundle, null, 2)}\n`);
+        emit(options, { out: path.resolve(options.out), entries: bundle.entries.length, publicKey: bundle.publicKey }, () => `${bundle.entries.length} entries written to ${options.out} (genesis key ${bundle.publicKey})`);
+      }),
+    );
+
+  audit
+    .command('rotate-key')
+    .description('rotate the ledger signing key of a data directory (a signed entry; stop the server first)')
+    .option('--data-dir <dir>', 'coordinator data directory', './data')
+    .option('--reason <text>', 'recorded in the rotation entry', 'scheduled rotation')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (options: { dataDir: string; reason: string; json?: boolean }) => {
+        const dataDir = path.resolve(options.dataDir);
+        const { ledger, store } = await openDataDirLedger(dataDir, { env: {} });
+        try {
+          const before = ledger.publicKey;
+          const after = await rotateDataDirKey(dataDir, ledger, options.reason);
+          log(`ledger key rotated in ${dataDir}`);
+          emit(options, { previousKey: before, publicKey: after, entries: ledger.entries }, () => `ledger key rotated: ${before} -> ${after}`);
+        } finally {
+          store.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,68 @@
+/**
+ * The deployment budget at launch: the epsilon the ledger has spent plus every pending round
+ * and the rounds asked for, each projected at full release with the privacy config the runner
+ * would build (q from a stated Poisson rate, else 1), must stay within the cap, or the launch is
+ * refused before anything runs, naming the projected epsilon. RDP adds over rounds (Mironov
+ * 2017, Prop. 1); the projection over-counts rather than under-counts (unknown q counts as 1).
+ */
+import { spendRdp } from '../../shared/ledger/accountant.ts';
+import { buildPrivacyConfig } from '../../shared/privacy/config.ts';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
+import type { RoundSpec } from '../../shared/protocol/messages.ts';
+import { privacyInput } from '../../shared/protocol/privacy.ts';
+import type { RoundStore } from '../storage/stores.ts';
+import type { PrivacyLedger } from './ledger.ts';
+
+/** RDP of one round of `spec` if released; null when unbounded (no DP). */
+export function projectedRoundRdp(spec: RoundSpec, dimension: number, orders: readonly number[]): Float64Array | null {
+  const p = spec.privacy;
+  if (!p || p.mode === 'none') return null;
+  const selection = spec.selection === 'poisson' && spec.samplingRate !== undefined ? { method: 'poisson' as const, rate: spec.samplingRate } : null;
+  const config = buildPrivacyConfig(privacyInput(p, dimension, selection, spec.clientsPerRound, { allowCentral: true, allowNone: true }));
+  return spendRdp(
+    {
+      outcome: 'released',
+      mode: p.mode,
+      q: config.accountingSamplingRate,
+      delta: p.delta,
+      l2Sensitivity: config.l2Sensitivity,
+      shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
+      shares: config.noiseShares,
+      paddedDimension: config.paddedDimension,
+    },
+    orders,
+  );
+}
+
+export interface LaunchProjection {
+  spent: number | null;
+  projected: number | null;
+  cap: { epsilon: number; delta: number } | null;
+}
+
+/** Throws BUDGET_EXCEEDED with the projected epsilon when the launch would exceed the cap. */
+export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number): Promise<LaunchProjection> {
+  const cap = ledger.cap;
+  if (!cap) return { spent: null, projected: null, cap: null };
+  const orders = ledger.orders;
+  const extra = new Float64Array(orders.length);
+  let unbounded = false;
+  const add = (s: RoundSpec, times: number) => {
+    const rdp = projectedRoundRdp(s, dimension, orders);
+    if (rdp === null) unbounded = true;
+    else for (let i = 0; i < extra.length; i++) extra[i] = (extra[i] as number) + times * (rdp[i] as number);
+  };
+  const waiting = (await rounds.list(Number.MAX_SAFE_INTEGER)).filter((r) => r.status === 'pending' || r.status === 'running');
+  for (const r of waiting) add(r.config, 1);
+  add(spec, count);
+  const spent = ledger.epsilon(cap.delta);
+  const projected = unbounded ? null : ledger.epsilon(cap.delta, extra);
+  if (projected === null || projected > cap.epsilon) {
+    const what = `launching ${count} round(s)${waiting.length > 0 ? ` after ${waiting.length} pending` : ''}`;
+    throw new ProtocolError(
+      'BUDGET_EXCEEDED',
+      `privacy budget: ${what} would bring cumulative epsilon to ${projected === null ? 'unbounded (no differential privacy)' : projected.toFixed(4)} at delta ${cap.delta}, above the deployment cap of ${cap.epsilon} (spent so far: ${spent === null ? 'unbounded' : spent.toFixed(4)})`,
+    );
+  }
+  return { spent, projected, cap };
+}

@@ -1,0 +1,178 @@
+/**
+ * The coordinator's privacy ledger: appends signed, hash-chained entries to a LedgerStore
+ * (docs/ledger.md). Opening verifies the stored chain and writes the genesis entry on first
+ * use; a round entry's epsilons come from shared/ledger's accountant over every entry so far,
+ * the same code `portrait audit verify` runs. Appends are serialised, and each resolves only
+ * when the store has made the entry durable (write-ahead: before any sum is decoded).
+ */
+import { ACCOUNTANT_METHOD, LEDGER_ORDERS, RdpTotal, spendRdp } from '../../shared/ledger/accountant.ts';
+import { buildBundle, signHead } from '../../shared/ledger/bundle.ts';
+import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
+import { toHex } from '../../shared/ledger/digest.ts';
+import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
+import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
+import { accountSpend, verifyLedger } from '../../shared/ledger/verify.ts';
+import type { VerifyResult } from '../../shared/ledger/verify.ts';
+import type { CrashHook } from './crash-seam.ts';
+import type { LedgerStore } from './store.ts';
+
+export type RoundSpendInput = Omit<RoundSpend, 'rdp' | 'epsilonRound' | 'epsilonCumulative' | 'order'>;
+
+export interface PrivacyLedgerOptions {
+  store: LedgerStore;
+  key: SigningKey;
+  /** e.g. `portrait/0.1.0`, recorded in every entry. */
+  software: string;
+  clock?: () => number;
+  /** The deployment budget; null: none. */
+  cap?: BudgetCap | null;
+  /** Test seam only (crash-seam.ts). */
+  crash?: CrashHook;
+}
+
+export class LedgerCorruptError extends Error {
+  constructor(readonly result: VerifyResult) {
+    super(`the privacy ledger does not verify at entry ${result.firstBadEntry}: ${result.reason}`);
+    this.name = 'LedgerCorruptError';
+  }
+}
+
+export class PrivacyLedger {
+  private queue: Promise<unknown> = Promise.resolve();
+  private total: RdpTotal;
+  private seq: number;
+  private prevHash: string;
+  private key: SigningKey;
+  private readonly clock: () => number;
+
+  private constructor(private readonly options: PrivacyLedgerOptions, state: VerifyResult, total: RdpTotal) {
+    this.clock = options.clock ?? Date.now;
+    this.key = options.key;
+    this.seq = state.entries;
+    this.prevHash = state.headHash;
+    this.total = total;
+  }
+
+  /** Verifies what the store holds (LedgerCorruptError if it does not) and writes genesis if empty. */
+  static async open(options: PrivacyLedgerOptions): Promise<PrivacyLedger> {
+    const stored = await options.store.all();
+    const state = await verifyLedger(stored, options.cap ? { delta: options.cap.delta } : {});
+    if (!state.ok) throw new LedgerCorruptError(state);
+    const keyHex = toHex(options.key.publicKey);
+    if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
+    const total = new RdpTotal(LEDGER_ORDERS);
+    for (const raw of stored) {
+      const entry = LedgerEntrySchema.parse(raw);
+      if (entry.kind === 'round') total.add(spendRdp(entry.round, total.orders));
+    }
+    const ledger = new PrivacyLedger(options, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, total);
+    if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
+    return ledger;
+  }
+
+  get cap(): BudgetCap | null {
+    return this.options.cap ?? null;
+  }
+
+  get publicKey(): string {
+    return toHex(this.key.publicKey);
+  }
+
+  get entries(): number {
+    return this.seq;
+  }
+
+  /** Cumulative epsilon at `delta` so far plus `extra` RDP (a projection); null when unbounded. */
+  epsilon(delta: number, extra?: ArrayLike<number> | null): number | null {
+    return this.total.epsilon(delta, extra)?.epsilon ?? null;
+  }
+
+  get orders(): readonly number[] {
+    return this.total.orders;
+  }
+
+  private serial<T>(run: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async append(body: { kind: 'genesis'; accountant: { method: string; orders: number[] } } | { kind: 'round'; round: RoundSpend } | { kind: 'key-rotation'; newPublicKey: string; reason: string }, newKey?: SigningKey): Promise<LedgerEntry> {
+    const unsigned = {
+      format: LEDGER_FORMAT,
+      seq: this.seq + 1,
+      prevHash: this.prevHash,
+      createdAt: new Date(this.clock()).toISOString(),
+      software: this.options.software,
+      keyId: toHex(this.key.publicKey),
+      ...body,
+    } as UnsignedEntry;
+    const entry = signEntry(unsigned, this.key, newKey);
+    const hash = await entryHash(entry);
+    await this.options.store.append(entry);
+    this.seq = entry.seq;
+    this.prevHash = hash;
+    return entry;
+  }
+
+  /**
+   * Appends a round's entry. For a release, the caller decodes the sum only after this
+   * resolves; it throws (writing nothing) when the deployment cap would be exceeded.
+   */
+  recordRound(input: RoundSpendInput): Promise<RoundEntry> {
+    return this.serial(async () => {
+      const spend = accountSpend(input, this.total);
+      const rdp = spendRdp(spend, this.total.orders);
+      const cap = this.cap;
+      if (cap && input.outcome === 'released') {
+        const projected = this.total.epsilon(cap.delta, rdp);
+        if (projected === null || projected.epsilon > cap.epsilon) {
+          throw new BudgetExceededError(cap, projected?.epsilon ?? null, `round ${input.roundId} would bring`);
+        }
+      }
+      this.options.crash?.('before-ledger');
+      const entry = (await this.append({ kind: 'round', round: spend })) as RoundEntry;
+      this.total.add(rdp);
+      this.options.crash?.('after-ledger');
+      return entry;
+    });
+  }
+
+  /** Rotation as a signed entry: signed by the current key and by the new one, which then signs. */
+  rotateKey(newKey: SigningKey, reason: string): Promise<KeyRotationEntry> {
+    return this.serial(async () => {
+      const entry = (await this.append({ kind: 'key-rotation', newPublicKey: toHex(newKey.publicKey), reason }, newKey)) as KeyRotationEntry;
+      this.key = newKey;
+      return entry;
+    });
+  }
+
+  async all(): Promise<unknown[]> {
+    return this.options.store.all();
+  }
+
+  async verify(): Promise<VerifyResult> {
+    return verifyLedger(await this.options.store.all(), this.cap ? { delta: this.cap.delta } : {});
+  }
+
+  /** The signed, self-contained bundle for offline audit. */
+  exportBundle(): Promise<LedgerBundle> {
+    return this.serial(async () => {
+      const entries = (await this.options.store.all()).map((e) => LedgerEntrySchema.parse(e));
+      const head = signHead({ entries: entries.length, hash: this.prevHash, keyId: toHex(this.key.publicKey), exportedAt: new Date(this.clock()).toISOString() }, this.key);
+      return buildBundle(entries, head, { method: ACCOUNTANT_METHOD, orders: [...this.total.orders] }, this.cap);
+    });
+  }
+}
+
+/** A release or launch refused by the deployment budget; `projected` is null when unbounded. */
+export class BudgetExceededError extends Error {
+  constructor(
+    readonly cap: BudgetCap,
+    readonly projected: number | null,
+    what: string,
+  ) {
+    super(`${what} cumulative epsilon to ${projected === null ? 'unbounded (a round without differential privacy)' : projected.toFixed(4)} at delta ${cap.delta}, above the deployment cap of ${cap.epsilon}`);
+    this.name = 'BudgetExceededError';
+  }
+}

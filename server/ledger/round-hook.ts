@@ -1,0 +1,98 @@
+/**
+ * The round runner's view of the ledger: `beforeRelease` enters a round that is about to decode
+ * its sum (write-ahead; it throws and nothing is released when the deployment cap would be
+ * exceeded), `afterAbort` enters a round that ended without a release (zero spend) or failed
+ * after it. The entry is built from the round record as the RoundStore holds it at that point.
+ */
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
+import type { RoundRecord } from '../../shared/protocol/messages.ts';
+import type { RoundStore } from '../storage/stores.ts';
+import { pendingPrivacyRecord } from '../rounds/accounting.ts';
+import { BudgetExceededError } from './ledger.ts';
+import type { PrivacyLedger, RoundSpendInput } from './ledger.ts';
+
+export interface RoundLedger {
+  beforeRelease(roundId: number): Promise<void>;
+  afterAbort(roundId: number, reason: string): Promise<void>;
+}
+
+export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): RoundSpendInput {
+  const p = record.privacy ?? pendingPrivacyRecord(record.config.privacy ?? null);
+  return {
+    roundId: record.id,
+    outcome,
+    reason,
+    modelVersionIn: record.baseModelVersion,
+    modelVersionOut,
+    mode: p.mode,
+    mechanism: p.mode === 'none' ? 'none' : p.mode === 'distributed' ? 'distributed-discrete-gaussian' : 'discrete-gaussian',
+    secagg: p.secagg === 'off' ? 'off' : 'on',
+    clip: p.clip,
+    noiseMultiplier: p.noiseMultiplier,
+    samplingMethod: p.samplingMethod ?? record.selection?.method ?? null,
+    q: p.q,
+    cohortSize: record.selected,
+    survivors: record.participants,
+    t: p.t,
+    delta: p.delta,
+    population: p.population,
+    l2Sensitivity: p.l2Sensitivity,
+    shareVariance: p.shareVariance,
+    shares: p.shares,
+    paddedDimension: p.paddedDimension,
+    startedAt: record.startedAt,
+  };
+}
+
+export class LedgerRoundHook implements RoundLedger {
+  /** Rounds already entered as released by this process (an abort after release adds a zero-spend note). */
+  private readonly released = new Set<number>();
+
+  constructor(
+    private readonly ledger: PrivacyLedger,
+    private readonly rounds: RoundStore,
+    private readonly nextModelVersion: () => Promise<number>,
+  ) {}
+
+  private async record(roundId: number): Promise<RoundRecord> {
+    const record = await this.rounds.get(roundId);
+    if (!record) throw new ProtocolError('NOT_FOUND', `round ${roundId} does not exist`);
+    return record;
+  }
+
+  async beforeRelease(roundId: number): Promise<void> {
+    const record = await this.record(roundId);
+    try {
+      await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()));
+    } catch (err) {
+      if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
+      throw err;
+    }
+    this.released.add(roundId);
+  }
+
+  /**
+   * At start: enters every aborted round the ledger lacks (e.g. marked aborted by a restart after
+   * a crash), at zero spend; a release entry such a round already has stands. Returns how many.
+   */
+  async enterUnrecordedAborts(): Promise<number> {
+    const outcome = new Map<number, 'released' | 'aborted'>();
+    for (const raw of await this.ledger.all()) {
+      const entry = LedgerEntrySchema.parse(raw);
+      if (entry.kind === 'round' && outcome.get(entry.round.roundId) !== 'aborted') outcome.set(entry.round.roundId, entry.round.outcome);
+    }
+    const missing = (await this.rounds.list(Number.MAX_SAFE_INTEGER)).filter((r) => r.status === 'aborted' && outcome.get(r.id) !== 'aborted').reverse();
+    for (const r of missing) {
+      const reason = r.reason ?? 'aborted';
+      await this.ledger.recordRound(spendInput(r, 'aborted', outcome.get(r.id) === 'released' ? `${reason} (after its release was entered: that spend stands)` : reason, null));
+    }
+    return missing.length;
+  }
+
+  async afterAbort(roundId: number, reason: string): Promise<void> {
+    const record = await this.record(roundId);
+    const note = this.released.has(roundId) ? `${reason} (after its release was entered: that spend stands)` : reason;
+    await this.ledger.recordRound(spendInput(record, 'aborted', note, null));
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * Offline verification of a privacy ledger, the procedure of docs/ledger.md: parse each entry,
+ * check its position (seq), the SHA-256 link to the previous entry, the signing key (the
+ * genesis key, pinned by the auditor if given, then each rotation's new key), the Ed25519
+ * signature, and recompute every round's RDP and epsilons with the accountant. Stops at the
+ * first bad entry. Pure (WebCrypto + tweetnacl), so a browser can run it as the CLI does.
+ */
+import { describeIssues } from '../protocol/messages.ts';
+import { LEDGER_ORDERS, nearlyEqual, RdpTotal, spendRdp } from './accountant.ts';
+import { entryHash, GENESIS_PREV_HASH, LedgerEntrySchema, verifySignature } from './entry.ts';
+import type { LedgerEntry, RoundSpend } from './entry.ts';
+
+export interface VerifyOptions {
+  /** The auditor's trusted genesis public key (hex); default: whatever the genesis entry names. */
+  publicKey?: string;
+  /** Delta for the cumulative epsilon; default: the last round entry's delta with delta > 0. */
+  delta?: number;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  entries: number;
+  /** Cumulative epsilon at `delta` over the entries verified; null when unbounded or no delta. */
+  epsilon: number | null;
+  delta: number | null;
+  /** 1-based position of the first entry that fails. */
+  firstBadEntry?: number;
+  reason?: string;
+  /** Hash of the last good entry (GENESIS_PREV_HASH when none). */
+  headHash: string;
+  /** The key that signs the next entry. */
+  currentKey: string | null;
+}
+
+/** The spend fields a round entry must carry, recomputed from its parameters and the total so far. */
+export function accountSpend(spend: Omit<RoundSpend, 'rdp' | 'epsilonRound' | 'epsilonCumulative' | 'order'>, total: RdpTotal): RoundSpend {
+  const rdp = spendRdp(spend, total.orders);
+  const own = rdp && spend.delta > 0 ? new RdpTotal(total.orders) : null;
+  own?.add(rdp);
+  const round = own?.epsilon(spend.delta) ?? null;
+  const cumulative = spend.delta > 0 ? total.epsilon(spend.delta, rdp) : null;
+  return {
+    ...spend,
+    rdp: rdp ? Array.from(rdp) : null,
+    epsilonRound: rdp === null ? null : spend.delta > 0 ? (round?.epsilon ?? null) : null,
+    epsilonCumulative: cumulative?.epsilon ?? null,
+    order: cumulative?.order ?? null,
+  };
+}
+
+function checkSpend(recorded: RoundSpend, total: RdpTotal): string | null {
+  let expected: RoundSpend;
+  try {
+    expected = accountSpend(recorded, total);
+  } catch (err) {
+    return `the accountant cannot recompute this round: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  const a = recorded.rdp;
+  const b = expected.rdp;
+  if ((a === null) !== (b === null) || (a && b && (a.length !== b.length || a.some((v, i) => !nearlyEqual(v, b[i] as number))))) return 'recorded RDP curve differs from the one recomputed from the recorded parameters';
+  if (!nearlyEqual(recorded.epsilonRound, expected.epsilonRound)) return `recorded epsilonRound ${recorded.epsilonRound} differs from the recomputed ${expected.epsilonRound}`;
+  if (!nearlyEqual(recorded.epsilonCumulative, expected.epsilonCumulative)) return `recorded epsilonCumulative ${recorded.epsilonCumulative} differs from the recomputed ${expected.epsilonCumulative}`;
+  return null;
+}
+
+/** Verifies `entries` in order; never throws for bad input, it reports it. */
+export async function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
+  let prevHash = GENESIS_PREV_HASH;
+  let currentKey: string | null = null;
+  let total = new RdpTotal(LEDGER_ORDERS);
+  let lastDelta: number | null = null;
+  const fail = (position: number, reason: string): VerifyResult => ({ ...summary(position - 1), ok: false, firstBadEntry: position, reason });
+  const summary = (count: number): VerifyResult => {
+    const delta = options.delta ?? lastDelta;
+    const eps = delta !== null && delta > 0 ? total.epsilon(delta) : null;
+    return { ok: true, entries: count, epsilon: eps?.epsilon ?? null, delta, headHash: prevHash, currentKey };
+  };
+  for (let i = 0; i < entries.length; i++) {
+    const position = i + 1;
+    const parsed = LedgerEntrySchema.safeParse(entries[i]);
+    if (!parsed.success) return fail(position, `malformed entry: ${describeIssues(parsed.error)}`);
+    const entry: LedgerEntry = parsed.data;
+    if (entry.seq !== position) return fail(position, `expected seq ${position}, found ${entry.seq}: an entry was deleted, inserted or reordered`);
+    if (entry.prevHash !== prevHash) return fail(position, `prevHash does not match the SHA-256 of entry ${position - 1}: an earlier entry was changed, deleted or reordered`);
+    if (position === 1) {
+      if (entry.kind !== 'genesis') return fail(position, `the first entry must be the genesis entry, found ${entry.kind}`);
+      if (options.publicKey !== undefined && entry.keyId !== options.publicKey) return fail(position, `genesis key ${entry.keyId} is not the trusted public key ${options.publicKey}`);
+      currentKey = entry.keyId;
+      total = new RdpTotal(entry.accountant.orders);
+    } else if (entry.kind === 'genesis') {
+      return fail(position, 'a second genesis entry');
+    }
+    if (entry.keyId !== currentKey) return fail(position, `signed by key ${entry.keyId}, but the ledger key at this point is ${currentKey}`);
+    if (!verifySignature(entry, 'signature', entry.keyId)) return fail(position, 'Ed25519 signature does not verify: the entry was edited or signed by another key');
+    if (entry.kind === 'key-rotation') {
+      if (!verifySignature(entry, 'newKeySignature', entry.newPublicKey)) return fail(position, 'key rotation not signed by the new key');
+      currentKey = entry.newPublicKey;
+    } else if (entry.kind === 'round') {
+      const problem = checkSpend(entry.round, total);
+      if (problem) return fail(position, problem);
+      total.add(spendRdp(entry.round, total.orders));
+      if (entry.round.delta > 0) lastDelta = entry.round.delta;
+    }
+    prevHash = await entryHash(entry);
+  }
+  return summary(entries.length);
+}

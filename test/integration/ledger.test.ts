@@ -1,0 +1,138 @@
+/**
+ * The privacy ledger in real rounds: a coordinator on port 0 (SQLite in a temp dir) with a
+ * deployment cap and real DP clients. A released round and an aborted one are entered before /
+ * after the fact, signed and chained; the recorded epsilon equals the round record's accountant
+ * value; the auditor's REST endpoints answer (read-only) and the launch past the cap is refused
+ * with the projected epsilon before anything runs; the compliance page is served and, in a real
+ * headless Chromium, shows the verify status, the round table and the chart against the cap
+ * (screenshot in artifacts/ledger-compliance.png).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import type { LedgerReport } from '../../shared/ledger/report.ts';
+import type { LedgerBundle } from '../../shared/ledger/bundle.ts';
+import { verifyBundle } from '../../shared/ledger/bundle.ts';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import type { RoundEntry } from '../../shared/ledger/entry.ts';
+import type { ErrorBody } from '../../shared/protocol/errors.ts';
+import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { COMPLIANCE_ENDPOINTS } from '../../server/dashboard/compliance.ts';
+import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
+import type { TestClient, TestCoordinator } from './harness.ts';
+import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitForRound } from './harness.ts';
+
+const DP: Omit<LaunchRequest, 'rounds'> = { clientsPerRound: 4, minClients: 3, deadlines: FAST.deadlines, train: FAST.train, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } };
+
+describe('privacy ledger on a coordinator', () => {
+  let coordinator: TestCoordinator;
+  let clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    await useNodeBackend();
+    coordinator = await startTestCoordinator(tempDataDir(), { allowNoDp: false, epsilonCap: { epsilon: 40, delta: 1e-6 } });
+    clients = await startClients(coordinator, 4, () => ({ acceptPrivacyModes: ['distributed'] }));
+  });
+
+  afterAll(async () => {
+    stopAll(clients);
+    await coordinator?.close();
+  });
+
+  it('enters a released round before release, with the round record\'s epsilon, and an aborted round at zero', async () => {
+    const [r] = await launch(coordinator, { rounds: 1, ...DP });
+    const record = await waitForRound(coordinator, r!.id);
+    expect(record.status).toBe('committed');
+    // Five clients needed, four connected: aborted at selection, nothing released.
+    const [aborted] = await launch(coordinator, { rounds: 1, ...DP, clientsPerRound: 5, minClients: 5 });
+    expect((await waitForRound(coordinator, aborted!.id)).status).toBe('aborted');
+
+    const ledger = await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger');
+    expect(ledger.status).toBe(200);
+    const entries = ledger.body.entries.map((e) => LedgerEntrySchema.parse(e));
+    expect(entries.map((e) => e.kind)).toEqual(['genesis', 'round', 'round']);
+    const released = (entries[1] as RoundEntry).round;
+    expect(released).toMatchObject({ roundId: r!.id, outcome: 'released', mode: 'distributed', mechanism: 'distributed-discrete-gaussian', clip: 0.5, noiseMultiplier: 1.5, t: 3, delta: 1e-6, cohortSize: 4, survivors: 4, q: 1, modelVersionIn: record.baseModelVersion, modelVersionOut: record.modelVersion });
+    expect(released.epsilonRound).toBe(record.privacy?.epsilonRound);
+    expect(released.epsilonCumulative).toBe(record.privacy?.epsilonCumulative);
+    expect((entries[2] as RoundEntry).round).toMatchObject({ roundId: aborted!.id, outcome: 'aborted', epsilonRound: 0, epsilonCumulative: released.epsilonCumulative });
+    // Write-ahead: the release entry predates the round's finish.
+    expect(Date.parse(entries[1]!.createdAt)).toBeLessThanOrEqual(Date.parse(record.finishedAt as string));
+
+    const verify = await api<{ ok: boolean; entries: number; epsilon: number; delta: number }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/verify');
+    expect(verify.body).toEqual({ ok: true, entries: 3, epsilon: released.epsilonCumulative, delta: 1e-6 });
+    const key = await api<{ genesis: string; current: string }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/public-key');
+    expect(key.body.genesis).toBe(entries[0]!.keyId);
+    const bundle = await api<LedgerBundle>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/bundle');
+    expect(await verifyBundle(bundle.body, key.body.genesis)).toMatchObject({ ok: true, entries: 3 });
+  });
+
+  it('serves the report in three formats and refuses requests without a token', async () => {
+    const json = await api<LedgerReport>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/report?format=json');
+    expect(json.body).toMatchObject({ cap: { epsilon: 40, delta: 1e-6 }, verify: { ok: true }, mechanisms: [expect.stringMatching(/^distributed-discrete-gaussian \(distributed/)] });
+    expect(json.body.budgetLeft).toBeCloseTo(40 - (json.body.epsilonSpent as number), 12);
+    expect(json.body.sensitiveHeads.sensitive).toEqual(['age', 'gender', 'career', 'stage']);
+    const md = await fetch(`${coordinator.url}/api/v1/ledger/report?format=md`, { headers: { authorization: `Bearer ${coordinator.auditor}` } });
+    expect(await md.text()).toMatch(/# Privacy ledger report[\s\S]*\| entry \| round \|[\s\S]*\^ cap 40/);
+    const html = await fetch(`${coordinator.url}/api/v1/ledger/report?format=html`, { headers: { authorization: `Bearer ${coordinator.auditor}` } });
+    expect(await html.text()).toMatch(/<svg id="epsilon-chart"[\s\S]*class="cap"[\s\S]*class="spent"/);
+    expect((await api(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/report?format=pdf')).status).toBe(400);
+    for (const p of ['/api/v1/ledger', '/api/v1/ledger/verify', '/api/v1/ledger/report', '/api/v1/ledger/public-key', '/api/v1/ledger/bundle']) {
+      expect((await api(coordinator, undefined, 'GET', p)).status).toBe(401);
+    }
+    // Read-only: there is nothing to write under /ledger.
+    expect((await api(coordinator, coordinator.operator, 'POST', '/api/v1/ledger', {})).status).toBe(404);
+  });
+
+  it('refuses a launch past the cap before anything runs, naming the projected epsilon', async () => {
+    const before = (await api<{ rounds: RoundRecord[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/rounds')).body.rounds.length;
+    const res = await api<ErrorBody>(coordinator, coordinator.operator, 'POST', '/api/v1/rounds', { rounds: 200, ...DP });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('BUDGET_EXCEEDED');
+    expect(res.body.message).toMatch(/^privacy budget: launching 200 round\(s\) would bring cumulative epsilon to \d+\.\d{4} at delta 0.000001, above the deployment cap of 40/);
+    const projected = Number(/to (\d+\.\d+) at/.exec(res.body.message)?.[1]);
+    expect(projected).toBeGreaterThan(40);
+    expect((await api<{ rounds: RoundRecord[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/rounds')).body.rounds.length).toBe(before);
+  });
+
+  it('serves the compliance page, self-contained, reading the ledger report', async () => {
+    const res = await fetch(`${coordinator.url}/dashboard/compliance/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toMatch(/connect-src 'self'/);
+    const html = await res.text();
+    for (const endpoint of COMPLIANCE_ENDPOINTS) expect(html).toContain(endpoint);
+    expect(html).toMatch(/<svg id="budget-chart"/);
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
+  });
+
+  it('renders the compliance page in headless Chromium: verify status, round table, chart against the cap', async () => {
+    if (!chromiumAvailable()) {
+      console.warn('Chromium not found: compliance page browser check not run (CI=true makes this an error)');
+      return;
+    }
+    const context = await launchChromium();
+    try {
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${coordinator.url}/dashboard/compliance/#token=${coordinator.auditor}`);
+      await page.waitForSelector('#verify.ok', { timeout: 10_000 });
+      expect(await page.textContent('#verify')).toMatch(/^Ledger verified: 3 signed entries/);
+      const rows = await page.$$eval('#rounds tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent ?? '')));
+      expect(rows).toHaveLength(2);
+      expect(rows[0]?.[2]).toBe('released');
+      expect(rows[1]?.[2]).toMatch(/^aborted/);
+      expect(rows[1]?.[10]).toBe('0.0000');
+      expect(await page.textContent('#summary')).toMatch(/Cap: ε = 40 at δ = 0\.000001; left: \d+\.\d{4}/);
+      expect(await page.$$eval('#budget-chart line.cap', (l) => l.length)).toBe(1);
+      expect(await page.$$eval('#budget-chart circle', (c) => c.length)).toBe(2);
+      // The spent line sits below the dashed cap line (SVG y grows downwards).
+      const capY = Number(await page.getAttribute('#budget-chart line.cap', 'y1'));
+      const points = ((await page.getAttribute('#budget-chart polyline.spent', 'points')) ?? '').split(' ').map((p) => Number(p.split(',')[1]));
+      expect(points.every((y) => y > capY)).toBe(true);
+      await page.screenshot({ path: artifactPath('ledger-compliance.png'), fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 30_000);
+});

@@ -1,0 +1,59 @@
+/**
+ * The deployment budget: a release that would take the cumulative epsilon past the cap is
+ * refused before anything is written, naming the projected epsilon; a launch is refused up
+ * front with its projection (pending rounds included); a launch without DP is unbounded.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
+import { BudgetExceededError, PrivacyLedger } from '../../../server/ledger/ledger.ts';
+import { checkLaunchBudget, projectedRoundRdp } from '../../../server/ledger/budget.ts';
+import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
+import { MemoryRoundStore } from '../../../server/storage/memory.ts';
+import { fixedClock, roundSpend, seededKey } from './fixtures.ts';
+
+async function cappedLedger(epsilon: number): Promise<PrivacyLedger> {
+  return PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: { epsilon, delta: 1e-5 } });
+}
+
+describe('deployment budget', () => {
+  it('refuses a release past the cap, with the projected epsilon, writing nothing', async () => {
+    const probe = await cappedLedger(1e9);
+    const once = (await probe.recordRound(roundSpend({ roundId: 1 }))).round.epsilonCumulative as number;
+    const twice = (await probe.recordRound(roundSpend({ roundId: 2 }))).round.epsilonCumulative as number;
+    expect(twice).toBeGreaterThan(once);
+    const ledger = await cappedLedger((once + twice) / 2);
+    await ledger.recordRound(roundSpend({ roundId: 1 }));
+    const err = await ledger.recordRound(roundSpend({ roundId: 2 })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect((err as BudgetExceededError).projected).toBeCloseTo(twice, 12);
+    expect((err as Error).message).toContain(`cumulative epsilon to ${twice.toFixed(4)} at delta 0.00001, above the deployment cap`);
+    expect(ledger.entries).toBe(2);
+    // An aborted round spends nothing, so it is still entered.
+    await ledger.recordRound(roundSpend({ roundId: 2, outcome: 'aborted' }));
+    expect(ledger.entries).toBe(3);
+  });
+
+  it('refuses a launch whose projection exceeds the cap, pending rounds included', async () => {
+    const dimension = 100;
+    const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-5, population: 1000 } });
+    const rdp = projectedRoundRdp(spec, dimension, (await cappedLedger(1)).orders) as Float64Array;
+    const probe = await cappedLedger(1e9);
+    const perRound = probe.epsilon(1e-5, rdp) as number;
+    const threeRounds = probe.epsilon(1e-5, rdp.map((v) => 3 * v)) as number;
+    const ledger = await cappedLedger((perRound + threeRounds) / 2);
+    const rounds = new MemoryRoundStore();
+    // One round fits.
+    const ok = await checkLaunchBudget(ledger, rounds, spec, 1, dimension);
+    expect(ok.projected).toBeCloseTo(perRound, 12);
+    // Three do not: the error carries the projected epsilon.
+    await expect(checkLaunchBudget(ledger, rounds, spec, 3, dimension)).rejects.toThrow(`would bring cumulative epsilon to ${threeRounds.toFixed(4)}`);
+    // Two pending rounds plus one new one are three as well.
+    await rounds.createRounds([spec, spec], new Date(0).toISOString());
+    await expect(checkLaunchBudget(ledger, rounds, spec, 1, dimension)).rejects.toThrow(/after 2 pending/);
+  });
+
+  it('refuses any launch without DP under a cap (unbounded epsilon)', async () => {
+    const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, privacy: { mode: 'none' } });
+    await expect(checkLaunchBudget(await cappedLedger(100), new MemoryRoundStore(), spec, 1, 100)).rejects.toThrow(/unbounded/);
+  });
+});

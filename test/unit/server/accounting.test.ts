@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { buildPrivacyConfig } from '../../../shared/privacy/config.ts';
+import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
+import type { PrivacySpec, RoundRecord } from '../../../shared/protocol/messages.ts';
+import { privacyInput } from '../../../shared/protocol/privacy.ts';
+import { configuredPrivacyRecord, releasedPrivacyRecord } from '../../../server/rounds/accounting.ts';
+
+function released(delta: number, id: number, history: readonly RoundRecord[]) {
+  const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta, population: 1000 } });
+  const privacy = spec.privacy as PrivacySpec;
+  const config = buildPrivacyConfig(privacyInput(privacy, 1000, { method: 'fixed', rate: 1 }, 4, { allowCentral: false, allowNone: false }));
+  return { spec, record: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), history, id) };
+}
+
+describe('releasedPrivacyRecord', () => {
+  it('composes every earlier released round into the cumulative epsilon, whatever delta it was released at', () => {
+    const first = released(1e-5, 1, []);
+    const alone = released(1e-6, 2, []);
+    const history = [{ id: 1, privacy: first.record } as unknown as RoundRecord];
+    const second = released(1e-6, 2, history);
+    expect(second.record.epsilonRound).toBe(alone.record.epsilonRound);
+    // Two rounds' RDP composed: strictly more than one round alone (never an under-count).
+    expect(second.record.epsilonCumulative as number).toBeGreaterThan((alone.record.epsilonCumulative as number) * 1.2);
+  });
+
+  it('spends nothing for an unreleased round in the history', () => {
+    const first = released(1e-6, 1, []);
+    const history = [{ id: 1, privacy: { ...first.record, released: false } } as unknown as RoundRecord];
+    const second = released(1e-6, 2, history);
+    expect(second.record.epsilonCumulative).toBe(second.record.epsilonRound);
+  });
+});
