@@ -193,7 +193,13 @@ export function registerRoundCommands(program: Command): void {
         const secagg = secaggRequest(options);
         if (secagg !== undefined) request.secagg = secagg;
         const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
-        if (!options.json) log(`launched rounds ${rounds.map((r) => r.id).join(', ')}`);
+        if (!options.json) {
+          // Say the privacy each round runs with, so a default (distributed DP) is never a surprise.
+          const first = rounds[0];
+          const p = first?.privacy;
+          const mode = !p || p.mode === 'none' ? 'no DP (mode none)' : `${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, delta=${p.delta}`;
+          log(`launched rounds ${rounds.map((r) => r.id).join(', ')}: ${mode}; SecAgg+ ${first?.config.secagg ? 'on' : 'off'}`);
+        }
         const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id)) : rounds;
         emit(options, { rounds: result }, () => result.map(describeRound).join('\n'));
       }),

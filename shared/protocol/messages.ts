@@ -61,7 +61,7 @@ export const TrainConfigSchema = z
   .object({
     epochs: z.number().int().min(1).max(100).default(1),
     batchSize: z.number().int().min(1).max(4096).default(16),
-    learningRate: z.number().positive().max(10).default(0.05),
+    learningRate: z.number().positive().max(10).default(0.02), // lr 0.1 diverges on the summed multi-label loss (docs/model.md, federated tuning)
     optimizer: z.enum(['sgd', 'adam']).default('sgd'),
   })
   .strict();
@@ -162,7 +162,7 @@ export const RoundSpecSchema = z
     selection: z.enum(SELECTION_METHODS).default('fixed'),
     /** Poisson sampling rate q; when absent, q = min(1, clientsPerRound / checked-in clients). */
     samplingRate: z.number().gt(0).max(1).optional(),
-    train: TrainConfigSchema.default({ epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' }),
+    train: TrainConfigSchema.default({ epochs: 1, batchSize: 16, learningRate: 0.02, optimizer: 'sgd' }),
     aggregation: AggregationConfigSchema.default({ serverOptimizer: 'fedavg', exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-3 }),
     deadlines: DeadlinesSchema.default({ checkinMs: 10_000, trainingMs: 60_000 }),
     /** Absent: the default, distributed DP with DEFAULT_PRIVACY. */
