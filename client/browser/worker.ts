@@ -264,6 +264,8 @@ class BrowserDevice {
     if (this.status.state === 'paused' && participationDecision(this.policy, signals, usageForDay(this.usage, this.today())).eligible) {
       this.status.reason = null;
       this.setState(this.status.connected ? 'waiting' : 'offline');
+      // A round whose check-in opened while the page was busy may still be open: join it now.
+      this.client?.eligibilityChanged();
     }
   }
 

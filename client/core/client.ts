@@ -122,6 +122,8 @@ export class FederatedClient {
   private busyRound: number | null = null;
   /** A round that opened while this client was still busy with the previous one. */
   private pendingOpen: { message: RoundOpen; closesAt: number } | null = null;
+  /** A round whose check-in opened while this device was not eligible; retried by `eligibilityChanged`. */
+  private deferredOpen: { message: RoundOpen; closesAt: number } | null = null;
   private dropAt: DropStage | undefined;
   private rejoinAfterMs: number | undefined;
   private stopped = false;
@@ -218,12 +220,32 @@ export class FederatedClient {
     return true;
   }
 
+  /**
+   * The device may have become eligible (the page went idle or hidden, the battery recovered): if
+   * a round's check-in opened while it was not, and is still open, check in now.
+   */
+  eligibilityChanged(): void {
+    const deferred = this.deferredOpen;
+    if (!deferred || this.busyRound !== null || !this.socket.connected) return;
+    const left = deferred.closesAt - this.clock();
+    if (left <= 0) {
+      this.deferredOpen = null;
+      return;
+    }
+    void this.onRoundOpen({ roundId: deferred.message.roundId, checkinMs: left });
+  }
+
   private async onRoundOpen(message: RoundOpen): Promise<void> {
     if (this.busyRound !== null) {
       this.pendingOpen = { message, closesAt: this.clock() + message.checkinMs };
       return;
     }
-    if (this.options.eligible && !this.options.eligible()) return;
+    if (this.options.eligible && !this.options.eligible()) {
+      // Not now (busy page, battery...): check in later in the window if the device becomes eligible.
+      this.deferredOpen = { message, closesAt: this.clock() + message.checkinMs };
+      return;
+    }
+    this.deferredOpen = null;
     try {
       if (!(await this.hasExamples())) {
         // Say so, so check-in can close without waiting for this device; it is never selected.

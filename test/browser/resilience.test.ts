@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext } from 'playwright-core';
 import { chromiumAvailable, launchChromium } from '../browser-harness.ts';
-import { FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitForRound } from '../integration/harness.ts';
+import { FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from '../integration/harness.ts';
 import type { TestClient, TestCoordinator } from '../integration/harness.ts';
 import { historiesWithExamples, openShop } from './shop-harness.ts';
 import type { ShopPage } from './shop-harness.ts';
@@ -69,7 +69,7 @@ describe.runIf(run)('browser client resilience', () => {
       const w = window as unknown as { portrait: { onStatus(l: (s: { state: string }) => void): void }; __training(): void };
       w.portrait.onStatus((s) => s.state === 'training' && w.__training());
     });
-    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, deadlines: { checkinMs: 2_000, trainingMs: 15_000 }, train: { ...FAST.train, epochs: 3 }, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 3 }, secagg: 'on' });
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, deadlines: { checkinMs: 15_000, trainingMs: 15_000 }, train: { ...FAST.train, epochs: 3 }, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 3 }, secagg: 'on' });
     await closed;
     const record = await waitForRound(coordinator, r!.id, 60_000);
     expect(record, record.reason).toMatchObject({ status: 'committed', participants: 3 });
@@ -82,27 +82,36 @@ describe.runIf(run)('browser client resilience', () => {
 
   it('refuses a round without DP when the page requires DP', async () => {
     const page = await openShop(context, coordinator, 'refuse');
-    await page.loadHistory(histories[0]!);
-    const connected = coordinator.sockets.connectedClients();
-    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: connected, minClients: 1, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 5_000 } });
-    expect(r!.privacy).toMatchObject({ mode: 'none' });
-    await page.waitStatus('/not accepted/.test(s.reason || "")', 20_000);
-    const record = await waitForRound(coordinator, r!.id, 30_000);
-    expect(record.status).toBe('aborted');
-    expect((await page.status())!.roundsContributed).toBe(0);
-    expect((await page.wire()).some((w) => w.name === 'update' || w.name === 'secagg')).toBe(false);
-    await page.page.close();
+    try {
+      await page.loadHistory(histories[0]!);
+      // Only this page takes part (the earlier test's Node clients are gone).
+      await waitFor(() => coordinator.sockets.connectedClients() === 1, 10_000, 'only the page connected');
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 1, minClients: 1, ...FAST, deadlines: { checkinMs: 15_000, trainingMs: 5_000 } });
+      expect(r!.privacy).toMatchObject({ mode: 'none' });
+      await page.waitStatus('/not accepted/.test(s.reason || "")', 20_000);
+      const record = await waitForRound(coordinator, r!.id, 30_000);
+      expect(record.status).toBe('aborted');
+      expect((await page.status())!.roundsContributed).toBe(0);
+      expect((await page.wire()).some((w) => w.name === 'update' || w.name === 'secagg')).toBe(false);
+    } finally {
+      await page.page.close();
+    }
   });
 
   it('refuses a DP round that would take the device past its own privacy cap', async () => {
     const page = await openShop(context, coordinator, 'cap', '&cap=1');
-    await page.loadHistory(histories[0]!);
-    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: coordinator.sockets.connectedClients(), minClients: 1, deadlines: { checkinMs: 1_500, trainingMs: 5_000 }, train: FAST.train, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 1 }, secagg: 'off' });
-    await page.waitStatus('/above its own cap/.test(s.reason || "")', 20_000);
-    const status = (await page.status())!;
-    expect(status.privacy).toMatchObject({ epsilonSpent: 0, epsilonCap: 1, rounds: 0 });
-    expect((await waitForRound(coordinator, r!.id, 30_000)).status).toBe('aborted');
-    expect((await page.wire()).some((w) => w.name === 'update' || w.name === 'secagg')).toBe(false);
+    try {
+      await page.loadHistory(histories[0]!);
+      await waitFor(() => coordinator.sockets.connectedClients() === 1, 10_000, 'only the page connected');
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 1, minClients: 1, deadlines: { checkinMs: 15_000, trainingMs: 5_000 }, train: FAST.train, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 1 }, secagg: 'off' });
+      await page.waitStatus('/above its own cap/.test(s.reason || "")', 20_000);
+      const status = (await page.status())!;
+      expect(status.privacy).toMatchObject({ epsilonSpent: 0, epsilonCap: 1, rounds: 0 });
+      expect((await waitForRound(coordinator, r!.id, 30_000)).status).toBe('aborted');
+      expect((await page.wire()).some((w) => w.name === 'update' || w.name === 'secagg')).toBe(false);
+    } finally {
+      await page.page.close();
+    }
   });
 
   it('keeps events on the device within the retention window and size cap, and forgets them on request', async () => {

@@ -54,7 +54,7 @@ describe.runIf(run)('browser clients in a DP + SecAgg+ round', () => {
     for (const b of before) expect(b).toMatchObject({ modelVersion: 1 });
 
     const roundStarted = await Promise.all(shops.map((s) => s.page.evaluate(() => performance.now())));
-    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 20_000 }, train: FAST.train, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 }, secagg: 'on' });
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 4, deadlines: { checkinMs: 15_000, trainingMs: 20_000 }, train: FAST.train, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 }, secagg: 'on' });
     const record = await waitForRound(coordinator, r!.id, 60_000);
     expect(record, JSON.stringify({ reason: record.reason, statuses: await Promise.all(shops.map((s) => s.status())) })).toMatchObject({ status: 'committed', participants: 4 });
     expect(record.privacy).toMatchObject({ mode: 'distributed', released: true });

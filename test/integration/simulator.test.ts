@@ -98,8 +98,8 @@ describe('fleet simulator', () => {
     const record = await waitForRound(coordinator, r!.id, 25_000);
     expect(record.status).toBe('aborted');
     expect(record.participants).toBe(0);
-    const stats = fleet.stats();
-    expect(stats.events['privacy-refused']).toBe(6);
-    expect(stats.events['update-sent'] ?? 0).toBe(0);
+    // Workers forward their devices' events in batches: wait for all six refusals to arrive.
+    await waitFor(() => fleet?.stats().events['privacy-refused'] === 6, 5_000, 'six privacy refusals');
+    expect(fleet.stats().events['update-sent'] ?? 0).toBe(0);
   });
 });
