@@ -19,7 +19,7 @@ export const PoliteConfigSchema = z
     /** Take part only while the page is idle (requestIdleCallback) or hidden. */
     requireIdle: z.boolean().default(true),
     /** Privacy modes this page accepts; `none` (no DP) is refused by default. */
-    acceptPrivacyModes: z.array(z.enum(['distributed', 'central', 'local', 'none'])).min(1).default(['distributed']),
+    acceptPrivacyModes: z.array(z.enum(['distributed', 'central', 'local', 'none'])).min(1).default(['distributed', 'local']),
     /** Events older than this many days are deleted from the device. */
     retentionDays: z.number().int().min(1).max(366).default(30),
     /** At most this many events are kept (the oldest go first). */

@@ -296,6 +296,8 @@ export class FederatedClient {
       if (round.privacy === null || round.privacy === undefined) return accepted.includes('none') ? null : refuse('round without differential privacy (mode none) is not accepted by this device');
       const params = parseMessage(RoundPrivacyParamsSchema, 'round:config.privacy', round.privacy);
       if (!accepted.includes(params.mode)) return refuse(`privacy mode ${params.mode} is not accepted by this device`);
+      // This device would add only 1/t of the noise: without masking, its update would be exposed.
+      if (params.mode === 'distributed' && !round.secagg) return refuse('distributed DP without secure aggregation is not accepted: this device adds only 1/t of the noise, so its update must be masked');
       const config = privacyConfigFromParams(params);
       return { config, signs: unpackSigns('signs', params.signs, config.paddedDimension) };
     } catch (err) {

@@ -137,10 +137,13 @@ export class ClientPrivacyLedger {
     return `joining would bring this device's epsilon to ${projected === null ? 'unbounded (no differential privacy)' : projected.toFixed(4)} at delta ${this.cap.delta}, above its own cap of ${this.cap.epsilon}`;
   }
 
-  /** Records a joined round durably; call before the update leaves the device. */
+  /**
+   * Records a joined round durably; call before the update leaves the device. Every call appends:
+   * round ids are the coordinator's and may repeat (a coordinator with a fresh data directory
+   * numbers from 1 again), and counting a round twice over-counts, which is safe.
+   */
   record(roundId: number, config: PrivacyConfig | null): Promise<void> {
     const run = async () => {
-      if (this.state.rounds.some((r) => r.roundId === roundId)) return;
       const round = joinedRound(roundId, config, new Date(this.clock()).toISOString());
       this.state.rounds.push(round);
       this.total.add(roundRdp(round, this.total.orders));

@@ -9,6 +9,7 @@ import { userExamples } from '../../shared/features/examples.ts';
 import { featureContext } from '../../shared/features/extract.ts';
 import { loadEventsFile } from '../../scripts/import/events-file.ts';
 import fs from 'node:fs';
+import path from 'node:path';
 import { FederatedClient } from '../core/client.ts';
 import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.ts';
 import type { ClientEpsilonCap, ClientLedgerStorage } from '../core/privacy-ledger.ts';
@@ -36,8 +37,21 @@ export function fileLedgerStorage(file: string): ClientLedgerStorage {
   return textLedgerStorage(
     async () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null),
     async (text) => {
-      fs.writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+      // Durable before the update leaves the device: write, fsync, rename, fsync the directory.
+      const fd = fs.openSync(`${file}.tmp`, 'w', 0o600);
+      try {
+        fs.writeSync(fd, text);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
       fs.renameSync(`${file}.tmp`, file);
+      const dir = fs.openSync(path.dirname(path.resolve(file)), 'r');
+      try {
+        fs.fsyncSync(dir);
+      } finally {
+        fs.closeSync(dir);
+      }
     },
   );
 }

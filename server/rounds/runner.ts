@@ -213,12 +213,18 @@ export class RoundRunner {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      const next = await this.options.rounds.nextPending();
-      if (!next) {
-        await this.wakeup.wait(60_000);
-        continue;
+      try {
+        const next = await this.options.rounds.nextPending();
+        if (!next) {
+          await this.wakeup.wait(60_000);
+          continue;
+        }
+        await this.runRound(next);
+      } catch (err) {
+        // A store failure (disk full, I/O error) must not kill the coordinator: log, back off, retry.
+        this.options.log(`round loop: ${err instanceof Error ? err.name : 'error'}: ${err instanceof Error ? err.message : String(err)}; retrying in 5 s`);
+        await this.wakeup.wait(5_000);
       }
-      await this.runRound(next);
     }
   }
 

@@ -206,16 +206,23 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
 }
 
 /**
- * `--secagg`: on by default with distributed DP (whose noise is only private once masked) when the
- * default dropout / collusion rates admit parameters for clientsPerRound (4 or more clients), off by
- * default otherwise. On is refused with privacy mode `none` (plain Float32 updates cannot be masked
+ * `--secagg`: required with distributed DP (whose noise is only private once masked): a distributed
+ * launch with secagg off, or a cohort for which the dropout / collusion rates admit no parameters,
+ * is refused. Off by default in the other modes. On is refused with privacy mode `none` (plain Float32 updates cannot be masked
  * in Z_2^32) and for cohorts below SECAGG_MIN_COHORT. With `central` or `local` it is allowed: the
  * updates are integer residues too, and masking still hides each one from the coordinator.
  */
 function resolveSecAgg(raw: z.infer<typeof RoundSpecSchema>['secagg'], mode: PrivacyMode, clientsPerRound: number): SecAggSpec | null {
   const explicit = raw !== undefined && raw !== null;
   const options = typeof raw === 'object' && raw !== null ? raw : SecAggSpecSchema.parse({ mode: raw === 'off' ? 'off' : 'on' });
-  if (!explicit) return mode === 'distributed' && defaultsFeasible(options, clientsPerRound) ? withoutMode(options) : null;
+  // Distributed DP puts only 1/t of the noise on each device (Kairouz, Liu, Steinke 2021, Sec. 4):
+  // an unmasked update would reach the coordinator under-noised, so masking is not optional there.
+  const feasible = clientsPerRound >= SECAGG_MIN_COHORT && (options.k !== undefined || options.t !== undefined || defaultsFeasible(options, clientsPerRound));
+  if (mode === 'distributed' && (options.mode === 'off' || !feasible)) {
+    const why = options.mode === 'off' ? '"secagg" is off' : clientsPerRound < SECAGG_MIN_COHORT ? `SecAgg+ needs clientsPerRound >= ${SECAGG_MIN_COHORT}, got ${clientsPerRound}` : `the default dropout and collusion rates admit no SecAgg+ parameters for clientsPerRound ${clientsPerRound} (give "secagg.k" and "secagg.t", or a larger cohort)`;
+    throw new ProtocolError('INVALID_ARGUMENT', `"privacy.mode" distributed needs secure aggregation, but ${why}: each device adds only 1/t of the noise, so its update must be masked; use --secagg on with a larger cohort, or --dp local (each device adds the full noise)`);
+  }
+  if (!explicit) return mode === 'distributed' ? withoutMode(options) : null;
   if (options.mode === 'off') return null;
   if (mode === 'none') throw new ProtocolError('INVALID_ARGUMENT', '"secagg" on needs integer updates, but "privacy.mode" none sends plain Float32 deltas; use --secagg off or a DP mode');
   if (clientsPerRound < SECAGG_MIN_COHORT) throw new ProtocolError('INVALID_ARGUMENT', `"secagg" on needs clientsPerRound >= ${SECAGG_MIN_COHORT}, got ${clientsPerRound}`);

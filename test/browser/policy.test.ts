@@ -17,7 +17,7 @@ describe('participationDecision', () => {
 
   it('defaults accept only distributed DP and require idle', () => {
     const d = parsePoliteConfig({});
-    expect(d.acceptPrivacyModes).toEqual(['distributed']);
+    expect(d.acceptPrivacyModes).toEqual(['distributed', 'local']);
     expect(d.requireIdle).toBe(true);
     expect(() => parsePoliteConfig({ dailyCpuMs: -1 })).toThrow(/dailyCpuMs/);
     expect(() => parsePoliteConfig({ bogus: 1 })).toThrow();

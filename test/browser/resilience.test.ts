@@ -103,7 +103,7 @@ describe.runIf(run)('browser client resilience', () => {
     try {
       await page.loadHistory(histories[0]!);
       await waitFor(() => coordinator.sockets.connectedClients() === 1, 10_000, 'only the page connected');
-      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 1, minClients: 1, deadlines: { checkinMs: 15_000, trainingMs: 5_000 }, train: FAST.train, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 1 }, secagg: 'off' });
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 1, minClients: 1, deadlines: { checkinMs: 15_000, trainingMs: 5_000 }, train: FAST.train, privacy: { mode: 'local', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 } });
       await page.waitStatus('/above its own cap/.test(s.reason || "")', 20_000);
       const status = (await page.status())!;
       expect(status.privacy).toMatchObject({ epsilonSpent: 0, epsilonCap: 1, rounds: 0 });

@@ -1,6 +1,6 @@
 /**
  * Crash consistency of the write-ahead ledger: a real `portrait server` child process runs a
- * distributed-DP round with real clients and is killed (SIGKILL) at each step: before the entry
+ * local-DP round with real clients and is killed (SIGKILL) at each step: before the entry
  * (PORTRAIT_TEST_CRASH_AT=before-ledger), mid-write (mid-ledger-write: row inserted, transaction
  * not committed), between entry and release (after-ledger), and after release (killed by the
  * test once the round is committed). After each crash the ledger verifies, every published
@@ -28,7 +28,7 @@ import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sql
 import { DATABASE_FILE } from '../../server/storage/sqlite.ts';
 import { api, examplesOf, FAST, startTestCoordinator, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
-const ROUND: LaunchRequest = { rounds: 1, clientsPerRound: 3, minClients: 3, deadlines: { checkinMs: 3_000, trainingMs: 15_000 }, train: FAST.train, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } };
+const ROUND: LaunchRequest = { rounds: 1, clientsPerRound: 3, minClients: 3, deadlines: { checkinMs: 3_000, trainingMs: 15_000 }, train: FAST.train, privacy: { mode: 'local', clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } };
 
 interface Child {
   process: ChildProcess;

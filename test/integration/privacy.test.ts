@@ -3,7 +3,8 @@
  * clients that clip, round and noise their updates on the device. Checks the launch validation
  * (400 naming the field, central/none refused unless enabled), the privacy block of each round
  * record against the accountant recomputed here, the noise actually present in the aggregate of
- * all-zero updates against the configured z, and the refusal of a wrong-length integer update.
+ * all-zero updates against the configured z (with SecAgg+, which distributed DP requires), the
+ * refusal of distributed DP without it, and of a wrong-length integer update.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -113,33 +114,17 @@ describe('distributed DP rounds (central and none not enabled)', () => {
     expect(clients.every((c) => c.client.stats.refusals === 0)).toBe(true);
   });
 
-  it('puts noise of the configured z into the aggregate of all-zero updates, and refuses a wrong-length integer update', async () => {
+  it('puts noise of the configured z into the aggregate of all-zero updates (distributed DP, SecAgg+ on)', async () => {
     zeroDeltas = true;
-    const evil = await rawSocket(coordinator, coordinator.token());
-    const codes: string[] = [];
-    evil.on('round:open', (m) => void send(evil, 'checkin', { roundId: m.roundId, nonce: randomId() }));
-    evil.on('round:config', (m) => {
-      void (async () => {
-        const padded = 2 ** Math.ceil(Math.log2(m.parameters));
-        const update = (delta: Uint8Array) => ({ roundId: m.roundId, nonce: randomId(), examples: 1, delta });
-        for (const [name, length] of [['short', padded - 1], ['long', padded + 1]] as const) {
-          const ack = await send(evil, 'update', update(encodeResidues(new Uint32Array(length))));
-          codes.push(`${name}:${ack.ok ? 'ok' : ack.error.code}`);
-        }
-        const odd = await send(evil, 'update', update(new Uint8Array(padded * 4 - 2)));
-        codes.push(`odd:${odd.ok ? 'ok' : odd.error.code}`);
-      })();
-    });
     try {
       const before = Float64Array.from(coordinator.registry.current.weights);
       const z = 2;
       const clip = 0.01;
-      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 5, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 4_000 }, train: FAST.train, privacy: { clip, noiseMultiplier: z, delta: 1e-6 }, secagg: 'off' });
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 8_000 }, train: FAST.train, privacy: { clip, noiseMultiplier: z, delta: 1e-6 } });
       const record = await waitForRound(coordinator, r!.id);
       expect(record.status).toBe('committed');
       expect(record.participants).toBe(4);
-      await waitFor(() => codes.length === 3, 5_000, 'answers to the bad updates');
-      expect(codes).toEqual(['short:WEIGHTS_LENGTH', 'long:WEIGHTS_LENGTH', 'odd:WEIGHTS_LENGTH']);
+      expect(record.secagg).toMatchObject({ survivors: 4 });
 
       const p = record.privacy as RoundPrivacyRecord;
       const { clientVariance, granularity, epsilon } = recompute(p, 1);
@@ -170,8 +155,42 @@ describe('distributed DP rounds (central and none not enabled)', () => {
       expect(Math.sqrt(expected)).toBeCloseTo(Math.sqrt(n / p.t) * z * clip, 3);
       console.log(`noise check: d=${d}, n=${n}, t=${p.t}, measured std ${Math.sqrt(measured).toExponential(4)}, expected ${Math.sqrt(expected).toExponential(4)} (ratio ${(measured / expected).toFixed(4)}, tolerance ±${tolerance.toFixed(3)}); epsilon round ${p.epsilonRound?.toFixed(4)}, cumulative ${p.epsilonCumulative?.toFixed(4)}`);
     } finally {
-      evil.disconnect();
       zeroDeltas = false;
+    }
+  });
+
+  it('refuses distributed DP without secure aggregation, and a wrong-length integer update in a local-DP round', async () => {
+    const off = await launchStatus(coordinator, { rounds: 1, clientsPerRound: 5, minClients: 4, ...DP_FAST, privacy: { clip: 0.5, noiseMultiplier: 1, delta: 1e-6 }, secagg: 'off' });
+    expect(off.status).toBe(400);
+    expect(off.body.message).toMatch(/"privacy.mode" distributed needs secure aggregation, but "secagg" is off/);
+    const small = await launchStatus(coordinator, { rounds: 1, clientsPerRound: 3, minClients: 2, ...DP_FAST, privacy: { clip: 0.5, noiseMultiplier: 1, delta: 1e-6 } });
+    expect(small.status).toBe(400);
+    expect(small.body.message).toMatch(/needs secure aggregation, but the default dropout and collusion rates admit no SecAgg\+ parameters for clientsPerRound 3/);
+    const evil = await rawSocket(coordinator, coordinator.token());
+    const codes: string[] = [];
+    evil.on('round:open', (m) => void send(evil, 'checkin', { roundId: m.roundId, nonce: randomId() }));
+    evil.on('round:config', (m) => {
+      void (async () => {
+        const padded = 2 ** Math.ceil(Math.log2(m.parameters));
+        const update = (delta: Uint8Array) => ({ roundId: m.roundId, nonce: randomId(), examples: 1, delta });
+        for (const [name, length] of [['short', padded - 1], ['long', padded + 1]] as const) {
+          const ack = await send(evil, 'update', update(encodeResidues(new Uint32Array(length))));
+          codes.push(`${name}:${ack.ok ? 'ok' : ack.error.code}`);
+        }
+        const odd = await send(evil, 'update', update(new Uint8Array(padded * 4 - 2)));
+        codes.push(`odd:${odd.ok ? 'ok' : odd.error.code}`);
+      })();
+    });
+    try {
+      // Local DP: every device adds the full noise, so unmasked integer updates are allowed.
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 5, minClients: 4, deadlines: { checkinMs: 3_000, trainingMs: 4_000 }, train: FAST.train, privacy: { mode: 'local', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 } });
+      const record = await waitForRound(coordinator, r!.id);
+      expect(record.status).toBe('committed');
+      expect(record.participants).toBe(4);
+      await waitFor(() => codes.length === 3, 5_000, 'answers to the bad updates');
+      expect(codes).toEqual(['short:WEIGHTS_LENGTH', 'long:WEIGHTS_LENGTH', 'odd:WEIGHTS_LENGTH']);
+    } finally {
+      evil.disconnect();
     }
   });
 });

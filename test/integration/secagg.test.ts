@@ -116,7 +116,7 @@ describe('SecAgg+ rounds over Socket.IO', () => {
     expect(none.status).toBe(400);
     expect(none.body.message).toMatch(/"secagg" on needs integer updates/);
     const small = await api<{ code: string; message: string }>(coordinator, coordinator.operator, 'POST', '/api/v1/rounds', { ...ROUND, clientsPerRound: 2, minClients: 2, privacy: { ...ROUND.privacy, t: 2 } });
-    expect(small.body.message).toMatch(/"secagg" on needs clientsPerRound >= 3, got 2/);
+    expect(small.body.message).toMatch(/"privacy.mode" distributed needs secure aggregation, but SecAgg\+ needs clientsPerRound >= 3, got 2/);
     const wrap = await api<{ code: string; message: string }>(coordinator, coordinator.operator, 'POST', '/api/v1/rounds', {
       ...ROUND,
       clientsPerRound: 2000,

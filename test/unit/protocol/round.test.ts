@@ -27,7 +27,7 @@ function codeOf(fn: () => unknown): string {
   return 'ok';
 }
 
-function checkedIn(n: number, spec = parseLaunchRequest({ clientsPerRound: 3, minClients: 2 }).spec): RoundState {
+function checkedIn(n: number, spec = parseLaunchRequest({ clientsPerRound: 3, minClients: 2, privacy: { mode: 'local' } }).spec): RoundState {
   let s = openRound(5, 1, spec, 0);
   for (let i = 0; i < n; i++) s = checkIn(s, `client-${i}`, 5, nonce(i), 10);
   return s;
