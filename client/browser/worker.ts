@@ -12,6 +12,7 @@ import { selectBackend } from '../../shared/model/backend.ts';
 import type { BackendCandidate } from '../../shared/model/backend.ts';
 import { computePortrait } from '../../shared/model/portrait.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
+import { ModelAnnouncementSchema } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
 import { FederatedClient } from '../core/client.ts';
 import type { ClientEvent } from '../core/client.ts';
@@ -154,7 +155,10 @@ class BrowserDevice {
       const roundId = (args[0] as { roundId?: unknown } | undefined)?.roundId;
       this.wire({ kind: 'socket', name: event, bytes: wireBytes(event, args), roundId: typeof roundId === 'number' ? roundId : null });
     });
-    client.socket.on(EVENTS.modelCurrent, (m) => {
+    client.socket.on(EVENTS.modelCurrent, (raw) => {
+      const parsed = ModelAnnouncementSchema.safeParse(raw);
+      if (!parsed.success) return; // a malformed announcement is ignored, never fetched
+      const m = parsed.data;
       this.announced = m;
       this.status.announcedVersion = m.version;
       this.pushStatus();

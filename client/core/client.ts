@@ -23,7 +23,8 @@ import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { Ack, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
-import { SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
+import { RoundClosedSchema, RoundConfigEnvelopeSchema, RoundNotSelectedSchema, RoundOpenSchema, SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
+import type { z } from 'zod';
 import { toBase64 } from '../../shared/secagg/bytes.ts';
 import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
 import type { KeyPair } from '../../shared/secagg/keys.ts';
@@ -67,6 +68,8 @@ export type ClientEvent =
   | { type: 'deadline-missed'; roundId: number }
   | { type: 'dropped'; stage: DropStage; roundId: number }
   | { type: 'round-closed'; message: RoundClosed }
+  /** A coordinator message that failed its schema; it was dropped (MALFORMED_MESSAGE). */
+  | { type: 'malformed'; event: string; message: string }
   /** This device has no training examples, so it does not check in. */
   | { type: 'declined'; roundId: number; reason: string }
   | { type: 'secagg-finished'; roundId: number; status: 'done' | 'aborted' | 'refused' | 'dropped'; stage: SecAggStage | 'done'; reason?: string; bytesSent: number; computeMs: number }
@@ -156,14 +159,26 @@ export class FederatedClient {
       const data = (err as Error & { data?: unknown }).data as Partial<ErrorBody> | undefined;
       if (data && isErrorCode(data.code)) this.emit({ type: 'refused', error: { code: data.code, message: String(data.message) } });
     });
-    this.socket.on(EVENTS.roundOpen, (m) => void this.onRoundOpen(m));
-    this.socket.on(EVENTS.roundConfig, (m) => void this.onRoundConfig(m));
-    this.socket.on(EVENTS.roundNotSelected, (m) => this.emit({ type: 'not-selected', roundId: m.roundId }));
-    this.socket.on(EVENTS.roundClosed, (m) => this.emit({ type: 'round-closed', message: m }));
+    // Every coordinator message is validated before it is acted on; a malformed one is dropped.
+    this.socket.on(EVENTS.roundOpen, (m) => this.inbound(RoundOpenSchema, EVENTS.roundOpen, m, (open) => void this.onRoundOpen(open)));
+    this.socket.on(EVENTS.roundConfig, (m) => this.inbound(RoundConfigEnvelopeSchema, EVENTS.roundConfig, m, (config) => void this.onRoundConfig(config as RoundConfigMessage)));
+    this.socket.on(EVENTS.roundNotSelected, (m) => this.inbound(RoundNotSelectedSchema, EVENTS.roundNotSelected, m, ({ roundId }) => this.emit({ type: 'not-selected', roundId })));
+    this.socket.on(EVENTS.roundClosed, (m) => this.inbound(RoundClosedSchema, EVENTS.roundClosed, m, (closed) => this.emit({ type: 'round-closed', message: closed as RoundClosed })));
     this.socket.on(EVENTS.secagg, (m) => {
       const session = this.secagg;
       if (session) void session.receive(m).catch((err: unknown) => this.emit({ type: 'failed', roundId: session.roundId, message: err instanceof Error ? err.message : String(err) }));
     });
+  }
+
+  private inbound<T>(schema: z.ZodType<T>, name: string, raw: unknown, handle: (message: T) => void): void {
+    let message: T;
+    try {
+      message = parseMessage(schema, name, raw);
+    } catch (err) {
+      this.emit({ type: 'malformed', event: name, message: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    handle(message);
   }
 
   /** The device's data changed (new events, retention): rebuild its examples at the next round. */

@@ -312,6 +312,28 @@ export interface RoundNotSelected {
   roundId: number;
 }
 
+// Coordinator -> device messages are validated on the device too: a malformed or hostile one is
+// dropped with an error code, never acted on. Model URLs must be paths on the coordinator itself.
+const ModelPathSchema = z.string().max(500).regex(/^\/(?!\/)[A-Za-z0-9._~\-/]*$/, 'expected a path on the coordinator, like /models/3/model.json');
+
+export const ModelAnnouncementSchema = z.object({ version: z.number().int().min(1), modelUrl: ModelPathSchema, parameters: z.number().int().min(1).max(2 ** 28) }).strict();
+export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000) }).strict();
+export const RoundNotSelectedSchema = z.object({ roundId: RoundIdSchema }).strict();
+export const RoundClosedSchema = z.object({ roundId: RoundIdSchema, status: z.enum(['committed', 'aborted']), reason: z.string().max(2_000).optional(), modelVersion: z.number().int().min(1).optional() }).strict();
+/** The envelope of a round config; `privacy` and `secagg` are parsed by the device with their own schemas. */
+export const RoundConfigEnvelopeSchema = z
+  .object({
+    roundId: RoundIdSchema,
+    modelVersion: z.number().int().min(1),
+    modelUrl: ModelPathSchema,
+    parameters: z.number().int().min(1).max(2 ** 28),
+    train: TrainConfigSchema,
+    trainingMs: z.number().int().min(1).max(3_600_000),
+    privacy: z.unknown(),
+    secagg: z.unknown(),
+  })
+  .strict();
+
 export interface RoundClosed {
   roundId: number;
   status: 'committed' | 'aborted';

@@ -27,7 +27,7 @@ describe('REST API', () => {
   });
 
   it('authenticates bearer tokens and enforces roles', async () => {
-    const launch = { clientsPerRound: 2, deadlines: { checkinMs: 100, trainingMs: 1000 } };
+    const launch = { clientsPerRound: 2, deadlines: { checkinMs: 100, trainingMs: 1000 }, privacy: { mode: 'local' as const } };
     const none = await api<ErrorBody>(coordinator, undefined, 'GET', '/api/v1/rounds');
     expect([none.status, none.body.code]).toEqual([401, 'UNAUTHENTICATED']);
     const wrong = await api<ErrorBody>(coordinator, 'pt_not-a-real-token', 'GET', '/api/v1/rounds');
