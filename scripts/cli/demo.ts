@@ -1,7 +1,8 @@
 /**
  * `portrait demo` (what `npm start` runs): the embedded coordinator, its dashboard, and a
  * simulated fleet on the synthetic population (one device per training user; the test users are
- * the coordinator's held-out evaluation set). Launches R rounds, prints each round's metrics on
+ * the coordinator's held-out evaluation set). Launches R non-private rounds, then P private ones
+ * (distributed DP + SecAgg+, entered in the signed privacy ledger), prints each round's metrics on
  * the held-out users as it finishes, then leaves the server and fleet up until Ctrl-C (`--exit`
  * stops after the rounds; `--json` prints `{ rounds: [...] }`).
  */
@@ -11,6 +12,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { runFleet } from '../../client/node/simulator.ts';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { SECAGG_MIN_COHORT } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { loadDataset } from '../import/resolve.ts';
@@ -21,6 +23,8 @@ import { fleetUsers, prepareFleetData } from './simulate.ts';
 
 interface DemoOptions {
   rounds: string;
+  privateRounds: string;
+  privateClients: string;
   exit?: boolean;
   port: string;
   dataDir?: string;
@@ -53,9 +57,35 @@ export function demoRoundSpec(clientsPerRound: number, epochs: number, learningR
   };
 }
 
+/**
+ * The demo's private rounds: distributed discrete-Gaussian DP with SecAgg+ (the product default),
+ * noise multiplier 0.5 at clip 0.1 over a cohort of K. On a 600-user population this spends a
+ * large epsilon per round (shown in the table and on the compliance page) and learns little: it
+ * shows the whole private pipeline, not private quality (docs/privacy.md has that table). FedAdam
+ * tau 1e-4 sits near the noise per weight, so the noise is not amplified into the model.
+ */
+export function demoPrivateRoundSpec(clientsPerRound: number, learningRate: number, serverLearningRate: number): Omit<LaunchRequest, 'rounds'> {
+  return {
+    clientsPerRound,
+    minClients: Math.max(SECAGG_MIN_COHORT, Math.floor(clientsPerRound * 0.75)),
+    train: { epochs: 1, batchSize: 16, learningRate, optimizer: 'sgd' },
+    aggregation: { serverOptimizer: 'fedadam', serverLearningRate, exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-4 },
+    deadlines: { checkinMs: 5_000, trainingMs: 60_000 },
+    privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: 0.5, delta: 1e-6 },
+    secagg: 'on',
+  };
+}
+
 const fmt = (v: number | null | undefined) => (typeof v === 'number' ? v.toFixed(4) : '-');
 
-export const ROUND_TABLE_HEADER = 'round  status     clients  seconds  interests microAUC  recall@5  purchase AUC';
+export const ROUND_TABLE_HEADER = 'round  status     clients  seconds  interests microAUC  recall@5  purchase AUC  privacy';
+
+function privacyCell(r: RoundRecord): string {
+  const p = r.privacy;
+  if (!p || p.mode === 'none') return 'none (no DP)';
+  const eps = p.epsilonRound == null ? '' : ` eps ${p.epsilonRound.toFixed(2)} (total ${p.epsilonCumulative == null ? 'unbounded after the no-DP rounds' : p.epsilonCumulative.toFixed(2)})`;
+  return `${p.mode} DP z=${p.noiseMultiplier}${eps}${r.secagg ? ` + SecAgg+ ${r.secagg.survivors}/${r.secagg.n}` : ''}`;
+}
 
 export function roundRow(r: RoundRecord): string {
   const h = r.metrics?.heads;
@@ -67,6 +97,7 @@ export function roundRow(r: RoundRecord): string {
     fmt(h?.interests?.microAuc).padStart(18),
     fmt(h?.interests?.recallAt5).padStart(8),
     fmt(h?.purchase?.auc).padStart(12),
+    privacyCell(r),
   ];
   return `${cells.join('  ')}${r.status === 'aborted' ? `  (${r.reason ?? 'no reason'})` : ''}`;
 }
@@ -83,7 +114,9 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('coordinator + dashboard + simulated fleet on a synthetic population; runs rounds and prints held-out metrics')
-    .option('--rounds <N>', 'rounds to run', '5')
+    .option('--rounds <N>', 'non-private rounds to run', '5')
+    .option('--private-rounds <P>', 'then this many distributed-DP + SecAgg+ rounds (entered in the privacy ledger)', '1')
+    .option('--private-clients <K>', 'cohort size of the private rounds', '40')
     .option('--exit', 'stop after the rounds instead of serving until Ctrl-C')
     .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
     .option('--data-dir <dir>', 'keep rounds and models here (default: a fresh temporary directory)')
@@ -103,6 +136,8 @@ export function registerDemoCommand(program: Command): void {
           return n;
         };
         const rounds = int('rounds', options.rounds, 1);
+        const privateRounds = int('private-rounds', options.privateRounds, 0);
+        const privateSpec = demoPrivateRoundSpec(int('private-clients', options.privateClients, 4), parseNumber('learning-rate', options.learningRate), parseNumber('server-learning-rate', options.serverLearningRate));
         const port = int('port', options.port, 0);
         const clientsPerRound = int('clients-per-round', options.clientsPerRound, 1);
         const spec = demoRoundSpec(clientsPerRound, int('epochs', options.epochs, 1), parseNumber('learning-rate', options.learningRate), parseNumber('server-learning-rate', options.serverLearningRate));
@@ -140,6 +175,11 @@ export function registerDemoCommand(program: Command): void {
           await fleet.waitConnected(fleet.size, 120_000);
           const { rounds: launched } = await callApi<{ rounds: RoundRecord[] }>(coordinator.url, tokens.operator, 'POST', '/rounds', { ...spec, rounds });
           log(`launched ${rounds} rounds: ${clientsPerRound} clients per round, ${spec.train?.epochs} local epochs (SGD, lr ${spec.train?.learningRate}), FedAdam server lr ${spec.aggregation?.serverLearningRate}; no differential privacy (mode none)`);
+          if (privateRounds > 0) {
+            const { rounds: privately } = await callApi<{ rounds: RoundRecord[] }>(coordinator.url, tokens.operator, 'POST', '/rounds', { ...privateSpec, rounds: privateRounds });
+            launched.push(...privately);
+            log(`then ${privateRounds} private round(s): ${privateSpec.clientsPerRound} clients, distributed DP (z ${privateSpec.privacy?.noiseMultiplier}, clip ${privateSpec.privacy?.clip}) with SecAgg+, each entered in the signed privacy ledger before its sum is unmasked`);
+          }
           const print = (line: string) => (options.json ? log(line) : process.stdout.write(`${line}\n`));
           print(ROUND_TABLE_HEADER);
           const records: RoundRecord[] = [];

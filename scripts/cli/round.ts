@@ -92,7 +92,7 @@ export function describeRound(r: RoundRecord): string {
   const live = r.live ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
   const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
   const p = r.privacy;
-  const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative?.toFixed(3)}) at δ=${p.delta}` : ''}]`;
+  const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative == null ? 'unbounded: a model was released without DP' : p.epsilonCumulative.toFixed(3)}) at δ=${p.delta}` : ''}]`;
   const sa = r.secagg;
   const secagg = sa ? ` [SecAgg+ n=${sa.n} k=${sa.k} t=${sa.t}, ${sa.survivors} survivors${sa.abortedStage ? `, fell short at ${sa.abortedStage}` : ''}]` : '';
   return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}`;

@@ -73,12 +73,17 @@ export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: reado
   if (!own) return released;
   const orders = DEFAULT_RDP_ORDERS;
   const total = Float64Array.from(own);
+  // A model released without DP voids every guarantee after it: the cumulative epsilon is
+  // unbounded (null), as in the ledger.
+  let unbounded = false;
   for (const r of history) {
-    if (r.id === roundId || !r.privacy) continue;
+    if (r.id === roundId) continue;
+    if (r.status === 'committed' && (!r.privacy || !r.privacy.differentiallyPrivate)) unbounded = true;
+    if (!r.privacy) continue;
     const rdp = recordRdp(r.privacy);
     if (rdp) for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (rdp[i] as number);
   }
   const round = epsilonFromRdp(orders, own, record.delta);
   const cumulative = epsilonFromRdp(orders, total, record.delta);
-  return { ...released, epsilonRound: round.epsilon, epsilonCumulative: cumulative.epsilon, order: cumulative.order };
+  return { ...released, epsilonRound: round.epsilon, epsilonCumulative: unbounded ? null : cumulative.epsilon, order: unbounded ? null : cumulative.order };
 }

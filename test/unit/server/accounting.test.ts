@@ -23,6 +23,15 @@ describe('releasedPrivacyRecord', () => {
     expect(second.record.epsilonCumulative as number).toBeGreaterThan((alone.record.epsilonCumulative as number) * 1.2);
   });
 
+  it('reports the cumulative epsilon as unbounded once a model was released without DP', () => {
+    const history = [{ id: 1, status: 'committed', privacy: { mode: 'none', differentiallyPrivate: false, released: false } } as unknown as RoundRecord];
+    const second = released(1e-6, 2, history);
+    expect(second.record.epsilonRound).toEqual(expect.any(Number));
+    expect(second.record.epsilonCumulative).toBeNull();
+    const aborted = [{ id: 1, status: 'aborted', privacy: { mode: 'none', differentiallyPrivate: false, released: false } } as unknown as RoundRecord];
+    expect(released(1e-6, 2, aborted).record.epsilonCumulative).toBe(released(1e-6, 2, []).record.epsilonRound);
+  });
+
   it('spends nothing for an unreleased round in the history', () => {
     const first = released(1e-6, 1, []);
     const history = [{ id: 1, privacy: { ...first.record, released: false } } as unknown as RoundRecord];
