@@ -149,7 +149,8 @@ export class SocketLayer implements RoundTransport {
       result = { ok: true };
     } catch (err) {
       const body = errorBody(err);
-      if (!(err instanceof ProtocolError)) this.options.log(`socket handler failed: ${err instanceof Error ? err.message : String(err)}`);
+      // Only the error's class reaches the log: a message could quote payload values.
+      if (!(err instanceof ProtocolError)) this.options.log(`socket handler failed: ${err instanceof Error ? err.name : typeof err} (${body.code})`);
       this.count(body);
       result = { ok: false, error: body };
       if (body.code === 'TOKEN_EXPIRED') setImmediate(() => socket.disconnect(true));

@@ -69,6 +69,10 @@ function readDataDir(dataDir: string): Promise<unknown[]> {
 async function load(options: SourceOptions): Promise<Loaded> {
   const publicKey = checkKey(options.publicKey);
   const cap = capFrom(options);
+  if ((options.bundle || options.server) && !publicKey) {
+    // Without a pinned key the bundle vouches for itself: a forger could re-sign a whole ledger.
+    log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key');
+  }
   if (options.bundle || options.server) {
     let raw: unknown;
     let enabledHeads: string[] | null = null;

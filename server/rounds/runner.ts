@@ -390,7 +390,7 @@ export class RoundRunner {
       log(`round ${record.id}: aborted: ${reason}`);
       if (this.secagg) this.deliver(this.secagg.abort(reason));
       const aborted = this.state && this.state.stage !== 'aborted' && this.state.stage !== 'committed' ? abortRound(this.state, reason) : this.state;
-      if (aborted && aborted.stage === 'aborted') await this.finish(record.id, aborted, started, timings).catch(() => undefined);
+      if (aborted && aborted.stage === 'aborted') await this.finish(record.id, aborted, started, timings).catch((finishErr: unknown) => log(`round ${record.id}: recording the abort failed: ${finishErr instanceof Error ? finishErr.message : String(finishErr)}`));
     } finally {
       this.accumulator?.dispose();
       this.accumulator = null;
