@@ -1,7 +1,8 @@
 /**
  * Randomness for the privacy mechanisms: an injected byte source (WebCrypto's
  * `crypto.getRandomValues` in production, a seeded generator in tests) and the exact
- * integer draws built on it (uniform integers by rejection, rational Bernoulli trials),
+ * integer draws built on it (uniform integers by rejection, rational Bernoulli trials by lazy
+ * comparison of a uniform real with the exact threshold),
  * as required by the exact samplers of Canonne, Kamath, Steinke 2020, Sec. 5.
  */
 
@@ -21,11 +22,15 @@ export function cryptoRandomSource(): RandomSource {
 
 const TWO_32 = 4294967296;
 const TWO_53 = 9007199254740992;
-const BUFFER_BYTES = 4096;
+const TWO_32_BIG = 4294967296n;
+// One WebCrypto call fills 64 KiB (its per-call maximum): a 16,384-coordinate update draws
+// ~60k words, so larger refills keep getRandomValues off the sampler's profile.
+const BUFFER_BYTES = 65_536;
 
 /**
  * Buffered reader over a `RandomSource`. All draws are exact: uniform integers use
- * rejection sampling (no modulo bias), Bernoulli(num/den) compares a uniform integer.
+ * rejection sampling (no modulo bias), Bernoulli(num/den) compares a uniform real, drawn
+ * 32 bits at a time, with num/den.
  */
 export class RandomStream {
   private readonly buffer = new Uint8Array(BUFFER_BYTES);
@@ -88,9 +93,26 @@ export class RandomStream {
     }
   }
 
-  /** Bernoulli(num/den) exactly, for integers 0 <= num <= den <= 2^53. */
+  /**
+   * Bernoulli(num/den) exactly, for integers 0 <= num <= den <= 2^53. A lazy comparison of a
+   * uniform real V = (U + W)/2^32 with num/den: one 32-bit word U decides unless it is the cell
+   * holding the threshold (probability about 2^-31: the double threshold is within 2^-20 of the
+   * true one), and only then are W's bits drawn, as Bernoulli of the remainder.
+   */
   bernoulli(num: number, den: number): boolean {
-    return this.below(den) < num;
+    if (!(Number.isInteger(num) && Number.isInteger(den) && num >= 0 && num <= den && den >= 1 && den <= TWO_53)) {
+      throw new RangeError(`"num/den" expected integers 0 <= num <= den <= 2^53, got ${num}/${den}`);
+    }
+    const u = this.uint32();
+    const threshold = (num / den) * TWO_32;
+    if (u + 1 <= threshold - 2 ** -16) return true;
+    if (u >= threshold + 2 ** -16) return false;
+    // Exact: V < num/den iff W < num·2^32/den - U, a remainder below den.
+    const scaled = BigInt(num) * TWO_32_BIG;
+    const low = BigInt(u) * BigInt(den);
+    if (low + BigInt(den) <= scaled) return true;
+    if (low >= scaled) return false;
+    return this.bernoulli(Number(scaled - low), den);
   }
 
   /** Bernoulli(num/den) exactly, for bigints 0 <= num <= den. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DiscreteGaussianSampler, bernoulliExpNeg, rationalAtLeast, sampleDiscreteGaussian, sampleDiscreteLaplace } from '../../../shared/privacy/discrete-gaussian.ts';
+import { DiscreteGaussianSampler, acceptanceGamma, bernoulliExpNeg, bernoulliExpNegApprox, rationalAtLeast, sampleDiscreteGaussian, sampleDiscreteLaplace } from '../../../shared/privacy/discrete-gaussian.ts';
 import { RandomStream } from '../../../shared/privacy/random.ts';
 import { seededRandom } from './seeded-random.ts';
 
@@ -151,4 +151,94 @@ describe('building blocks', () => {
     const big = 2n ** 70n + 12345n;
     for (let i = 0; i < 100; i++) expect(stream.belowBig(big) < big).toBe(true);
   });
+});
+
+/** The exact rational value of a finite double, from its exact binary expansion. */
+function doubleToRational(x: number): { num: bigint; den: bigint } {
+  const [intPart, fracPart = ''] = x.toString(2).split('.');
+  return { num: BigInt(`0b${intPart}${fracPart}`), den: 1n << BigInt(fracPart.length) };
+}
+
+describe('fast exact paths (certified floating point with an exact fallback)', () => {
+  it('acceptanceGamma is within its error bound of the exact rational gamma', () => {
+    const stream = new RandomStream(seededRandom(21));
+    for (const variance of [0.1, 2.7, 12_128_319.754626025, 1e8, 3.3e11]) {
+      const r = rationalAtLeast(variance);
+      const sigma2 = Number(r.num) / Number(r.den);
+      const t = Math.floor(Math.sqrt(sigma2)) + 1;
+      const centre = Math.round(sigma2 / t);
+      const ys = [0, 1, Math.max(0, centre - 1), centre, centre + 1, t, 3 * t, 40 * (t + 1)];
+      for (let i = 0; i < 200; i++) ys.push(stream.below(40 * (t + 1)));
+      for (const absY of ys) {
+        const { gamma, error } = acceptanceGamma(absY, sigma2, t);
+        const root = BigInt(absY) * BigInt(t) * r.den - r.num;
+        const exactNum = root * root;
+        const exactDen = 2n * r.num * r.den * BigInt(t) * BigInt(t);
+        const a = doubleToRational(gamma);
+        const e = doubleToRational(error);
+        // |exact - approx| <= error, cross-multiplied in integers.
+        const diff = exactNum * a.den - a.num * exactDen;
+        expect((diff < 0n ? -diff : diff) * e.den <= e.num * exactDen * a.den).toBe(true);
+        expect(error).toBeLessThan(2 ** -20 * Math.max(1, gamma));
+      }
+    }
+  });
+
+  it('bernoulliExpNegApprox has frequency exp(-gamma) of the exact gamma even when the double is off within its error', () => {
+    const stream = new RandomStream(seededRandom(22));
+    // [exact num, exact den, approx, error]: wide errors force the exact fallback often; 1 ± 0.05 straddles an integer.
+    for (const [num, den, approx, error] of [
+      [3n, 10n, 0.3, 0.2],
+      [3n, 10n, 0.45, 0.2],
+      [5n, 2n, 2.45, 0.1],
+      [1n, 1n, 1.02, 0.05],
+      [7n, 1000n, 0.007, 1e-12],
+    ] as const) {
+      const n = 40_000;
+      let hits = 0;
+      for (let i = 0; i < n; i++) if (bernoulliExpNegApprox(stream, approx, error, () => ({ num, den }))) hits++;
+      const p = Math.exp(-Number(num) / Number(den));
+      expect(Math.abs(hits / n - p)).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n));
+    }
+    expect(() => bernoulliExpNegApprox(stream, -1, 0, () => ({ num: 0n, den: 1n }))).toThrow(/approx/);
+    expect(() => bernoulliExpNegApprox(stream, 1, 0.5, () => ({ num: 1n, den: 1n }))).toThrow(/error/);
+  });
+
+  it('RandomStream.bernoulli draws the remainder when the first word is the cell holding the threshold', () => {
+    // Every other word is floor(2^32 / 3), the cell that contains 1/3: the first word cannot decide.
+    const seeded = seededRandom(23);
+    const cellFirst = (bytes: Uint8Array<ArrayBuffer>): Uint8Array => {
+      seeded(bytes);
+      const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+      for (let i = 0; i < words.length; i += 2) words[i] = Math.floor(2 ** 32 / 3);
+      return bytes;
+    };
+    const stream = new RandomStream(cellFirst);
+    const n = 30_000;
+    let hits = 0;
+    for (let i = 0; i < n; i++) if (stream.bernoulli(1, 3)) hits++;
+    expect(Math.abs(hits / n - 1 / 3)).toBeLessThan(5 * Math.sqrt((1 / 3) * (2 / 3) / n));
+
+    const plain = new RandomStream(seededRandom(24));
+    for (let i = 0; i < 1000; i++) {
+      expect(plain.bernoulli(0, 7)).toBe(false);
+      expect(plain.bernoulli(7, 7)).toBe(true);
+    }
+    // Near 2^53 the threshold's double is inexact: still about one half.
+    let half = 0;
+    for (let i = 0; i < n; i++) if (plain.bernoulli(2 ** 52 + 1, 2 ** 53 - 1)) half++;
+    expect(Math.abs(half / n - 0.5)).toBeLessThan(5 * Math.sqrt(0.25 / n));
+    expect(() => plain.bernoulli(4, 3)).toThrow(RangeError);
+  });
+
+  for (const variance of [0.3, 2.7, 12_128_319.754626025]) {
+    it(`matches the exact pmf at the non-integer variance ${variance} (certified acceptance path): chi-square`, () => {
+      const r = rationalAtLeast(variance);
+      const sigma2 = Number(r.num) / Number(r.den);
+      const samples = sampleDiscreteGaussian(variance, 20_000, seededRandom(Math.round(variance * 10)));
+      const { stat, df } = chiSquare(samples, sigma2, 20);
+      expect(df).toBeGreaterThanOrEqual(2);
+      expect(stat).toBeLessThan(chiSquareCritical(df));
+    });
+  }
 });
