@@ -2,10 +2,11 @@
  * Training throughput (examples/s) and per-user inference latency for both architectures on the
  * backend that loads here, side by side in one run on the same synthetic examples; or, with
  * `--quality DATASET`, the interests head against the own-history heuristic over seeds (issue 2):
- * each seed, the seed ensemble, and the ensemble blended with the heuristic (weight chosen on
- * validation users), with a paired bootstrap CI over test users for the recall@5 difference.
+ * each seed, each seed gated-blended with the heuristic (gate fitted on validation users), the seed
+ * ensemble, and the ensemble blended with the heuristic (weight chosen on validation users), with a
+ * paired bootstrap CI over test users for the recall@5 difference.
  * Usage: npx tsx scripts/bench/model.ts [--users N] [--epochs E]
- *        npx tsx scripts/bench/model.ts --quality tianchi:DIR [--seeds 3]
+ *        npx tsx scripts/bench/model.ts --quality tianchi:DIR [--seeds 3] [--own-history-prior] [--ranking listwise|lambda|both]
  */
 import * as tf from '@tensorflow/tfjs';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -16,13 +17,19 @@ import { buildModel } from '../../shared/model/build.ts';
 import { ownHistoryScores, predictExamples } from '../../shared/model/evaluate.ts';
 import { microAuc } from '../../shared/model/metrics.ts';
 import { computePortrait } from '../../shared/model/portrait.ts';
-import { trainModel } from '../../shared/model/train.ts';
+import { INTERESTS_RANKINGS, trainModel } from '../../shared/model/train.ts';
+import type { InterestsRanking } from '../../shared/model/train.ts';
 import { parameterCount } from '../../shared/model/weights.ts';
 import type { Example } from '../../shared/features/examples.ts';
 import { historyBefore } from '../../shared/features/extract.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, DEFAULT_CENTRAL, modelConfigFor, trainCentral } from '../lib/central.ts';
 import { appendBenchmark, markdownTable } from './report.ts';
+
+function textFlag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] ?? fallback) : fallback;
+}
 
 function flag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,7 +38,12 @@ function flag(name: string, fallback: number): number {
 
 const qualityIndex = process.argv.indexOf('--quality');
 if (qualityIndex >= 0) {
-  await runInterestsQuality(process.argv[qualityIndex + 1] ?? 'tianchi:../shared/data/tianchi-ecomm', flag('seeds', 3));
+  const ranking = textFlag('ranking', 'listwise');
+  if (!(INTERESTS_RANKINGS as readonly string[]).includes(ranking)) throw new RangeError(`"--ranking" expected one of ${INTERESTS_RANKINGS.join(', ')}, got ${ranking}`);
+  await runInterestsQuality(process.argv[qualityIndex + 1] ?? 'tianchi:../shared/data/tianchi-ecomm', flag('seeds', 3), {
+    ownHistoryPrior: process.argv.includes('--own-history-prior'),
+    interestsRanking: ranking as InterestsRanking,
+  });
   process.exit(0);
 }
 
@@ -124,7 +136,39 @@ function blendRows(model: readonly Float32Array[], heuristic: readonly Float32Ar
   return model.map((row, i) => row.map((v, j) => (1 - w) * v + w * ((heuristic[i] as Float32Array)[j] as number)));
 }
 
-async function runInterestsQuality(spec: string, seeds: number): Promise<void> {
+/**
+ * Gated blend (measured, not shipped): w = sigmoid(b + a·log1p(events) + c·activeDayShare), both
+ * read from the example's own behaviour features, so a device could compute it.
+ */
+type Gate = readonly [number, number, number];
+function gateGrid(): Gate[] {
+  const grid: Gate[] = [];
+  for (const b of [-8, -6, -4, -3, -2, -1, 0, 1, 2, 3, 4, 6]) for (const a of [-2, -1, -0.5, 0, 0.5, 1, 2]) for (const c of [-4, -2, 0, 2, 4]) grid.push([b, a, c]);
+  return grid;
+}
+
+function gatedRows(model: readonly Float32Array[], heuristic: readonly Float32Array[], examples: readonly Example[], gate: Gate): Float32Array[] {
+  return model.map((row, i) => {
+    const f = (examples[i] as Example).features;
+    const w = 1 / (1 + Math.exp(-(gate[0] + gate[1] * (f[5] as number) + gate[2] * (f[6] as number))));
+    return row.map((v, j) => (1 - w) * v + w * ((heuristic[i] as Float32Array)[j] as number));
+  });
+}
+
+function fitGate(model: readonly Float32Array[], heuristic: readonly Float32Array[], examples: readonly Example[]): Gate {
+  let best = -Infinity;
+  let gate: Gate = [0, 0, 0];
+  for (const g of gateGrid()) {
+    const e = evaluateRows(gatedRows(model, heuristic, examples, g), examples);
+    if (e.microAuc + e.recallAt5 > best) {
+      best = e.microAuc + e.recallAt5;
+      gate = g;
+    }
+  }
+  return gate;
+}
+
+async function runInterestsQuality(spec: string, seeds: number, variant: { ownHistoryPrior: boolean; interestsRanking: InterestsRanking }): Promise<void> {
   const backendName = (await useNodeBackend()).name;
   const dataset = await loadDataset(spec);
   const validationRuns: Float32Array[][] = [];
@@ -134,7 +178,7 @@ async function runInterestsQuality(spec: string, seeds: number): Promise<void> {
   let config: Awaited<ReturnType<typeof trainCentral>>['config'] | undefined;
   let beta = 1;
   for (let seed = 1; seed <= seeds; seed++) {
-    const run = await trainCentral(dataset, { ...DEFAULT_CENTRAL, seed });
+    const run = await trainCentral(dataset, { ...DEFAULT_CENTRAL, ...variant, seed });
     ({ prepared, config } = run);
     beta = run.result.ownHistoryBeta;
     validationRuns.push(predictExamples(run.model, run.config, run.prepared.examples.validation).get('interests') ?? []);
@@ -161,8 +205,14 @@ async function runInterestsQuality(spec: string, seeds: number): Promise<void> {
     }
   }
   const ensemble = meanRows(testRuns);
+  const heuristicTest = heuristicRows(test);
+  const gated = validationRuns.map((v, i): [string, Float32Array[]] => {
+    const gate = fitGate(v, heuristicValidation, validation);
+    return [`model, seed ${i + 1}, gated blend (b, a, c) = (${gate.join(', ')}) fitted on validation`, gatedRows(testRuns[i] as Float32Array[], heuristicTest, test, gate)];
+  });
   const candidates: [string, Float32Array[]][] = [
     ...testRuns.map((r, i): [string, Float32Array[]] => [`model, seed ${i + 1}`, r]),
+    ...gated,
     [`model, mean of ${seeds} seeds' predictions`, ensemble],
     [`seed ensemble blended with the heuristic (w = ${bestW}, chosen on validation)`, blendRows(ensemble, heuristicRows(test), bestW)],
   ];
@@ -176,6 +226,6 @@ async function runInterestsQuality(spec: string, seeds: number): Promise<void> {
     `Interests head vs own-history heuristic over seeds (${dataset.name})`,
     backendName,
     markdownTable(['scorer', 'interests micro-AUC', 'recall@5', 'recall@5 − heuristic', '95% CI (paired bootstrap over test users)'], rows),
-    `trainCentral defaults (MLP, ${DEFAULT_CENTRAL.epochs} epochs, best epoch on validation), seeds 1-${seeds}; ${test.length} test examples of ${prepared.users.test.length} users. The blend is (1 − w)·p_model + w·(own-history score), both computed on the device from its own events.`,
+    `trainCentral defaults (MLP, ${DEFAULT_CENTRAL.epochs} epochs, best epoch on validation) with interests ranking loss ${variant.interestsRanking}${variant.ownHistoryPrior ? ' and the scorer as a residual over the own-history score' : ''}, seeds 1-${seeds}; ${test.length} test examples of ${prepared.users.test.length} users. The blend is (1 − w)·p_model + w·(own-history score), both computed on the device from its own events.`,
   );
 }

@@ -17,6 +17,7 @@ import type { HeadScores } from '../../shared/model/evaluate.ts';
 import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
 import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
 import { trainModel } from '../../shared/model/train.ts';
+import type { InterestsRanking } from '../../shared/model/train.ts';
 import { flattenWeights, parameterCount, setFlatWeights } from '../../shared/model/weights.ts';
 
 export interface CentralOptions {
@@ -26,6 +27,10 @@ export interface CentralOptions {
   learningRate: number;
   sensitiveHeads: boolean;
   seed: number;
+  /** Interests scorer as a residual over the own-history score (MLP; see shared/model/build.ts). */
+  ownHistoryPrior?: boolean;
+  /** Ranking term of the interests loss (shared/model/train.ts); default `listwise`. */
+  interestsRanking?: InterestsRanking;
   data?: Partial<DataConfig>;
   log?: (line: string) => void;
 }
@@ -87,7 +92,7 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
   const data = dataConfig(options.data);
   const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, options.architecture === 'gru');
   const config = modelConfigFor(prepared, data, options.architecture, options.sensitiveHeads);
-  const model = buildModel(config, options.seed);
+  const model = buildModel(config, options.seed, { ownHistoryPrior: options.ownHistoryPrior ?? false });
   const started = performance.now();
   // Model selection on the validation users (never the test users): keep the epoch with the best
   // interests micro-AUC + recall@5, the quantities the quality bar is stated in.
@@ -98,6 +103,7 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
     learningRate: options.learningRate,
     optimizer: 'adam',
     shuffleSeed: options.seed,
+    interestsRanking: options.interestsRanking ?? 'listwise',
     onEpoch: (epoch, loss) => {
       const validation = scoreModel(model, config, prepared.examples.validation).interests;
       const score = (validation?.microAuc ?? 0) + (validation?.recallAt5 ?? 0);

@@ -17,10 +17,22 @@ export interface TrainOptions {
   optimizer: 'sgd' | 'adam';
   /** Seeds the example order (a data-order choice, not privacy randomness). */
   shuffleSeed: number;
+  /** Ranking term of the interests loss (default `listwise`); see `headLoss`. */
+  interestsRanking?: InterestsRanking;
   onEpoch?: (epoch: number, meanLoss: number) => void;
 }
 
 const EPS = 1e-7;
+
+/**
+ * `listwise`: softmax cross-entropy against the normalised multi-hot target (Cao et al. 2007);
+ * `lambda`: pairwise logistic loss over (positive, negative) category pairs weighted by the NDCG
+ * change of swapping them at the current ranks (LambdaRank, Burges 2010 "From RankNet to
+ * LambdaRank to LambdaMART", Sec. 4), which puts the weight on the top of the list;
+ * `both`: the sum of the two.
+ */
+export const INTERESTS_RANKINGS = ['listwise', 'lambda', 'both'] as const;
+export type InterestsRanking = (typeof INTERESTS_RANKINGS)[number];
 /** Weight of the listwise term of the interests loss relative to the pointwise one. */
 const LISTWISE_WEIGHT = 1;
 
@@ -29,7 +41,7 @@ const LISTWISE_WEIGHT = 1;
  * sum their per-label cross-entropies (one binary decision per label), so the 50-way interests
  * head is not drowned by the single-decision heads sharing the trunk.
  */
-export function headLoss(head: HeadTarget, probs: tf.Tensor): tf.Scalar {
+export function headLoss(head: HeadTarget, probs: tf.Tensor, ranking: InterestsRanking = 'listwise'): tf.Scalar {
   return tf.tidy(() => {
     const p = tf.clipByValue(probs, EPS, 1 - EPS);
     const y = head.target;
@@ -47,16 +59,45 @@ export function headLoss(head: HeadTarget, probs: tf.Tensor): tf.Scalar {
     const positives = tf.sum(y, 1);
     const hasPositive = tf.cast(tf.greater(positives, 0), 'float32');
     const target = tf.div(y, tf.expandDims(tf.maximum(positives, 1), 1));
-    const listwise = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1));
-    const listMean = tf.div(tf.sum(tf.mul(listwise, hasPositive)), tf.maximum(tf.sum(hasPositive), 1));
-    return tf.add(pointwise, tf.mul(LISTWISE_WEIGHT, listMean)) as tf.Scalar;
+    const users = tf.maximum(tf.sum(hasPositive), 1);
+    let loss: tf.Tensor = pointwise;
+    if (ranking !== 'lambda') {
+      const listwise = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), 1));
+      loss = tf.add(loss, tf.mul(LISTWISE_WEIGHT, tf.div(tf.sum(tf.mul(listwise, hasPositive)), users)));
+    }
+    if (ranking !== 'listwise') loss = tf.add(loss, tf.div(tf.sum(lambdaPairLoss(logits, y)), users));
+    return loss as tf.Scalar;
   });
 }
 
-export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: HeadTarget[], training: boolean): tf.Scalar {
+/**
+ * Per-user LambdaRank loss with binary relevance: for every positive i and negative j,
+ * |1/log2(1+r_i) − 1/log2(1+r_j)| · softplus(s_j − s_i), ranks r from the current scores
+ * (ties counted against), divided by the user's ideal DCG. The rank weights carry no gradient
+ * (tf.step's gradient is zero), as in LambdaRank. Returns [batch].
+ */
+export function lambdaPairLoss(logits: tf.Tensor, relevant: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const si = tf.expandDims(logits, 2);
+    const sj = tf.expandDims(logits, 1);
+    // rank_i = 1 + #{j : s_j > s_i}
+    const ranks = tf.add(1, tf.sum(tf.step(tf.sub(sj, si)), 2));
+    const discount = tf.div(Math.LN2, tf.log1p(ranks));
+    const delta = tf.abs(tf.sub(tf.expandDims(discount, 2), tf.expandDims(discount, 1)));
+    const pairs = tf.mul(tf.expandDims(relevant, 2), tf.expandDims(tf.sub(1, relevant), 1));
+    const pairLoss = tf.softplus(tf.sub(sj, si));
+    const positives = tf.sum(relevant, 1);
+    const k = relevant.shape[1] as number;
+    const idealDiscounts = tf.div(Math.LN2, tf.log1p(tf.range(1, k + 1)));
+    const ideal = tf.sum(tf.mul(idealDiscounts, tf.cast(tf.less(tf.expandDims(tf.range(0, k), 0), tf.expandDims(positives, 1)), 'float32')), 1);
+    return tf.div(tf.sum(tf.mul(tf.mul(pairs, delta), pairLoss), [1, 2]), tf.maximum(ideal, EPS));
+  });
+}
+
+export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: HeadTarget[], training: boolean, ranking: InterestsRanking = 'listwise'): tf.Scalar {
   return tf.tidy(() => {
     const outputs = outputsOf(model.apply(inputs.length === 1 ? (inputs[0] as tf.Tensor) : inputs, { training }));
-    return tf.addN(targets.map((t, i) => headLoss(t, outputs[i] as tf.Tensor))) as tf.Scalar;
+    return tf.addN(targets.map((t, i) => headLoss(t, outputs[i] as tf.Tensor, ranking))) as tf.Scalar;
   });
 }
 
@@ -90,7 +131,7 @@ export async function trainModel(model: tf.LayersModel, config: ModelConfig, exa
         const batch = order.slice(start, start + options.batchSize);
         const inputs = inputTensors(config, batch);
         const targets = targetTensors(config, batch);
-        const cost = optimizer.minimize(() => totalLoss(model, inputs, targets, true), true, variables);
+        const cost = optimizer.minimize(() => totalLoss(model, inputs, targets, true, options.interestsRanking), true, variables);
         sum += cost ? (await cost.data())[0] as number : 0;
         cost?.dispose();
         tf.dispose(inputs);
