@@ -1,40 +1,100 @@
 /**
  * Measures the two SecAgg+ mask PRGs (AES-256-CTR via WebCrypto, XSalsa20 in TypeScript) in Node and
- * prints MB/s per vector size. Run: `npx tsx scripts/bench/secagg-prg.ts [--json]`. The default PRG in
- * shared/secagg/prg.ts is the faster one here; the Chromium measurement is still to be done.
+ * in headless Chromium (Debian's /usr/bin/chromium through playwright-core; the measuring module is
+ * bundled with esbuild in-process and served from a loopback server, a secure context for WebCrypto),
+ * side by side, per vector size: MB of mask per second for whole expansions and for masks added in
+ * place. Appends the table to docs/benchmarks.md unless --no-append.
+ * Run: `npx tsx scripts/bench/secagg-prg.ts [--min-ms 400] [--no-append] [--json]`.
  */
-import { aesCtrPrg, DEFAULT_PRG, xsalsa20Prg, type MaskPrg } from '../../shared/secagg/prg.ts';
-import { cryptoRandomSource } from '../../shared/secagg/random.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as esbuild from 'esbuild';
+import { DEFAULT_PRG, PRG_NAMES, type PrgName } from '../../shared/secagg/prg.ts';
+import { launchChromium } from '../../test/browser-harness.ts';
+import { appendBenchmark, markdownTable } from './report.ts';
+import { measureSecAggPrg, type PrgSample } from './secagg-prg-measure.ts';
 
 const SIZES = [10_000, 100_000, 1_000_000];
-const MIN_SECONDS = 0.5;
+const args = process.argv.slice(2);
+const minMsIndex = args.indexOf('--min-ms');
+const minMs = minMsIndex >= 0 ? Number(args[minMsIndex + 1]) : 400;
+if (!Number.isFinite(minMs) || minMs <= 0) throw new RangeError(`"--min-ms" expected a positive number, got ${args[minMsIndex + 1]}`);
 
-async function measure(prg: MaskPrg, words: number): Promise<number> {
-  const seed = cryptoRandomSource(new Uint8Array(32));
-  await prg.expand(seed, words);
-  let bytes = 0;
-  const start = performance.now();
-  while (performance.now() - start < MIN_SECONDS * 1000) {
-    await prg.expand(seed, words);
-    bytes += words * 4;
+async function measureNode(): Promise<PrgSample[]> {
+  const samples: PrgSample[] = [];
+  for (const words of SIZES) for (const prg of PRG_NAMES) samples.push(await measureSecAggPrg(prg, words, minMs));
+  return samples;
+}
+
+async function measureChromium(): Promise<{ version: string; samples: PrgSample[] }> {
+  const bundle = await esbuild.build({
+    entryPoints: [new URL('./secagg-prg-measure.ts', import.meta.url).pathname],
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+  });
+  const script = bundle.outputFiles[0]!.text;
+  const server = http.createServer((req, res) => {
+    if (req.url === '/prg.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
+    else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>prg</title><script src="/prg.js"></script>');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const context = await launchChromium();
+  try {
+    const page = await context.newPage();
+    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+    const version = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
+    const samples: PrgSample[] = [];
+    for (const words of SIZES) {
+      for (const prg of PRG_NAMES) {
+        samples.push(await page.evaluate(
+          ([p, w, m]) => (globalThis as unknown as { measureSecAggPrg: typeof measureSecAggPrg }).measureSecAggPrg(p, w, m),
+          [prg, words, minMs] as [PrgName, number, number],
+        ));
+      }
+    }
+    return { version, samples };
+  } finally {
+    await context.close();
+    server.close();
   }
-  return bytes / 1e6 / ((performance.now() - start) / 1000);
 }
 
-const rows: { prg: string; words: number; mbPerSecond: number }[] = [];
-for (const words of SIZES) {
-  for (const prg of [aesCtrPrg, xsalsa20Prg]) rows.push({ prg: prg.name, words, mbPerSecond: await measure(prg, words) });
-}
-const best = (name: string) => Math.max(...rows.filter((r) => r.prg === name).map((r) => r.mbPerSecond));
-const faster = best('aes-ctr') >= best('xsalsa20') ? 'aes-ctr' : 'xsalsa20';
-if (process.argv.includes('--json')) {
-  process.stdout.write(`${JSON.stringify({ node: process.version, rows, faster, default: DEFAULT_PRG }, null, 2)}\n`);
+const node = await measureNode();
+const chromium = await measureChromium();
+const get = (samples: PrgSample[], prg: PrgName, words: number) => samples.find((s) => s.prg === prg && s.words === words)!;
+/** Faster where it matters for masks: the larger vectors (P >= 10^5), by mean expand throughput. */
+const faster = (samples: PrgSample[]): PrgName => {
+  const score = (prg: PrgName) => SIZES.filter((w) => w >= 100_000).reduce((s, w) => s + get(samples, prg, w).expandMBps, 0);
+  return score('aes-ctr') >= score('xsalsa20') ? 'aes-ctr' : 'xsalsa20';
+};
+
+if (args.includes('--json')) {
+  process.stdout.write(`${JSON.stringify({ node: process.version, chromium: chromium.version, minMs, nodeSamples: node, chromiumSamples: chromium.samples, fasterNode: faster(node), fasterChromium: faster(chromium.samples), default: DEFAULT_PRG }, null, 2)}\n`);
 } else {
-  process.stdout.write(`Mask PRG throughput in Node ${process.version} (MB of mask per second)\n\n`);
-  process.stdout.write('| P (words) | aes-ctr MB/s | xsalsa20 MB/s |\n|---:|---:|---:|\n');
-  for (const words of SIZES) {
-    const get = (name: string) => rows.find((r) => r.prg === name && r.words === words)!.mbPerSecond.toFixed(0);
-    process.stdout.write(`| ${words.toLocaleString('en')} | ${get('aes-ctr')} | ${get('xsalsa20')} |\n`);
-  }
-  process.stdout.write(`\nfaster here: ${faster}; default in shared/secagg/prg.ts: ${DEFAULT_PRG}\n`);
+  const f = (v: number) => v.toFixed(0);
+  const rows = SIZES.map((w) => [
+    w.toLocaleString('en'),
+    f(get(node, 'aes-ctr', w).expandMBps),
+    f(get(node, 'xsalsa20', w).expandMBps),
+    f(get(chromium.samples, 'aes-ctr', w).expandMBps),
+    f(get(chromium.samples, 'xsalsa20', w).expandMBps),
+    f(get(node, 'aes-ctr', w).applyMBps),
+    f(get(node, 'xsalsa20', w).applyMBps),
+    f(get(chromium.samples, 'aes-ctr', w).applyMBps),
+    f(get(chromium.samples, 'xsalsa20', w).applyMBps),
+  ]);
+  const table = markdownTable(
+    ['P (words)', 'Node aes-ctr expand MB/s', 'Node xsalsa20 expand MB/s', 'Chromium aes-ctr expand MB/s', 'Chromium xsalsa20 expand MB/s', 'Node aes-ctr apply MB/s', 'Node xsalsa20 apply MB/s', 'Chromium aes-ctr apply MB/s', 'Chromium xsalsa20 apply MB/s'],
+    rows,
+  );
+  const notes = [
+    `Node ${process.version}; Chromium ${chromium.version} (headless, --disable-gpu, page served from 127.0.0.1, the same esbuild-bundled measuring code as in Node). Each figure: at least ${minMs} ms of back-to-back calls, one after a warm-up call.`,
+    '"expand": a fresh WebCrypto key import and the whole keystream per call (what each mask costs); "apply": the mask subtracted in place into a P-word accumulator (`applyMask`; XSalsa20 fused block by block, AES-CTR keystream then one Int32Array pass).',
+    `Faster for P >= 10^5: Node ${faster(node)}, Chromium ${faster(chromium.samples)}; DEFAULT_PRG in shared/secagg/prg.ts: ${DEFAULT_PRG}.`,
+  ].join('\n\n');
+  if (args.includes('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
+  else appendBenchmark('SecAgg+ mask PRGs in Node and Chromium: AES-256-CTR (WebCrypto) vs XSalsa20 (TypeScript)', 'n/a (no tensors)', table, notes);
 }

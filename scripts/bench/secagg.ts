@@ -9,6 +9,8 @@
  * Cells estimated above the time budget are not run and say so. Run:
  *   npx tsx scripts/bench/secagg.ts [--budget-s S] [--n 10,100] [--p 10000] [--dropout 0,0.1] [--no-append] [--json]
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { wireBytes } from '../../client/core/secagg-client.ts';
 import { nodeEd25519Verify } from '../../server/rounds/secagg-session.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
@@ -42,6 +44,9 @@ interface CellResult {
   rawPrgMBps?: number;
   roundSecondsOn?: number;
   roundSecondsOff?: number;
+  /** Latency with devices in parallel: per stage the slowest client, plus the server's stage closes. */
+  latencySecondsOn?: number;
+  latencySecondsOff?: number;
   estimateSeconds: number;
 }
 
@@ -66,7 +71,7 @@ async function rawPrg(P: number): Promise<number> {
 
 /** Rough cost model (measured on this machine's primitives) to keep the run within budget. */
 function estimateSeconds(n: number, k: number, P: number, dropout: number, prgMBps: number): number {
-  const perClient = 2.5e-3 + k * 0.9e-3 + ((k + 1) * 4 * P) / (prgMBps * 1e6);
+  const perClient = 2.5e-3 + k * 0.9e-3 + (2 * (k + 1) * 4 * P) / (prgMBps * 1e6);
   const server = ((n + dropout * n * k) * 4 * P) / (prgMBps * 1e6) + n * 1e-3;
   return n * perClient + server;
 }
@@ -99,26 +104,39 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
     clientBytes[from] = clientBytes[from]! + wireBytes(message);
     server.receive(from, message);
   };
+  let slowestClientMs = 0;
+  let serverMs = 0;
+  let stageSlowest = 0;
   for (const c of clients) {
     const s = performance.now();
     const m = c.advertiseKeys();
-    clientMs[c.index] = clientMs[c.index]! + performance.now() - s;
+    const ms = performance.now() - s;
+    clientMs[c.index] = clientMs[c.index]! + ms;
+    stageSlowest = Math.max(stageSlowest, ms);
     send(c.index, m);
   }
   let unmaskMs = 0;
+  const closeStarted = performance.now();
   let outcome = await server.closeStage();
+  serverMs += performance.now() - closeStarted;
+  slowestClientMs += stageSlowest;
   while (outcome.status === 'continue') {
+    stageSlowest = 0;
     for (const message of outcome.messages as readonly ServerMessage[]) {
       const c = clients[message.to - 1]!;
       if (message.type === 'forwarded-shares' && dropped.has(c.index)) continue;
       const s = performance.now();
       const reply = await c.receive(message);
-      clientMs[c.index] = clientMs[c.index]! + performance.now() - s;
+      const ms = performance.now() - s;
+      clientMs[c.index] = clientMs[c.index]! + ms;
+      stageSlowest = Math.max(stageSlowest, ms);
       send(c.index, reply);
     }
+    slowestClientMs += stageSlowest;
     const s = performance.now();
     const stage = server.stage;
     outcome = await server.closeStage();
+    serverMs += performance.now() - s;
     if (stage === 'unmask') unmaskMs = performance.now() - s;
   }
   const roundSecondsOn = (performance.now() - roundStarted) / 1000;
@@ -137,12 +155,16 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   const survivorSet = new Set(survivors);
   const droppedWithSurvivors = [...dropped].filter((d) => server.graph.neighbours(d).some((v) => survivorSet.has(v)));
   const expansions = survivors.length + droppedWithSurvivors.reduce((s, d) => s + server.graph.neighbours(d).filter((v) => survivorSet.has(v)).length, 0);
-  // Raw PRG throughput right after the unmask, on as many expansions (up to 50) at the same P, so both see the same machine load.
-  const probe = Math.min(50, expansions);
+  // Raw PRG throughput right after the unmask, same P, sequential fresh-key expansions for at least
+  // 300 ms (and at least as many as the unmask made, up to 50), so both see the same machine load.
   const probeSeed = random(new Uint8Array(32));
+  let probed = 0;
   const probeStarted = performance.now();
-  for (let i = 0; i < probe; i++) await aesCtrPrg.expand(probeSeed, P);
-  const rawNow = (probe * 4 * P) / 1e6 / ((performance.now() - probeStarted) / 1000);
+  while (performance.now() - probeStarted < 300 || probed < Math.min(50, expansions)) {
+    await aesCtrPrg.expand(probeSeed, P);
+    probed++;
+  }
+  const rawNow = (probed * 4 * P) / 1e6 / ((performance.now() - probeStarted) / 1000);
   const mean = (values: Float64Array) => survivors.reduce((s, u) => s + values[u]!, 0) / survivors.length;
   const bytes = mean(clientBytes);
   return {
@@ -156,6 +178,8 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
     rawPrgMBps: rawNow,
     roundSecondsOn,
     roundSecondsOff,
+    latencySecondsOn: (slowestClientMs + serverMs) / 1000,
+    latencySecondsOff: roundSecondsOff,
   };
 }
 
@@ -195,9 +219,11 @@ if (args.includes('--json')) {
     r.n,
     r.P.toLocaleString('en'),
     `${Math.round(r.dropout * 100)}%`,
-    `${r.k} / ${r.t}`,
     r.status === 'skipped' ? `not run (${r.note})` : r.status,
+    r.k,
+    r.t,
     f(r.clientMs),
+    r.clientMs === undefined ? '-' : (r.clientMs / (r.k + 1)).toFixed(2),
     r.clientBytes === undefined ? '-' : (r.clientBytes / 1024).toFixed(1),
     ((4 * r.P) / 1024).toFixed(1),
     f(r.expansion, 4),
@@ -205,18 +231,122 @@ if (args.includes('--json')) {
     f(r.unmaskMBps, 0),
     f(r.rawPrgMBps, 0),
     r.unmaskMBps !== undefined && r.rawPrgMBps !== undefined ? (r.unmaskMBps / r.rawPrgMBps).toFixed(2) : '-',
+    f(r.latencySecondsOn, 2),
+    f(r.latencySecondsOff, 3),
     f(r.roundSecondsOn, 2),
     f(r.roundSecondsOff, 3),
   ]);
   const table = markdownTable(
-    ['n', 'P', 'dropout', 'k / t', 'status', 'client ms (mean)', 'client KiB sent', 'plain KiB', 'expansion', 'server unmask ms', 'unmask MB/s', 'raw PRG MB/s', 'unmask / raw', 'round s, SecAgg+ on', 'round s, off'],
+    ['n', 'P', 'dropout', 'status', 'k', 't', 'client ms (mean)', 'client ms / (k+1)', 'client KiB sent', 'plain KiB', 'expansion', 'server unmask ms', 'unmask MB/s', 'raw PRG MB/s', 'unmask / raw', 'end-to-end s, on', 'end-to-end s, off', 'compute s, on', 'compute s, off'],
     rows,
   );
+  const appending = !args.includes('--no-append');
+  const plotted = appending ? writeCostPlot(results) : 0;
   const notes = [
-    'All cells run the pure state machines in one process (no sockets): "round s" is the compute of every client and the server back to back, not a latency with devices in parallel; "off" is the same round\'s server-side sum of plain 32-bit updates.',
-    `(k, t) from chooseParameters with dropoutRate max(0.1, dropout) and corruptFraction ${CORRUPT_FRACTION}; dropouts leave at the masked-input stage. Client ms and bytes are the mean over surviving clients of all four stages; bytes count payload fields (binary masked input, base64 keys, shares and ciphertexts), not Socket.IO framing.`,
+    'All cells run the pure state machines in one process (no sockets). "end-to-end" is the round latency with devices in parallel: for each stage the slowest client\'s compute, plus every server stage close (unmask included); with SecAgg+ off it is the server\'s sum of the survivors\' plain 32-bit updates (the clients send them as they are). "compute" is every client and the server back to back. Transfer time is not included (bytes are listed instead).',
+    `(k, t) from chooseParameters with dropoutRate max(0.1, dropout) and corruptFraction ${CORRUPT_FRACTION}; dropouts leave at the masked-input stage. Client ms and bytes are the mean over surviving clients of all four stages; "client ms / (k+1)" is that per share holder: flat across n means the client cost follows k = O(log n) (Bell et al. 2020), not n. Bytes count payload fields (binary masked input, base64 keys, shares and ciphertexts), not Socket.IO framing.`,
+    '"unmask MB/s" = mask bytes removed (one P-word mask per survivor, one per surviving neighbour of each dropped client) / server unmask time (reconstruction, X25519 and KDF for dropped clients, PRG, sums); "raw PRG MB/s" = sequential AES-CTR expansions at the same P right after the unmask, in the same process (target: unmask / raw >= 0.5).',
     `Cells whose estimated compute exceeds the ${budgetSeconds} s budget are not run (estimate from per-agreement and PRG costs measured here). Whole run: ${totalSeconds.toFixed(0)} s.`,
+    `Plot of every cell run so far (this run's cells replace earlier ones): [docs/secagg-cost.svg](secagg-cost.svg) (${plotted} cells).`,
   ].join('\n\n');
-  if (args.includes('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
-  else appendBenchmark('SecAgg+ cost: client compute and bytes, server unmask, round compute with SecAgg+ on and off', 'n/a (no tensors)', table, notes);
+  if (!appending) process.stdout.write(`${table}\n\n${notes}\n`);
+  else appendBenchmark('SecAgg+ cost: client compute and bytes, server unmask, end-to-end with SecAgg+ on and off', 'n/a (no tensors)', table, notes);
+}
+
+interface PlotCell {
+  n: number;
+  P: number;
+  dropout: number;
+  k: number;
+  clientMs: number;
+  expansion: number;
+}
+
+/**
+ * docs/secagg-cost.svg: client ms vs n (log-log) per P with k at each point, and expansion vs n per P
+ * with the 1.1 target. The SVG carries its cells as JSON in <metadata>, so a later run restricted to
+ * some cells merges into it instead of erasing the others. Returns the number of cells plotted.
+ */
+function writeCostPlot(results: readonly CellResult[]): number {
+  const file = path.resolve('docs/secagg-cost.svg');
+  const key = (c: { n: number; P: number; dropout: number }) => `${c.n}/${c.P}/${c.dropout}`;
+  const cells = new Map<string, PlotCell>();
+  if (fs.existsSync(file)) {
+    const match = /<metadata id="secagg-cells">([^<]*)<\/metadata>/.exec(fs.readFileSync(file, 'utf8'));
+    if (match) for (const c of JSON.parse(match[1]!.replaceAll('&quot;', '"')) as PlotCell[]) cells.set(key(c), c);
+  }
+  for (const r of results) {
+    if (r.status !== 'done' || r.clientMs === undefined || r.expansion === undefined) continue;
+    cells.set(key(r), { n: r.n, P: r.P, dropout: r.dropout, k: r.k, clientMs: r.clientMs, expansion: r.expansion });
+  }
+  const all = [...cells.values()].sort((a, b) => a.P - b.P || a.n - b.n || a.dropout - b.dropout);
+  // One series per P: at each n the cell with the dropout closest to 10% (the default rate).
+  const series = new Map<number, PlotCell[]>();
+  for (const c of all) {
+    const list = series.get(c.P) ?? [];
+    const same = list.findIndex((x) => x.n === c.n);
+    if (same < 0) list.push(c);
+    else if (Math.abs(c.dropout - 0.1) < Math.abs(list[same]!.dropout - 0.1)) list[same] = c;
+    series.set(c.P, list);
+  }
+  const colours = ['#1b6ca8', '#d1495b', '#2a9d8f', '#e9a03b'];
+  const W = 440;
+  const H = 320;
+  const margin = { left: 62, right: 16, top: 34, bottom: 46 };
+  const plotW = W - margin.left - margin.right;
+  const plotH = H - margin.top - margin.bottom;
+  const ns = all.map((c) => c.n);
+  const logN = [Math.floor(Math.log10(Math.min(10, ...ns))), Math.ceil(Math.log10(Math.max(1000, ...ns)))] as const;
+  const x = (n: number) => margin.left + ((Math.log10(n) - logN[0]) / (logN[1] - logN[0])) * plotW;
+  const ms = all.map((c) => c.clientMs);
+  const logMs = [Math.floor(Math.log10(Math.min(...ms, 10))), Math.ceil(Math.log10(Math.max(...ms, 100)))] as const;
+  const yMs = (v: number) => margin.top + plotH - ((Math.log10(v) - logMs[0]) / (logMs[1] - logMs[0])) * plotH;
+  const maxExpansion = Math.max(2, Math.ceil(Math.max(...all.map((c) => c.expansion), 1) * 2) / 2);
+  const yExp = (v: number) => margin.top + plotH - ((v - 1) / (maxExpansion - 1)) * plotH;
+  const text = (tx: number, ty: number, body: string, extra = '') => `<text x="${tx.toFixed(1)}" y="${ty.toFixed(1)}" ${extra}>${body}</text>`;
+  const panel = (offset: number, title: string, yTicks: { v: number; label: string; y: number }[], yLabel: string, body: string) => [
+    `<g transform="translate(${offset},0)">`,
+    text(W / 2, 18, title, 'text-anchor="middle" font-weight="bold"'),
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#999"/>`,
+    ...Array.from({ length: logN[1] - logN[0] + 1 }, (_, i) => {
+      const n = 10 ** (logN[0] + i);
+      return `<line x1="${x(n)}" x2="${x(n)}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#eee"/>${text(x(n), margin.top + plotH + 16, n.toLocaleString('en'), 'text-anchor="middle"')}`;
+    }),
+    text(margin.left + plotW / 2, H - 8, 'clients per round n (log scale)', 'text-anchor="middle"'),
+    ...yTicks.map((t) => `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${t.y}" y2="${t.y}" stroke="#eee"/>${text(margin.left - 6, t.y + 4, t.label, 'text-anchor="end"')}`),
+    text(14, margin.top + plotH / 2, yLabel, `text-anchor="middle" transform="rotate(-90 14 ${margin.top + plotH / 2})"`),
+    body,
+    '</g>',
+  ].join('\n');
+  const lines = (y: (c: PlotCell) => number, labels: boolean) => [...series.entries()].map(([P, list], i) => {
+    const colour = colours[i % colours.length]!;
+    const sorted = [...list].sort((a, b) => a.n - b.n);
+    const points = sorted.map((c) => `${x(c.n).toFixed(1)},${y(c).toFixed(1)}`).join(' ');
+    return [
+      `<polyline points="${points}" fill="none" stroke="${colour}" stroke-width="2"/>`,
+      ...sorted.map((c) => `<circle cx="${x(c.n).toFixed(1)}" cy="${y(c).toFixed(1)}" r="3.5" fill="${colour}"/>${labels ? text(x(c.n) + 5, y(c) - 6, `k=${c.k}`, `fill="${colour}"`) : ''}`),
+      `<rect x="${margin.left + 8}" y="${margin.top + 8 + i * 16}" width="10" height="10" fill="${colour}"/>${text(margin.left + 22, margin.top + 17 + i * 16, `P = ${P.toLocaleString('en')}`)}`,
+    ].join('\n');
+  }).join('\n');
+  const msTicks = Array.from({ length: logMs[1] - logMs[0] + 1 }, (_, i) => {
+    const v = 10 ** (logMs[0] + i);
+    return { v, label: v.toLocaleString('en'), y: yMs(v) };
+  });
+  const expTicks = Array.from({ length: Math.round((maxExpansion - 1) / 0.25) + 1 }, (_, i) => {
+    const v = 1 + i * 0.25;
+    return { v, label: v.toFixed(2), y: yExp(v) };
+  });
+  const target = `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${yExp(1.1)}" y2="${yExp(1.1)}" stroke="#555" stroke-dasharray="5 4"/>${text(margin.left + plotW - 4, yExp(1.1) - 4, 'target 1.1 (P = 10^6, n = 1,000)', 'text-anchor="end" fill="#555"')}`;
+  const metadata = JSON.stringify(all).replaceAll('"', '&quot;');
+  const svg = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H}" viewBox="0 0 ${2 * W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<metadata id="secagg-cells">${metadata}</metadata>`,
+    '<rect width="100%" height="100%" fill="white"/>',
+    panel(0, 'SecAgg+ client compute per round (mean, 4 stages)', msTicks, 'client ms (log scale)', lines((c) => yMs(c.clientMs), true)),
+    panel(W, 'Bytes sent / plain 32-bit update', expTicks, 'expansion', `${target}\n${lines((c) => yExp(c.expansion), false)}`),
+    '</svg>',
+    '',
+  ].join('\n');
+  fs.writeFileSync(file, svg);
+  return all.length;
 }

@@ -8,11 +8,11 @@ import { z } from 'zod';
 import { expectBytes, expectInteger, toBase64, u32VectorToBytes, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError } from './errors.ts';
-import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
+import { neighboursOf } from './graph.ts';
 import {
   agreeMany,
   decryptShares,
-  derivePairwiseSeed,
+  derivePairwiseSeeds,
   encryptShares,
   generateRoundKeys,
   signAdvertisement,
@@ -32,7 +32,7 @@ import {
   type UnmaskRequestMessage,
   type UnmaskSharesMessage,
 } from './messages.ts';
-import { prgByName } from './prg.ts';
+import { applyMasks, prgByName, type MaskJob } from './prg.ts';
 import { randomBytes, type RandomSource } from './random.ts';
 import { splitSecret } from './shamir.ts';
 import { clientNextStage, STAGES, type ClientEvent, type Stage } from './stages.ts';
@@ -80,7 +80,9 @@ export class SecAggClient {
   readonly config: SecAggRoundConfig;
   #stage: Stage = 'advertise-keys';
   #abort: { stage: Stage; code: string; reason: string } | undefined;
-  readonly #graph: NeighbourGraph;
+  /** Own neighbours in the public graph (sorted) and as a set; the rest of the graph is never built. */
+  readonly #neighbours: readonly number[];
+  readonly #neighbourSet: ReadonlySet<number>;
   readonly #input: Uint32Array;
   readonly #signingSecretKey: Uint8Array;
   readonly #verifyKey: (index: number) => Uint8Array | undefined;
@@ -107,7 +109,8 @@ export class SecAggClient {
     this.#verifyKey = options.verifyKey;
     this.#random = options.random;
     this.#binaryMaskedInput = options.binaryMaskedInput === true;
-    this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
+    this.#neighbours = neighboursOf(this.config.graphSeed, this.config.n, this.config.k, this.index);
+    this.#neighbourSet = new Set(this.#neighbours);
   }
 
   get stage(): Stage {
@@ -119,7 +122,7 @@ export class SecAggClient {
   }
 
   get neighbours(): readonly number[] {
-    return this.#graph.neighbours(this.index);
+    return this.#neighbours;
   }
 
   #transition(event: ClientEvent): Stage {
@@ -179,7 +182,7 @@ export class SecAggClient {
     const peers = new Map<number, PeerKeys>();
     const seenKeys = new Set([toBase64(keys.encryption.publicKey), toBase64(keys.mask.publicKey)]);
     const decoded = msg.keys.map((entry) => {
-      if (entry.index === this.index || !this.#graph.isNeighbour(this.index, entry.index)) {
+      if (entry.index === this.index || !this.#neighbourSet.has(entry.index)) {
         refuse('NOT_NEIGHBOUR', `client ${entry.index} is not a neighbour of client ${this.index} in the public graph`);
       }
       const verifyKey = this.#verifyKey(entry.index);
@@ -228,7 +231,7 @@ export class SecAggClient {
   /** Round 2, MaskedInputCollection: y_u = x_u + PRG(b_u) + sum_v +-PRG(s_{u,v}) over neighbours that shared. */
   async #onForwardedShares(msg: ForwardedSharesMessage, next: Stage): Promise<MaskedInputMessage> {
     const keys = this.#keys!;
-    const { roundId, t, vectorLength } = this.config;
+    const { roundId, t } = this.config;
     uniqueIndices('ciphertexts', msg.ciphertexts.map((c) => c.from));
     const received = new Map<number, SharePair>();
     const entries = msg.ciphertexts.map((entry) => {
@@ -251,22 +254,16 @@ export class SecAggClient {
     this.#received = received;
     this.#stage = next;
 
-    const prg = prgByName(this.config.prg);
     const masked = this.#input.slice();
-    const selfMask = await prg.expand(this.#selfMaskSeed!, vectorLength);
-    for (let i = 0; i < vectorLength; i++) masked[i] = masked[i]! + selfMask[i]!;
-    selfMask.fill(0);
     const maskPeers = [...received.keys()].sort((a, b) => a - b);
     const maskSecrets = await agreeMany(keys.mask.secretKey, maskPeers.map((peer) => this.#peers.get(peer)!.maskPublicKey));
-    for (const [j, peer] of maskPeers.entries()) {
-      const seed = derivePairwiseSeed(maskSecrets[j]!, roundId, this.index, peer);
-      wipe(maskSecrets[j]);
-      const mask = await prg.expand(seed, vectorLength);
-      wipe(seed);
-      if (this.index < peer) for (let i = 0; i < vectorLength; i++) masked[i] = masked[i]! + mask[i]!;
-      else for (let i = 0; i < vectorLength; i++) masked[i] = masked[i]! - mask[i]!;
-      mask.fill(0);
-    }
+    const pairSeeds = await derivePairwiseSeeds(maskSecrets, roundId, this.index, maskPeers).finally(() => wipe(...maskSecrets));
+    // The self mask, then +PRG(s_{u,v}) for v > u and -PRG(s_{u,v}) for v < u, added in place.
+    const jobs: MaskJob[] = [
+      { seed: this.#selfMaskSeed!.slice(), sign: 1 },
+      ...maskPeers.map((peer, j): MaskJob => ({ seed: pairSeeds[j]!, sign: this.index < peer ? 1 : -1 })),
+    ];
+    await applyMasks(prgByName(this.config.prg), masked, jobs);
     this.#input.fill(0);
     const bytes = u32VectorToBytes(masked);
     const reply: MaskedInputMessage = { type: 'masked-input', roundId, from: this.index, maskedInput: this.#binaryMaskedInput ? bytes : toBase64(bytes) };

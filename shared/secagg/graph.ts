@@ -54,20 +54,32 @@ export function seededPermutation(seed: Uint8Array, n: number): number[] {
   return order;
 }
 
+/** The neighbours of the client at position p of the circle `order` (Harary graph, Bell et al. 2020, Sec. 3), sorted. */
+function hararyNeighbours(order: readonly number[], p: number, k: number): number[] {
+  const n = order.length;
+  const list: number[] = [];
+  for (let d = 1; d <= Math.floor(k / 2); d++) list.push(order[(p + d) % n]!, order[(p - d + n) % n]!);
+  if (k % 2 === 1) list.push(order[(p + n / 2) % n]!);
+  return list.sort((a, b) => a - b);
+}
+
+/**
+ * One client's view of the graph: its sorted neighbours only, O(n) for the permutation plus O(k log k),
+ * instead of the whole graph's O(n k) lists and sets, so a client's cost stays O(k) = O(log n) apart
+ * from that one linear pass over the seed's permutation. Equal to `buildNeighbourGraph(...).neighbours(index)`.
+ */
+export function neighboursOf(seed: Uint8Array, n: number, k: number, index: number): number[] {
+  checkGraphDegree(n, k);
+  expectInteger('index', index, 1, n);
+  const order = seededPermutation(seed, n);
+  return hararyNeighbours(order, order.indexOf(index), k);
+}
+
 export function buildNeighbourGraph(seed: Uint8Array, n: number, k: number): NeighbourGraph {
   checkGraphDegree(n, k);
   const order = seededPermutation(seed, n);
   const lists: number[][] = Array.from({ length: n + 1 }, () => []);
-  const half = Math.floor(k / 2);
-  for (let p = 0; p < n; p++) {
-    const self = order[p]!;
-    const list = lists[self]!;
-    for (let d = 1; d <= half; d++) {
-      list.push(order[(p + d) % n]!, order[(p - d + n) % n]!);
-    }
-    if (k % 2 === 1) list.push(order[(p + n / 2) % n]!);
-    list.sort((a, b) => a - b);
-  }
+  for (let p = 0; p < n; p++) lists[order[p]!] = hararyNeighbours(order, p, k);
   const sets = lists.map((l) => new Set(l));
   return {
     n,

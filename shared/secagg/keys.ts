@@ -7,7 +7,7 @@
  * bound inside the plaintext; advertised keys are signed with the client's Ed25519 enrollment key.
  */
 import nacl from 'tweetnacl';
-import { concatBytes, expectBytes, isAllZero, lengthPrefixedUtf8, readU32be, u32be, utf8, wipe } from './bytes.ts';
+import { concatBytes, constantTimeEqual, expectBytes, isAllZero, lengthPrefixedUtf8, readU32be, u32be, utf8, wipe } from './bytes.ts';
 import { ProtocolError } from './errors.ts';
 import { hkdfSha512, SECAGG_KDF_SALT } from './kdf.ts';
 import { SEED_BYTES } from './prg.ts';
@@ -198,8 +198,48 @@ export function deriveShareKey(shared: Uint8Array, roundId: string, from: number
 
 /** Pairwise mask seed s_{u,v}, symmetric in (u, v) (Bonawitz et al. 2017, Sec. 3.2 / 4, Round 2). */
 export function derivePairwiseSeed(shared: Uint8Array, roundId: string, a: number, b: number): Uint8Array {
-  const info = concatBytes(utf8('pairwise-mask'), lengthPrefixedUtf8(roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
-  return hkdfSha512(shared, SECAGG_KDF_SALT, info, SEED_BYTES);
+  return hkdfSha512(shared, SECAGG_KDF_SALT, pairwiseInfo(roundId, a, b), SEED_BYTES);
+}
+
+let webCryptoHkdf: Promise<boolean> | undefined;
+
+async function webCryptoHkdfSeed(shared: Uint8Array, info: Uint8Array): Promise<Uint8Array> {
+  const raw = shared.slice();
+  const key = await crypto.subtle.importKey('raw', raw as Uint8Array<ArrayBuffer>, 'HKDF', false, ['deriveBits']).finally(() => wipe(raw));
+  const bits = await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-512', salt: SECAGG_KDF_SALT as Uint8Array<ArrayBuffer>, info: info as Uint8Array<ArrayBuffer> }, key, 8 * SEED_BYTES);
+  return new Uint8Array(bits);
+}
+
+/** Whether WebCrypto's HKDF-SHA-512 is there and agrees with ours (checked once, on a fixed input). */
+function webCryptoHkdfAvailable(): Promise<boolean> {
+  webCryptoHkdf ??= (async () => {
+    try {
+      const shared = new Uint8Array(32).fill(7);
+      const ours = derivePairwiseSeed(shared, 'check', 1, 2);
+      const theirs = await webCryptoHkdfSeed(shared, pairwiseInfo('check', 1, 2));
+      return constantTimeEqual(ours, theirs);
+    } catch {
+      return false;
+    }
+  })();
+  return webCryptoHkdf;
+}
+
+function pairwiseInfo(roundId: string, a: number, b: number): Uint8Array {
+  return concatBytes(utf8('pairwise-mask'), lengthPrefixedUtf8(roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
+}
+
+/**
+ * `derivePairwiseSeed(shared[j], roundId, self, peers[j])` for every j, through WebCrypto's native
+ * HKDF-SHA-512 where available (about 10x faster than tweetnacl's SHA-512 here; the same RFC 5869
+ * output, checked once at first use), else the synchronous one. Wipes nothing: callers own `shared`.
+ */
+export async function derivePairwiseSeeds(shared: readonly Uint8Array[], roundId: string, self: number, peers: readonly number[]): Promise<Uint8Array[]> {
+  if (shared.length !== peers.length) throw new RangeError(`"peers" expected ${shared.length} indices (one per secret), got ${peers.length}`);
+  for (const secret of shared) expectBytes('shared', secret, 32);
+  if (shared.length === 0) return [];
+  if (!(await webCryptoHkdfAvailable())) return shared.map((secret, j) => derivePairwiseSeed(secret, roundId, self, peers[j]!));
+  return Promise.all(shared.map((secret, j) => webCryptoHkdfSeed(secret, pairwiseInfo(roundId, self, peers[j]!))));
 }
 
 /** The pairwise seed of clients `self` and `peer` from one side's mask secret key and the other's public key. */

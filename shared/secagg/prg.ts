@@ -3,10 +3,12 @@
  * expands to P uniform 32-bit words. Two cryptographic instantiations, both keyed with the full
  * 32-byte seed (never shortened): AES-256-CTR through WebCrypto and XSalsa20. Each seed is used for
  * exactly one expansion per round (seeds are fresh per round), so a fixed zero counter / nonce is safe.
- * Default: the faster one in Node (`scripts/bench/secagg-prg.ts`); the browser measurement is pending.
+ * Masks are applied in place (`applyMask`, `applyMasks`): the server and clients add or subtract
+ * PRG(seed) into one accumulator instead of materialising and then adding each mask. Default: the
+ * faster one in Node and Chromium (`scripts/bench/secagg-prg.ts`, docs/secagg.md).
  */
-import { expectBytes, expectInteger } from './bytes.ts';
-import { xsalsa20Words } from './xsalsa20.ts';
+import { expectBytes, expectInteger, wipe } from './bytes.ts';
+import { xsalsa20AddInto, xsalsa20Words } from './xsalsa20.ts';
 
 export const PRG_NAMES = ['aes-ctr', 'xsalsa20'] as const;
 export type PrgName = (typeof PRG_NAMES)[number];
@@ -15,7 +17,12 @@ export interface MaskPrg {
   readonly name: PrgName;
   /** `length` uniform words in Z_2^32 from a 32-byte seed. */
   expand(seed: Uint8Array, length: number): Promise<Uint32Array>;
+  /** target += sign * PRG(seed) (mod 2^32), in place, with `target.length` words of mask. */
+  applyMask(seed: Uint8Array, target: Uint32Array, sign: MaskSign): Promise<void>;
 }
+
+/** +1 adds the mask, -1 subtracts it (mod 2^32). */
+export type MaskSign = 1 | -1;
 
 export const SEED_BYTES = 32;
 const MAX_WORDS = 2 ** 28;
@@ -27,11 +34,36 @@ function checkExpand(seed: Uint8Array, length: number): void {
   expectInteger('length', length, 0, MAX_WORDS);
 }
 
+function checkSign(sign: unknown): MaskSign {
+  if (sign !== 1 && sign !== -1) throw new RangeError(`"sign" expected 1 or -1, got ${String(sign)}`);
+  return sign;
+}
+
+function checkTarget(target: unknown): Uint32Array {
+  if (!(target instanceof Uint32Array)) throw new TypeError('"target" expected a Uint32Array');
+  expectInteger('target.length', target.length, 0, MAX_WORDS);
+  return target;
+}
+
+/** target += sign * mask (mod 2^32) over Int32Array views: `| 0` keeps V8 on its int32 fast path. */
+export function addMaskInto(target: Uint32Array, mask: Uint32Array, sign: MaskSign): void {
+  if (mask.length !== target.length) throw new RangeError(`"mask" expected ${target.length} words, got ${mask.length}`);
+  const t = new Int32Array(target.buffer, target.byteOffset, target.length);
+  const m = new Int32Array(mask.buffer, mask.byteOffset, mask.length);
+  const n = t.length;
+  if (sign === 1) for (let i = 0; i < n; i++) t[i] = (t[i]! + m[i]!) | 0;
+  else for (let i = 0; i < n; i++) t[i] = (t[i]! - m[i]!) | 0;
+}
+
 export const xsalsa20Prg: MaskPrg = {
   name: 'xsalsa20',
-  expand(seed, length) {
+  async expand(seed, length) {
     checkExpand(seed, length);
-    return Promise.resolve(xsalsa20Words(seed, XSALSA20_ZERO_NONCE, length));
+    return xsalsa20Words(seed, XSALSA20_ZERO_NONCE, length);
+  },
+  async applyMask(seed, target, sign) {
+    checkExpand(seed, checkTarget(target).length);
+    xsalsa20AddInto(seed, XSALSA20_ZERO_NONCE, target, checkSign(sign));
   },
 };
 
@@ -49,20 +81,154 @@ export async function aesCtrEncrypt(key: Uint8Array, counterBlock: Uint8Array, d
   return new Uint8Array(out);
 }
 
+/**
+ * One all-zero plaintext shared by every AES-CTR expansion (WebCrypto copies its input and never
+ * writes it), grown on demand: encrypting zeros yields the keystream without allocating a new
+ * plaintext per mask.
+ */
+let zeroPlaintext = new Uint8Array(0);
+
+function zeros(byteLength: number): Uint8Array<ArrayBuffer> {
+  if (zeroPlaintext.length < byteLength) zeroPlaintext = new Uint8Array(byteLength);
+  return zeroPlaintext.subarray(0, byteLength);
+}
+
+async function aesCtrKeystreamWords(seed: Uint8Array, length: number): Promise<Uint32Array> {
+  const cryptoKey = await crypto.subtle.importKey('raw', new Uint8Array(seed), { name: 'AES-CTR' }, false, ['encrypt']);
+  return littleEndianWords(await crypto.subtle.encrypt({ name: 'AES-CTR', counter: new Uint8Array(16), length: 128 }, cryptoKey, zeros(length * 4)));
+}
+
 export const aesCtrPrg: MaskPrg = {
   name: 'aes-ctr',
   async expand(seed, length) {
     checkExpand(seed, length);
-    const bytes = await aesCtrEncrypt(seed, new Uint8Array(16), new Uint8Array(length * 4));
-    if (LITTLE_ENDIAN_HOST) return new Uint32Array(bytes.buffer, bytes.byteOffset, length);
-    const out = new Uint32Array(length);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let i = 0; i < length; i++) out[i] = view.getUint32(4 * i, true);
-    return out;
+    return aesCtrKeystreamWords(seed, length);
+  },
+  async applyMask(seed, target, sign) {
+    checkExpand(seed, checkTarget(target).length);
+    checkSign(sign);
+    const mask = await aesCtrKeystreamWords(seed, target.length);
+    addMaskInto(target, mask, sign);
+    mask.fill(0);
   },
 };
 
-/** Chosen from the Node measurement in docs/secagg.md; revisit after the Chromium measurement. */
+export interface MaskJob {
+  readonly seed: Uint8Array;
+  readonly sign: MaskSign;
+}
+
+/** AES-CTR keystream chunk: 2^17 words (512 KiB), small enough to be added while still in cache. */
+const AES_CHUNK_WORDS = 2 ** 17;
+
+function aesCtrCounter(wordOffset: number): Uint8Array<ArrayBuffer> {
+  // 16-byte blocks of 4 words: chunk offsets are multiples of 4 words, and 2^28 words fit the low 32 bits.
+  const counter = new Uint8Array(16);
+  new DataView(counter.buffer).setUint32(12, wordOffset / 4);
+  return counter;
+}
+
+/** Up to 4 masks of one sign added in one pass: a quarter of the passes over the accumulator. */
+const MASKS_PER_PASS = 4;
+
+/** target[i] += sign * (sum of masks[m][i]) (mod 2^32), for 1 to 4 masks of target's length. */
+export function addMasksInto(target: Uint32Array, masks: readonly Uint32Array[], sign: MaskSign): void {
+  if (masks.length === 0) return;
+  if (masks.length > MASKS_PER_PASS) throw new RangeError(`"masks" expected 1 to ${MASKS_PER_PASS} masks, got ${masks.length}`);
+  for (const mask of masks) if (mask.length !== target.length) throw new RangeError(`"mask" expected ${target.length} words, got ${mask.length}`);
+  if (masks.length === 1) return addMaskInto(target, masks[0]!, sign);
+  const view = (v: Uint32Array) => new Int32Array(v.buffer, v.byteOffset, v.length);
+  const t = view(target);
+  const [a, b, c, d] = [view(masks[0]!), view(masks[1]!), view(masks[2] ?? masks[0]!), view(masks[3] ?? masks[0]!)];
+  const n = t.length;
+  // Sums of at most 5 int32 values stay exact in doubles; `| 0` reduces them mod 2^32.
+  if (masks.length === 2) {
+    if (sign === 1) for (let i = 0; i < n; i++) t[i] = (t[i]! + a[i]! + b[i]!) | 0;
+    else for (let i = 0; i < n; i++) t[i] = (t[i]! - a[i]! - b[i]!) | 0;
+  } else if (masks.length === 3) {
+    if (sign === 1) for (let i = 0; i < n; i++) t[i] = (t[i]! + a[i]! + b[i]! + c[i]!) | 0;
+    else for (let i = 0; i < n; i++) t[i] = (t[i]! - a[i]! - b[i]! - c[i]!) | 0;
+  } else if (sign === 1) {
+    for (let i = 0; i < n; i++) t[i] = (t[i]! + a[i]! + b[i]! + c[i]! + d[i]!) | 0;
+  } else {
+    for (let i = 0; i < n; i++) t[i] = (t[i]! - a[i]! - b[i]! - c[i]! - d[i]!) | 0;
+  }
+}
+
+/**
+ * target += sum of sign_j * PRG(seed_j), wiping each seed after use. AES-CTR: the masks are grouped
+ * by sign, up to 4 per group (the sum does not depend on the order); each group's keystreams are
+ * produced chunk by chunk at the matching counter (the same words as `expand`, each key imported
+ * once), `depth` groups of chunks in flight in WebCrypto (off the main thread in Node and Chromium)
+ * while the current chunks are added in one pass. XSalsa20 runs on this thread, fused, mask by mask.
+ */
+export async function applyMasks(prg: MaskPrg, target: Uint32Array, jobs: readonly MaskJob[], depth = 2): Promise<void> {
+  checkTarget(target);
+  expectInteger('depth', depth, 1, 64);
+  for (const job of jobs) {
+    checkExpand(job.seed, target.length);
+    checkSign(job.sign);
+  }
+  if (prg.name !== 'aes-ctr') {
+    for (const job of jobs) {
+      await prg.applyMask(job.seed, target, job.sign);
+      wipe(job.seed);
+    }
+    return;
+  }
+  const length = target.length;
+  const groups: MaskJob[][] = [];
+  for (const sign of [1, -1] as const) {
+    const same = jobs.filter((job) => job.sign === sign);
+    for (let g = 0; g < same.length; g += MASKS_PER_PASS) groups.push(same.slice(g, g + MASKS_PER_PASS));
+  }
+  const chunksPerGroup = Math.max(1, Math.ceil(length / AES_CHUNK_WORDS));
+  const total = groups.length * chunksPerGroup;
+  const importKey = (seed: Uint8Array) => crypto.subtle.importKey('raw', new Uint8Array(seed), { name: 'AES-CTR' }, false, ['encrypt']);
+  let keys: { group: number; keys: Promise<CryptoKey>[] } | undefined;
+  const pending: Promise<ArrayBuffer[]>[] = [];
+  let next = 0;
+  const launch = () => {
+    const g = Math.floor(next / chunksPerGroup);
+    const offset = (next % chunksPerGroup) * AES_CHUNK_WORDS;
+    const words = Math.min(AES_CHUNK_WORDS, length - offset);
+    next++;
+    if (keys?.group !== g) keys = { group: g, keys: groups[g]!.map((job) => importKey(job.seed)) };
+    const streams = Promise.all(keys.keys.map(async (key) =>
+      crypto.subtle.encrypt({ name: 'AES-CTR', counter: aesCtrCounter(offset), length: 128 }, await key, zeros(4 * words))));
+    streams.catch(() => undefined); // awaited in order below; a failure must not surface as unhandled meanwhile
+    pending.push(streams);
+  };
+  try {
+    while (next < total && pending.length < depth) launch();
+    for (let c = 0; c < total; c++) {
+      const buffers = await pending.shift()!;
+      if (next < total) launch();
+      const group = groups[Math.floor(c / chunksPerGroup)]!;
+      const offset = (c % chunksPerGroup) * AES_CHUNK_WORDS;
+      const masks = buffers.map(littleEndianWords);
+      const words = masks[0]?.length ?? 0;
+      addMasksInto(target.subarray(offset, offset + words), masks, group[0]!.sign);
+      for (const mask of masks) mask.fill(0);
+      if ((c + 1) % chunksPerGroup === 0) for (const job of group) wipe(job.seed);
+    }
+  } finally {
+    await Promise.allSettled(pending);
+    for (const job of jobs) wipe(job.seed);
+  }
+}
+
+function littleEndianWords(buffer: ArrayBuffer): Uint32Array {
+  const length = buffer.byteLength / 4;
+  if (LITTLE_ENDIAN_HOST) return new Uint32Array(buffer, 0, length);
+  const words = new Uint32Array(length);
+  const view = new DataView(buffer);
+  for (let i = 0; i < length; i++) words[i] = view.getUint32(4 * i, true);
+  new Uint8Array(buffer).fill(0);
+  return words;
+}
+
+/** AES-CTR is the faster in Node and in Chromium for P >= 10^5 (docs/secagg.md, "Masks"). */
 export const DEFAULT_PRG: PrgName = 'aes-ctr';
 
 export function prgByName(name: PrgName): MaskPrg {

@@ -12,7 +12,7 @@ import { bytesToU32Vector, constantTimeEqual, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
-import { agreeMany, derivePairwiseSeed, naclEd25519Verify, shareCiphertextBytes, verifyAdvertisement, type Ed25519Verify } from './keys.ts';
+import { agreeMany, derivePairwiseSeeds, naclEd25519Verify, shareCiphertextBytes, verifyAdvertisement, type Ed25519Verify } from './keys.ts';
 import {
   clientMessageSchema,
   type AbortMessage,
@@ -24,8 +24,8 @@ import {
   type UnmaskRequestMessage,
   type UnmaskSharesMessage,
 } from './messages.ts';
-import { prgByName } from './prg.ts';
-import { reconstructSecret, type Share } from './shamir.ts';
+import { addMasksInto, applyMasks, prgByName, type MaskJob } from './prg.ts';
+import { lagrangeAtZero, reconstructWithCoefficients, type Share } from './shamir.ts';
 import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
 
 export interface SecAggServerOptions {
@@ -346,7 +346,7 @@ export class SecAggServerSession {
     const responders = this.#alive('unmask');
     const survivors = this.#alive('masked-input');
     this.#recordDrops('unmask', survivors, responders);
-    const { t, vectorLength, roundId } = this.config;
+    const { t, vectorLength } = this.config;
     const collect = (owner: number, kind: keyof Revealed, holders: readonly number[]): Share[] =>
       holders.filter((v) => this.#revealed.has(v)).map((v) => ({ x: v, y: this.#revealed.get(v)![kind].get(owner)! }));
 
@@ -365,41 +365,67 @@ export class SecAggServerSession {
       keyShares.set(d, shares);
     }
 
+    // Lagrange coefficients once per holder set, not per secret: in the complete graph every
+    // survivor's first t holders are the same t clients, so one set serves the whole round.
+    const coefficientCache = new Map<string, bigint[]>();
+    const reconstructOwn = (shares: readonly Share[], what: string): Uint8Array => {
+      const used = [...shares].sort((a, b) => a.x - b.x).slice(0, t);
+      const key = used.map((s) => s.x).join(',');
+      let coefficients = coefficientCache.get(key);
+      if (coefficients === undefined) {
+        coefficients = lagrangeAtZero(used.map((s) => s.x));
+        coefficientCache.set(key, coefficients);
+      }
+      return reconstruct(() => reconstructWithCoefficients(used, coefficients), what);
+    };
+
+    // A dropped client's pairwise seeds need its key rebuilt, k X25519 agreements and k KDF calls:
+    // WebCrypto work off this thread. Two dropped clients are kept in preparation ahead of the one
+    // being applied (not all at once, which would queue thousands of jobs ahead of the AES chunks).
     const prg = prgByName(this.config.prg);
+    const pairwise: Promise<MaskJob[]>[] = [];
+    const prepare = (i: number) => {
+      const d = droppedWithSurvivors[i];
+      if (d === undefined || pairwise.length > i) return;
+      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(keyShares.get(d)!, `mask key of client ${d}`), survivorSet);
+      jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
+      pairwise.push(jobs);
+    };
+    const selfJobs: MaskJob[] = [];
     const sum = new Uint32Array(vectorLength);
-    for (const u of survivors) {
-      const y = this.#masked.get(u)!;
-      for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! + y[i]!;
-    }
-    for (const u of survivors) {
-      const seed = reconstruct(selfMaskShares.get(u)!, t, `self-mask seed of client ${u}`);
-      const mask = await prg.expand(seed, vectorLength);
-      wipe(seed);
-      for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! - mask[i]!;
-    }
-    for (const d of droppedWithSurvivors) {
-      const secretKey = reconstruct(keyShares.get(d)!, t, `mask key of client ${d}`);
-      const advertised = this.#advertised.get(d)!.maskPublicKey;
-      if (!constantTimeEqual(nacl.scalarMult.base(secretKey), advertised)) {
-        wipe(secretKey);
-        refuse('RECONSTRUCTION_FAILED', `stage "unmask": reconstructed mask key of client ${d} does not match its advertised public key`);
+    try {
+      prepare(0);
+      prepare(1);
+      for (let i = 0; i < survivors.length; i += 4) addMasksInto(sum, survivors.slice(i, i + 4).map((u) => this.#masked.get(u)!), 1);
+      for (const u of survivors) selfJobs.push({ seed: reconstructOwn(selfMaskShares.get(u)!, `self-mask seed of client ${u}`), sign: -1 });
+      await applyMasks(prg, sum, selfJobs);
+      for (let i = 0; i < droppedWithSurvivors.length; i++) {
+        prepare(i + 1);
+        prepare(i + 2);
+        await applyMasks(prg, sum, await pairwise[i]!);
       }
-      const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
-      const secrets = await agreeMany(secretKey, live.map((v) => this.#advertised.get(v)!.maskPublicKey));
-      for (const [j, v] of live.entries()) {
-        const seed = derivePairwiseSeed(secrets[j]!, roundId, d, v);
-        wipe(secrets[j]);
-        const mask = await prg.expand(seed, vectorLength);
-        wipe(seed);
-        // v added +PRG(s_{v,d}) when v < d and -PRG(s_{v,d}) otherwise; undo it.
-        if (v < d) for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! - mask[i]!;
-        else for (let i = 0; i < vectorLength; i++) sum[i] = sum[i]! + mask[i]!;
-      }
-      wipe(secretKey);
+    } finally {
+      for (const job of selfJobs) wipe(job.seed);
+      for (const result of await Promise.allSettled(pairwise)) if (result.status === 'fulfilled') for (const job of result.value) wipe(job.seed);
     }
     for (const r of this.#revealed.values()) for (const share of [...r.selfMask.values(), ...r.key.values()]) wipe(share);
     this.#stage = 'done';
     return { status: 'done', sum, survivors };
+  }
+
+  /** The masks to undo for dropped client d: -PRG(s_{v,d}) where v < d added it, +PRG(s_{v,d}) otherwise. */
+  async #droppedPairwiseJobs(d: number, secretKey: Uint8Array, survivorSet: ReadonlySet<number>): Promise<MaskJob[]> {
+    try {
+      if (!constantTimeEqual(nacl.scalarMult.base(secretKey), this.#advertised.get(d)!.maskPublicKey)) {
+        refuse('RECONSTRUCTION_FAILED', `stage "unmask": reconstructed mask key of client ${d} does not match its advertised public key`);
+      }
+      const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
+      const secrets = await agreeMany(secretKey, live.map((v) => this.#advertised.get(v)!.maskPublicKey));
+      const seeds = await derivePairwiseSeeds(secrets, this.config.roundId, d, live).finally(() => wipe(...secrets));
+      return live.map((v, j): MaskJob => ({ seed: seeds[j]!, sign: v < d ? -1 : 1 }));
+    } finally {
+      wipe(secretKey);
+    }
   }
 
   #abortWith(stage: ProtocolStage, code: ProtocolErrorCode, reason: string): StageOutcome {
@@ -411,9 +437,9 @@ export class SecAggServerSession {
   }
 }
 
-function reconstruct(shares: readonly Share[], t: number, what: string): Uint8Array {
+function reconstruct(run: () => Uint8Array, what: string): Uint8Array {
   try {
-    return reconstructSecret(shares, t);
+    return run();
   } catch (err) {
     throw new ProtocolError('RECONSTRUCTION_FAILED', `stage "unmask": ${what} could not be reconstructed: ${err instanceof Error ? err.message : String(err)}`);
   }

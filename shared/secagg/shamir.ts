@@ -98,7 +98,8 @@ export function splitSecret(secret: Uint8Array, threshold: number, xs: readonly 
 
 /**
  * f(0) from points (x_j, y_j) by Lagrange interpolation: sum_j y_j * prod_{m != j} x_m / (x_m - x_j).
- * Denominators are inverted together (Montgomery's trick), one modular inversion in all.
+ * Denominators are inverted together (Montgomery's trick), one modular inversion in all. The plain
+ * O(t^2) reference, kept to cross-check `lagrangeAtZero` (which reconstruction uses).
  */
 export function interpolateAtZero(points: readonly { x: bigint; y: bigint }[]): bigint {
   const count = points.length;
@@ -131,6 +132,90 @@ export function interpolateAtZero(points: readonly { x: bigint; y: bigint }[]): 
   return secret;
 }
 
+/** Largest integer below which products of doubles stay exact. */
+const EXACT_DOUBLE = 2 ** 53;
+
+/**
+ * The Lagrange coefficients at 0 of the points `xs`, lambda_j = prod_{m != j} x_m / (x_m - x_j) mod p,
+ * so that f(0) = sum_j lambda_j y_j for every polynomial of degree < xs.length. Computed once per
+ * holder set and reused for every secret shared among it (Bonawitz et al. 2017, Sec. 4, Round 4:
+ * the server reconstructs one b_u per survivor from the same survivors' shares). The points are
+ * small integers, so lambda_j = N / (x_j D_j) with N = prod x_m and D_j = prod_{m != j} (x_m - x_j):
+ * each D_j is multiplied up in doubles (exact below 2^53) and reduced into a BigInt only when the
+ * double would overflow, and all x_j D_j are inverted with one inversion (Montgomery's trick).
+ */
+export function lagrangeAtZero(xs: readonly number[]): bigint[] {
+  checkPoints(xs);
+  const count = xs.length;
+  const flush = (big: bigint, small: number): bigint => (small === 1 ? big : (big * BigInt(small)) % SHAMIR_PRIME);
+  let numerator = 1n;
+  let acc = 1;
+  for (const x of xs) {
+    if (acc * x >= EXACT_DOUBLE) {
+      numerator = flush(numerator, acc);
+      acc = 1;
+    }
+    acc *= x;
+  }
+  numerator = flush(numerator, acc);
+  const denominators: bigint[] = [];
+  for (let j = 0; j < count; j++) {
+    const xj = xs[j]!;
+    let den = 1n;
+    let small = xj;
+    let negative = false;
+    for (let m = 0; m < count; m++) {
+      if (m === j) continue;
+      let d = xs[m]! - xj;
+      if (d < 0) {
+        d = -d;
+        negative = !negative;
+      }
+      if (small * d >= EXACT_DOUBLE) {
+        den = flush(den, small);
+        small = 1;
+      }
+      small *= d;
+    }
+    den = flush(den, small);
+    denominators.push(negative ? SHAMIR_PRIME - den : den);
+  }
+  const prefix: bigint[] = [];
+  let product = 1n;
+  for (const d of denominators) {
+    prefix.push(product);
+    product = (product * d) % SHAMIR_PRIME;
+  }
+  let inverse = invert(product);
+  const coefficients = new Array<bigint>(count);
+  for (let j = count - 1; j >= 0; j--) {
+    coefficients[j] = (((inverse * prefix[j]!) % SHAMIR_PRIME) * numerator) % SHAMIR_PRIME;
+    inverse = (inverse * denominators[j]!) % SHAMIR_PRIME;
+  }
+  return coefficients;
+}
+
+function shareValue(s: Share): bigint {
+  const y = bytesToBigint(expectBytes('share.y', s.y, SHARE_BYTES));
+  if (y >= SHAMIR_PRIME) throw new RangeError('"share.y" is not a field element');
+  return y;
+}
+
+/**
+ * The 32-byte secret sum_j lambda_j y_j from shares at exactly the points the coefficients were
+ * computed for (`lagrangeAtZero(shares.map(s => s.x))`): one reduction for the whole sum.
+ */
+export function reconstructWithCoefficients(shares: readonly Share[], coefficients: readonly bigint[]): Uint8Array {
+  if (shares.length !== coefficients.length) {
+    throw new RangeError(`"coefficients" expected ${shares.length} values (one per share), got ${coefficients.length}`);
+  }
+  let sum = 0n;
+  for (let j = 0; j < shares.length; j++) sum += shareValue(shares[j]!) * coefficients[j]!;
+  const secret = sum % SHAMIR_PRIME;
+  if (secret >= 1n << 256n) throw new RangeError('reconstructed value exceeds 32 bytes: the shares are inconsistent');
+  return bigintToBytes(secret, SECRET_BYTES);
+}
+
 /** Reconstructs a 32-byte secret from at least `threshold` shares (the first `threshold` are used). */
 export function reconstructSecret(shares: readonly Share[], threshold: number): Uint8Array {
   expectInteger('threshold', threshold, 1, MAX_SHARE_INDEX);
@@ -138,13 +223,5 @@ export function reconstructSecret(shares: readonly Share[], threshold: number): 
     throw new RangeError(`"shares" expected at least threshold=${threshold} shares, got ${shares.length}`);
   }
   const used = shares.slice(0, threshold);
-  checkPoints(used.map((s) => s.x));
-  const points = used.map((s) => {
-    const y = bytesToBigint(expectBytes('share.y', s.y, SHARE_BYTES));
-    if (y >= SHAMIR_PRIME) throw new RangeError('"share.y" is not a field element');
-    return { x: BigInt(s.x), y };
-  });
-  const secret = interpolateAtZero(points);
-  if (secret >= 1n << 256n) throw new RangeError('reconstructed value exceeds 32 bytes: the shares are inconsistent');
-  return bigintToBytes(secret, SECRET_BYTES);
+  return reconstructWithCoefficients(used, lagrangeAtZero(used.map((s) => s.x)));
 }

@@ -66,11 +66,10 @@ function initialState(key: number[], n0: number, n1: number, n2: number, n3: num
   );
 }
 
-/** XSalsa20 keystream as `words` little-endian 32-bit words (key 32 bytes, nonce 24 bytes). */
-export function xsalsa20Words(key: Uint8Array, nonce: Uint8Array, words: number): Uint32Array {
+/** The Salsa20 block state under the HSalsa20 subkey of (key, nonce[0..16]) and nonce[16..24], counter 0. */
+function xsalsa20State(key: Uint8Array, nonce: Uint8Array): Uint32Array {
   expectBytes('key', key, 32);
   expectBytes('nonce', nonce, 24);
-  if (!Number.isInteger(words) || words < 0) throw new RangeError(`"words" expected a non-negative integer, got ${words}`);
   const k = readWordsLE(key, 0, 8);
   const n = readWordsLE(nonce, 0, 6);
   // HSalsa20: the subkey is words 0, 5, 10, 15, 6, 7, 8, 9 of the permuted state.
@@ -78,21 +77,52 @@ export function xsalsa20Words(key: Uint8Array, nonce: Uint8Array, words: number)
   salsaRounds(initialState(k, n[0]!, n[1]!, n[2]!, n[3]!), h);
   const subkey = [h[0]!, h[5]!, h[10]!, h[15]!, h[6]!, h[7]!, h[8]!, h[9]!];
   h.fill(0);
+  k.fill(0);
   const state = initialState(subkey, n[4]!, n[5]!, 0, 0);
+  subkey.fill(0);
+  return state;
+}
+
+function nextCounter(state: Uint32Array): void {
+  state[8] = (state[8]! + 1) >>> 0;
+  if (state[8] === 0) state[9] = (state[9]! + 1) >>> 0;
+}
+
+/** XSalsa20 keystream as `words` little-endian 32-bit words (key 32 bytes, nonce 24 bytes). */
+export function xsalsa20Words(key: Uint8Array, nonce: Uint8Array, words: number): Uint32Array {
+  if (!Number.isInteger(words) || words < 0) throw new RangeError(`"words" expected a non-negative integer, got ${words}`);
+  const state = xsalsa20State(key, nonce);
   const block = new Uint32Array(16);
   const out = new Uint32Array(words);
   for (let o = 0; o < words; o += 16) {
     salsaRounds(state, block);
     const take = Math.min(16, words - o);
     for (let i = 0; i < take; i++) out[o + i] = block[i]! + state[i]!;
-    state[8] = (state[8]! + 1) >>> 0;
-    if (state[8] === 0) state[9] = (state[9]! + 1) >>> 0;
+    nextCounter(state);
   }
   state.fill(0);
   block.fill(0);
-  subkey.fill(0);
-  k.fill(0);
   return out;
+}
+
+/**
+ * target += sign * keystream (mod 2^32), block by block into a 64-byte scratch block: the same words
+ * as `xsalsa20Words(key, nonce, target.length)` without materialising them.
+ */
+export function xsalsa20AddInto(key: Uint8Array, nonce: Uint8Array, target: Uint32Array, sign: 1 | -1): void {
+  const state = xsalsa20State(key, nonce);
+  const block = new Uint32Array(16);
+  const t = new Int32Array(target.buffer, target.byteOffset, target.length);
+  const words = t.length;
+  for (let o = 0; o < words; o += 16) {
+    salsaRounds(state, block);
+    const take = Math.min(16, words - o);
+    if (sign === 1) for (let i = 0; i < take; i++) t[o + i] = (t[o + i]! + block[i]! + state[i]!) | 0;
+    else for (let i = 0; i < take; i++) t[o + i] = (t[o + i]! - block[i]! - state[i]!) | 0;
+    nextCounter(state);
+  }
+  state.fill(0);
+  block.fill(0);
 }
 
 /** The same keystream as bytes (for test vectors and byte-oriented callers). */

@@ -87,8 +87,11 @@ export interface RoundRun {
   sent: ServerMessage[];
 }
 
-/** Plays the round; a client listed under a stage withholds its message for that stage and every later one. */
-export async function playRound(round: Round, drops: Drops = {}): Promise<RoundRun> {
+/**
+ * Plays the round; a client listed under a stage withholds its message for that stage and every later
+ * one. `tamper` (a faulty or malicious client) may rewrite a message before the server gets it.
+ */
+export async function playRound(round: Round, drops: Drops = {}, tamper: (message: ClientMessage) => ClientMessage = (m) => m): Promise<RoundRun> {
   const { server, clients } = round;
   const gone = new Set<number>();
   const received: ClientMessage[] = [];
@@ -96,8 +99,9 @@ export async function playRound(round: Round, drops: Drops = {}): Promise<RoundR
   const deliver = (stage: ProtocolStage, from: number, reply: ClientMessage | null) => {
     if (drops[stage]?.includes(from)) gone.add(from);
     if (gone.has(from) || reply === null) return;
-    received.push(reply);
-    server.receive(from, reply);
+    const message = tamper(reply);
+    received.push(message);
+    server.receive(from, message);
   };
   for (const c of clients) deliver('advertise-keys', c.index, c.advertiseKeys());
   const order: ProtocolStage[] = ['share-keys', 'masked-input', 'unmask'];

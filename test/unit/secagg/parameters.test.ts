@@ -1,6 +1,6 @@
 /** Parameter choice (Bell et al. 2020 bounds as documented), overrides refused by field, overflow headroom, the neighbour graph. */
 import { describe, expect, it } from 'vitest';
-import { buildNeighbourGraph, seededPermutation } from '../../../shared/secagg/graph.ts';
+import { buildNeighbourGraph, neighboursOf, seededPermutation } from '../../../shared/secagg/graph.ts';
 import { binomialUpperTail, checkOverflowHeadroom, chooseParameters, minimumDegree } from '../../../shared/secagg/parameters.ts';
 import { seededRandom } from './helpers.ts';
 
@@ -105,5 +105,14 @@ describe('random Harary neighbour graph', () => {
   it('is not a ring in index order: neighbours of 1 are spread over the cohort', () => {
     const graph = buildNeighbourGraph(seededRandom('spread')(new Uint8Array(32)), 1000, 10);
     expect(Math.max(...graph.neighbours(1))).toBeGreaterThan(100);
+  });
+});
+
+describe("a client's own view of the graph", () => {
+  it.each([[10, 9], [11, 4], [100, 7], [1000, 114]])('n=%i, k=%i: neighboursOf equals the whole graph\'s list for every client', (n, k) => {
+    const seed = seededRandom(`own-view-${n}-${k}`)(new Uint8Array(32));
+    const graph = buildNeighbourGraph(seed, n, k);
+    for (let index = 1; index <= n; index += Math.max(1, Math.floor(n / 50))) expect(neighboursOf(seed, n, k, index)).toEqual(graph.neighbours(index));
+    expect(() => neighboursOf(seed, n, k, n + 1)).toThrow(/"index"/);
   });
 });

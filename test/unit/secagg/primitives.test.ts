@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { fromBase64, toBase64 } from '../../../shared/secagg/bytes.ts';
 import { ProtocolError } from '../../../shared/secagg/errors.ts';
 import { hkdfSha512, hmacSha512 } from '../../../shared/secagg/kdf.ts';
-import { agree, decryptShares, encryptShares, generateRoundKeys, pairwiseSeed } from '../../../shared/secagg/keys.ts';
-import { aesCtrEncrypt, aesCtrPrg, xsalsa20Prg } from '../../../shared/secagg/prg.ts';
+import { agree, decryptShares, derivePairwiseSeed, derivePairwiseSeeds, encryptShares, generateRoundKeys, pairwiseSeed } from '../../../shared/secagg/keys.ts';
+import { aesCtrEncrypt, aesCtrPrg, applyMasks, xsalsa20Prg, type MaskSign } from '../../../shared/secagg/prg.ts';
 import { xsalsa20Bytes, xsalsa20Words } from '../../../shared/secagg/xsalsa20.ts';
 import { seededRandom } from './helpers.ts';
 
@@ -117,5 +117,51 @@ describe('round keys', () => {
 
   it('refuses a low-order public key (all-zero agreement)', () => {
     expect(() => agree(a.mask.secretKey, new Uint8Array(32))).toThrow(/all-zero/);
+  });
+});
+
+describe('masks applied in place (the unmask fast path) equal expand-then-add', () => {
+  it.each([aesCtrPrg, xsalsa20Prg].map((prg) => [prg.name, prg] as const))('%s: applyMask and pipelined applyMasks', async (_name, prg) => {
+    const random = seededRandom(`apply-${prg.name}`);
+    for (const length of [0, 1, 15, 16, 17, 1000, 2 ** 17, 2 * 2 ** 17 + 5]) {
+      const start = new Uint32Array(length);
+      random(new Uint8Array(start.buffer));
+      const signs: MaskSign[] = [1, -1, -1, 1, 1, 1, 1, -1, 1];
+      const seeds = signs.map(() => random(new Uint8Array(32)));
+      const expected = start.slice();
+      for (const [j, seed] of seeds.entries()) {
+        const mask = await prg.expand(seed, length);
+        for (let i = 0; i < length; i++) expected[i] = expected[i]! + signs[j]! * mask[i]!;
+      }
+      const one = start.slice();
+      for (const [j, seed] of seeds.entries()) await prg.applyMask(seed, one, signs[j]!);
+      expect(Array.from(one)).toEqual(Array.from(expected));
+      for (const depth of [1, 2, 4]) {
+        const copies = seeds.map((seed) => seed.slice());
+        const piped = start.slice();
+        await applyMasks(prg, piped, copies.map((seed, j) => ({ seed, sign: signs[j]! })), depth);
+        expect(Array.from(piped)).toEqual(Array.from(expected));
+        for (const seed of copies) expect(seed.every((b) => b === 0)).toBe(true);
+      }
+    }
+  });
+
+  it('refuses a bad sign, target or seed, naming it', async () => {
+    const seed = new Uint8Array(32).fill(1);
+    await expect(aesCtrPrg.applyMask(seed, new Uint32Array(4), 2 as MaskSign)).rejects.toThrow('"sign" expected 1 or -1, got 2');
+    await expect(xsalsa20Prg.applyMask(seed, new Int32Array(4) as unknown as Uint32Array, 1)).rejects.toThrow(TypeError);
+    await expect(applyMasks(aesCtrPrg, new Uint32Array(4), [{ seed: seed.subarray(0, 16), sign: 1 }])).rejects.toThrow('"seed" expected 32 bytes, got 16');
+  });
+});
+
+describe('pairwise seeds through WebCrypto HKDF equal the synchronous derivation', () => {
+  it('for many secrets and both orders of the pair', async () => {
+    const random = seededRandom('seeds-async');
+    const shared = Array.from({ length: 20 }, () => random(new Uint8Array(32)));
+    const peers = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? i + 1 : 100 + i));
+    const fast = await derivePairwiseSeeds(shared, 'round-7', 50, peers);
+    expect(fast.map(hex)).toEqual(shared.map((s, j) => hex(derivePairwiseSeed(s, 'round-7', 50, peers[j]!))));
+    expect(fast.map(hex)).toEqual(shared.map((s, j) => hex(derivePairwiseSeed(s, 'round-7', peers[j]!, 50))));
+    await expect(derivePairwiseSeeds(shared, 'r', 1, [2])).rejects.toThrow('"peers" expected 20 indices (one per secret), got 1');
   });
 });

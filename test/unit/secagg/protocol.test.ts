@@ -6,7 +6,7 @@ import type { ClientMessage, ServerMessage, UnmaskRequestMessage } from '../../.
 import { chooseParameters } from '../../../shared/secagg/parameters.ts';
 import { SecAggServerSession } from '../../../shared/secagg/server.ts';
 import { CLIENT_EVENTS, clientNextStage, SERVER_TRANSITIONS, STAGES, type Stage } from '../../../shared/secagg/stages.ts';
-import { fromBase64 } from '../../../shared/secagg/bytes.ts';
+import { fromBase64, toBase64 } from '../../../shared/secagg/bytes.ts';
 import { expectExactSum, plainSum, playRound, setupRound, type Drops } from './helpers.ts';
 
 function codeOf(fn: () => unknown): string {
@@ -103,6 +103,25 @@ async function roundAt(stage: Stage) {
   }
   return { round, samples };
 }
+
+describe('reconstruction failures abort the unmask and release nothing', () => {
+  it.each([['aes-ctr'], ['xsalsa20']] as const)('%s: tampered key shares of a dropped client give RECONSTRUCTION_FAILED', async (prg) => {
+    const round = setupRound({ n: 10, k: 9, t: 6, vectorLength: 150_000, prg, label: `tamper-${prg}` });
+    const flipLastByte = (share: string) => {
+      const bytes = fromBase64('share', share);
+      bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
+      return toBase64(bytes);
+    };
+    const { outcome } = await playRound(round, { 'masked-input': [4, 9] }, (m) =>
+      m.type === 'unmask-shares' ? { ...m, keyShares: m.keyShares.map((s) => (s.of === 9 ? { ...s, share: flipLastByte(s.share) } : s)) } : m);
+    expect(outcome.status).toBe('aborted');
+    if (outcome.status !== 'aborted') return;
+    expect(outcome.stage).toBe('unmask');
+    expect(outcome.code).toBe('RECONSTRUCTION_FAILED');
+    expect(outcome.reason).toContain('client 9');
+    expect(round.server.summary().abort?.code).toBe('RECONSTRUCTION_FAILED');
+  });
+});
 
 describe('every invalid stage transition is refused', () => {
   const clientTypes = ['advertise-keys', 'share-keys', 'masked-input', 'unmask-shares'] as const;

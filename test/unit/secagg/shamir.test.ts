@@ -6,8 +6,11 @@ import {
   bytesToBigint,
   interpolateAtZero,
   invert,
+  lagrangeAtZero,
+  MAX_SHARE_INDEX,
   mod,
   reconstructSecret,
+  reconstructWithCoefficients,
   SHAMIR_PRIME,
   sharePolynomial,
   splitSecret,
@@ -112,5 +115,36 @@ describe('Shamir threshold property, exhaustively for small n', () => {
     expect(() => splitSecret(new Uint8Array(32), 2, [0, 2], random)).toThrow(/"x"/);
     expect(() => splitSecret(new Uint8Array(32), 2, [2, 2], random)).toThrow(/twice/);
     expect(() => reconstructSecret([{ x: 1, y: bigintToBytes(SHAMIR_PRIME, 33) }], 1)).toThrow(/field element/);
+  });
+});
+
+describe('Lagrange coefficients shared by a holder set (the server fast path)', () => {
+  it.each([[3, 10], [56, 100], [80, 1000], [40, MAX_SHARE_INDEX]])('t=%i points up to %i: equal the plain O(t^2) interpolation', (t, maxX) => {
+    const random = seededRandom(`lagrange-${t}-${maxX}`);
+    const picked = new Set<number>();
+    const word = new Uint8Array(4);
+    while (picked.size < t) picked.add(1 + (new DataView(random(word).buffer).getUint32(0) % maxX));
+    const xs = [...picked];
+    if (maxX === MAX_SHARE_INDEX) xs[0] = MAX_SHARE_INDEX;
+    const coefficients = lagrangeAtZero(xs);
+    for (const label of ['a', 'b']) {
+      const secret = seededRandom(`lagrange-secret-${label}`)(new Uint8Array(32));
+      const shares = splitSecret(secret, t, xs, random);
+      const points = shares.map((s) => ({ x: BigInt(s.x), y: bytesToBigint(s.y) }));
+      expect(hex(reconstructWithCoefficients(shares, coefficients))).toBe(hex(secret));
+      expect(interpolateAtZero(points)).toBe(bytesToBigint(secret));
+    }
+    // The coefficients are the reference's: f(0) of the indicator polynomial of each point.
+    for (const j of [0, t - 1]) {
+      const indicator = xs.map((x, m) => ({ x: BigInt(x), y: m === j ? 1n : 0n }));
+      expect(coefficients[j]).toBe(interpolateAtZero(indicator));
+    }
+  });
+
+  it('refuses a coefficient list for another number of shares', () => {
+    const random = seededRandom('lagrange-args');
+    const shares = splitSecret(random(new Uint8Array(32)), 2, [1, 2, 3], random);
+    expect(() => reconstructWithCoefficients(shares, lagrangeAtZero([1, 2]))).toThrow('"coefficients" expected 3 values (one per share), got 2');
+    expect(() => lagrangeAtZero([1, 1])).toThrow(/twice/);
   });
 });
