@@ -44,7 +44,7 @@ describe('aggregation', () => {
   });
 
   it('applies FedAvg with a server learning rate', () => {
-    const config = parseLaunchRequest({ clientsPerRound: 2, aggregation: { serverOptimizer: 'fedavg', serverLearningRate: 0.5 } }).spec.aggregation;
+    const config = parseLaunchRequest({ clientsPerRound: 2, privacy: { mode: 'none' }, aggregation: { serverOptimizer: 'fedavg', serverLearningRate: 0.5 } }).spec.aggregation;
     const before = tf.memory().numTensors;
     const delta = tf.tensor1d([2, -4, 0]);
     const step = serverStep(config, Float32Array.from([1, 1, 1]), delta, undefined);
@@ -56,7 +56,7 @@ describe('aggregation', () => {
   });
 
   it('applies FedAdam (Reddi et al. 2021, Alg. 2) and carries its state between rounds', () => {
-    const config = parseLaunchRequest({ clientsPerRound: 2, aggregation: { serverOptimizer: 'fedadam', serverLearningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 0.001 } }).spec.aggregation;
+    const config = parseLaunchRequest({ clientsPerRound: 2, privacy: { mode: 'none' }, aggregation: { serverOptimizer: 'fedadam', serverLearningRate: 0.1, beta1: 0.9, beta2: 0.99, tau: 0.001 } }).spec.aggregation;
     const before = tf.memory().numTensors;
     let x = [0.5, -0.5];
     let m = [0, 0];

@@ -22,7 +22,7 @@ interface Stores {
   close(): void;
 }
 
-const spec = parseLaunchRequest({ clientsPerRound: 3 }).spec;
+const spec = parseLaunchRequest({ clientsPerRound: 3, privacy: { mode: 'local' } }).spec;
 const files = (n: number): ModelFiles => ({
   modelJson: { modelTopology: { n }, format: 'layers-model', generatedBy: 'test', convertedBy: null, weightsManifest: [{ paths: ['weights.bin'], weights: [] }] },
   weights: Uint8Array.from([n, n + 1, n + 2, n + 3]),
