@@ -7,7 +7,7 @@
  * Canonne, Kamath, Steinke 2020, Prop. 12. A round that released nothing spends nothing.
  */
 import { DEFAULT_RDP_ORDERS, epsilonFromRdp } from '../../shared/privacy/rdp.ts';
-import { rdpDistributedDiscreteGaussian } from '../../shared/privacy/distributed.ts';
+import { spendRdp } from '../../shared/ledger/accountant.ts';
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import type { PrivacySpec, RoundPrivacyRecord, RoundRecord } from '../../shared/protocol/messages.ts';
 
@@ -60,7 +60,8 @@ export function recordRdp(record: RoundPrivacyRecord): Float64Array | null {
   if (!record.released || !record.differentiallyPrivate) return null;
   const { l2Sensitivity, shareVariance, shares, paddedDimension, q } = record;
   if (l2Sensitivity === null || shareVariance === null || shares === null || paddedDimension === null || q === null) return null;
-  return rdpDistributedDiscreteGaussian({ l2Sensitivity, localVariance: shareVariance, shares, dimension: paddedDimension, q, steps: 1, delta: record.delta });
+  // The same per-round curve the ledger records and `audit verify` recomputes.
+  return spendRdp({ outcome: 'released', mode: record.mode, q, delta: record.delta, l2Sensitivity, shareVariance, shares, paddedDimension });
 }
 
 /**

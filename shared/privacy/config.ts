@@ -188,10 +188,9 @@ function shareVariance(config: PrivacyConfig): number {
   return config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance;
 }
 
-/** RDP of `rounds` rounds run with `config` (Infinity everywhere for `none`). */
-export function roundsRdp(config: PrivacyConfig, rounds: number, orders: readonly number[] = DEFAULT_RDP_ORDERS): Float64Array {
-  if (!config.differentiallyPrivate) return new Float64Array(orders.length).fill(rounds === 0 ? 0 : Infinity);
-  return rdpDistributedDiscreteGaussian({
+/** The accountant's view of `rounds` rounds run with a DP `config`. */
+function accountingOf(config: PrivacyConfig, rounds: number) {
+  return {
     l2Sensitivity: config.l2Sensitivity,
     localVariance: shareVariance(config),
     shares: config.noiseShares,
@@ -199,20 +198,17 @@ export function roundsRdp(config: PrivacyConfig, rounds: number, orders: readonl
     q: config.accountingSamplingRate,
     steps: rounds,
     delta: config.delta,
-    orders,
-  });
+  };
+}
+
+/** RDP of `rounds` rounds run with `config` (Infinity everywhere for `none`). */
+export function roundsRdp(config: PrivacyConfig, rounds: number, orders: readonly number[] = DEFAULT_RDP_ORDERS): Float64Array {
+  if (!config.differentiallyPrivate) return new Float64Array(orders.length).fill(rounds === 0 ? 0 : Infinity);
+  return rdpDistributedDiscreteGaussian({ ...accountingOf(config, rounds), orders });
 }
 
 /** (epsilon, delta) after `rounds` rounds with `config`, slack of the summed discrete Gaussians included. */
 export function roundsEpsilon(config: PrivacyConfig, rounds: number): EpsilonResult {
   if (!config.differentiallyPrivate) return { epsilon: rounds === 0 ? 0 : Infinity, order: 0 };
-  return distributedEpsilon({
-    l2Sensitivity: config.l2Sensitivity,
-    localVariance: shareVariance(config),
-    shares: config.noiseShares,
-    dimension: config.paddedDimension,
-    q: config.accountingSamplingRate,
-    steps: rounds,
-    delta: config.delta,
-  });
+  return distributedEpsilon(accountingOf(config, rounds));
 }

@@ -1,5 +1,6 @@
 /** The pure round state: check-in, selection (fixed and Poisson, seeded), admission checks, dropouts and closing. */
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../../shared/features/seeded-random.ts';
 import { ProtocolError } from '../../../shared/protocol/errors.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, dropClient, openRound, selectCohort, trainingComplete } from '../../../shared/protocol/round.ts';
@@ -7,14 +8,10 @@ import type { RoundState } from '../../../shared/protocol/round.ts';
 
 const nonce = (i: number) => `nonce-${String(i).padStart(12, '0')}`;
 
+/** Selection randomness from the project's seeded PRNG (tests only; production uses crypto). */
 function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = new SeededRandom(seed);
+  return () => random.next();
 }
 
 function codeOf(fn: () => unknown): string {
