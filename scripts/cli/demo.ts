@@ -18,7 +18,7 @@ import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.t
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
 import { callApi } from './api-client.ts';
-import { action, CliError, emit, log, parseNumber } from './output.ts';
+import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 import { fleetUsers, prepareFleetData } from './simulate.ts';
 
 interface DemoOptions {
@@ -130,11 +130,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--json', 'print { rounds: [...] } as JSON')
     .action(
       action(async (options: DemoOptions) => {
-        const int = (name: string, text: string, min: number) => {
-          const n = parseNumber(name, text);
-          if (!Number.isInteger(n) || n < min) throw new CliError('INVALID_ARGUMENT', `"${name}" expected an integer >= ${min}, got ${text}`);
-          return n;
-        };
+        const int = parseInteger;
         const rounds = int('rounds', options.rounds, 1);
         const privateRounds = int('private-rounds', options.privateRounds, 0);
         const privateSpec = demoPrivateRoundSpec(int('private-clients', options.privateClients, 4), parseNumber('learning-rate', options.learningRate), parseNumber('server-learning-rate', options.serverLearningRate));

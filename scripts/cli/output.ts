@@ -42,6 +42,13 @@ export function action<A extends unknown[]>(run: (...args: A) => Promise<void> |
   };
 }
 
+/** An integer option, at least `min`. */
+export function parseInteger(name: string, value: string, min = Number.MIN_SAFE_INTEGER): number {
+  const n = parseNumber(name, value);
+  if (!Number.isInteger(n) || n < min) throw new CliError('INVALID_ARGUMENT', `"${name}" expected an integer${min > Number.MIN_SAFE_INTEGER ? ` >= ${min}` : ''}, got ${value}`);
+  return n;
+}
+
 export function parseNumber(name: string, value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) throw new CliError('INVALID_ARGUMENT', `"${name}" expected a number, got ${JSON.stringify(value)}`);

@@ -5,9 +5,10 @@
  */
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
+import { DEFAULT_TRAIN } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { callApi, resolveToken } from './api-client.ts';
-import { action, CliError, emit, log, parseNumber } from './output.ts';
+import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 interface LaunchOptions {
   server: string;
@@ -53,9 +54,9 @@ function secaggRequest(options: LaunchOptions): LaunchRequest['secagg'] {
     mode: 'on',
     dropoutRate: parseNumber('secagg-dropout', options.secaggDropout ?? '0.1'),
     corruptFraction: parseNumber('secagg-corrupt', options.secaggCorrupt ?? '0.1'),
-    stageMs: int('secagg-stage-ms', options.secaggStageMs ?? '10000'),
-    ...(options.secaggK === undefined ? {} : { k: int('secagg-k', options.secaggK) }),
-    ...(options.secaggT === undefined ? {} : { t: int('secagg-t', options.secaggT) }),
+    stageMs: parseInteger('secagg-stage-ms', options.secaggStageMs ?? '10000'),
+    ...(options.secaggK === undefined ? {} : { k: parseInteger('secagg-k', options.secaggK) }),
+    ...(options.secaggT === undefined ? {} : { t: parseInteger('secagg-t', options.secaggT) }),
   };
 }
 
@@ -69,12 +70,6 @@ interface StatusOptions {
 }
 
 const FINISHED = new Set(['committed', 'aborted']);
-
-function int(name: string, value: string): number {
-  const n = parseNumber(name, value);
-  if (!Number.isInteger(n)) throw new CliError('INVALID_ARGUMENT', `"${name}" expected an integer, got ${value}`);
-  return n;
-}
 
 function metricSummary(r: RoundRecord): string {
   const heads = r.metrics?.heads;
@@ -140,10 +135,10 @@ export function registerRoundCommands(program: Command): void {
     .option('--min-clients <T>', 'abort a round with fewer updates than this')
     .option('--selection <method>', 'fixed | poisson', 'fixed')
     .option('--sampling-rate <q>', 'poisson sampling rate (default K / checked-in clients)')
-    .option('--epochs <E>', 'local epochs', '1')
-    .option('--batch-size <B>', 'local minibatch size', '16')
-    .option('--learning-rate <lr>', 'local learning rate', '0.05')
-    .option('--local-optimizer <name>', 'sgd | adam', 'sgd')
+    .option('--epochs <E>', 'local epochs', String(DEFAULT_TRAIN.epochs))
+    .option('--batch-size <B>', 'local minibatch size', String(DEFAULT_TRAIN.batchSize))
+    .option('--learning-rate <lr>', 'local learning rate', String(DEFAULT_TRAIN.learningRate))
+    .option('--local-optimizer <name>', 'sgd | adam', DEFAULT_TRAIN.optimizer)
     .option('--server-optimizer <name>', 'fedavg | fedadam', 'fedavg')
     .option('--server-learning-rate <eta>', 'server learning rate (default 1 for fedavg, 0.01 for fedadam)')
     .option('--example-cap <n>', 'cap on one client\'s FedAvg weight (examples)', '64')
@@ -155,7 +150,7 @@ export function registerRoundCommands(program: Command): void {
     .option('--delta <d>', 'DP delta, below 1/population (default 1e-6)')
     .option('--survivors <t>', 'survivors whose noise is counted (default --min-clients)')
     .option('--population <n>', 'users who could ever take part (default 100000)')
-    .option('--secagg <on|off>', 'SecAgg+ secure aggregation (default: on with --dp distributed when the cohort allows it)')
+    .option('--secagg <on|off>', 'SecAgg+ secure aggregation (required with --dp distributed; off by default otherwise)')
     .option('--secagg-k <k>', 'SecAgg+ neighbour degree (default: chosen from the cohort, dropout and collusion rates)')
     .option('--secagg-t <t>', 'SecAgg+ Shamir threshold (default: chosen, see docs/secagg.md)')
     .option('--secagg-dropout <rate>', 'dropout rate SecAgg+ must tolerate', '0.1')
@@ -169,25 +164,25 @@ export function registerRoundCommands(program: Command): void {
       action(async (options: LaunchOptions) => {
         const token = resolveToken(options, 'operator');
         const request: LaunchRequest = {
-          rounds: int('rounds', options.rounds),
-          clientsPerRound: int('clients-per-round', options.clientsPerRound),
+          rounds: parseInteger('rounds', options.rounds),
+          clientsPerRound: parseInteger('clients-per-round', options.clientsPerRound),
           selection: options.selection as 'fixed' | 'poisson',
-          train: { epochs: int('epochs', options.epochs), batchSize: int('batch-size', options.batchSize), learningRate: parseNumber('learning-rate', options.learningRate), optimizer: options.localOptimizer as 'sgd' | 'adam' },
+          train: { epochs: parseInteger('epochs', options.epochs), batchSize: parseInteger('batch-size', options.batchSize), learningRate: parseNumber('learning-rate', options.learningRate), optimizer: options.localOptimizer as 'sgd' | 'adam' },
           aggregation: {
             serverOptimizer: options.serverOptimizer as 'fedavg' | 'fedadam',
-            exampleCap: int('example-cap', options.exampleCap),
+            exampleCap: parseInteger('example-cap', options.exampleCap),
             ...(options.serverLearningRate === undefined ? {} : { serverLearningRate: parseNumber('server-learning-rate', options.serverLearningRate) }),
           },
-          deadlines: { checkinMs: int('checkin-ms', options.checkinMs), trainingMs: int('training-ms', options.trainingMs) },
-          ...(options.minClients === undefined ? {} : { minClients: int('min-clients', options.minClients) }),
+          deadlines: { checkinMs: parseInteger('checkin-ms', options.checkinMs), trainingMs: parseInteger('training-ms', options.trainingMs) },
+          ...(options.minClients === undefined ? {} : { minClients: parseInteger('min-clients', options.minClients) }),
           ...(options.samplingRate === undefined ? {} : { samplingRate: parseNumber('sampling-rate', options.samplingRate) }),
           privacy: {
             mode: options.dp as 'distributed' | 'central' | 'local' | 'none',
             ...(options.noiseMultiplier === undefined ? {} : { noiseMultiplier: parseNumber('noise-multiplier', options.noiseMultiplier) }),
             ...(options.clip === undefined ? {} : { clip: parseNumber('clip', options.clip) }),
             ...(options.delta === undefined ? {} : { delta: parseNumber('delta', options.delta) }),
-            ...(options.survivors === undefined ? {} : { t: int('survivors', options.survivors) }),
-            ...(options.population === undefined ? {} : { population: int('population', options.population) }),
+            ...(options.survivors === undefined ? {} : { t: parseInteger('survivors', options.survivors) }),
+            ...(options.population === undefined ? {} : { population: parseInteger('population', options.population) }),
           },
         };
         const secagg = secaggRequest(options);
@@ -217,16 +212,16 @@ export function registerRoundCommands(program: Command): void {
       action(async (id: string | undefined, options: StatusOptions) => {
         const token = resolveToken(options, 'auditor');
         if (id !== undefined) {
-          const roundId = int('id', id);
+          const roundId = parseInteger('id', id);
           const record = options.watch ? ((await waitForRounds(options.server, token, [roundId]))[0] as RoundRecord) : await callApi<RoundRecord>(options.server, token, 'GET', `/rounds/${roundId}`);
           emit(options, record, () => describeRound(record));
           return;
         }
-        let { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${int('limit', options.limit)}`);
+        let { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${parseInteger('limit', options.limit)}`);
         if (options.watch) {
           const open = rounds.filter((r) => !FINISHED.has(r.status)).map((r) => r.id).sort((a, b) => a - b);
           if (open.length > 0) await waitForRounds(options.server, token, open);
-          ({ rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${int('limit', options.limit)}`));
+          ({ rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${parseInteger('limit', options.limit)}`));
         }
         emit(options, { rounds }, () => (rounds.length === 0 ? 'no rounds yet' : rounds.map(describeRound).join('\n')));
       }),

@@ -57,12 +57,15 @@ export type UpdateMessage = z.infer<typeof UpdateMessageSchema>;
 
 export type Ack = { ok: true } | { ok: false; error: ErrorBody };
 
+/** Local training defaults; lr 0.1 diverges on the summed multi-label loss (docs/model.md, federated tuning). */
+export const DEFAULT_TRAIN = { epochs: 1, batchSize: 16, learningRate: 0.02, optimizer: 'sgd' } as const;
+
 export const TrainConfigSchema = z
   .object({
-    epochs: z.number().int().min(1).max(100).default(1),
-    batchSize: z.number().int().min(1).max(4096).default(16),
-    learningRate: z.number().positive().max(10).default(0.02), // lr 0.1 diverges on the summed multi-label loss (docs/model.md, federated tuning)
-    optimizer: z.enum(['sgd', 'adam']).default('sgd'),
+    epochs: z.number().int().min(1).max(100).default(DEFAULT_TRAIN.epochs),
+    batchSize: z.number().int().min(1).max(4096).default(DEFAULT_TRAIN.batchSize),
+    learningRate: z.number().positive().max(10).default(DEFAULT_TRAIN.learningRate),
+    optimizer: z.enum(['sgd', 'adam']).default(DEFAULT_TRAIN.optimizer),
   })
   .strict();
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
@@ -162,7 +165,7 @@ export const RoundSpecSchema = z
     selection: z.enum(SELECTION_METHODS).default('fixed'),
     /** Poisson sampling rate q; when absent, q = min(1, clientsPerRound / checked-in clients). */
     samplingRate: z.number().gt(0).max(1).optional(),
-    train: TrainConfigSchema.default({ epochs: 1, batchSize: 16, learningRate: 0.02, optimizer: 'sgd' }),
+    train: TrainConfigSchema.default({ ...DEFAULT_TRAIN }),
     aggregation: AggregationConfigSchema.default({ serverOptimizer: 'fedavg', exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-3 }),
     deadlines: DeadlinesSchema.default({ checkinMs: 10_000, trainingMs: 60_000 }),
     /** Absent: the default, distributed DP with DEFAULT_PRIVACY. */
