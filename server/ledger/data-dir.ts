@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkBudgetCap } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
-import { verifyLedger } from '../../shared/ledger/verify.ts';
 import { crashHookFromEnv } from './crash-seam.ts';
 import { generateLedgerKey, LEDGER_KEY_FILE, NEXT_LEDGER_KEY_FILE, resolveLedgerKey, writeKeyFile } from './key.ts';
 import { PrivacyLedger } from './ledger.ts';
@@ -30,8 +29,8 @@ export async function openDataDirLedger(dataDir: string, options: DataDirLedgerO
   const crash = crashHookFromEnv(options.env ?? process.env);
   const store = SqliteLedgerStore.inDataDir(dataDir, crash ? (entry) => entry.kind === 'round' && crash('mid-ledger-write') : undefined);
   try {
-    const state = await verifyLedger(await store.all());
-    const key = resolveLedgerKey(dataDir, state.ok ? state.currentKey : null);
+    // open() verifies the stored chain once and hands over its current key to resolve the key file.
+    const key = (currentKey: string | null) => resolveLedgerKey(dataDir, currentKey);
     const ledger = await PrivacyLedger.open({ store, key, software: softwareVersion(), cap: options.cap ?? null, ...(options.clock ? { clock: options.clock } : {}), ...(crash ? { crash } : {}) });
     return { ledger, store };
   } catch (err) {

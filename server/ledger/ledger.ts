@@ -20,7 +20,8 @@ export type RoundSpendInput = Omit<RoundSpend, 'rdp' | 'epsilonRound' | 'epsilon
 
 export interface PrivacyLedgerOptions {
   store: LedgerStore;
-  key: SigningKey;
+  /** The signing key, or how to find it from the verified ledger's current key (null when new). */
+  key: SigningKey | ((currentKey: string | null) => SigningKey);
   /** e.g. `portrait/0.1.0`, recorded in every entry. */
   software: string;
   clock?: () => number;
@@ -45,9 +46,9 @@ export class PrivacyLedger {
   private key: SigningKey;
   private readonly clock: () => number;
 
-  private constructor(private readonly options: PrivacyLedgerOptions, state: VerifyResult, total: RdpTotal) {
+  private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal) {
     this.clock = options.clock ?? Date.now;
-    this.key = options.key;
+    this.key = key;
     this.seq = state.entries;
     this.prevHash = state.headHash;
     this.total = total;
@@ -58,14 +59,15 @@ export class PrivacyLedger {
     const stored = await options.store.all();
     const state = await verifyLedger(stored, options.cap ? { delta: options.cap.delta } : {});
     if (!state.ok) throw new LedgerCorruptError(state);
-    const keyHex = toHex(options.key.publicKey);
+    const key = typeof options.key === 'function' ? options.key(state.currentKey) : options.key;
+    const keyHex = toHex(key.publicKey);
     if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
     const total = new RdpTotal(LEDGER_ORDERS);
     for (const raw of stored) {
       const entry = LedgerEntrySchema.parse(raw);
       if (entry.kind === 'round') total.add(spendRdp(entry.round, total.orders));
     }
-    const ledger = new PrivacyLedger(options, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, total);
+    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, total);
     if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
     return ledger;
   }
