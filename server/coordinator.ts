@@ -22,6 +22,9 @@ import { LedgerRoundHook } from './ledger/round-hook.ts';
 import type { CoordinatorIo } from './socket.ts';
 import type { ApiTokenStore, ModelStore, RoundStore } from './storage/stores.ts';
 
+/** How long a closing coordinator lets HTTP requests in flight finish before it drops their connections. */
+const CLOSE_GRACE_MS = 1_000;
+
 export const RESTART_REASON = 'coordinator restarted while the round was in flight';
 
 export interface EvaluationSet {
@@ -132,8 +135,16 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     close: () =>
       (closing ??= (async () => {
         await runner.stop();
+        // io.close() ends every Socket.IO session and stops listening; the HTTP server then waits
+        // for its open connections. A browser may hold one with no request on it (a speculative
+        // preconnect), which Node would keep until the headers timeout (a minute): after a short
+        // grace for requests in flight, the rest are closed.
         await new Promise<void>((resolve) => {
-          void io.close(() => resolve());
+          const force = setTimeout(() => httpServer.closeAllConnections(), CLOSE_GRACE_MS);
+          void io.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
         });
         registry.dispose();
         options.onClose?.();
