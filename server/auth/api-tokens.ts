@@ -3,7 +3,8 @@
  * checked by comparing hashes in constant time (node:crypto `timingSafeEqual`) against every
  * stored hash, so neither the lookup nor the comparison leaks how much of a guess was right.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { cryptoRandomBytes, toBase64Url, type RandomBytes } from '../../shared/protocol/enrollment.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { ApiRole, ApiTokenRecord, ApiTokenStore } from '../storage/stores.ts';
 
@@ -13,9 +14,9 @@ export function hashToken(token: string): Uint8Array {
   return new Uint8Array(createHash('sha256').update(token, 'utf8').digest());
 }
 
-/** Creates a token, stores its hash, and returns the plain token (the only time it exists). */
-export async function createApiToken(store: ApiTokenStore, name: string, role: ApiRole, createdAt: string): Promise<{ token: string; record: ApiTokenRecord }> {
-  const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+/** Creates a token (32 bytes from `getRandomValues`, WebCrypto by default), stores its hash, and returns the plain token (the only time it exists). */
+export async function createApiToken(store: ApiTokenStore, name: string, role: ApiRole, createdAt: string, getRandomValues: RandomBytes = cryptoRandomBytes): Promise<{ token: string; record: ApiTokenRecord }> {
+  const token = `${TOKEN_PREFIX}${toBase64Url(getRandomValues(new Uint8Array(32)))}`;
   const record = await store.add(name, role, hashToken(token), createdAt);
   return { token, record };
 }

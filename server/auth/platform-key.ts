@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import nacl from 'tweetnacl';
+import { cryptoRandomBytes, type RandomBytes } from '../../shared/protocol/enrollment.ts';
 
 export const PLATFORM_KEY_FILE = 'platform-ed25519.json';
 
@@ -14,7 +15,8 @@ export interface PlatformKey {
   secretKey: Uint8Array;
 }
 
-export function loadOrCreatePlatformKey(dataDir: string): PlatformKey {
+/** Loads the key pair, or creates one from a 32-byte seed drawn from `getRandomValues` (WebCrypto by default). */
+export function loadOrCreatePlatformKey(dataDir: string, getRandomValues: RandomBytes = cryptoRandomBytes): PlatformKey {
   const file = path.join(dataDir, PLATFORM_KEY_FILE);
   if (fs.existsSync(file)) {
     const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { secretKey?: unknown };
@@ -24,7 +26,9 @@ export function loadOrCreatePlatformKey(dataDir: string): PlatformKey {
     return nacl.sign.keyPair.fromSecretKey(secretKey);
   }
   fs.mkdirSync(dataDir, { recursive: true });
-  const pair = nacl.sign.keyPair();
+  const seed = getRandomValues(new Uint8Array(nacl.sign.seedLength));
+  const pair = nacl.sign.keyPair.fromSeed(seed);
+  seed.fill(0);
   const body = JSON.stringify({ publicKey: Buffer.from(pair.publicKey).toString('base64'), secretKey: Buffer.from(pair.secretKey).toString('base64') });
   fs.writeFileSync(file, body, { mode: 0o600, flag: 'wx' });
   return pair;

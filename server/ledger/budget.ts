@@ -66,3 +66,21 @@ export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStor
   }
   return { spent, projected, cap };
 }
+
+/** The launch in progress per ledger: check and create run one launch at a time (see below). */
+const launching = new WeakMap<PrivacyLedger, Promise<unknown>>();
+
+/**
+ * Checks the budget and creates the rounds as one step: launches against the same ledger queue
+ * behind each other, so two launches that each fit alone cannot both pass the check before either
+ * has stored its rounds (the store is async; a networked one would interleave them).
+ */
+export function launchWithinBudget<T>(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number, create: () => Promise<T>): Promise<T> {
+  const run = async (): Promise<T> => {
+    await checkLaunchBudget(ledger, rounds, spec, count, dimension);
+    return create();
+  };
+  const result = (launching.get(ledger) ?? Promise.resolve()).then(run, run);
+  launching.set(ledger, result.catch(() => undefined));
+  return result;
+}

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
 import { BudgetExceededError, PrivacyLedger } from '../../../server/ledger/ledger.ts';
-import { checkLaunchBudget, projectedRoundRdp } from '../../../server/ledger/budget.ts';
+import { checkLaunchBudget, launchWithinBudget, projectedRoundRdp } from '../../../server/ledger/budget.ts';
 import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
 import { MemoryRoundStore } from '../../../server/storage/memory.ts';
 import { fixedClock, roundSpend, seededKey } from './fixtures.ts';
@@ -55,5 +55,31 @@ describe('deployment budget', () => {
   it('refuses any launch without DP under a cap (unbounded epsilon)', async () => {
     const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, privacy: { mode: 'none' } });
     await expect(checkLaunchBudget(await cappedLedger(100), new MemoryRoundStore(), spec, 1, 100)).rejects.toThrow(/unbounded/);
+  });
+
+  it('runs concurrent launches one at a time: two that each fit alone cannot both pass against a store with latency', async () => {
+    const dimension = 100;
+    const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-5, population: 1000 } });
+    const rdp = projectedRoundRdp(spec, dimension, (await cappedLedger(1)).orders) as Float64Array;
+    const probe = await cappedLedger(1e9);
+    const one = probe.epsilon(1e-5, rdp) as number;
+    const two = probe.epsilon(1e-5, rdp.map((v) => 2 * v)) as number;
+    const ledger = await cappedLedger((one + two) / 2);
+    // A store whose reads take a while, as a networked database's would.
+    class SlowRoundStore extends MemoryRoundStore {
+      override async list(limit: number) {
+        const snapshot = await super.list(limit);
+        await new Promise((r) => setTimeout(r, 20));
+        return snapshot;
+      }
+    }
+    const rounds = new SlowRoundStore();
+    const launch = () => launchWithinBudget(ledger, rounds, spec, 1, dimension, () => rounds.createRounds([spec], new Date(0).toISOString()));
+    const results = await Promise.allSettled([launch(), launch()]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/after 1 pending/);
+    expect((await rounds.list(10)).length).toBe(1);
+    // The queue recovers after a refusal: a check against the same ledger still runs.
+    await expect(launch()).rejects.toThrow(/BUDGET|budget/);
   });
 });
