@@ -55,6 +55,13 @@ type Handler = (req: Request, res: Response, token: ApiTokenRecord) => Promise<v
 export function createHttpApp(options: HttpOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // What every device fetches without credentials (the client bundle, tfjs .wasm files, the global
+  // model and its announcement) is public: a shop on its own origin embeds portrait.js, and its
+  // worker fetches these across origins. Nothing else (API, dashboards, tokens) gets CORS headers.
+  app.use(['/portrait', '/models'], (_req, res, next) => {
+    res.set({ 'Access-Control-Allow-Origin': '*', 'Cross-Origin-Resource-Policy': 'cross-origin' });
+    next();
+  });
 
   app.use('/dashboard/compliance', complianceRouter());
   app.use('/dashboard', dashboardRouter());
