@@ -22,7 +22,7 @@ import { addModular } from '../../shared/privacy/modular.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { randomSigns } from '../../shared/privacy/rotation.ts';
 import { uniformMean, UpdateAccumulator } from '../aggregation/accumulator.ts';
-import { configuredPrivacyRecord, pendingPrivacyRecord, releasedPrivacyRecord } from './accounting.ts';
+import { configuredPrivacyRecord, pendingPrivacyRecord, releasedPrivacyRecord, type RdpCache } from './accounting.ts';
 import { serverStep } from '../aggregation/server-optimizer.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { RoundStore } from '../storage/stores.ts';
@@ -102,6 +102,8 @@ export class RoundRunner {
   private secagg: SecAggRound | null = null;
   /** Ed25519 verify keys pinned to enrollment pseudonyms at their first check-in (for SecAgg+ advertisements). */
   private readonly signingKeys = new Map<string, Uint8Array>();
+  /** RDP curves of finished rounds, for the cumulative epsilon of each release. */
+  private readonly rdpCache: RdpCache = new Map();
   private lastRoundId = 0;
   /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
@@ -355,7 +357,7 @@ export class RoundRunner {
       if (dp) {
         // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
         // is reconstructed (SecAgg+ unmasking) or decoded.
-        privacyRecord = releasedPrivacyRecord(privacyRecord, await rounds.list(Number.MAX_SAFE_INTEGER), record.id);
+        privacyRecord = releasedPrivacyRecord(privacyRecord, await rounds.list(Number.MAX_SAFE_INTEGER), record.id, this.rdpCache);
         await rounds.update(record.id, { privacy: privacyRecord });
         if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;

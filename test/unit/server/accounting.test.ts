@@ -3,13 +3,13 @@ import { buildPrivacyConfig } from '../../../shared/privacy/config.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
 import type { PrivacySpec, RoundRecord } from '../../../shared/protocol/messages.ts';
 import { privacyInput } from '../../../shared/protocol/privacy.ts';
-import { configuredPrivacyRecord, releasedPrivacyRecord } from '../../../server/rounds/accounting.ts';
+import { configuredPrivacyRecord, recordRdp, releasedPrivacyRecord, type RdpCache } from '../../../server/rounds/accounting.ts';
 
-function released(delta: number, id: number, history: readonly RoundRecord[]) {
+function released(delta: number, id: number, history: readonly RoundRecord[], cache?: RdpCache) {
   const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta, population: 1000 } });
   const privacy = spec.privacy as PrivacySpec;
   const config = buildPrivacyConfig(privacyInput(privacy, 1000, { method: 'fixed', rate: 1 }, 4, { allowCentral: false, allowNone: false }));
-  return { spec, record: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), history, id) };
+  return { spec, record: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), history, id, cache) };
 }
 
 describe('releasedPrivacyRecord', () => {
@@ -37,5 +37,18 @@ describe('releasedPrivacyRecord', () => {
     const history = [{ id: 1, privacy: { ...first.record, released: false } } as unknown as RoundRecord];
     const second = released(1e-6, 2, history);
     expect(second.record.epsilonCumulative).toBe(second.record.epsilonRound);
+  });
+
+  it('caches the curves of finished rounds only, and gives the same epsilon with or without the cache', () => {
+    const first = released(1e-5, 1, []);
+    const running = released(1e-5, 2, []);
+    const history = [{ id: 1, status: 'committed', privacy: first.record }, { id: 2, status: 'running', privacy: running.record }] as unknown as RoundRecord[];
+    const cache: RdpCache = new Map();
+    const cold = released(1e-6, 3, history, cache);
+    expect([...cache.keys()]).toEqual([1]);
+    expect(cache.get(1)).toEqual(recordRdp(first.record));
+    const warm = released(1e-6, 3, history, cache);
+    expect(warm.record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
+    expect(released(1e-6, 3, history).record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
   });
 });
