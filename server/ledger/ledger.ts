@@ -11,7 +11,7 @@ import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
 import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
 import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
-import { accountSpend, verifyLedger } from '../../shared/ledger/verify.ts';
+import { accountSpend, verifyLedger, verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import type { CrashHook } from './crash-seam.ts';
 import type { LedgerStore } from './store.ts';
@@ -57,16 +57,13 @@ export class PrivacyLedger {
   /** Verifies what the store holds (LedgerCorruptError if it does not) and writes genesis if empty. */
   static async open(options: PrivacyLedgerOptions): Promise<PrivacyLedger> {
     const stored = await options.store.all();
-    const state = await verifyLedger(stored, options.cap ? { delta: options.cap.delta } : {});
+    const { result: state, total: verifiedTotal } = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta } : {});
     if (!state.ok) throw new LedgerCorruptError(state);
     const key = typeof options.key === 'function' ? options.key(state.currentKey) : options.key;
     const keyHex = toHex(key.publicKey);
     if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
-    const total = new RdpTotal(LEDGER_ORDERS);
-    for (const raw of stored) {
-      const entry = LedgerEntrySchema.parse(raw);
-      if (entry.kind === 'round') total.add(spendRdp(entry.round, total.orders));
-    }
+    // The running total verifyLedger built (an empty ledger starts from the ledger's own orders).
+    const total = verifiedTotal && state.entries > 0 ? verifiedTotal : new RdpTotal(LEDGER_ORDERS);
     const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, total);
     if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
     return ledger;

@@ -48,13 +48,19 @@ export function accountSpend(spend: Omit<RoundSpend, 'rdp' | 'epsilonRound' | 'e
   };
 }
 
-function checkSpend(recorded: RoundSpend, total: RdpTotal): string | null {
+/** The recomputed spend of `recorded` (its RDP curve feeds the running total), or what differs. */
+function checkSpend(recorded: RoundSpend, total: RdpTotal): { problem: string } | { expected: RoundSpend } {
   let expected: RoundSpend;
   try {
     expected = accountSpend(recorded, total);
   } catch (err) {
-    return `the accountant cannot recompute this round: ${err instanceof Error ? err.message : String(err)}`;
+    return { problem: `the accountant cannot recompute this round: ${err instanceof Error ? err.message : String(err)}` };
   }
+  const problem = spendDifference(recorded, expected);
+  return problem === null ? { expected } : { problem };
+}
+
+function spendDifference(recorded: RoundSpend, expected: RoundSpend): string | null {
   const a = recorded.rdp;
   const b = expected.rdp;
   if ((a === null) !== (b === null) || (a && b && (a.length !== b.length || a.some((v, i) => !nearlyEqual(v, b[i] as number))))) return 'recorded RDP curve differs from the one recomputed from the recorded parameters';
@@ -64,7 +70,23 @@ function checkSpend(recorded: RoundSpend, total: RdpTotal): string | null {
 }
 
 /** Verifies `entries` in order; never throws for bad input, it reports it. */
-export async function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
+export function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
+  return walk(entries, options, () => undefined);
+}
+
+/**
+ * `verifyLedger`, also handing back the RDP total of the entries when all of them verify (null
+ * otherwise), so a ledger that opens after verifying does not recompute every round's curve.
+ */
+export async function verifyLedgerWithTotal(entries: readonly unknown[], options: VerifyOptions = {}): Promise<{ result: VerifyResult; total: RdpTotal | null }> {
+  let total: RdpTotal | null = null;
+  const result = await walk(entries, options, (t) => {
+    total = t;
+  });
+  return { result, total };
+}
+
+async function walk(entries: readonly unknown[], options: VerifyOptions, verified: (total: RdpTotal) => void): Promise<VerifyResult> {
   let prevHash = GENESIS_PREV_HASH;
   let currentKey: string | null = null;
   let total = new RdpTotal(LEDGER_ORDERS);
@@ -96,12 +118,13 @@ export async function verifyLedger(entries: readonly unknown[], options: VerifyO
       if (!verifySignature(entry, 'newKeySignature', entry.newPublicKey)) return fail(position, 'key rotation not signed by the new key');
       currentKey = entry.newPublicKey;
     } else if (entry.kind === 'round') {
-      const problem = checkSpend(entry.round, total);
-      if (problem) return fail(position, problem);
-      total.add(spendRdp(entry.round, total.orders));
+      const checked = checkSpend(entry.round, total);
+      if ('problem' in checked) return fail(position, checked.problem);
+      total.add(checked.expected.rdp);
       if (entry.round.delta > 0) lastDelta = entry.round.delta;
     }
     prevHash = await entryHash(entry);
   }
+  verified(total);
   return summary(entries.length);
 }

@@ -143,6 +143,21 @@ describe('privacy ledger chain', () => {
     expect((await PrivacyLedger.open({ store, key: next, software: 'portrait/test' })).entries).toBe(4);
   });
 
+  it('reopens with the same running total: cumulative epsilon and the next entry match an uninterrupted ledger', async () => {
+    const store = new MemoryLedgerStore();
+    const first = await PrivacyLedger.open({ store, key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    await first.recordRound(roundSpend({ roundId: 1 }));
+    await first.recordRound(roundSpend({ roundId: 2 }));
+    const reopened = await PrivacyLedger.open({ store, key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    expect(reopened.epsilon(1e-5)).toBe(first.epsilon(1e-5));
+    expect(reopened.epsilon(1e-5)).toBeGreaterThan(0);
+    const resumed = await reopened.recordRound(roundSpend({ roundId: 3 }));
+    const uninterrupted = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    for (const roundId of [1, 2]) await uninterrupted.recordRound(roundSpend({ roundId }));
+    const straight = await uninterrupted.recordRound(roundSpend({ roundId: 3 }));
+    expect(resumed.round.epsilonCumulative).toBe(straight.round.epsilonCumulative);
+  });
+
   it('refuses to open a store whose chain does not verify', async () => {
     const store = new MemoryLedgerStore();
     const { entries } = await sampleLedger();
