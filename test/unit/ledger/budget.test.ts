@@ -15,6 +15,17 @@ async function cappedLedger(epsilon: number): Promise<PrivacyLedger> {
   return PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: { epsilon, delta: 1e-5 } });
 }
 
+const DIMENSION = 100;
+
+/** A DP launch spec and a ledger whose cap lies halfway between `fits` and `fits + 1` rounds of it. */
+async function launchFixture(fits: number) {
+  const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-5, population: 1000 } });
+  const rdp = projectedRoundRdp(spec, DIMENSION, (await cappedLedger(1)).orders) as Float64Array;
+  const probe = await cappedLedger(1e9);
+  const epsilonOf = (rounds: number) => probe.epsilon(1e-5, rdp.map((v) => rounds * v)) as number;
+  return { spec, epsilonOf, ledger: await cappedLedger((epsilonOf(fits) + epsilonOf(fits + 1)) / 2) };
+}
+
 describe('deployment budget', () => {
   it('refuses a release past the cap, with the projected epsilon, writing nothing', async () => {
     const probe = await cappedLedger(1e9);
@@ -34,13 +45,11 @@ describe('deployment budget', () => {
   });
 
   it('refuses a launch whose projection exceeds the cap, pending rounds included', async () => {
-    const dimension = 100;
-    const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-5, population: 1000 } });
-    const rdp = projectedRoundRdp(spec, dimension, (await cappedLedger(1)).orders) as Float64Array;
-    const probe = await cappedLedger(1e9);
-    const perRound = probe.epsilon(1e-5, rdp) as number;
-    const threeRounds = probe.epsilon(1e-5, rdp.map((v) => 3 * v)) as number;
-    const ledger = await cappedLedger((perRound + threeRounds) / 2);
+    const dimension = DIMENSION;
+    // The cap lies between one and two rounds.
+    const { spec, epsilonOf, ledger } = await launchFixture(1);
+    const perRound = epsilonOf(1);
+    const threeRounds = epsilonOf(3);
     const rounds = new MemoryRoundStore();
     // One round fits.
     const ok = await checkLaunchBudget(ledger, rounds, spec, 1, dimension);
@@ -58,13 +67,8 @@ describe('deployment budget', () => {
   });
 
   it('runs concurrent launches one at a time: two that each fit alone cannot both pass against a store with latency', async () => {
-    const dimension = 100;
-    const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-5, population: 1000 } });
-    const rdp = projectedRoundRdp(spec, dimension, (await cappedLedger(1)).orders) as Float64Array;
-    const probe = await cappedLedger(1e9);
-    const one = probe.epsilon(1e-5, rdp) as number;
-    const two = probe.epsilon(1e-5, rdp.map((v) => 2 * v)) as number;
-    const ledger = await cappedLedger((one + two) / 2);
+    const dimension = DIMENSION;
+    const { spec, ledger } = await launchFixture(1);
     // A store whose reads take a while, as a networked database's would.
     class SlowRoundStore extends MemoryRoundStore {
       override async list(limit: number) {
