@@ -189,16 +189,30 @@ export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minCli
 export const LaunchRequestSchema = RoundSpecSchema.extend({ rounds: z.number().int().min(1).max(1000).default(1) }).strict();
 export type LaunchRequest = z.input<typeof LaunchRequestSchema>;
 
+/** Share of the cohort that must survive a distributed-DP round when the launch does not say. */
+export const DEFAULT_SURVIVOR_SHARE = 0.8;
+
+/**
+ * Default minClients. In `distributed` mode it is also the default `t`, the survivors whose noise
+ * shares the accountant counts: each device adds 1/t of the target variance, so a t far below the
+ * cohort over-noises the sum (t = 2 in a cohort of 100 adds 50 times the noise needed). The
+ * default there is 80% of the cohort; elsewhere (noise not split across devices) 2.
+ */
+export function defaultMinClients(clientsPerRound: number, mode: PrivacyMode): number {
+  const floor = Math.max(1, Math.min(clientsPerRound, 2));
+  return mode === 'distributed' ? Math.max(floor, Math.floor(DEFAULT_SURVIVOR_SHARE * clientsPerRound)) : floor;
+}
+
 /** Parses a launch request and fills the derived defaults; throws `INVALID_ARGUMENT` naming the field. */
 export function parseLaunchRequest(body: unknown): { rounds: number; spec: RoundSpec } {
   const parsed = LaunchRequestSchema.safeParse(body);
   if (!parsed.success) throw new ProtocolError('INVALID_ARGUMENT', describeIssues(parsed.error));
   const { rounds, ...rest } = parsed.data;
-  const minClients = rest.minClients ?? Math.max(1, Math.min(rest.clientsPerRound, 2));
+  const p = rest.privacy ?? PrivacySpecSchema.parse({});
+  const minClients = rest.minClients ?? defaultMinClients(rest.clientsPerRound, p.mode);
   if (minClients > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"minClients" expected at most clientsPerRound (${rest.clientsPerRound}), got ${minClients}`);
   if (rest.samplingRate !== undefined && rest.selection !== 'poisson') throw new ProtocolError('INVALID_ARGUMENT', '"samplingRate" applies only to selection "poisson"');
   const serverLearningRate = rest.aggregation.serverLearningRate ?? (rest.aggregation.serverOptimizer === 'fedadam' ? 0.01 : 1);
-  const p = rest.privacy ?? PrivacySpecSchema.parse({});
   const t = p.t ?? minClients;
   if (t > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.t" expected at most clientsPerRound (${rest.clientsPerRound}), got ${t}`);
   if (p.mode !== 'none' && p.noiseMultiplier === 0) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number > 0 in mode ${p.mode}, got 0`);

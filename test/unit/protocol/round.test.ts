@@ -113,4 +113,15 @@ describe('round state', () => {
     expect(() => parseLaunchRequest({ clientsPerRound: -1 })).toThrow(/"clientsPerRound"/);
     expect(parseLaunchRequest({ clientsPerRound: 4, aggregation: { serverOptimizer: 'fedadam' } }).spec.aggregation.serverLearningRate).toBe(0.01);
   });
+
+  it('defaults a distributed-DP round to 80% survivors, so each device adds noise for a realistic t', () => {
+    // Distributed (the default mode): minClients and t are 80% of the cohort, not 2.
+    const distributed = parseLaunchRequest({ clientsPerRound: 100 }).spec;
+    expect(distributed).toMatchObject({ minClients: 80, privacy: { mode: 'distributed', t: 80 } });
+    expect(parseLaunchRequest({ clientsPerRound: 4 }).spec).toMatchObject({ minClients: 3, privacy: { t: 3 } });
+    // Explicit values win; modes that do not split noise across devices keep the floor of 2.
+    expect(parseLaunchRequest({ clientsPerRound: 100, minClients: 50 }).spec).toMatchObject({ minClients: 50, privacy: { t: 50 } });
+    expect(parseLaunchRequest({ clientsPerRound: 100, privacy: { mode: 'local' } }).spec.minClients).toBe(2);
+    expect(parseLaunchRequest({ clientsPerRound: 100, privacy: { mode: 'none' } }).spec.minClients).toBe(2);
+  });
 });
