@@ -11,8 +11,11 @@ import { spendRdp } from '../../shared/ledger/accountant.ts';
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import type { PrivacySpec, RoundPrivacyRecord, RoundRecord } from '../../shared/protocol/messages.ts';
 
-/** The record at launch: parameters only, nothing spent yet; `none` is marked as such from the start. */
-export function pendingPrivacyRecord(spec: PrivacySpec | null): RoundPrivacyRecord {
+/**
+ * The record at launch: parameters only, nothing spent yet; `none` is marked as such from the
+ * start, and so is a round launched with secure aggregation.
+ */
+export function pendingPrivacyRecord(spec: PrivacySpec | null, secagg = false): RoundPrivacyRecord {
   const p = spec ?? { mode: 'none' as const, clip: 0, noiseMultiplier: 0, delta: 0, t: 0, population: 0 };
   return {
     mode: p.mode,
@@ -34,13 +37,13 @@ export function pendingPrivacyRecord(spec: PrivacySpec | null): RoundPrivacyReco
     epsilonRound: null,
     epsilonCumulative: null,
     order: null,
-    secagg: 'off',
+    secagg: secagg ? 'on' : 'off',
   };
 }
 
 /** The record once the round's config is fixed (after selection), still unspent. */
-export function configuredPrivacyRecord(spec: PrivacySpec, config: PrivacyConfig, samplingMethod: 'fixed' | 'poisson' | null): RoundPrivacyRecord {
-  const base = pendingPrivacyRecord(spec);
+export function configuredPrivacyRecord(spec: PrivacySpec, config: PrivacyConfig, samplingMethod: 'fixed' | 'poisson' | null, secagg = false): RoundPrivacyRecord {
+  const base = pendingPrivacyRecord(spec, secagg);
   if (!config.differentiallyPrivate) return { ...base, samplingMethod, dimension: config.dimension };
   return {
     ...base,

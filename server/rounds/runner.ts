@@ -262,12 +262,12 @@ export class RoundRunner {
       const { current } = registry;
       const privacySpec = record.config.privacy;
       let privacyParams: RoundPrivacyParams | null = null;
-      let privacyRecord = pendingPrivacyRecord(privacySpec);
+      let privacyRecord = pendingPrivacyRecord(privacySpec, Boolean(record.config.secagg));
       if (privacySpec && privacySpec.mode !== 'none') {
         const dpConfig = buildPrivacyConfig(privacyInput(privacySpec, current.weights.length, state.selection, state.cohort.size, this.options.privacyPolicy));
         const signs = randomSigns(dpConfig.paddedDimension, this.options.privacyRandom);
         this.dp = { config: dpConfig, signs, sum: new Uint32Array(dpConfig.paddedDimension), count: 0 };
-        privacyRecord = configuredPrivacyRecord(privacySpec, dpConfig, state.selection?.method ?? null);
+        privacyRecord = configuredPrivacyRecord(privacySpec, dpConfig, state.selection?.method ?? null, Boolean(record.config.secagg));
         privacyParams = {
           mode: privacySpec.mode,
           clip: dpConfig.clip,

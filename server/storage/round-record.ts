@@ -20,6 +20,6 @@ export function newRoundRecord(id: number, spec: RoundSpec, createdAt: string): 
     durationMs: null,
     timings: {},
     metrics: null,
-    privacy: pendingPrivacyRecord(spec.privacy),
+    privacy: pendingPrivacyRecord(spec.privacy, Boolean(spec.secagg)),
   };
 }

@@ -1,9 +1,13 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildPrivacyConfig } from '../../../shared/privacy/config.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
 import type { PrivacySpec, RoundRecord } from '../../../shared/protocol/messages.ts';
 import { privacyInput } from '../../../shared/protocol/privacy.ts';
 import { configuredPrivacyRecord, recordRdp, releasedPrivacyRecord, type RdpCache } from '../../../server/rounds/accounting.ts';
+import { openDatabase, SqliteRoundStore } from '../../../server/storage/sqlite.ts';
 
 function released(delta: number, id: number, history: readonly RoundRecord[], cache?: RdpCache) {
   const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta, population: 1000 } });
@@ -50,5 +54,17 @@ describe('releasedPrivacyRecord', () => {
     const warm = released(1e-6, 3, history, cache);
     expect(warm.record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
     expect(released(1e-6, 3, history).record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
+  });
+
+  it('marks a SecAgg+ round as such from launch, before any cohort is selected (real SQLite store)', async () => {
+    const db = openDatabase(fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-acct-')));
+    const store = new SqliteRoundStore(db);
+    const withSecAgg = parseLaunchRequest({ clientsPerRound: 10, privacy: { mode: 'distributed' } }).spec;
+    const without = parseLaunchRequest({ clientsPerRound: 10, privacy: { mode: 'local' } }).spec;
+    expect(withSecAgg.secagg).not.toBeNull();
+    const [a, b] = await store.createRounds([withSecAgg, without], new Date(0).toISOString());
+    expect((await store.get(a!.id))!.privacy).toMatchObject({ mode: 'distributed', secagg: 'on', released: false });
+    expect((await store.get(b!.id))!.privacy).toMatchObject({ mode: 'local', secagg: 'off' });
+    db.close();
   });
 });
