@@ -1,11 +1,11 @@
 /**
  * The auditor's read-only REST view of the ledger under /api/v1/ledger (any read token):
- * `GET /` the entries, `/verify` the verification result, `/report?format=json|md|html`,
+ * `GET /` the entries, `/verify` the verification result, `/report?format=json|md|html|svg` (svg: the budget chart alone),
  * `/public-key`, and `/bundle` the signed export that `portrait audit verify` checks offline.
  */
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
+import { buildReport, epsilonChartSvg, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { authenticate, requireRole } from '../auth/api-tokens.ts';
 import type { ApiTokenStore } from '../storage/stores.ts';
@@ -19,7 +19,7 @@ export interface LedgerRoutesOptions {
   clock: () => number;
 }
 
-export const REPORT_FORMATS = ['json', 'md', 'html'] as const;
+export const REPORT_FORMATS = ['json', 'md', 'html', 'svg'] as const;
 
 export async function ledgerReport(options: LedgerRoutesOptions): Promise<ReturnType<typeof buildReport>> {
   const entries = await options.ledger.all();
@@ -58,6 +58,7 @@ export function ledgerRouter(options: LedgerRoutesOptions): express.Router {
     const report = await ledgerReport(options);
     if (format === 'json') res.json(report);
     else if (format === 'md') res.type('text/markdown').send(renderMarkdown(report));
+    else if (format === 'svg') res.type('image/svg+xml').send(epsilonChartSvg(report, 'budget-chart'));
     else res.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'").type('html').send(renderHtml(report));
   }));
   return router;

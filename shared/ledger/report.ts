@@ -18,10 +18,11 @@ export interface ReportRound {
   reason: string | null;
   mode: string;
   mechanism: string;
-  clip: number;
-  noiseMultiplier: number;
+  /** The DP parameters; null for a round without DP (mode none), where they mean nothing. */
+  clip: number | null;
+  noiseMultiplier: number | null;
   q: number | null;
-  t: number;
+  t: number | null;
   cohortSize: number;
   survivors: number;
   delta: number;
@@ -58,6 +59,7 @@ export function buildReport(entries: readonly unknown[], verify: VerifyResult, o
     if (entry.kind === 'key-rotation') keyRotations++;
     if (entry.kind !== 'round') continue;
     const r = entry.round;
+    const dp = r.mode !== 'none';
     total.add(spendRdp(r, total.orders));
     if (r.outcome === 'released') mechanisms.add(`${r.mechanism} (${r.mode}${r.secagg === 'on' ? ', secure aggregation' : ''})`);
     rounds.push({
@@ -67,10 +69,10 @@ export function buildReport(entries: readonly unknown[], verify: VerifyResult, o
       reason: r.reason,
       mode: r.mode,
       mechanism: r.mechanism,
-      clip: r.clip,
-      noiseMultiplier: r.noiseMultiplier,
-      q: r.q,
-      t: r.t,
+      clip: dp ? r.clip : null,
+      noiseMultiplier: dp ? r.noiseMultiplier : null,
+      q: dp ? r.q : null,
+      t: dp ? r.t : null,
       cohortSize: r.cohortSize,
       survivors: r.survivors,
       delta: r.delta,
@@ -114,7 +116,7 @@ export function renderMarkdown(r: LedgerReport): string {
   const out = ['# Privacy ledger report', '', `Generated ${r.generatedAt}.`, '', ...summaryLines(r).map((l) => `- ${l}`), '', '## Rounds', ''];
   out.push('| entry | round | outcome | mode | clip | noise z | q | t | cohort | survivors | epsilon this round | cumulative epsilon |');
   out.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip} | ${x.noiseMultiplier} | ${x.q ?? '-'} | ${x.t} | ${x.cohortSize} | ${x.survivors} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
+  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
   out.push('', '## Cumulative epsilon against the cap', '', '```');
   const scale = Math.max(r.cap?.epsilon ?? 0, ...r.rounds.map((x) => x.epsilonCumulative ?? 0), 1e-9);
   const width = 50;
@@ -131,30 +133,46 @@ export function renderMarkdown(r: LedgerReport): string {
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-/** An inline SVG line chart of cumulative epsilon per round with the cap as a dashed line. */
+/**
+ * An inline SVG line chart of cumulative epsilon per round with the cap as a dashed line. Rounds
+ * after a release without DP have no finite epsilon: they are drawn as red marks along the top
+ * edge, labelled unbounded, never as a value (the scale comes from the finite points and the cap).
+ */
 export function epsilonChartSvg(r: LedgerReport, id = 'epsilon-chart'): string {
   const w = 640;
   const h = 240;
   const pad = 40;
-  const points = r.rounds.map((x) => x.epsilonCumulative ?? Number.NaN);
-  const top = Math.max(r.cap?.epsilon ?? 0, ...points.filter(Number.isFinite), 1e-9) * 1.1;
+  const points = r.rounds.map((x) => x.epsilonCumulative);
+  const finite = points.filter((v): v is number => v !== null && Number.isFinite(v));
+  const highest = Math.max(r.cap?.epsilon ?? 0, ...finite);
+  const top = (highest > 0 ? highest : 1) * 1.1;
   const xAt = (i: number) => pad + (points.length <= 1 ? 0 : (i / (points.length - 1)) * (w - 2 * pad));
   const yAt = (v: number) => h - pad - (v / top) * (h - 2 * pad);
-  const path = points.map((v, i) => `${xAt(i).toFixed(1)},${yAt(Number.isFinite(v) ? v : top).toFixed(1)}`).join(' ');
+  const path = points.flatMap((v, i) => (v === null ? [] : [`${xAt(i).toFixed(1)},${yAt(v).toFixed(1)}`])).join(' ');
   const parts = [
     `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="cumulative epsilon per round against the cap">`,
     `<line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#555"/><line x1="${pad}" y1="${pad / 2}" x2="${pad}" y2="${h - pad}" stroke="#555"/>`,
     `<text x="${pad}" y="${h - 10}" font-size="12">rounds (${r.rounds.length})</text><text x="4" y="${pad / 2 + 4}" font-size="12">ε ${top.toFixed(2)}</text>`,
   ];
   if (r.cap) parts.push(`<line class="cap" x1="${pad}" y1="${yAt(r.cap.epsilon).toFixed(1)}" x2="${w - pad}" y2="${yAt(r.cap.epsilon).toFixed(1)}" stroke="#c00" stroke-dasharray="6 4"/><text x="${w - pad - 90}" y="${(yAt(r.cap.epsilon) - 4).toFixed(1)}" font-size="12" fill="#c00">cap ε = ${r.cap.epsilon}</text>`);
-  if (points.length > 0) parts.push(`<polyline class="spent" fill="none" stroke="#06c" stroke-width="2" points="${path}"/>`);
+  if (finite.length > 0) parts.push(`<polyline class="spent" fill="none" stroke="#06c" stroke-width="2" points="${path}"/>`);
+  points.forEach((v, i) => {
+    if (v !== null) parts.push(`<circle class="spent" cx="${xAt(i).toFixed(1)}" cy="${yAt(v).toFixed(1)}" r="3" fill="#06c"/>`);
+  });
+  const firstUnbounded = points.indexOf(null);
+  if (firstUnbounded >= 0) {
+    points.forEach((v, i) => {
+      if (v === null) parts.push(`<rect class="unbounded" x="${(xAt(i) - 3).toFixed(1)}" y="${(pad / 2 - 3).toFixed(1)}" width="6" height="6" fill="#c00"/>`);
+    });
+    parts.push(`<text class="unbounded" x="${pad + 8}" y="${pad / 2 + 16}" font-size="12" fill="#c00">unbounded from round ${r.rounds[firstUnbounded]!.roundId}: a model was released without DP</text>`);
+  }
   parts.push('</svg>');
   return parts.join('');
 }
 
 export function renderHtml(r: LedgerReport): string {
   const rows = r.rounds
-    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip}</td><td>${x.noiseMultiplier}</td><td>${x.q ?? '-'}</td><td>${x.t}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
+    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip ?? '-'}</td><td>${x.noiseMultiplier ?? '-'}</td><td>${x.q ?? '-'}</td><td>${x.t ?? '-'}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Privacy ledger report</title>
