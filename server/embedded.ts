@@ -11,6 +11,7 @@ import { loadOrCreatePlatformKey } from './auth/platform-key.ts';
 import { startCoordinator } from './coordinator.ts';
 import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
 import { openSqliteStores } from './storage/sqlite.ts';
+import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
 import { openDataDirLedger } from './ledger/data-dir.ts';
 
@@ -35,9 +36,11 @@ export function readApiTokens(dataDir: string): BootstrapTokens | undefined {
 
 export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
   const { dataDir, epsilonCap, ...rest } = options;
-  const stores = openSqliteStores(dataDir);
+  const release = acquireDataDirLock(dataDir);
+  let stores: ReturnType<typeof openSqliteStores> | undefined;
   let ledgerStore: { close(): void } | undefined;
   try {
+    stores = openSqliteStores(dataDir);
     const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}) });
     ledgerStore = store;
     if ((await stores.tokens.all()).length === 0) {
@@ -58,14 +61,16 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
       platformSecretKey: key.secretKey,
       ledger,
       onClose: () => {
-        stores.close();
+        stores?.close();
         store.close();
+        release();
       },
     });
     return { ...coordinator, dataDir };
   } catch (err) {
-    stores.close();
+    stores?.close();
     ledgerStore?.close();
+    release();
     throw err;
   }
 }

@@ -17,8 +17,10 @@ import { verifyLedger } from '../../shared/ledger/verify.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import { openDataDirLedger, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
+import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
 
 interface SourceOptions {
   bundle?: string;
@@ -174,14 +176,19 @@ export function registerAuditCommands(program: Command): void {
 
   audit
     .command('rotate-key')
-    .description('rotate the ledger signing key of a data directory (a signed entry; stop the server first)')
+    .description('rotate the ledger signing key of a data directory (a signed entry; refused while a coordinator runs on it)')
     .option('--data-dir <dir>', 'coordinator data directory', './data')
     .option('--reason <text>', 'recorded in the rotation entry', 'scheduled rotation')
     .option('--json', 'machine-readable output')
     .action(
       action(async (options: { dataDir: string; reason: string; json?: boolean }) => {
         const dataDir = path.resolve(options.dataDir);
-        const { ledger, store } = await openDataDirLedger(dataDir, { env: {} });
+        // A running coordinator appends to the same ledger from its own idea of the head.
+        const release = lockOrRefuse(dataDir, 'cannot rotate the ledger key');
+        const { ledger, store } = await openDataDirLedger(dataDir, { env: {} }).catch((err: unknown) => {
+          release();
+          throw err;
+        });
         try {
           const before = ledger.publicKey;
           const after = await rotateDataDirKey(dataDir, ledger, options.reason);
@@ -189,7 +196,18 @@ export function registerAuditCommands(program: Command): void {
           emit(options, { previousKey: before, publicKey: after, entries: ledger.entries }, () => `ledger key rotated: ${before} -> ${after}`);
         } finally {
           store.close();
+          release();
         }
       }),
     );
+}
+
+/** The data-directory lock for an offline command that writes, or a CliError with the lock's code. */
+function lockOrRefuse(dataDir: string, what: string): () => void {
+  try {
+    return acquireDataDirLock(dataDir, what);
+  } catch (err) {
+    if (err instanceof ProtocolError) throw new CliError(err.code, err.message);
+    throw err;
+  }
 }
