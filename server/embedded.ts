@@ -21,6 +21,12 @@ export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'mo
   dataDir: string;
   /** Deployment privacy budget: launches and releases beyond this epsilon at delta are refused. */
   epsilonCap?: BudgetCap;
+  /**
+   * The shop platform's public key, when the platform is separate: tokens are verified with it and
+   * this coordinator holds no platform secret (it issues no tokens). Default: the data directory's
+   * own key pair (the coordinator is also the platform).
+   */
+  platformPublicKey?: Uint8Array;
 }
 
 export interface BootstrapTokens {
@@ -35,7 +41,8 @@ export function readApiTokens(dataDir: string): BootstrapTokens | undefined {
 }
 
 export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
-  const { dataDir, epsilonCap, ...rest } = options;
+  const { dataDir, epsilonCap, platformPublicKey, ...rest } = options;
+  if (platformPublicKey && rest.demoShopTokens) throw new RangeError('"demoShopTokens" needs the platform secret key: it cannot be combined with an external "platformPublicKey"');
   const release = acquireDataDirLock(dataDir);
   let stores: ReturnType<typeof openSqliteStores> | undefined;
   let ledgerStore: { close(): void } | undefined;
@@ -51,14 +58,14 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
       fs.writeFileSync(path.join(dataDir, API_TOKENS_FILE), `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
       options.log?.(`API tokens written to ${path.join(dataDir, API_TOKENS_FILE)}`);
     }
-    const key = loadOrCreatePlatformKey(dataDir);
+    const key = platformPublicKey ? { publicKey: platformPublicKey } : loadOrCreatePlatformKey(dataDir);
     const coordinator = await startCoordinator({
       ...rest,
       rounds: stores.rounds,
       models: stores.models,
       tokens: stores.tokens,
       platformPublicKey: key.publicKey,
-      platformSecretKey: key.secretKey,
+      ...('secretKey' in key ? { platformSecretKey: key.secretKey } : {}),
       ledger,
       onClose: () => {
         stores?.close();

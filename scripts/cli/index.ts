@@ -4,6 +4,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerCentralCommands } from './central.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerModelCommands } from './model.ts';
+import { registerPlatformCommands } from './platform.ts';
 import { registerPrivacyCommands } from './privacy.ts';
 import { registerRoundCommands } from './round.ts';
 import { registerServerCommand } from './server.ts';
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerSimulateCommand(program);
   registerDemoCommand(program);
   registerAuditCommands(program);
+  registerPlatformCommands(program);
 }

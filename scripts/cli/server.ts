@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import { API_TOKENS_FILE, startEmbeddedCoordinator } from '../../server/embedded.ts';
+import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
 import { action, emit, log, parseNumber } from './output.ts';
@@ -24,6 +25,7 @@ interface ServerOptions {
   allowCentralDp?: boolean;
   allowNoDp?: boolean;
   demoShop?: boolean;
+  platformPublicKey?: string;
   epsilonCap?: string;
   delta?: string;
   json?: boolean;
@@ -45,6 +47,7 @@ export function registerServerCommand(program: Command): void {
     .option('--epsilon-cap <e>', 'deployment privacy budget: launches and releases past this epsilon (at --delta) are refused')
     .option('--delta <d>', 'delta of the epsilon cap', '1e-5')
     .option('--demo-shop', 'let the demo shop page (/shop) fetch enrollment tokens itself, standing in for the shop platform')
+    .option('--platform-public-key <hex|file>', 'verify enrollment tokens with the shop platform\'s key (64 hex characters or a `portrait platform keygen` file); this server then issues none')
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions) => {
@@ -63,6 +66,7 @@ export function registerServerCommand(program: Command): void {
           allowCentralDp: options.allowCentralDp === true,
           allowNoDp: options.allowNoDp === true,
           demoShopTokens: options.demoShop === true,
+          ...(options.platformPublicKey !== undefined ? { platformPublicKey: parsePlatformPublicKey(options.platformPublicKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
         });
