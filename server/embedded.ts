@@ -13,7 +13,7 @@ import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
 import { openSqliteStores } from './storage/sqlite.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
-import { openDataDirLedger } from './ledger/data-dir.ts';
+import { openDataDirLedger, writeBudgetCap } from './ledger/data-dir.ts';
 
 export const API_TOKENS_FILE = 'api-tokens.json';
 
@@ -50,6 +50,7 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
     stores = openSqliteStores(dataDir);
     const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}) });
     ledgerStore = store;
+    writeBudgetCap(dataDir, epsilonCap ?? null);
     if ((await stores.tokens.all()).length === 0) {
       const now = new Date().toISOString();
       const operator = await createApiToken(stores.tokens, 'bootstrap operator', 'operator', now);

@@ -15,7 +15,7 @@ import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/rep
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
-import { openDataDirLedger, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
+import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
@@ -96,8 +96,10 @@ async function load(options: SourceOptions): Promise<Loaded> {
   }
   const dataDir = path.resolve(options.dataDir);
   const entries = await readDataDir(dataDir);
-  const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(cap ? { delta: cap.delta } : {}) });
-  return { entries, result, cap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE) };
+  // Without flags, the cap the coordinator last ran with (recorded in the data directory).
+  const dirCap = cap ?? readBudgetCap(dataDir);
+  const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
+  return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE) };
 }
 
 function sourceOptions(command: Command): Command {
@@ -151,8 +153,8 @@ export function registerAuditCommands(program: Command): void {
     .requiredOption('--out <file>', 'bundle file to write')
     .option('--server <url>', 'export from a running coordinator')
     .option('--token <token>', 'read API token for --server')
-    .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; stop the server first)', './data')
-    .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir)')
+    .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; reading is safe while the server runs)', './data')
+    .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir; default: the cap the coordinator last ran with)')
     .option('--delta <d>', 'delta of the cap')
     .option('--json', 'machine-readable output')
     .action(
@@ -162,7 +164,7 @@ export function registerAuditCommands(program: Command): void {
         else {
           const dataDir = path.resolve(options.dataDir);
           if (!fs.existsSync(path.join(dataDir, LEDGER_DATABASE_FILE))) throw new CliError('NOT_FOUND', `no ledger in ${dataDir}`);
-          const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options), env: {} });
+          const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options) ?? readBudgetCap(dataDir), env: {} });
           try {
             bundle = await ledger.exportBundle();
           } finally {

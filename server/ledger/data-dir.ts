@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkBudgetCap } from '../../shared/ledger/bundle.ts';
+import { BudgetCapSchema, checkBudgetCap } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { crashHookFromEnv } from './crash-seam.ts';
 import { generateLedgerKey, LEDGER_KEY_FILE, NEXT_LEDGER_KEY_FILE, resolveLedgerKey, writeKeyFile } from './key.ts';
@@ -15,6 +15,27 @@ import { SqliteLedgerStore } from './sqlite.ts';
 export function softwareVersion(): string {
   const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
   return `${pkg.name}/${pkg.version}`;
+}
+
+/** The deployment cap the coordinator last ran with, for offline audits of the data directory. */
+export const BUDGET_CAP_FILE = 'budget-cap.json';
+
+/** Records the cap this coordinator runs with (null: none), replacing the file atomically. */
+export function writeBudgetCap(dataDir: string, cap: BudgetCap | null): void {
+  const file = path.join(dataDir, BUDGET_CAP_FILE);
+  const tmp = `${file}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify({ cap, since: new Date().toISOString() })}\n`);
+  fs.renameSync(tmp, file);
+}
+
+/** The cap recorded by `writeBudgetCap`, or null when none was (or the file is unreadable). */
+export function readBudgetCap(dataDir: string): BudgetCap | null {
+  try {
+    const body = JSON.parse(fs.readFileSync(path.join(dataDir, BUDGET_CAP_FILE), 'utf8')) as { cap?: unknown };
+    return BudgetCapSchema.nullable().catch(null).parse(body.cap ?? null);
+  } catch {
+    return null;
+  }
 }
 
 export interface DataDirLedgerOptions {
