@@ -156,9 +156,11 @@ export function registerAuditCommands(program: Command): void {
     .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; reading is safe while the server runs)', './data')
     .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir; default: the cap the coordinator last ran with)')
     .option('--delta <d>', 'delta of the cap')
+    .option('--force', 'overwrite --out if it exists')
     .option('--json', 'machine-readable output')
     .action(
-      action(async (options: SourceOptions & { out: string }) => {
+      action(async (options: SourceOptions & { out: string; force?: boolean }) => {
+        if (fs.existsSync(options.out) && options.force !== true) throw new CliError('INVALID_ARGUMENT', `"--out": ${path.resolve(options.out)} exists; refusing to overwrite it (pass --force)`);
         let bundle: LedgerBundle;
         if (options.server) bundle = (await fetchBundle(options as SourceOptions & { server: string })).bundle;
         else {

@@ -103,6 +103,11 @@ describe('portrait audit', () => {
     expect(ok.epsilon).toBe((entries[5] as Extract<LedgerEntry, { kind: 'round' }>).round.epsilonCumulative);
     expect(Object.keys(ok).sort()).toEqual(['code', 'delta', 'entries', 'epsilon', 'ok']);
     expect(await json('export', '--data-dir', dataDir, '--out', bundleFile, '--epsilon-cap', '50', '--delta', '1e-5')).toMatchObject({ code: 0, entries: 6, publicKey: genesisKey });
+    // An existing bundle is not overwritten unless asked.
+    const written = fs.readFileSync(bundleFile, 'utf8');
+    expect((await cli('export', '--data-dir', dataDir, '--out', bundleFile)).code).toBe(1);
+    expect(fs.readFileSync(bundleFile, 'utf8')).toBe(written);
+    expect(await json('export', '--data-dir', dataDir, '--out', bundleFile, '--epsilon-cap', '50', '--delta', '1e-5', '--force')).toMatchObject({ code: 0, entries: 6 });
     expect(await json('verify', '--bundle', bundleFile, '--public-key', genesisKey)).toMatchObject({ code: 0, ok: true, entries: 6 });
 
     const md = await cli('report', '--bundle', bundleFile, '--format', 'md');
