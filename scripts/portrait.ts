@@ -1,15 +1,34 @@
 /**
  * The `portrait` CLI: one commander program; each command group lives in scripts/cli/ and
- * registers itself here.
+ * registers itself here. Argument errors keep the `--json` promise: one
+ * `{ error: { code: "INVALID_ARGUMENT", message } }` document on stdout (commander's text and the
+ * help still go to stderr).
  */
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { registerCommands } from './cli/index.ts';
 
 const program = new Command()
   .name('portrait')
   .description('Privacy-preserving federated learning of e-commerce user portraits')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Set before the commands are registered, so every subcommand inherits it.
+  .exitOverride();
 
 registerCommands(program);
-await program.parseAsync(process.argv);
+
+/** Commander's message without its `error: ` prefix; a bare command group names what is missing. */
+function argumentErrorMessage(err: CommanderError): string {
+  if (err.code === 'commander.help') return 'a subcommand is required (see --help)';
+  return err.message.replace(/^error: /, '');
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (!(err instanceof CommanderError)) throw err;
+  if (err.exitCode !== 0 && process.argv.includes('--json')) {
+    process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message: argumentErrorMessage(err) } })}\n`);
+  }
+  process.exitCode = err.exitCode;
+}

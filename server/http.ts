@@ -100,10 +100,16 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   const api = express.Router();
   api.use(express.json({ limit: '64kb' }));
-  const route = (action: 'read' | 'launch', handler: Handler) => async (req: Request, res: Response, next: NextFunction) => {
+  // `describe` names the refused action in the FORBIDDEN message when it is not the permission itself.
+  const route = (action: 'read' | 'launch', handler: Handler, describe: string = action) => async (req: Request, res: Response, next: NextFunction) => {
     try {
       const token = await authenticate(options.tokens, req.get('authorization'));
-      requireRole(token, action);
+      try {
+        requireRole(token, action);
+      } catch (err) {
+        if (err instanceof ProtocolError && err.code === 'FORBIDDEN' && describe !== action) throw new ProtocolError('FORBIDDEN', `role "${token.role}" may not ${describe}`);
+        throw err;
+      }
       await handler(req, res, token);
     } catch (err) {
       next(err);
@@ -170,11 +176,14 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const secretKey = options.platformSecretKey;
     const tokens = Array.from({ length: count }, () => issueEnrollmentToken(secretKey, { ttlMs: ttlSeconds * 1000, now }));
     res.status(201).json({ tokens, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() });
-  }));
+  }, 'issue enrollment tokens'));
 
   if (options.ledger) api.use('/ledger', ledgerRouter({ ledger: options.ledger, tokens: options.tokens, modelHeads: () => options.registry.current.config.heads, clock: options.clock }));
   api.use((_req, _res, next) => next(new ProtocolError('NOT_FOUND', 'no such API endpoint')));
   app.use('/api/v1', api);
+  // Any other path answers the API's JSON 404, not Express's HTML page; Socket.IO's own requests
+  // reach this app too (engine.io passes them on) and are left alone.
+  app.use((req, _res, next) => next(req.path.startsWith('/socket.io/') ? undefined : new ProtocolError('NOT_FOUND', `no such path ${req.path}`)));
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const e = err as { type?: string; status?: number } | undefined;

@@ -14,10 +14,10 @@ import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { computePortrait } from '../../shared/model/portrait.ts';
 import { ARCHITECTURES } from '../../shared/model/spec.ts';
 import type { Architecture } from '../../shared/model/spec.ts';
-import { loadModelDirectory, saveModelDirectory } from '../../server/storage/model-files.ts';
-import { loadEventsFile } from '../import/events-file.ts';
-import { loadDataset } from '../import/resolve.ts';
+import { saveModelDirectory } from '../../server/storage/model-files.ts';
 import { computeBaselines, dataConfig, DEFAULT_CENTRAL, trainCentral } from '../lib/central.ts';
+import { DEFAULT_DATA_DIR } from './api-client.ts';
+import { loadDatasetArg, loadEventsArg, loadModelArg } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
 interface CommonOptions {
@@ -64,7 +64,7 @@ export function registerCentralCommands(program: Command): void {
     .action(
       action(async (opts: CommonOptions & { dataset: string; model: string; epochs: string; batchSize: string; learningRate: string; sensitiveHeads: boolean; seed: string; out?: string }) => {
         const backend = await useNodeBackend(opts.backend);
-        const dataset = await loadDataset(opts.dataset);
+        const dataset = await loadDatasetArg(opts.dataset);
         log(`dataset ${dataset.name}: ${dataset.users.length} users, ${dataset.cleaning.eventsKept} events from ${dateFromDay(dataset.startDay)} over ${dataset.days} days`);
         const { result, model, config } = await trainCentral(dataset, {
           architecture: architecture(opts.model),
@@ -94,25 +94,26 @@ export function registerCentralCommands(program: Command): void {
   program
     .command('evaluate')
     .description('score a saved model on a split of a dataset, with the same baselines')
-    .requiredOption('--model <path>', 'model directory (model.json + weights.bin)')
+    .requiredOption('--model <V|path>', 'model directory (model.json + weights.bin), or version V / "latest" of --data-dir')
+    .option('--data-dir <dir>', 'server data directory whose model store holds version V', DEFAULT_DATA_DIR)
     .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
     .option('--split <name>', 'train | validation | test', 'test')
     .option('--backend <name>', 'tfjs backend')
     .option('--json', 'print one JSON document')
     .action(
-      action(async (opts: CommonOptions & { model: string; dataset: string; split: string }) => {
+      action(async (opts: CommonOptions & { model: string; dataDir: string; dataset: string; split: string }) => {
         if (!['train', 'validation', 'test'].includes(opts.split)) throw new CliError('INVALID_ARGUMENT', `"split" expected train, validation or test, got ${JSON.stringify(opts.split)}`);
         const split = opts.split as SplitName;
         const backend = await useNodeBackend(opts.backend);
-        const { model, config } = await loadModelDirectory(opts.model);
-        const dataset = await loadDataset(opts.dataset);
+        const { model, config, source } = await loadModelArg(opts.model, opts.dataDir);
+        const dataset = await loadDatasetArg(opts.dataset);
         const data = dataConfig({ windows: config.windows, sequenceLength: config.sequenceLength });
         const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, config.architecture === 'gru', config.vocabulary);
         const examples = prepared.examples[split];
         const heads = scoreModel(model, config, examples);
         const evaluationSet = { ...prepared, examples: { ...prepared.examples, test: examples } };
         const { baselines, ownHistoryBeta } = computeBaselines(config, evaluationSet);
-        const output = { model: path.resolve(opts.model), dataset: dataset.name, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
+        const output = { model: source, dataset: dataset.name, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
         emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
         model.dispose();
       }),
@@ -121,19 +122,20 @@ export function registerCentralCommands(program: Command): void {
   program
     .command('profile')
     .description("compute one user's portrait from a local events file: exactly what a device runs")
-    .requiredOption('--model <path>', 'model directory')
+    .requiredOption('--model <V|path>', 'model directory, or version V / "latest" of --data-dir')
+    .option('--data-dir <dir>', 'server data directory whose model store holds version V', DEFAULT_DATA_DIR)
     .requiredOption('--events <file>', 'JSONL or CSV events of one user')
     .option('--user <id>', 'which user, when the file holds several')
     .option('--backend <name>', 'tfjs backend')
     .option('--json', 'print one JSON document')
     .action(
-      action(async (opts: CommonOptions & { model: string; events: string; user?: string }) => {
+      action(async (opts: CommonOptions & { model: string; dataDir: string; events: string; user?: string }) => {
         await useNodeBackend(opts.backend);
-        const dataset = await loadEventsFile(opts.events);
+        const dataset = await loadEventsArg(opts.events);
         const users = opts.user === undefined ? dataset.users : dataset.users.filter((u) => u.userId === opts.user);
         if (users.length !== 1) throw new CliError('INVALID_ARGUMENT', opts.user === undefined ? `"events" holds ${users.length} users; pick one with --user` : `"user" ${opts.user} not found in the events file`);
         const user = users[0] as (typeof users)[number];
-        const { model, config } = await loadModelDirectory(opts.model);
+        const { model, config } = await loadModelArg(opts.model, opts.dataDir);
         const portrait = computePortrait(model, config, user.events);
         emit(opts, { user: user.userId, asOf: dateFromDay(portrait.asOfDay), events: portrait.events, cleaning: dataset.cleaning, heads: portrait.heads }, () =>
           [

@@ -4,7 +4,9 @@
  * the coordinator's held-out evaluation set). Launches R non-private rounds, then P private ones
  * (distributed DP + SecAgg+, entered in the signed privacy ledger), prints each round's metrics on
  * the held-out users as it finishes, then leaves the server and fleet up until Ctrl-C (`--exit`
- * stops after the rounds; `--json` prints `{ rounds: [...] }`).
+ * stops after the rounds; `--json` prints `{ rounds: [...] }`). Port 8080 unless given; when 8080
+ * is taken and no port was asked for, a free one. A temporary data directory it made is removed
+ * on exit.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +14,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { runFleet } from '../../client/node/simulator.ts';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import type { EmbeddedOptions } from '../../server/embedded.ts';
 import { SECAGG_MIN_COHORT } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.ts';
@@ -80,6 +83,36 @@ const fmt = (v: number | null | undefined) => (typeof v === 'number' ? v.toFixed
 
 export const ROUND_TABLE_HEADER = 'round  status     clients  seconds  interests microAUC  recall@5  purchase AUC  privacy';
 
+/** The demo's default port, the same as `portrait server`'s. */
+export const DEMO_PORT = 8080;
+
+function isAddressInUse(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+}
+
+/**
+ * Starts the coordinator on `port`; a busy port falls back to a free one when the port was only
+ * the default, and is refused as UNAVAILABLE (naming the port and `--port 0`) when it was asked for.
+ */
+export async function startOnPort(options: EmbeddedOptions & { port: number }, explicit: boolean): Promise<Awaited<ReturnType<typeof startEmbeddedCoordinator>>> {
+  try {
+    return await startEmbeddedCoordinator(options);
+  } catch (err) {
+    if (!isAddressInUse(err)) throw err;
+    if (explicit) throw new CliError('UNAVAILABLE', `port ${options.port} is already in use: stop what listens there, pick another --port, or pass --port 0 for a free one`);
+    const coordinator = await startEmbeddedCoordinator({ ...options, port: 0 });
+    log(`port ${options.port} is in use; listening on free port ${coordinator.port} instead (--port picks one)`);
+    return coordinator;
+  }
+}
+
+/** The `round launch` line printed for the user, with the flags of the demo's own private rounds. */
+export function launchHint(url: string, dataDir: string, spec: Omit<LaunchRequest, 'rounds'>): string {
+  const k = spec.clientsPerRound;
+  const flags = [`--server ${url}`, `--data-dir ${dataDir}`, `--clients-per-round ${k}`, `--min-clients ${Math.min(k, Math.max(SECAGG_MIN_COHORT, Math.ceil(k * 0.8)))}`, `--dp distributed --clip ${spec.privacy?.clip} --noise-multiplier ${spec.privacy?.noiseMultiplier}`, '--secagg on --wait'];
+  return `npx portrait round launch ${flags.join(' ')}`;
+}
+
 function privacyCell(r: RoundRecord): string {
   const p = r.privacy;
   if (!p || p.mode === 'none') return 'none (no DP)';
@@ -118,7 +151,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--private-rounds <P>', 'then this many distributed-DP + SecAgg+ rounds (entered in the privacy ledger)', '1')
     .option('--private-clients <K>', 'cohort size of the private rounds', '40')
     .option('--exit', 'stop after the rounds instead of serving until Ctrl-C')
-    .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
+    .option('--port <port>', `TCP port (0 picks a free one; the default ${DEMO_PORT} falls back to a free one when taken)`, String(DEMO_PORT))
     .option('--data-dir <dir>', 'keep rounds and models here (default: a fresh temporary directory)')
     .option('--users <n>', 'synthetic population size', '600')
     .option('--clients-per-round <K>', 'cohort size', '100')
@@ -129,7 +162,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
     .option('--json', 'print { rounds: [...] } as JSON')
     .action(
-      action(async (options: DemoOptions) => {
+      action(async (options: DemoOptions, command: Command) => {
         const int = parseInteger;
         const rounds = int('rounds', options.rounds, 1);
         const privateRounds = int('private-rounds', options.privateRounds, 0);
@@ -144,21 +177,35 @@ export function registerDemoCommand(program: Command): void {
         const prepared = prepareFleetData(dataset);
         const users = fleetUsers(prepared, new Set(prepared.examples.train.map((e) => e.userId)).size);
         if (users.length < clientsPerRound) throw new CliError('INVALID_ARGUMENT', `"clients-per-round" expected at most ${users.length} (devices in the population), got ${clientsPerRound}`);
+        const temporary = options.dataDir === undefined;
         const dataDir = path.resolve(options.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-demo-')));
-        fs.mkdirSync(dataDir, { recursive: true });
-        const coordinator = await startEmbeddedCoordinator({
-          dataDir,
-          port,
-          initialModel: { config: modelConfigFor(prepared, dataConfig(), 'mlp', false), seed: 1 },
-          evaluation: { users: prepared.users.test, startDay: dataset.startDay },
-          allowNoDp: true,
-          demoShopTokens: true,
-          log: () => undefined,
-        });
-        const tokens = readApiTokens(dataDir);
-        if (!tokens) throw new CliError('INTERNAL', `no API tokens in ${dataDir}`);
+        const removeTemporary = () => {
+          if (temporary) fs.rmSync(dataDir, { recursive: true, force: true });
+        };
+        let coordinator: Awaited<ReturnType<typeof startOnPort>>;
+        try {
+          fs.mkdirSync(dataDir, { recursive: true });
+          const explicitPort = command.getOptionValueSource('port') !== 'default';
+          coordinator = await startOnPort(
+            {
+              dataDir,
+              port,
+              initialModel: { config: modelConfigFor(prepared, dataConfig(), 'mlp', false), seed: 1 },
+              evaluation: { users: prepared.users.test, startDay: dataset.startDay },
+              allowNoDp: true,
+              demoShopTokens: true,
+              log: () => undefined,
+            },
+            explicitPort,
+          );
+        } catch (err) {
+          removeTemporary();
+          throw err;
+        }
         let fleet: Awaited<ReturnType<typeof runFleet>> | undefined;
         try {
+          const tokens = readApiTokens(dataDir);
+          if (!tokens) throw new CliError('INTERNAL', `no API tokens in ${dataDir}`);
           fleet = await runFleet({
             serverUrl: coordinator.url,
             operatorToken: tokens.operator,
@@ -187,10 +234,10 @@ export function registerDemoCommand(program: Command): void {
           if (options.json) emit(options, { rounds: records }, () => '');
           if (options.exit) return;
           const dashboard = `${coordinator.url}/dashboard/#token=${tokens.auditor}`;
-          log(`serving on ${coordinator.url} (data in ${dataDir}); dashboard: ${dashboard}`);
+          log(`serving on ${coordinator.url} (data in ${dataDir}${temporary ? ', removed on exit; --data-dir keeps it' : ''}); dashboard: ${dashboard}`);
           log(`open the demo shop: ${coordinator.url}/shop  (a real browser joins the rounds; its portrait is computed on the device)`);
           log(`compliance page (privacy ledger): ${coordinator.url}/dashboard/compliance/#token=${tokens.auditor}`);
-          log(`launch more rounds: portrait round launch --server ${coordinator.url} --data-dir ${dataDir} --clients-per-round ${clientsPerRound} --wait`);
+          log(`launch more private rounds: ${launchHint(coordinator.url, dataDir, privateSpec)}`);
           log('Ctrl-C to stop');
           await new Promise<void>((resolve) => {
             process.once('SIGINT', () => resolve());
@@ -200,6 +247,7 @@ export function registerDemoCommand(program: Command): void {
         } finally {
           await fleet?.stop();
           await coordinator.close();
+          removeTemporary();
         }
       }),
     );

@@ -1,16 +1,19 @@
 /**
  * `portrait model export V --out DIR`: copies model version V (or `latest`) in the standard tfjs
  * layout (model.json + weights.bin), from a coordinator over HTTP (`--server`) or from a local
- * data directory, written atomically.
+ * data directory (default ./data, which must exist), written atomically; an existing --out is
+ * refused before anything is read.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
 import { configFromModelJson } from '../../shared/model/artifacts.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
-import { readModelFiles, writeModelFiles } from '../../server/storage/model-files.ts';
-import { openSqliteStores } from '../../server/storage/sqlite.ts';
+import { writeModelFiles } from '../../server/storage/model-files.ts';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from './api-client.ts';
+import { modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit } from './output.ts';
 
 interface ExportOptions {
@@ -39,14 +42,8 @@ async function fromServer(server: string, version: string): Promise<{ version: n
 }
 
 async function fromDataDir(dataDir: string, version: string): Promise<{ version: number; files: ModelFiles }> {
-  const stores = openSqliteStores(dataDir);
-  try {
-    const record = version === 'latest' ? await stores.models.latest() : await stores.models.get(Number(version));
-    if (!record) throw new CliError('NOT_FOUND', `model version ${version} not found in ${dataDir}`);
-    return { version: record.version, files: readModelFiles(path.join(dataDir, 'models', String(record.version))) };
-  } finally {
-    stores.close();
-  }
+  if (!fs.existsSync(dataDir)) throw new CliError('NOT_FOUND', `"data-dir": data directory ${path.resolve(dataDir)} does not exist: point --data-dir at the server's data directory, or download with --server URL (e.g. ${DEFAULT_SERVER})`);
+  return modelVersionFromDataDir(dataDir, version);
 }
 
 export function registerModelCommands(program: Command): void {
@@ -55,13 +52,14 @@ export function registerModelCommands(program: Command): void {
     .command('export <version>')
     .description('write model version V (or "latest") as model.json + weights.bin')
     .requiredOption('--out <dir>', 'output directory (must not exist)')
-    .option('--server <url>', 'download from a coordinator')
-    .option('--data-dir <dir>', 'or read a local data directory', './data')
+    .option('--server <url>', `download from a coordinator (e.g. ${DEFAULT_SERVER})`)
+    .option('--data-dir <dir>', 'or read a local server data directory', DEFAULT_DATA_DIR)
     .option('--json', 'print JSON')
     .action(
       action(async (version: string, options: ExportOptions) => {
         if (version !== 'latest' && !/^[1-9]\d{0,15}$/.test(version)) throw new CliError('INVALID_ARGUMENT', `"version" expected a positive integer or "latest", got ${JSON.stringify(version)}`);
-        const { version: v, files } = options.server ? await fromServer(options.server, version) : await fromDataDir(path.resolve(options.dataDir), version);
+        if (fs.existsSync(options.out)) throw new CliError('INVALID_ARGUMENT', `"out": ${path.resolve(options.out)} already exists; choose a new directory`);
+        const { version: v, files } = options.server ? await fromServer(options.server, version) : await fromDataDir(options.dataDir, version);
         const config = configFromModelJson(files.modelJson);
         writeModelFiles(options.out, files);
         emit(options, { version: v, out: path.resolve(options.out), bytes: files.weights.byteLength, architecture: config.architecture, heads: config.heads }, () =>

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_TRAIN } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
-import { callApi, resolveToken } from './api-client.ts';
+import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 interface LaunchOptions {
@@ -93,8 +93,12 @@ export function describeRound(r: RoundRecord): string {
   return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}`;
 }
 
-/** Polls until every round has finished, reporting progress on stderr. */
-async function waitForRounds(server: string, token: string, ids: readonly number[]): Promise<RoundRecord[]> {
+/**
+ * Polls until every round has finished, reporting progress on stderr. `logFinished` also logs each
+ * finished round's line there: only with `--json`, since otherwise stdout prints the same result
+ * and a terminal would show it twice.
+ */
+async function waitForRounds(server: string, token: string, ids: readonly number[], logFinished: boolean): Promise<RoundRecord[]> {
   const done: RoundRecord[] = [];
   const tty = process.stderr.isTTY === true;
   const bar = tty ? new cliProgress.SingleBar({ format: 'rounds {bar} {value}/{total} | round {round} {stage} | {reported}/{selected} reported | {left}s left', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
@@ -107,7 +111,7 @@ async function waitForRounds(server: string, token: string, ids: readonly number
         if (FINISHED.has(r.status)) {
           done.push(r);
           bar?.update(done.length, { round: id, stage: r.status, reported: r.participants, selected: r.selected, left: '0' });
-          if (!tty) log(describeRound(r));
+          if (!tty && logFinished) log(describeRound(r));
           break;
         }
         const stage = r.live?.stage ?? r.status;
@@ -129,7 +133,7 @@ export function registerRoundCommands(program: Command): void {
   round
     .command('launch')
     .description('queue R rounds on a coordinator')
-    .requiredOption('--server <url>', 'coordinator URL')
+    .option('--server <url>', 'coordinator URL', DEFAULT_SERVER)
     .option('--rounds <R>', 'number of rounds', '1')
     .requiredOption('--clients-per-round <K>', 'cohort size (fixed) or expected size (poisson)')
     .option('--min-clients <T>', 'abort a round with fewer updates than this')
@@ -156,8 +160,8 @@ export function registerRoundCommands(program: Command): void {
     .option('--secagg-dropout <rate>', 'dropout rate SecAgg+ must tolerate', '0.1')
     .option('--secagg-corrupt <rate>', 'fraction of clients that may collude with the coordinator', '0.1')
     .option('--secagg-stage-ms <ms>', 'deadline of each SecAgg+ stage after advertise-keys', '10000')
-    .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN)')
-    .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
+    .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN; default: from --data-dir)')
+    .option('--data-dir <dir>', "read the operator token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--wait', 'wait for the rounds to finish')
     .option('--json', 'print the round records as JSON')
     .action(
@@ -195,16 +199,16 @@ export function registerRoundCommands(program: Command): void {
           const mode = !p || p.mode === 'none' ? 'no DP (mode none)' : `${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, delta=${p.delta}`;
           log(`launched rounds ${rounds.map((r) => r.id).join(', ')}: ${mode}; SecAgg+ ${first?.config.secagg ? 'on' : 'off'}`);
         }
-        const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id)) : rounds;
+        const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id), options.json === true) : rounds;
         emit(options, { rounds: result }, () => result.map(describeRound).join('\n'));
       }),
     );
   round
     .command('status [id]')
     .description('show one round, or the most recent rounds')
-    .requiredOption('--server <url>', 'coordinator URL')
-    .option('--token <token>', 'API token (or PORTRAIT_TOKEN)')
-    .option('--data-dir <dir>', 'read the bootstrap token from a local server data directory')
+    .option('--server <url>', 'coordinator URL', DEFAULT_SERVER)
+    .option('--token <token>', 'API token (or PORTRAIT_TOKEN; default: from --data-dir)')
+    .option('--data-dir <dir>', "read the auditor token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--limit <n>', 'rounds to list without an id', '20')
     .option('--watch', 'follow until the round (or the newest round) finishes')
     .option('--json', 'print JSON')
@@ -213,14 +217,14 @@ export function registerRoundCommands(program: Command): void {
         const token = resolveToken(options, 'auditor');
         if (id !== undefined) {
           const roundId = parseInteger('id', id);
-          const record = options.watch ? ((await waitForRounds(options.server, token, [roundId]))[0] as RoundRecord) : await callApi<RoundRecord>(options.server, token, 'GET', `/rounds/${roundId}`);
+          const record = options.watch ? ((await waitForRounds(options.server, token, [roundId], options.json === true))[0] as RoundRecord) : await callApi<RoundRecord>(options.server, token, 'GET', `/rounds/${roundId}`);
           emit(options, record, () => describeRound(record));
           return;
         }
         let { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${parseInteger('limit', options.limit)}`);
         if (options.watch) {
           const open = rounds.filter((r) => !FINISHED.has(r.status)).map((r) => r.id).sort((a, b) => a - b);
-          if (open.length > 0) await waitForRounds(options.server, token, open);
+          if (open.length > 0) await waitForRounds(options.server, token, open, options.json === true);
           ({ rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'GET', `/rounds?limit=${parseInteger('limit', options.limit)}`));
         }
         emit(options, { rounds }, () => (rounds.length === 0 ? 'no rounds yet' : rounds.map(describeRound).join('\n')));

@@ -1,5 +1,5 @@
 /**
- * `portrait simulate --server URL --clients N --dataset SPEC [--dropout P] ...`: a fleet of
+ * `portrait simulate [--server URL] --clients N --dataset SPEC [--dropout P] ...`: a fleet of
  * simulated devices (one training user's data each, in worker threads) connected to a running
  * coordinator until Ctrl-C or `--duration`; then the fleet's counts (JSON with `--json`).
  */
@@ -12,9 +12,9 @@ import type { FleetFaults, FleetStats } from '../../client/node/simulator.ts';
 import type { Dataset, UserRecord } from '../../shared/features/dataset.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
-import { loadDataset } from '../import/resolve.ts';
 import { dataConfig } from '../lib/central.ts';
-import { resolveToken } from './api-client.ts';
+import { DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
+import { loadDatasetArg } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
 interface SimulateOptions {
@@ -84,7 +84,7 @@ export function registerSimulateCommand(program: Command): void {
   program
     .command('simulate')
     .description('run a fleet of simulated devices (one user each, in worker threads) against a coordinator')
-    .requiredOption('--server <url>', 'coordinator URL')
+    .option('--server <url>', 'coordinator URL', DEFAULT_SERVER)
     .requiredOption('--clients <N>', 'number of simulated devices')
     .option('--dataset <spec>', 'synthetic:USERS | tianchi:DIR (devices are its training users)', 'synthetic:200')
     .option('--dropout <p>', 'per round, each device vanishes with probability p at a random stage')
@@ -97,8 +97,8 @@ export function registerSimulateCommand(program: Command): void {
     .option('--workers <W>', 'worker threads (default: one per core)')
     .option('--duration <s>', 'stop after this many seconds (default: until Ctrl-C)')
     .option('--seed <n>', 'fault assignment seed', '1')
-    .option('--token <token>', 'operator API token to enroll the devices (or PORTRAIT_TOKEN)')
-    .option('--data-dir <dir>', 'read the operator token from a local server data directory')
+    .option('--token <token>', 'operator API token to enroll the devices (or PORTRAIT_TOKEN; default: from --data-dir)')
+    .option('--data-dir <dir>', "read the operator token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--backend <name>', 'tfjs backend in the workers: node-gpu | node | wasm | cpu')
     .option('--epsilon-cap <e>', "each device's own privacy cap: it refuses rounds that would take it past e")
     .option('--cap-delta <d>', 'delta of --epsilon-cap', '1e-6')
@@ -108,7 +108,7 @@ export function registerSimulateCommand(program: Command): void {
         const clients = parseNumber('clients', options.clients);
         if (!Number.isInteger(clients) || clients < 1) throw new CliError('INVALID_ARGUMENT', `"clients" expected a positive integer, got ${options.clients}`);
         const token = resolveToken(options, 'operator');
-        const dataset = await loadDataset(options.dataset);
+        const dataset = await loadDatasetArg(options.dataset);
         const users = fleetUsers(prepareFleetData(dataset), clients);
         const fleet = await runFleet({
           serverUrl: options.server,

@@ -1,0 +1,228 @@
+/**
+ * What a new user hits first, through the real `portrait` binary: argument errors keep the
+ * `--json` promise, client commands default to the local server and its ./data tokens, `--model V`
+ * reads the data dir's model store, missing inputs are NOT_FOUND naming the path, `round launch
+ * --wait` prints its result once, and the demo refuses a busy explicit port (and cleans up) while a
+ * busy default port falls back to a free one; its printed launch line runs as printed, and its
+ * temporary data directory goes on exit. The coordinators are real (port 0, temp data dirs).
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { launchHint, startOnPort } from '../../scripts/cli/demo.ts';
+import { CliError } from '../../scripts/cli/output.ts';
+import type { RoundRecord } from '../../shared/protocol/messages.ts';
+import { startTestCoordinator, syntheticPopulation } from './harness.ts';
+import type { TestCoordinator } from './harness.ts';
+
+const bin = path.resolve('bin/portrait.js');
+
+beforeAll(async () => {
+  await useNodeBackend();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real binary; no token in the environment unless given, so the ./data default is what is tested. */
+function portrait(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  if (!options.env?.PORTRAIT_TOKEN) delete env.PORTRAIT_TOKEN;
+  return new Promise((resolve) => {
+    execFile(process.execPath, [bin, ...args], { cwd: options.cwd ?? process.cwd(), env, maxBuffer: 1 << 24, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** With --json: exactly one JSON document on stdout, whatever happened. */
+function jsonError(r: Run): { code: string; message: string } {
+  expect(r.code).not.toBe(0);
+  return (JSON.parse(r.stdout) as { error: { code: string; message: string } }).error;
+}
+
+function busyPort(): Promise<net.Server> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
+
+describe('argument errors with --json', () => {
+  it('print one INVALID_ARGUMENT document on stdout and exit non-zero; without --json stdout stays empty', async () => {
+    const [missing, unknownOption, unknownCommand, plain] = await Promise.all([
+      portrait(['round', 'launch', '--json']),
+      portrait(['privacy', 'epsilon', '--bogus', '1', '--json']),
+      portrait(['nosuch', '--json']),
+      portrait(['round', 'launch']),
+    ]);
+    expect(jsonError(missing)).toEqual({ code: 'INVALID_ARGUMENT', message: "required option '--clients-per-round <K>' not specified" });
+    expect(missing.stderr).toMatch(/Usage: portrait round launch/);
+    expect(jsonError(unknownOption)).toEqual({ code: 'INVALID_ARGUMENT', message: "unknown option '--bogus'" });
+    expect(jsonError(unknownCommand)).toEqual({ code: 'INVALID_ARGUMENT', message: "unknown command 'nosuch'" });
+    expect(plain.code).not.toBe(0);
+    expect(plain.stdout).toBe('');
+    expect(plain.stderr).toMatch(/required option '--clients-per-round <K>' not specified/);
+  }, 60_000);
+});
+
+describe('client commands against a real coordinator', () => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-'));
+  const dataDir = path.join(work, 'data');
+  let coordinator: TestCoordinator;
+
+  beforeAll(async () => {
+    fs.mkdirSync(dataDir);
+    coordinator = await startTestCoordinator(dataDir);
+  });
+  afterAll(async () => {
+    await coordinator?.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('default to http://127.0.0.1:8080 and to the tokens in ./data/api-tokens.json', async () => {
+    const [launchHelp, simulateHelp, status, noToken] = await Promise.all([
+      portrait(['round', 'launch', '--help']),
+      portrait(['simulate', '--help']),
+      // cwd holds data/api-tokens.json: no --token, no PORTRAIT_TOKEN, no --data-dir.
+      portrait(['round', 'status', '--server', coordinator.url, '--json'], { cwd: work }),
+      portrait(['round', 'status', '--server', coordinator.url, '--json'], { cwd: os.tmpdir() }),
+    ]);
+    for (const help of [launchHelp, simulateHelp]) expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/--server <url> coordinator URL \(default: "http:\/\/127\.0\.0\.1:8080"\)/);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toEqual({ rounds: [] });
+    const e = jsonError(noToken);
+    expect(e.code).toBe('UNAUTHENTICATED');
+    expect(e.message).toContain(path.join('data', 'api-tokens.json'));
+  }, 60_000);
+
+  it('round launch --wait prints the finished round once (stderr progress, stdout result)', async () => {
+    // Nobody checks in, so the round aborts when its short check-in window ends.
+    const r = await portrait(['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--checkin-ms', '300', '--wait'], { cwd: work });
+    expect(r.code).toBe(0);
+    const finished = /^round \d+ aborted: .*$/m;
+    expect(r.stdout).toMatch(finished);
+    expect(r.stderr).not.toMatch(finished);
+    expect(r.stderr).toMatch(/launched rounds \d+: no DP/);
+  }, 60_000);
+
+  it('--model V loads version V of --data-dir; missing inputs and bad outputs are named', async () => {
+    const events = path.join(work, 'me.jsonl');
+    fs.writeFileSync(events, `${JSON.stringify({ userId: 'me', day: 18_060, type: 'cart', itemId: 'i1', category: 'c1', price: 12 })}\n`);
+    const missing = path.join(work, 'nonexist.jsonl');
+    const existing = path.join(work, 'already-there');
+    fs.mkdirSync(existing);
+    const noDataDir = path.join(work, 'no-such-data-dir');
+    const [byVersion, unknownVersion, noEvents, noDataset, outExists, noData] = await Promise.all([
+      portrait(['profile', '--model', '1', '--data-dir', dataDir, '--events', events, '--json']),
+      portrait(['profile', '--model', '99', '--data-dir', dataDir, '--events', events, '--json']),
+      portrait(['profile', '--model', '1', '--data-dir', dataDir, '--events', missing, '--json']),
+      portrait(['evaluate', '--model', 'latest', '--data-dir', dataDir, '--dataset', `events:${missing}`, '--json']),
+      portrait(['model', 'export', 'latest', '--data-dir', dataDir, '--out', existing, '--json']),
+      portrait(['model', 'export', 'latest', '--data-dir', noDataDir, '--out', path.join(work, 'out'), '--json']),
+    ]);
+    expect(byVersion.code).toBe(0);
+    const portraitJson = JSON.parse(byVersion.stdout) as { user: string; heads: Record<string, { top: unknown[] }> };
+    expect(portraitJson.user).toBe('me');
+    expect(portraitJson.heads.interests?.top).toHaveLength(5);
+    expect(jsonError(unknownVersion)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining('model version 99 not found') });
+    for (const r of [noEvents, noDataset]) expect(jsonError(r)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining(missing) });
+    expect(jsonError(outExists)).toEqual({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${existing} already exists`) });
+    expect(jsonError(noData)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining(`data directory ${noDataDir} does not exist`) });
+    expect(fs.existsSync(noDataDir)).toBe(false);
+  }, 90_000);
+
+  it('names the refused action, and answers unknown paths with the JSON 404', async () => {
+    const issued = await fetch(`${coordinator.url}/api/v1/enrollment-tokens`, { method: 'POST', headers: { authorization: `Bearer ${coordinator.auditor}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(issued.status).toBe(403);
+    expect(await issued.json()).toEqual({ code: 'FORBIDDEN', message: 'role "auditor" may not issue enrollment tokens' });
+    const launch = await fetch(`${coordinator.url}/api/v1/rounds`, { method: 'POST', headers: { authorization: `Bearer ${coordinator.auditor}`, 'content-type': 'application/json' }, body: '{}' });
+    expect(await launch.json()).toEqual({ code: 'FORBIDDEN', message: 'role "auditor" may not launch' });
+    for (const p of ['/', '/nope']) {
+      const res = await fetch(`${coordinator.url}${p}`);
+      expect(res.status).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/application\/json/);
+      expect(await res.json()).toEqual({ code: 'NOT_FOUND', message: `no such path ${p}` });
+    }
+    expect(await (await fetch(`${coordinator.url}/healthz`)).json()).toEqual({ ok: true });
+  });
+});
+
+describe('demo port and data directory', () => {
+  it('a busy default port falls back to a free one; a busy explicit port is UNAVAILABLE', async () => {
+    const busy = await busyPort();
+    const port = (busy.address() as net.AddressInfo).port;
+    const pop = await syntheticPopulation();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-demo-'));
+    const options = { dataDir, port, initialModel: { config: pop.config, seed: 1 }, log: () => undefined };
+    try {
+      const explicit = await startOnPort(options, true).catch((err: unknown) => err);
+      expect(explicit).toBeInstanceOf(CliError);
+      expect(explicit).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(new RegExp(`port ${port} is already in use.*--port 0`)) });
+      const fallback = await startOnPort(options, false);
+      expect(fallback.port).not.toBe(port);
+      expect(fallback.port).toBeGreaterThan(0);
+      expect((await (await fetch(`${fallback.url}/healthz`)).json()).ok).toBe(true);
+      await fallback.close();
+    } finally {
+      busy.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the real demo refuses a busy --port and removes the temporary data directory it made', async () => {
+    const busy = await busyPort();
+    const port = (busy.address() as net.AddressInfo).port;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-tmp-'));
+    try {
+      const r = await portrait(['demo', '--port', String(port), '--users', '100', '--clients-per-round', '5', '--exit', '--json'], { env: { TMPDIR: tmp } });
+      expect(jsonError(r)).toEqual({ code: 'UNAVAILABLE', message: expect.stringContaining(`port ${port} is already in use`) });
+      expect(fs.readdirSync(tmp).filter((f) => f.startsWith('portrait-demo-'))).toEqual([]);
+    } finally {
+      busy.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('prints a launch hint that runs as printed, and removes its temporary data directory on Ctrl-C', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-tmp-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
+    delete env.PORTRAIT_TOKEN;
+    const demo = spawn(process.execPath, [bin, 'demo', '--port', '0', '--rounds', '1', '--private-rounds', '0', '--private-clients', '10', '--users', '200', '--clients-per-round', '10'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        demo.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes('Ctrl-C to stop')) resolve();
+        });
+        void exited.then(() => reject(new Error(`demo exited early: ${stderr}`)));
+      });
+      expect(fs.readdirSync(tmp).filter((f) => f.startsWith('portrait-demo-'))).toHaveLength(1);
+      const hint = /launch more private rounds: npx portrait (round launch .*)$/m.exec(stderr)?.[1];
+      expect(hint).toMatch(/--clients-per-round 10 --min-clients 8 --dp distributed --clip 0\.1 --noise-multiplier 0\.5 --secagg on --wait$/);
+      const launched = await portrait([...(hint as string).split(' '), '--json']);
+      expect(launched.code).toBe(0);
+      const [round] = (JSON.parse(launched.stdout) as { rounds: RoundRecord[] }).rounds;
+      expect(round).toMatchObject({ status: 'committed', participants: 10, privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: 0.5 } });
+    } finally {
+      demo.kill('SIGINT');
+      await exited;
+    }
+    expect(fs.readdirSync(tmp).filter((f) => f.startsWith('portrait-demo-'))).toEqual([]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }, 90_000);
+
+  it("prints a launch hint with the private rounds' flags", () => {
+    const hint = launchHint('http://127.0.0.1:8080', '/tmp/d', { clientsPerRound: 40, privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: 0.5 } });
+    expect(hint).toBe('npx portrait round launch --server http://127.0.0.1:8080 --data-dir /tmp/d --clients-per-round 40 --min-clients 32 --dp distributed --clip 0.1 --noise-multiplier 0.5 --secagg on --wait');
+  });
+});
