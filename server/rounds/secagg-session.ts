@@ -22,6 +22,7 @@ import { SecAggServerSession } from '../../shared/secagg/server.ts';
 import type { StageOutcome } from '../../shared/secagg/server.ts';
 import { PROTOCOL_STAGES } from '../../shared/secagg/stages.ts';
 import type { ProtocolStage } from '../../shared/secagg/stages.ts';
+import { nodeMaskKeyCrypto } from './secagg-native-crypto.ts';
 
 export interface SecAggRoundOptions {
   roundId: number;
@@ -98,6 +99,7 @@ export class SecAggRound {
         return id === undefined ? undefined : options.verifyKey(id);
       },
       verifySignature: nodeEd25519Verify,
+      maskKeyCrypto: nodeMaskKeyCrypto,
     });
   }
 

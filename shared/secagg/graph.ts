@@ -22,6 +22,8 @@ export interface NeighbourGraph {
   /** Sorted neighbour indices of client `index` (1-based), never including `index` itself. */
   neighbours(index: number): readonly number[];
   isNeighbour(a: number, b: number): boolean;
+  /** Position 0..n-1 of client `index` on the circle: neighbours are the floor(k/2) nearest positions each way. */
+  position(index: number): number;
 }
 
 /** Structural checks on (n, k), with messages naming the field. */
@@ -81,6 +83,8 @@ export function buildNeighbourGraph(seed: Uint8Array, n: number, k: number): Nei
   const lists: number[][] = Array.from({ length: n + 1 }, () => []);
   for (let p = 0; p < n; p++) lists[order[p]!] = hararyNeighbours(order, p, k);
   const sets = lists.map((l) => new Set(l));
+  const positions = new Array<number>(n + 1).fill(-1);
+  order.forEach((index, p) => (positions[index] = p));
   return {
     n,
     k,
@@ -90,6 +94,10 @@ export function buildNeighbourGraph(seed: Uint8Array, n: number, k: number): Nei
     },
     isNeighbour(a, b) {
       return a >= 1 && a <= n && sets[a]!.has(b);
+    },
+    position(index) {
+      expectInteger('index', index, 1, n);
+      return positions[index]!;
     },
   };
 }

@@ -225,7 +225,8 @@ function webCryptoHkdfAvailable(): Promise<boolean> {
   return webCryptoHkdf;
 }
 
-function pairwiseInfo(roundId: string, a: number, b: number): Uint8Array {
+/** The HKDF info of the pairwise mask seed s_{a,b}: symmetric in (a, b). */
+export function pairwiseInfo(roundId: string, a: number, b: number): Uint8Array {
   return concatBytes(utf8('pairwise-mask'), lengthPrefixedUtf8(roundId), u32be(Math.min(a, b)), u32be(Math.max(a, b)));
 }
 
@@ -241,6 +242,43 @@ export async function derivePairwiseSeeds(shared: readonly Uint8Array[], roundId
   if (!(await webCryptoHkdfAvailable())) return shared.map((secret, j) => derivePairwiseSeed(secret, roundId, self, peers[j]!));
   return Promise.all(shared.map((secret, j) => webCryptoHkdfSeed(secret, pairwiseInfo(roundId, self, peers[j]!))));
 }
+
+/** A rebuilt mask secret key's public key and its pairwise seeds with the given peers. */
+export interface MaskKeySeeds {
+  readonly publicKey: Uint8Array;
+  readonly seeds: Uint8Array[];
+}
+
+/**
+ * The server's mask-key work at unmask (Bonawitz et al. 2017, Sec. 4, Round 4: for each dropped
+ * client, its rebuilt s^SK checked against the advertised s^PK, and one X25519 agreement and one KDF
+ * call per surviving neighbour). The isomorphic default below; a platform may inject a native one
+ * (the coordinator's is server/rounds/secagg-native-crypto.ts) that must give the same bytes and the
+ * same refusals. Results may come back synchronously, which spares the caller an await.
+ */
+export interface MaskKeyCrypto {
+  /**
+   * The X25519 public key of `secretKey` (RFC 7748, Sec. 6.1) and, for every j,
+   * `derivePairwiseSeed(X25519(secretKey, publicKeys[j]), roundId, self, peers[j])`; a low-order
+   * public key is refused with ProtocolError BAD_KEY. The agreed secrets are wiped; the caller owns
+   * `secretKey` and the seeds.
+   */
+  pairwiseSeeds(secretKey: Uint8Array, publicKeys: readonly Uint8Array[], roundId: string, self: number, peers: readonly number[]): MaskKeySeeds | Promise<MaskKeySeeds>;
+}
+
+/** tweetnacl for the public key, WebCrypto X25519 and HKDF where available (agreeMany, derivePairwiseSeeds). */
+export const isomorphicMaskKeyCrypto: MaskKeyCrypto = {
+  async pairwiseSeeds(secretKey, publicKeys, roundId, self, peers) {
+    if (publicKeys.length !== peers.length) throw new RangeError(`"peers" expected ${publicKeys.length} indices (one per public key), got ${peers.length}`);
+    const publicKey = nacl.scalarMult.base(expectBytes('secretKey', secretKey, 32));
+    const shared = await agreeMany(secretKey, publicKeys);
+    try {
+      return { publicKey, seeds: await derivePairwiseSeeds(shared, roundId, self, peers) };
+    } finally {
+      wipe(...shared);
+    }
+  },
+};
 
 /** The pairwise seed of clients `self` and `peer` from one side's mask secret key and the other's public key. */
 export function pairwiseSeed(maskSecretKey: Uint8Array, peerMaskPublicKey: Uint8Array, roundId: string, self: number, peer: number): Uint8Array {

@@ -3,8 +3,8 @@
  * expands to P uniform 32-bit words. Two cryptographic instantiations, both keyed with the full
  * 32-byte seed (never shortened): AES-256-CTR through WebCrypto and XSalsa20. Each seed is used for
  * exactly one expansion per round (seeds are fresh per round), so a fixed zero counter / nonce is safe.
- * Masks are applied in place (`applyMask`, `applyMasks`): the server and clients add or subtract
- * PRG(seed) into one accumulator instead of materialising and then adding each mask. Default: the
+ * Masks are applied in place (`applyMask`, `MaskApplier`, `applyMasks`): the server and clients add or
+ * subtract PRG(seed) into one accumulator instead of materialising and then adding each mask. Default: the
  * faster one in Node and Chromium (`scripts/bench/secagg-prg.ts`, docs/secagg.md).
  */
 import { expectBytes, expectInteger, wipe } from './bytes.ts';
@@ -155,67 +155,140 @@ export function addMasksInto(target: Uint32Array, masks: readonly Uint32Array[],
   }
 }
 
+/** Groups of chunks in flight at most (each group is up to 4 keystream chunks of up to 512 KiB). */
+export const MAX_DEPTH = 1024;
+
+interface MaskGroup {
+  readonly jobs: readonly MaskJob[];
+  readonly sign: MaskSign;
+  keys: Promise<CryptoKey>[] | undefined;
+  nextChunk: number;
+  unfinished: number;
+}
+
 /**
- * target += sum of sign_j * PRG(seed_j), wiping each seed after use. AES-CTR: the masks are grouped
- * by sign, up to 4 per group (the sum does not depend on the order); each group's keystreams are
- * produced chunk by chunk at the matching counter (the same words as `expand`, each key imported
- * once), `depth` groups of chunks in flight in WebCrypto (off the main thread in Node and Chromium)
- * while the current chunks are added in one pass. XSalsa20 runs on this thread, fused, mask by mask.
+ * target += sum of sign_j * PRG(seed_j) for jobs pushed over time, wiping each seed after use; the
+ * server pushes each dropped client's pairwise jobs as soon as they are derived, so its key work on
+ * this thread overlaps the keystreams. AES-CTR: jobs are grouped by sign, up to 4 per group (the sum
+ * does not depend on the order); each group's keystreams are produced chunk by chunk at the matching
+ * counter (the same words as `expand`, each key imported once), up to `depth` groups of chunks in
+ * flight in WebCrypto (off the main thread in Node and Chromium), each added in one pass as soon as it
+ * arrives, whatever the order. XSalsa20 runs on this thread, fused, mask by mask. The caller must let
+ * the event loop run (await) for arrivals to be added; `drain` waits for all of them.
  */
-export async function applyMasks(prg: MaskPrg, target: Uint32Array, jobs: readonly MaskJob[], depth = 2): Promise<void> {
-  checkTarget(target);
-  expectInteger('depth', depth, 1, 64);
-  for (const job of jobs) {
-    checkExpand(job.seed, target.length);
-    checkSign(job.sign);
+export class MaskApplier {
+  readonly #prg: MaskPrg;
+  readonly #target: Uint32Array;
+  readonly #depth: number;
+  readonly #chunksPerGroup: number;
+  readonly #queue: MaskGroup[] = [];
+  readonly #pushed: MaskJob[] = [];
+  readonly #waiters: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  #inFlight = 0;
+  #error: unknown;
+  #failed = false;
+  #serial: Promise<void> = Promise.resolve();
+
+  constructor(prg: MaskPrg, target: Uint32Array, depth = 2) {
+    this.#prg = prg;
+    this.#target = checkTarget(target);
+    this.#depth = expectInteger('depth', depth, 1, MAX_DEPTH);
+    this.#chunksPerGroup = Math.max(1, Math.ceil(target.length / AES_CHUNK_WORDS));
   }
-  if (prg.name !== 'aes-ctr') {
+
+  /** Queues jobs (checked first: a bad one throws and queues none) and starts what the depth allows. */
+  push(jobs: readonly MaskJob[]): void {
     for (const job of jobs) {
-      await prg.applyMask(job.seed, target, job.sign);
-      wipe(job.seed);
+      checkExpand(job.seed, this.#target.length);
+      checkSign(job.sign);
     }
-    return;
+    this.#pushed.push(...jobs);
+    if (this.#prg.name !== 'aes-ctr') {
+      const prg = this.#prg;
+      const target = this.#target;
+      for (const job of jobs) {
+        this.#serial = this.#serial.then(async () => {
+          if (!this.#failed) await prg.applyMask(job.seed, target, job.sign);
+        }).catch((err: unknown) => this.#fail(err)).finally(() => wipe(job.seed));
+      }
+      return;
+    }
+    for (const sign of [1, -1] as const) {
+      const same = jobs.filter((job) => job.sign === sign);
+      for (let g = 0; g < same.length; g += MASKS_PER_PASS) {
+        this.#queue.push({ jobs: same.slice(g, g + MASKS_PER_PASS), sign, keys: undefined, nextChunk: 0, unfinished: this.#chunksPerGroup });
+      }
+    }
+    this.#launch();
   }
-  const length = target.length;
-  const groups: MaskJob[][] = [];
-  for (const sign of [1, -1] as const) {
-    const same = jobs.filter((job) => job.sign === sign);
-    for (let g = 0; g < same.length; g += MASKS_PER_PASS) groups.push(same.slice(g, g + MASKS_PER_PASS));
+
+  /** Resolves once every pushed job is applied (rejects with the first failure); all seeds are wiped either way. */
+  async drain(): Promise<void> {
+    try {
+      await this.#serial;
+      if (this.#inFlight > 0 || (this.#queue.length > 0 && !this.#failed)) {
+        await new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
+      }
+      if (this.#failed) throw this.#error;
+    } finally {
+      for (const job of this.#pushed) wipe(job.seed);
+      this.#pushed.length = 0;
+    }
   }
-  const chunksPerGroup = Math.max(1, Math.ceil(length / AES_CHUNK_WORDS));
-  const total = groups.length * chunksPerGroup;
-  const importKey = (seed: Uint8Array) => crypto.subtle.importKey('raw', new Uint8Array(seed), { name: 'AES-CTR' }, false, ['encrypt']);
-  let keys: { group: number; keys: Promise<CryptoKey>[] } | undefined;
-  const pending: Promise<ArrayBuffer[]>[] = [];
-  let next = 0;
-  const launch = () => {
-    const g = Math.floor(next / chunksPerGroup);
-    const offset = (next % chunksPerGroup) * AES_CHUNK_WORDS;
-    const words = Math.min(AES_CHUNK_WORDS, length - offset);
-    next++;
-    if (keys?.group !== g) keys = { group: g, keys: groups[g]!.map((job) => importKey(job.seed)) };
-    const streams = Promise.all(keys.keys.map(async (key) =>
-      crypto.subtle.encrypt({ name: 'AES-CTR', counter: aesCtrCounter(offset), length: 128 }, await key, zeros(4 * words))));
-    streams.catch(() => undefined); // awaited in order below; a failure must not surface as unhandled meanwhile
-    pending.push(streams);
-  };
+
+  #fail(err: unknown): void {
+    if (!this.#failed) {
+      this.#failed = true;
+      this.#error = err;
+    }
+  }
+
+  #launch(): void {
+    while (!this.#failed && this.#inFlight < this.#depth && this.#queue.length > 0) {
+      const group = this.#queue[0]!;
+      const chunk = group.nextChunk++;
+      if (group.nextChunk === this.#chunksPerGroup) this.#queue.shift();
+      this.#launchChunk(group, chunk);
+    }
+    if (this.#inFlight === 0 && (this.#queue.length === 0 || this.#failed)) {
+      for (const waiter of this.#waiters.splice(0)) {
+        if (this.#failed) waiter.reject(this.#error);
+        else waiter.resolve();
+      }
+    }
+  }
+
+  #launchChunk(group: MaskGroup, chunk: number): void {
+    const offset = chunk * AES_CHUNK_WORDS;
+    const words = Math.min(AES_CHUNK_WORDS, this.#target.length - offset);
+    group.keys ??= group.jobs.map((job) => crypto.subtle.importKey('raw', new Uint8Array(job.seed), { name: 'AES-CTR' }, false, ['encrypt']));
+    this.#inFlight++;
+    Promise.all(group.keys.map(async (key) =>
+      crypto.subtle.encrypt({ name: 'AES-CTR', counter: aesCtrCounter(offset), length: 128 }, await key, zeros(4 * words))))
+      .then((buffers) => {
+        const masks = buffers.map(littleEndianWords);
+        if (!this.#failed) addMasksInto(this.#target.subarray(offset, offset + words), masks, group.sign);
+        for (const mask of masks) mask.fill(0);
+      })
+      .catch((err: unknown) => this.#fail(err))
+      .finally(() => {
+        this.#inFlight--;
+        if (--group.unfinished === 0) for (const job of group.jobs) wipe(job.seed);
+        this.#launch();
+      });
+  }
+}
+
+/** target += sum of sign_j * PRG(seed_j), wiping each seed after use (a `MaskApplier` given all jobs at once). */
+export async function applyMasks(prg: MaskPrg, target: Uint32Array, jobs: readonly MaskJob[], depth = 2): Promise<void> {
+  const applier = new MaskApplier(prg, target, depth);
   try {
-    while (next < total && pending.length < depth) launch();
-    for (let c = 0; c < total; c++) {
-      const buffers = await pending.shift()!;
-      if (next < total) launch();
-      const group = groups[Math.floor(c / chunksPerGroup)]!;
-      const offset = (c % chunksPerGroup) * AES_CHUNK_WORDS;
-      const masks = buffers.map(littleEndianWords);
-      const words = masks[0]?.length ?? 0;
-      addMasksInto(target.subarray(offset, offset + words), masks, group[0]!.sign);
-      for (const mask of masks) mask.fill(0);
-      if ((c + 1) % chunksPerGroup === 0) for (const job of group) wipe(job.seed);
-    }
-  } finally {
-    await Promise.allSettled(pending);
-    for (const job of jobs) wipe(job.seed);
+    applier.push(jobs);
+  } catch (err) {
+    for (const job of jobs) if (job.seed instanceof Uint8Array) wipe(job.seed);
+    throw err;
   }
+  await applier.drain();
 }
 
 function littleEndianWords(buffer: ArrayBuffer): Uint32Array {

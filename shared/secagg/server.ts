@@ -6,13 +6,21 @@
  * and the dropped clients' pairwise masks to return only the sum mod 2^32. Refused messages
  * (malformed, replayed, late, duplicated, mis-addressed) throw a ProtocolError and change nothing.
  */
-import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { bytesToU32Vector, constantTimeEqual, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
-import { agreeMany, derivePairwiseSeeds, naclEd25519Verify, shareCiphertextBytes, verifyAdvertisement, type Ed25519Verify } from './keys.ts';
+import { HolderSetChooser } from './holder-sets.ts';
+import {
+  isomorphicMaskKeyCrypto,
+  naclEd25519Verify,
+  shareCiphertextBytes,
+  verifyAdvertisement,
+  type Ed25519Verify,
+  type MaskKeyCrypto,
+  type MaskKeySeeds,
+} from './keys.ts';
 import {
   clientMessageSchema,
   type AbortMessage,
@@ -24,8 +32,8 @@ import {
   type UnmaskRequestMessage,
   type UnmaskSharesMessage,
 } from './messages.ts';
-import { addMasksInto, applyMasks, prgByName, type MaskJob } from './prg.ts';
-import { lagrangeAtZero, reconstructWithCoefficients, type Share } from './shamir.ts';
+import { addMasksInto, MaskApplier, MAX_DEPTH, prgByName, type MaskJob } from './prg.ts';
+import { reconstructWithCoefficients, type Share } from './shamir.ts';
 import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
 
 export interface SecAggServerOptions {
@@ -34,6 +42,8 @@ export interface SecAggServerOptions {
   readonly verifyKey?: (index: number) => Uint8Array | undefined;
   /** The Ed25519 verifier for those checks; default tweetnacl (a Node coordinator injects its native one). */
   readonly verifySignature?: Ed25519Verify;
+  /** X25519 and KDF for dropped clients' pairwise seeds at unmask; default isomorphic (a Node coordinator injects OpenSSL's). */
+  readonly maskKeyCrypto?: MaskKeyCrypto;
 }
 
 export type StageOutcome =
@@ -81,6 +91,7 @@ export class SecAggServerSession {
   readonly #graph: NeighbourGraph;
   readonly #verifyKey: ((index: number) => Uint8Array | undefined) | undefined;
   readonly #verifySignature: Ed25519Verify;
+  readonly #maskKeyCrypto: MaskKeyCrypto;
   #stage: Stage = 'advertise-keys';
   #closing = false;
   #abort: { stage: ProtocolStage; code: ProtocolErrorCode; reason: string } | undefined;
@@ -95,6 +106,7 @@ export class SecAggServerSession {
     this.config = checkRoundConfig(options.config);
     this.#verifyKey = options.verifyKey;
     this.#verifySignature = options.verifySignature ?? naclEd25519Verify;
+    this.#maskKeyCrypto = options.maskKeyCrypto ?? isomorphicMaskKeyCrypto;
     this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
   }
 
@@ -365,46 +377,57 @@ export class SecAggServerSession {
       keyShares.set(d, shares);
     }
 
-    // Lagrange coefficients once per holder set, not per secret: in the complete graph every
-    // survivor's first t holders are the same t clients, so one set serves the whole round.
-    const coefficientCache = new Map<string, bigint[]>();
-    const reconstructOwn = (shares: readonly Share[], what: string): Uint8Array => {
-      const used = [...shares].sort((a, b) => a.x - b.x).slice(0, t);
-      const key = used.map((s) => s.x).join(',');
-      let coefficients = coefficientCache.get(key);
-      if (coefficients === undefined) {
-        coefficients = lagrangeAtZero(used.map((s) => s.x));
-        coefficientCache.set(key, coefficients);
-      }
-      return reconstruct(() => reconstructWithCoefficients(used, coefficients), what);
+    // Lagrange coefficients once per holder set, not per secret: owners in circle order, each using
+    // t of its holders chosen so that consecutive owners share them (HolderSetChooser).
+    const chooser = new HolderSetChooser(this.#graph, t);
+    const reconstructOwn = (owner: number, shares: readonly Share[], what: string): Uint8Array => {
+      const byHolder = new Map(shares.map((s) => [s.x, s] as const));
+      const { xs, coefficients } = chooser.choose(owner, new Set(byHolder.keys()));
+      return reconstruct(() => reconstructWithCoefficients(xs.map((x) => byHolder.get(x)!), coefficients), what);
     };
 
-    // A dropped client's pairwise seeds need its key rebuilt, k X25519 agreements and k KDF calls:
-    // WebCrypto work off this thread. Two dropped clients are kept in preparation ahead of the one
-    // being applied (not all at once, which would queue thousands of jobs ahead of the AES chunks).
+    // A dropped client's pairwise seeds need its key rebuilt, k X25519 agreements and k KDF calls.
+    // Each dropped client's masks are pushed to the applier as soon as its seeds exist, so this
+    // work overlaps the keystreams in flight. An async (WebCrypto) key path is kept two dropped
+    // clients ahead, not all at once, which would queue its jobs behind thousands of AES chunks.
     const prg = prgByName(this.config.prg);
-    const pairwise: Promise<MaskJob[]>[] = [];
+    const sum = new Uint32Array(vectorLength);
+    const applier = new MaskApplier(prg, sum, applierDepth(vectorLength));
+    const dropped = chooser.inCircleOrder(droppedWithSurvivors);
+    const pairwise: (MaskJob[] | Promise<MaskJob[]>)[] = [];
+    const selfJobs: MaskJob[] = [];
     const prepare = (i: number) => {
-      const d = droppedWithSurvivors[i];
+      const d = dropped[i];
       if (d === undefined || pairwise.length > i) return;
-      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(keyShares.get(d)!, `mask key of client ${d}`), survivorSet);
-      jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
+      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(d, keyShares.get(d)!, `mask key of client ${d}`), survivorSet);
+      if (jobs instanceof Promise) jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
       pairwise.push(jobs);
     };
-    const selfJobs: MaskJob[] = [];
-    const sum = new Uint32Array(vectorLength);
     try {
       prepare(0);
       prepare(1);
-      for (let i = 0; i < survivors.length; i += 4) addMasksInto(sum, survivors.slice(i, i + 4).map((u) => this.#masked.get(u)!), 1);
-      for (const u of survivors) selfJobs.push({ seed: reconstructOwn(selfMaskShares.get(u)!, `self-mask seed of client ${u}`), sign: -1 });
-      await applyMasks(prg, sum, selfJobs);
-      for (let i = 0; i < droppedWithSurvivors.length; i++) {
+      // Self-mask seeds in batches, each pushed (and its keystreams started) before the next batch is
+      // rebuilt: at P = 10^4 one BigInt reconstruction costs about as much as one AES expansion.
+      // The masked inputs are summed while the first batch's keystreams are computed.
+      const owners = chooser.inCircleOrder(survivors);
+      let summed = false;
+      for (let i = 0; i < owners.length || !summed; i += SELF_MASK_BATCH) {
+        const batch = owners.slice(i, i + SELF_MASK_BATCH).map((u): MaskJob => ({ seed: reconstructOwn(u, selfMaskShares.get(u)!, `self-mask seed of client ${u}`), sign: -1 }));
+        selfJobs.push(...batch);
+        applier.push(batch);
+        await yieldToEventLoop();
+        if (!summed) for (let j = 0; j < survivors.length; j += 4) addMasksInto(sum, survivors.slice(j, j + 4).map((u) => this.#masked.get(u)!), 1);
+        summed = true;
+      }
+      for (let i = 0; i < dropped.length; i++) {
         prepare(i + 1);
         prepare(i + 2);
-        await applyMasks(prg, sum, await pairwise[i]!);
+        applier.push(await pairwise[i]!);
+        await yieldToEventLoop();
       }
+      await applier.drain();
     } finally {
+      await applier.drain().catch(() => undefined);
       for (const job of selfJobs) wipe(job.seed);
       for (const result of await Promise.allSettled(pairwise)) if (result.status === 'fulfilled') for (const job of result.value) wipe(job.seed);
     }
@@ -414,18 +437,25 @@ export class SecAggServerSession {
   }
 
   /** The masks to undo for dropped client d: -PRG(s_{v,d}) where v < d added it, +PRG(s_{v,d}) otherwise. */
-  async #droppedPairwiseJobs(d: number, secretKey: Uint8Array, survivorSet: ReadonlySet<number>): Promise<MaskJob[]> {
-    try {
-      if (!constantTimeEqual(nacl.scalarMult.base(secretKey), this.#advertised.get(d)!.maskPublicKey)) {
+  #droppedPairwiseJobs(d: number, secretKey: Uint8Array, survivorSet: ReadonlySet<number>): MaskJob[] | Promise<MaskJob[]> {
+    const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
+    const toJobs = ({ publicKey, seeds }: MaskKeySeeds): MaskJob[] => {
+      if (!constantTimeEqual(publicKey, this.#advertised.get(d)!.maskPublicKey)) {
+        wipe(...seeds);
         refuse('RECONSTRUCTION_FAILED', `stage "unmask": reconstructed mask key of client ${d} does not match its advertised public key`);
       }
-      const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
-      const secrets = await agreeMany(secretKey, live.map((v) => this.#advertised.get(v)!.maskPublicKey));
-      const seeds = await derivePairwiseSeeds(secrets, this.config.roundId, d, live).finally(() => wipe(...secrets));
       return live.map((v, j): MaskJob => ({ seed: seeds[j]!, sign: v < d ? -1 : 1 }));
-    } finally {
+    };
+    let derived: MaskKeySeeds | Promise<MaskKeySeeds>;
+    try {
+      derived = this.#maskKeyCrypto.pairwiseSeeds(secretKey, live.map((v) => this.#advertised.get(v)!.maskPublicKey), this.config.roundId, d, live);
+    } catch (err) {
       wipe(secretKey);
+      throw err;
     }
+    if (derived instanceof Promise) return derived.finally(() => wipe(secretKey)).then(toJobs);
+    wipe(secretKey);
+    return toJobs(derived);
   }
 
   #abortWith(stage: ProtocolStage, code: ProtocolErrorCode, reason: string): StageOutcome {
@@ -435,6 +465,21 @@ export class SecAggServerSession {
     const messages = notify.map((to): AbortMessage => ({ type: 'abort', roundId: this.config.roundId, to, stage, code, reason }));
     return { status: 'aborted', stage, code, reason, messages };
   }
+}
+
+/** Self-mask seeds rebuilt between two yields to the event loop at unmask. */
+const SELF_MASK_BATCH = 32;
+
+/** In-flight keystream bytes at unmask up to ~32 MiB: enough queued AES work to cover a dropped client's key work. */
+function applierDepth(vectorLength: number): number {
+  const groupBytes = 4 * 4 * Math.min(vectorLength, 2 ** 17);
+  return Math.max(2, Math.min(MAX_DEPTH, Math.floor(2 ** 25 / Math.max(1, groupBytes))));
+}
+
+/** Lets timers and I/O callbacks (WebCrypto completions) run: a macrotask, not a microtask. */
+function yieldToEventLoop(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
 }
 
 function reconstruct(run: () => Uint8Array, what: string): Uint8Array {

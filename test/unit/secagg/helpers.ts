@@ -3,7 +3,7 @@ import nacl from 'tweetnacl';
 import { expect } from 'vitest';
 import { SecAggClient } from '../../../shared/secagg/client.ts';
 import type { SecAggRoundConfig } from '../../../shared/secagg/config.ts';
-import { generateSigningKeyPair, type KeyPair } from '../../../shared/secagg/keys.ts';
+import { generateSigningKeyPair, type KeyPair, type MaskKeyCrypto } from '../../../shared/secagg/keys.ts';
 import type { ClientMessage, ServerMessage } from '../../../shared/secagg/messages.ts';
 import type { PrgName } from '../../../shared/secagg/prg.ts';
 import type { RandomSource } from '../../../shared/secagg/random.ts';
@@ -40,6 +40,8 @@ export interface RoundSetup {
   label?: string;
   serverVerifies?: boolean;
   inputs?: Uint32Array[];
+  /** The server's X25519 / KDF for dropped clients (default: the isomorphic one). */
+  maskKeyCrypto?: MaskKeyCrypto;
 }
 
 export interface Round {
@@ -65,7 +67,11 @@ export function setupRound(setup: RoundSetup): Round {
   const enrollment = Array.from({ length: setup.n }, () => generateSigningKeyPair(random));
   const verifyKey = (i: number) => enrollment[i - 1]?.publicKey;
   const inputs = setup.inputs ?? Array.from({ length: setup.n }, () => new Uint32Array(random(new Uint8Array(setup.vectorLength * 4)).buffer));
-  const server = new SecAggServerSession({ config, ...(setup.serverVerifies === false ? {} : { verifyKey }) });
+  const server = new SecAggServerSession({
+    config,
+    ...(setup.serverVerifies === false ? {} : { verifyKey }),
+    ...(setup.maskKeyCrypto ? { maskKeyCrypto: setup.maskKeyCrypto } : {}),
+  });
   const clients = inputs.map((input, i) => new SecAggClient({
     config,
     index: i + 1,

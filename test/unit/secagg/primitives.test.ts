@@ -6,7 +6,7 @@ import { fromBase64, toBase64 } from '../../../shared/secagg/bytes.ts';
 import { ProtocolError } from '../../../shared/secagg/errors.ts';
 import { hkdfSha512, hmacSha512 } from '../../../shared/secagg/kdf.ts';
 import { agree, decryptShares, derivePairwiseSeed, derivePairwiseSeeds, encryptShares, generateRoundKeys, pairwiseSeed } from '../../../shared/secagg/keys.ts';
-import { aesCtrEncrypt, aesCtrPrg, applyMasks, xsalsa20Prg, type MaskSign } from '../../../shared/secagg/prg.ts';
+import { aesCtrEncrypt, aesCtrPrg, applyMasks, MaskApplier, MAX_DEPTH, xsalsa20Prg, type MaskSign } from '../../../shared/secagg/prg.ts';
 import { xsalsa20Bytes, xsalsa20Words } from '../../../shared/secagg/xsalsa20.ts';
 import { seededRandom } from './helpers.ts';
 
@@ -144,6 +144,48 @@ describe('masks applied in place (the unmask fast path) equal expand-then-add', 
         for (const seed of copies) expect(seed.every((b) => b === 0)).toBe(true);
       }
     }
+  });
+
+  it.each([aesCtrPrg, xsalsa20Prg].map((prg) => [prg.name, prg] as const))('%s: jobs pushed in batches over time (MaskApplier) add up the same', async (_name, prg) => {
+    const random = seededRandom(`applier-${prg.name}`);
+    for (const length of [7, 1000, 2 ** 17 + 3]) {
+      const start = new Uint32Array(length);
+      random(new Uint8Array(start.buffer));
+      const batches: MaskSign[][] = [[-1, -1, -1, -1, -1], [1, -1, 1], [], [1], [-1, 1, 1, 1, 1, -1]];
+      const seeds = batches.map((signs) => signs.map(() => random(new Uint8Array(32))));
+      const expected = start.slice();
+      for (const [b, signs] of batches.entries()) {
+        for (const [j, sign] of signs.entries()) {
+          const mask = await prg.expand(seeds[b]![j]!, length);
+          for (let i = 0; i < length; i++) expected[i] = expected[i]! + sign * mask[i]!;
+        }
+      }
+      for (const depth of [1, 3, MAX_DEPTH]) {
+        const target = start.slice();
+        const applier = new MaskApplier(prg, target, depth);
+        const copies = seeds.map((batch) => batch.map((seed) => seed.slice()));
+        for (const [b, signs] of batches.entries()) {
+          applier.push(signs.map((sign, j) => ({ seed: copies[b]![j]!, sign })));
+          if (b % 2 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        await applier.drain();
+        expect(Array.from(target)).toEqual(Array.from(expected));
+        for (const seed of copies.flat()) expect(seed.every((v) => v === 0)).toBe(true);
+      }
+    }
+  });
+
+  it('a refused push queues nothing; drain still wipes what was pushed', async () => {
+    const target = new Uint32Array(16);
+    const applier = new MaskApplier(aesCtrPrg, target, 2);
+    const good = new Uint8Array(32).fill(9);
+    expect(() => applier.push([{ seed: new Uint8Array(32).fill(3), sign: 1 }, { seed: new Uint8Array(31), sign: 1 }])).toThrow('"seed" expected 32 bytes, got 31');
+    applier.push([{ seed: good, sign: -1 }]);
+    await applier.drain();
+    const mask = await aesCtrPrg.expand(new Uint8Array(32).fill(9), 16);
+    expect(Array.from(target)).toEqual(Array.from(mask, (m) => (0x1_0000_0000 - m) % 0x1_0000_0000));
+    expect(good.every((v) => v === 0)).toBe(true);
+    expect(() => new MaskApplier(aesCtrPrg, target, MAX_DEPTH + 1)).toThrow(`"depth" expected an integer in [1, ${MAX_DEPTH}], got ${MAX_DEPTH + 1}`);
   });
 
   it('refuses a bad sign, target or seed, naming it', async () => {
