@@ -97,7 +97,11 @@ export class SecAggServerSession {
   #abort: { stage: ProtocolStage; code: ProtocolErrorCode; reason: string } | undefined;
   readonly #advertised = new Map<number, Advertised>();
   readonly #shared = new Map<number, ShareKeysMessage['ciphertexts']>();
-  readonly #masked = new Map<number, Uint32Array>();
+  /** Who sent a masked input (U3); the inputs themselves are summed on arrival into #maskedSum. */
+  readonly #masked = new Set<number>();
+  /** sum of y_u mod 2^32 over U3, accumulated as inputs arrive: O(P) memory, not O(nP), and no sum left for unmask. */
+  #maskedSum: Uint32Array | null = null;
+  #expectedCache: { stage: string; set: ReadonlySet<number> | undefined } | null = null;
   readonly #requests = new Map<number, { survivors: readonly number[]; dropped: readonly number[] }>();
   readonly #revealed = new Map<number, Revealed>();
   readonly #dropped: Record<ProtocolStage, number[]> = { 'advertise-keys': [], 'share-keys': [], 'masked-input': [], unmask: [] };
@@ -135,18 +139,29 @@ export class SecAggServerSession {
     };
   }
 
-  /** Clients expected to answer the current stage: everyone, then whoever answered the previous one. */
+  /**
+   * Clients expected to answer the current stage: everyone, then whoever answered the previous one.
+   * The previous stage is closed (late messages are refused), so the set is built once per stage,
+   * not once per message (which cost O(n) per message, O(n^2) per stage).
+   */
   #expected(): ReadonlySet<number> | undefined {
+    if (this.#expectedCache?.stage === this.#stage) return this.#expectedCache.set;
+    let set: ReadonlySet<number> | undefined;
     switch (this.#stage) {
       case 'share-keys':
-        return new Set(this.#advertised.keys());
+        set = new Set(this.#advertised.keys());
+        break;
       case 'masked-input':
-        return new Set(this.#shared.keys());
+        set = new Set(this.#shared.keys());
+        break;
       case 'unmask':
-        return new Set(this.#masked.keys());
+        set = new Set(this.#masked);
+        break;
       default:
-        return undefined;
+        set = undefined;
     }
+    this.#expectedCache = { stage: this.#stage, set };
+    return set;
   }
 
   /** Accepts one client message from the transport-authenticated `sender`; throws ProtocolError to refuse it. */
@@ -223,7 +238,10 @@ export class SecAggServerSession {
     if (bytes.length !== 4 * this.config.vectorLength) {
       refuse('MALFORMED', `"maskedInput" from client ${msg.from} expected ${4 * this.config.vectorLength} bytes, got ${bytes.length}`);
     }
-    this.#masked.set(msg.from, bytesToU32Vector('maskedInput', bytes, this.config.vectorLength));
+    const vector = bytesToU32Vector('maskedInput', bytes, this.config.vectorLength);
+    this.#maskedSum ??= new Uint32Array(this.config.vectorLength);
+    addMasksInto(this.#maskedSum, [vector], 1);
+    this.#masked.add(msg.from);
   }
 
   #onUnmaskShares(msg: UnmaskSharesMessage): void {
@@ -391,7 +409,9 @@ export class SecAggServerSession {
     // work overlaps the keystreams in flight. An async (WebCrypto) key path is kept two dropped
     // clients ahead, not all at once, which would queue its jobs behind thousands of AES chunks.
     const prg = prgByName(this.config.prg);
-    const sum = new Uint32Array(vectorLength);
+    // The survivors' masked inputs were summed as they arrived; the masks are removed from that sum.
+    const sum = this.#maskedSum ?? new Uint32Array(vectorLength);
+    this.#maskedSum = null;
     const applier = new MaskApplier(prg, sum, applierDepth(vectorLength));
     const dropped = chooser.inCircleOrder(droppedWithSurvivors);
     const pairwise: (MaskJob[] | Promise<MaskJob[]>)[] = [];
@@ -408,16 +428,12 @@ export class SecAggServerSession {
       prepare(1);
       // Self-mask seeds in batches, each pushed (and its keystreams started) before the next batch is
       // rebuilt: at P = 10^4 one BigInt reconstruction costs about as much as one AES expansion.
-      // The masked inputs are summed while the first batch's keystreams are computed.
       const owners = chooser.inCircleOrder(survivors);
-      let summed = false;
-      for (let i = 0; i < owners.length || !summed; i += SELF_MASK_BATCH) {
+      for (let i = 0; i < owners.length; i += SELF_MASK_BATCH) {
         const batch = owners.slice(i, i + SELF_MASK_BATCH).map((u): MaskJob => ({ seed: reconstructOwn(u, selfMaskShares.get(u)!, `self-mask seed of client ${u}`), sign: -1 }));
         selfJobs.push(...batch);
         applier.push(batch);
         await yieldToEventLoop();
-        if (!summed) for (let j = 0; j < survivors.length; j += 4) addMasksInto(sum, survivors.slice(j, j + 4).map((u) => this.#masked.get(u)!), 1);
-        summed = true;
       }
       for (let i = 0; i < dropped.length; i++) {
         prepare(i + 1);
