@@ -78,9 +78,14 @@ export function verifyAdvertisement(
   signature: Uint8Array,
   verify: Ed25519Verify = naclEd25519Verify,
 ): boolean {
+  return verify(advertisementStatement(verifyKey, roundId, index, encryptionPublicKey, maskPublicKey, signature), signature, verifyKey);
+}
+
+/** The signed statement of an advertisement, after checking the key and signature sizes (both verifiers). */
+function advertisementStatement(verifyKey: Uint8Array, roundId: string, index: number, encryptionPublicKey: Uint8Array, maskPublicKey: Uint8Array, signature: Uint8Array): Uint8Array {
   expectBytes('verifyKey', verifyKey, PUBLIC_KEY_BYTES);
   expectBytes('signature', signature, SIGNATURE_BYTES);
-  return verify(advertisementPayload(roundId, index, encryptionPublicKey, maskPublicKey), signature, verifyKey);
+  return advertisementPayload(roundId, index, encryptionPublicKey, maskPublicKey);
 }
 
 let webCryptoEd25519: Promise<boolean> | undefined;
@@ -116,9 +121,7 @@ export async function verifyAdvertisementAsync(
   maskPublicKey: Uint8Array,
   signature: Uint8Array,
 ): Promise<boolean> {
-  expectBytes('verifyKey', verifyKey, PUBLIC_KEY_BYTES);
-  expectBytes('signature', signature, SIGNATURE_BYTES);
-  const payload = advertisementPayload(roundId, index, encryptionPublicKey, maskPublicKey);
+  const payload = advertisementStatement(verifyKey, roundId, index, encryptionPublicKey, maskPublicKey, signature);
   if (!(await webCryptoEd25519Available())) return naclEd25519Verify(payload, signature, verifyKey);
   try {
     const key = await crypto.subtle.importKey('raw', verifyKey.slice() as Uint8Array<ArrayBuffer>, { name: 'Ed25519' }, false, ['verify']);

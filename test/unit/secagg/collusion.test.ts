@@ -19,7 +19,7 @@ import { addMaskInto, prgByName } from '../../../shared/secagg/prg.ts';
 import { randomBytes } from '../../../shared/secagg/random.ts';
 import { bytesToBigint, interpolateAtZero, reconstructSecret, type Share } from '../../../shared/secagg/shamir.ts';
 import { SecAggServerSession } from '../../../shared/secagg/server.ts';
-import { plainSum, playRound, seededRandom, type Drops, type Round, type RoundRun } from './helpers.ts';
+import { chiSquareTopByte, plainSum, playRound, seededRandom, type Drops, type Round, type RoundRun } from './helpers.ts';
 
 /** Coordinates per input: 16 expected counts per top-byte bin for the chi-square test. */
 const P = 4096;
@@ -130,15 +130,6 @@ async function unmaskWhatIsKnown(run: RoundRun, round: Round, u: number, selfMas
   return residual;
 }
 
-/** Pearson chi-square of the top 8 bits of each word against uniform (255 degrees of freedom). */
-function chiSquareTopByte(values: Uint32Array): number {
-  const counts = new Float64Array(256);
-  for (const v of values) counts[v >>> 24]!++;
-  const expected = values.length / 256;
-  let chi = 0;
-  for (const c of counts) chi += (c - expected) ** 2 / expected;
-  return chi;
-}
 
 /** Sample correlation of the two vectors read as centred (signed) 32-bit integers. */
 function correlation(a: Uint32Array, b: Uint32Array): number {

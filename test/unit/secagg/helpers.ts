@@ -168,3 +168,12 @@ export function spreadOut(round: Round, count: number): number[] {
   return [...picked];
 }
 
+/** Pearson chi-square of the top 8 bits of each word against uniform (255 degrees of freedom). */
+export function chiSquareTopByte(values: Uint32Array): number {
+  const counts = new Float64Array(256);
+  for (const v of values) counts[v >>> 24]!++;
+  const expected = values.length / 256;
+  let chi = 0;
+  for (const c of counts) chi += (c - expected) ** 2 / expected;
+  return chi;
+}

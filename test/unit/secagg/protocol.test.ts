@@ -7,7 +7,7 @@ import { chooseParameters } from '../../../shared/secagg/parameters.ts';
 import { SecAggServerSession } from '../../../shared/secagg/server.ts';
 import { CLIENT_EVENTS, clientNextStage, SERVER_TRANSITIONS, STAGES, type Stage } from '../../../shared/secagg/stages.ts';
 import { fromBase64, toBase64 } from '../../../shared/secagg/bytes.ts';
-import { expectExactSum, plainSum, playRound, setupRound, type Drops } from './helpers.ts';
+import { chiSquareTopByte, expectExactSum, plainSum, playRound, setupRound, type Drops } from './helpers.ts';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -313,15 +313,6 @@ describe('unmask requests: a client never reveals both shares of one peer and ch
 });
 
 describe('privacy of what the server receives', () => {
-  /** Pearson chi-square of the top 8 bits against uniform; 255 degrees of freedom. */
-  function chiSquareTopByte(values: Uint32Array): number {
-    const counts = new Float64Array(256);
-    for (const v of values) counts[v >>> 24]!++;
-    const expected = values.length / 256;
-    let chi = 0;
-    for (const c of counts) chi += (c - expected) ** 2 / expected;
-    return chi;
-  }
   function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
     const n = a.length;
     let ma = 0, mb = 0;
