@@ -104,12 +104,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
   const route = (action: 'read' | 'launch', handler: Handler, describe: string = action) => async (req: Request, res: Response, next: NextFunction) => {
     try {
       const token = await authenticate(options.tokens, req.get('authorization'));
-      try {
-        requireRole(token, action);
-      } catch (err) {
-        if (err instanceof ProtocolError && err.code === 'FORBIDDEN' && describe !== action) throw new ProtocolError('FORBIDDEN', `role "${token.role}" may not ${describe}`);
-        throw err;
-      }
+      requireRole(token, action, describe);
       await handler(req, res, token);
     } catch (err) {
       next(err);

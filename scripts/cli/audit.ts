@@ -20,7 +20,6 @@ import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sql
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
-import { ProtocolError } from '../../shared/protocol/errors.ts';
 
 interface SourceOptions {
   bundle?: string;
@@ -188,7 +187,7 @@ export function registerAuditCommands(program: Command): void {
       action(async (options: { dataDir: string; reason: string; json?: boolean }) => {
         const dataDir = path.resolve(options.dataDir);
         // A running coordinator appends to the same ledger from its own idea of the head.
-        const release = lockOrRefuse(dataDir, 'cannot rotate the ledger key');
+        const release = acquireDataDirLock(dataDir, 'cannot rotate the ledger key');
         const { ledger, store } = await openDataDirLedger(dataDir, { env: {} }).catch((err: unknown) => {
           release();
           throw err;
@@ -206,12 +205,3 @@ export function registerAuditCommands(program: Command): void {
     );
 }
 
-/** The data-directory lock for an offline command that writes, or a CliError with the lock's code. */
-function lockOrRefuse(dataDir: string, what: string): () => void {
-  try {
-    return acquireDataDirLock(dataDir, what);
-  } catch (err) {
-    if (err instanceof ProtocolError) throw new CliError(err.code, err.message);
-    throw err;
-  }
-}

@@ -1,7 +1,10 @@
 /**
  * Output discipline for every `portrait` command: with `--json`, exactly one JSON document on
- * stdout and nothing else there (logs go to stderr); without it, readable text.
+ * stdout and nothing else there (logs go to stderr); without it, readable text. Errors keep their
+ * protocol code (CliError or the shared ProtocolError); anything else is INTERNAL.
  */
+import { ProtocolError } from '../../shared/protocol/errors.ts';
+
 export interface OutputOptions {
   json?: boolean;
 }
@@ -33,7 +36,7 @@ export function action<A extends unknown[]>(run: (...args: A) => Promise<void> |
       await run(...args);
     } catch (err) {
       const json = process.argv.includes('--json');
-      const code = err instanceof CliError ? err.code : err instanceof RangeError || err instanceof TypeError ? 'INVALID_ARGUMENT' : 'INTERNAL';
+      const code = err instanceof CliError || err instanceof ProtocolError ? err.code : err instanceof RangeError || err instanceof TypeError ? 'INVALID_ARGUMENT' : 'INTERNAL';
       const message = err instanceof Error ? err.message : String(err);
       if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
       else process.stderr.write(`portrait: ${code}: ${message}\n`);

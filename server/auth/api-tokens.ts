@@ -37,6 +37,7 @@ export async function authenticate(store: ApiTokenStore, header: string | undefi
 
 const ROLE_ALLOWS: Record<ApiRole, readonly ('read' | 'launch')[]> = { operator: ['read', 'launch'], auditor: ['read'] };
 
-export function requireRole(record: ApiTokenRecord, action: 'read' | 'launch'): void {
-  if (!ROLE_ALLOWS[record.role].includes(action)) throw new ProtocolError('FORBIDDEN', `role "${record.role}" may not ${action}`);
+/** Throws FORBIDDEN naming what was refused (`described`, default the permission itself). */
+export function requireRole(record: ApiTokenRecord, action: 'read' | 'launch', described: string = action): void {
+  if (!ROLE_ALLOWS[record.role].includes(action)) throw new ProtocolError('FORBIDDEN', `role "${record.role}" may not ${described}`);
 }
