@@ -1,6 +1,6 @@
 /**
  * The auditor's read-only REST view of the ledger under /api/v1/ledger (any read token):
- * `GET /` the entries, `/verify` the verification result, `/report?format=json|md|html|svg` (svg: the budget chart alone),
+ * `GET /` the entries, `/verify` the verification result, `/report?format=json[&chart=svg]|md|html|svg` (svg: the budget chart alone; chart=svg adds it to the JSON as `chartSvg`),
  * `/public-key`, and `/bundle` the signed export that `portrait audit verify` checks offline.
  */
 import express from 'express';
@@ -56,7 +56,8 @@ export function ledgerRouter(options: LedgerRoutesOptions): express.Router {
     const format = req.query.format ?? 'json';
     if (typeof format !== 'string' || !(REPORT_FORMATS as readonly string[]).includes(format)) throw new ProtocolError('INVALID_ARGUMENT', `"format" expected one of ${REPORT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
     const report = await ledgerReport(options);
-    if (format === 'json') res.json(report);
+    // The compliance page takes the table and the chart from one verification (`chart=svg`).
+    if (format === 'json') res.json(req.query.chart === 'svg' ? { ...report, chartSvg: epsilonChartSvg(report, 'budget-chart') } : report);
     else if (format === 'md') res.type('text/markdown').send(renderMarkdown(report));
     else if (format === 'svg') res.type('image/svg+xml').send(epsilonChartSvg(report, 'budget-chart'));
     else res.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'").type('html').send(renderHtml(report));
