@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import { runFleet } from '../../client/node/simulator.ts';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { EmbeddedOptions } from '../../server/embedded.ts';
-import { SECAGG_MIN_COHORT } from '../../shared/protocol/messages.ts';
+import { defaultMinClients, SECAGG_MIN_COHORT } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { loadDataset } from '../import/resolve.ts';
@@ -109,7 +109,7 @@ export async function startOnPort(options: EmbeddedOptions & { port: number }, e
 /** The `round launch` line printed for the user, with the flags of the demo's own private rounds. */
 export function launchHint(url: string, dataDir: string, spec: Omit<LaunchRequest, 'rounds'>): string {
   const k = spec.clientsPerRound;
-  const flags = [`--server ${url}`, `--data-dir ${dataDir}`, `--clients-per-round ${k}`, `--min-clients ${Math.min(k, Math.max(SECAGG_MIN_COHORT, Math.ceil(k * 0.8)))}`, `--dp distributed --clip ${spec.privacy?.clip} --noise-multiplier ${spec.privacy?.noiseMultiplier}`, '--secagg on --wait'];
+  const flags = [`--server ${url}`, `--data-dir ${dataDir}`, `--clients-per-round ${k}`, `--min-clients ${defaultMinClients(k, 'distributed')}`, `--dp distributed --clip ${spec.privacy?.clip} --noise-multiplier ${spec.privacy?.noiseMultiplier}`, '--secagg on --wait'];
   return `npx portrait round launch ${flags.join(' ')}`;
 }
 
