@@ -23,6 +23,7 @@ import type { StageOutcome } from '../../shared/secagg/server.ts';
 import { PROTOCOL_STAGES } from '../../shared/secagg/stages.ts';
 import type { ProtocolStage } from '../../shared/secagg/stages.ts';
 import { nodeMaskKeyCrypto } from './secagg-native-crypto.ts';
+import { nodeMaskSink } from './secagg-native-masks.ts';
 
 export interface SecAggRoundOptions {
   roundId: number;
@@ -100,6 +101,7 @@ export class SecAggRound {
       },
       verifySignature: nodeEd25519Verify,
       maskKeyCrypto: nodeMaskKeyCrypto,
+      maskSink: nodeMaskSink,
     });
   }
 

@@ -118,6 +118,28 @@ export interface MaskJob {
   readonly sign: MaskSign;
 }
 
+/** Checks one mask job for a target of `length` words (a 32-byte seed, sign +1 or -1). */
+export function checkMaskJob(job: MaskJob, length: number): void {
+  checkExpand(job.seed, length);
+  checkSign(job.sign);
+}
+
+/**
+ * Where an unmask adds its masks: target += sum of sign_j * PRG(seed_j) for the jobs pushed, each
+ * seed wiped once used (or once handed over); `drain` resolves when all are in the target and
+ * rejects with the first failure. `MaskApplier` is the isomorphic one.
+ */
+export interface MaskSink {
+  push(jobs: readonly MaskJob[]): void;
+  drain(): Promise<void>;
+}
+
+/**
+ * Makes the sink for one unmask into `target` with `prg`, or returns undefined to use `MaskApplier`:
+ * a Node coordinator injects OpenSSL AES-CTR on worker threads (server/rounds/secagg-native-masks.ts).
+ */
+export type MaskSinkFactory = (prg: PrgName, target: Uint32Array) => MaskSink | undefined;
+
 /** AES-CTR keystream chunk: 2^17 words (512 KiB), small enough to be added while still in cache. */
 const AES_CHUNK_WORDS = 2 ** 17;
 
@@ -176,7 +198,7 @@ interface MaskGroup {
  * arrives, whatever the order. XSalsa20 runs on this thread, fused, mask by mask. The caller must let
  * the event loop run (await) for arrivals to be added; `drain` waits for all of them.
  */
-export class MaskApplier {
+export class MaskApplier implements MaskSink {
   readonly #prg: MaskPrg;
   readonly #target: Uint32Array;
   readonly #depth: number;
@@ -198,10 +220,7 @@ export class MaskApplier {
 
   /** Queues jobs (checked first: a bad one throws and queues none) and starts what the depth allows. */
   push(jobs: readonly MaskJob[]): void {
-    for (const job of jobs) {
-      checkExpand(job.seed, this.#target.length);
-      checkSign(job.sign);
-    }
+    for (const job of jobs) checkMaskJob(job, this.#target.length);
     this.#pushed.push(...jobs);
     if (this.#prg.name !== 'aes-ctr') {
       const prg = this.#prg;

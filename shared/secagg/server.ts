@@ -32,7 +32,7 @@ import {
   type UnmaskRequestMessage,
   type UnmaskSharesMessage,
 } from './messages.ts';
-import { addMasksInto, MaskApplier, MAX_DEPTH, prgByName, type MaskJob } from './prg.ts';
+import { addMasksInto, MaskApplier, MAX_DEPTH, prgByName, type MaskJob, type MaskSink, type MaskSinkFactory } from './prg.ts';
 import { reconstructWithCoefficients, type Share } from './shamir.ts';
 import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
 
@@ -44,6 +44,8 @@ export interface SecAggServerOptions {
   readonly verifySignature?: Ed25519Verify;
   /** X25519 and KDF for dropped clients' pairwise seeds at unmask; default isomorphic (a Node coordinator injects OpenSSL's). */
   readonly maskKeyCrypto?: MaskKeyCrypto;
+  /** Where the unmask's masks are expanded and added; default `MaskApplier` (a Node coordinator injects OpenSSL AES-CTR on worker threads). */
+  readonly maskSink?: MaskSinkFactory;
 }
 
 export type StageOutcome =
@@ -92,6 +94,7 @@ export class SecAggServerSession {
   readonly #verifyKey: ((index: number) => Uint8Array | undefined) | undefined;
   readonly #verifySignature: Ed25519Verify;
   readonly #maskKeyCrypto: MaskKeyCrypto;
+  readonly #maskSink: MaskSinkFactory | undefined;
   #stage: Stage = 'advertise-keys';
   #closing = false;
   #abort: { stage: ProtocolStage; code: ProtocolErrorCode; reason: string } | undefined;
@@ -111,6 +114,7 @@ export class SecAggServerSession {
     this.#verifyKey = options.verifyKey;
     this.#verifySignature = options.verifySignature ?? naclEd25519Verify;
     this.#maskKeyCrypto = options.maskKeyCrypto ?? isomorphicMaskKeyCrypto;
+    this.#maskSink = options.maskSink;
     this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
   }
 
@@ -412,7 +416,7 @@ export class SecAggServerSession {
     // The survivors' masked inputs were summed as they arrived; the masks are removed from that sum.
     const sum = this.#maskedSum ?? new Uint32Array(vectorLength);
     this.#maskedSum = null;
-    const applier = new MaskApplier(prg, sum, applierDepth(vectorLength));
+    const applier: MaskSink = this.#maskSink?.(prg.name, sum) ?? new MaskApplier(prg, sum, applierDepth(vectorLength));
     const dropped = chooser.inCircleOrder(droppedWithSurvivors);
     const pairwise: (MaskJob[] | Promise<MaskJob[]>)[] = [];
     const selfJobs: MaskJob[] = [];

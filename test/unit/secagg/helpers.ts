@@ -5,7 +5,7 @@ import { SecAggClient } from '../../../shared/secagg/client.ts';
 import type { SecAggRoundConfig } from '../../../shared/secagg/config.ts';
 import { generateSigningKeyPair, type KeyPair, type MaskKeyCrypto } from '../../../shared/secagg/keys.ts';
 import type { ClientMessage, ServerMessage } from '../../../shared/secagg/messages.ts';
-import type { PrgName } from '../../../shared/secagg/prg.ts';
+import type { MaskSinkFactory, PrgName } from '../../../shared/secagg/prg.ts';
 import type { RandomSource } from '../../../shared/secagg/random.ts';
 import { SecAggServerSession, type StageOutcome } from '../../../shared/secagg/server.ts';
 import type { ProtocolStage } from '../../../shared/secagg/stages.ts';
@@ -42,6 +42,8 @@ export interface RoundSetup {
   inputs?: Uint32Array[];
   /** The server's X25519 / KDF for dropped clients (default: the isomorphic one). */
   maskKeyCrypto?: MaskKeyCrypto;
+  /** Where the server's unmask adds masks (default: the isomorphic MaskApplier). */
+  maskSink?: MaskSinkFactory;
 }
 
 export interface Round {
@@ -71,6 +73,7 @@ export function setupRound(setup: RoundSetup): Round {
     config,
     ...(setup.serverVerifies === false ? {} : { verifyKey }),
     ...(setup.maskKeyCrypto ? { maskKeyCrypto: setup.maskKeyCrypto } : {}),
+    ...(setup.maskSink ? { maskSink: setup.maskSink } : {}),
   });
   const clients = inputs.map((input, i) => new SecAggClient({
     config,

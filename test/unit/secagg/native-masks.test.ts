@@ -1,0 +1,98 @@
+/**
+ * The coordinator's native mask sink (OpenSSL AES-CTR keystreams added with WebAssembly SIMD on worker
+ * threads) gives exactly the isomorphic `MaskApplier`'s result, wipes the seeds it is handed, refuses
+ * bad jobs before anything is queued, and carries whole rounds; the SIMD adder wraps mod 2^32.
+ */
+import { describe, expect, it } from 'vitest';
+import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
+import { nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
+import { aesCtrPrg, applyMasks, type MaskJob } from '../../../shared/secagg/prg.ts';
+import { instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
+import { expectExactSum, seededRandom } from './helpers.ts';
+
+function jobsFor(label: string, count: number): MaskJob[] {
+  const random = seededRandom(label);
+  return Array.from({ length: count }, (_, j): MaskJob => ({ seed: random(new Uint8Array(32)), sign: j % 3 === 0 ? 1 : -1 }));
+}
+
+const copy = (jobs: readonly MaskJob[]) => jobs.map((job) => ({ seed: job.seed.slice(), sign: job.sign }));
+
+async function native(target: Uint32Array, jobs: readonly MaskJob[], pushes = 1): Promise<void> {
+  const sink = nodeMaskSink('aes-ctr', target);
+  if (sink === undefined) throw new Error('no native mask sink on this host');
+  const per = Math.ceil(jobs.length / pushes);
+  for (let i = 0; i < jobs.length; i += per) sink.push(jobs.slice(i, i + per));
+  await sink.drain();
+}
+
+describe('WebAssembly SIMD adder', () => {
+  it('adds and subtracts 4-byte lanes mod 2^32', () => {
+    const adder = instantiateWasmAdder();
+    expect(adder).toBeDefined();
+    const { memory, add, sub } = adder!;
+    const words = new Uint32Array(memory.buffer);
+    const a = [0xffffffff, 0x80000000, 1, 0, 123456789, 0x7fffffff, 5, 0xfffffffe];
+    const b = [1, 0x80000000, 0xffffffff, 0, 987654321, 1, 0xfffffff0, 3];
+    words.set(a, 0);
+    words.set(b, 8);
+    add(0, 32, 32);
+    expect(Array.from(words.subarray(0, 8))).toEqual(a.map((x, i) => (x + b[i]!) >>> 0));
+    sub(0, 32, 32);
+    sub(0, 32, 32);
+    expect(Array.from(words.subarray(0, 8))).toEqual(a.map((x, i) => (x - b[i]!) >>> 0));
+    add(0, 32, 0);
+    expect(Array.from(words.subarray(0, 8))).toEqual(a.map((x, i) => (x - b[i]!) >>> 0));
+  });
+});
+
+describe('native AES-CTR mask sink (coordinator)', () => {
+  it('equals the isomorphic MaskApplier, for lengths around the 16-byte block and the 2^15-word chunk', async () => {
+    for (const length of [1, 3, 4, 5, 1000, 2 ** 15 - 1, 2 ** 15, 2 ** 15 + 3, 3 * 2 ** 15 + 7]) {
+      const jobs = jobsFor(`native-sink-${length}`, 37);
+      const start = Uint32Array.from({ length }, (_, i) => (i * 2654435761) >>> 0);
+      const expected = start.slice();
+      await applyMasks(aesCtrPrg, expected, copy(jobs));
+      const got = start.slice();
+      await native(got, copy(jobs), 3);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}`).toBe(true);
+    }
+  });
+
+  it('wipes every seed it is handed and keeps concurrent sinks apart', async () => {
+    const a = jobsFor('native-sink-a', 20);
+    const b = jobsFor('native-sink-b', 9);
+    const [expectedA, expectedB] = [new Uint32Array(5000), new Uint32Array(777)];
+    await applyMasks(aesCtrPrg, expectedA, copy(a));
+    await applyMasks(aesCtrPrg, expectedB, copy(b));
+    const [gotA, gotB] = [new Uint32Array(5000), new Uint32Array(777)];
+    const sinkA = nodeMaskSink('aes-ctr', gotA)!;
+    const sinkB = nodeMaskSink('aes-ctr', gotB)!;
+    sinkA.push(a.slice(0, 10));
+    sinkB.push(b);
+    sinkA.push(a.slice(10));
+    await Promise.all([sinkB.drain(), sinkA.drain()]);
+    expect(Array.from(gotA)).toEqual(Array.from(expectedA));
+    expect(Array.from(gotB)).toEqual(Array.from(expectedB));
+    for (const job of [...a, ...b]) expect(job.seed.every((byte) => byte === 0)).toBe(true);
+    await expect(sinkA.drain()).resolves.toBeUndefined();
+  });
+
+  it('refuses a bad job before queuing any, and leaves XSalsa20 to the isomorphic path', async () => {
+    const target = new Uint32Array(16);
+    const sink = nodeMaskSink('aes-ctr', target)!;
+    const good = jobsFor('native-sink-refuse', 2);
+    expect(() => sink.push([good[0]!, { seed: new Uint8Array(16), sign: 1 }])).toThrow(/seed/);
+    expect(() => sink.push([{ seed: new Uint8Array(32), sign: 2 as 1 }])).toThrow(/sign/);
+    expect(good[0]!.seed.some((byte) => byte !== 0)).toBe(true);
+    await sink.drain();
+    expect(Array.from(target)).toEqual(new Array(16).fill(0));
+    expect(() => sink.push(good)).toThrow(/drained/);
+    expect(nodeMaskSink('xsalsa20', target)).toBeUndefined();
+  });
+
+  it('carries whole rounds with dropouts at every stage (exact sums)', async () => {
+    const options = { maskKeyCrypto: nodeMaskKeyCrypto, maskSink: nodeMaskSink };
+    await expectExactSum({ n: 10, k: 9, t: 6, vectorLength: 300, label: 'native-sink-n10', ...options }, { 'advertise-keys': [2], 'share-keys': [5], 'masked-input': [7], unmask: [4] });
+    await expectExactSum({ n: 40, k: 12, t: 8, vectorLength: 40_003, label: 'native-sink-n40', ...options }, { 'masked-input': [3, 11, 20, 33], unmask: [6] });
+  });
+});
