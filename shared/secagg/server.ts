@@ -381,31 +381,33 @@ export class SecAggServerSession {
     const survivors = this.#alive('masked-input');
     this.#recordDrops('unmask', survivors, responders);
     const { t, vectorLength } = this.config;
-    const collect = (owner: number, kind: keyof Revealed, holders: readonly number[]): Share[] =>
-      holders.filter((v) => this.#revealed.has(v)).map((v) => ({ x: v, y: this.#revealed.get(v)![kind].get(owner)! }));
+    // Who revealed a share of each secret (holder indices only); the t shares used are looked up
+    // once the holder set is chosen.
+    const revealedBy = (owner: number, kind: keyof Revealed, holders: readonly number[]): number[] =>
+      holders.filter((v) => this.#revealed.get(v)?.[kind].has(owner) === true);
 
-    const selfMaskShares = new Map<number, Share[]>();
+    const selfMaskHolders = new Map<number, number[]>();
     for (const u of survivors) {
-      const shares = collect(u, 'selfMask', [u, ...this.#graph.neighbours(u)].filter((v) => this.#masked.has(v)));
-      if (shares.length < t) throw new StageShortfall(`stage "unmask" fell short: ${shares.length} self-mask shares of client ${u}, below t=${t}`);
-      selfMaskShares.set(u, shares);
+      const holders = revealedBy(u, 'selfMask', [u, ...this.#graph.neighbours(u)]);
+      if (holders.length < t) throw new StageShortfall(`stage "unmask" fell short: ${holders.length} self-mask shares of client ${u}, below t=${t}`);
+      selfMaskHolders.set(u, holders);
     }
     const survivorSet = new Set(survivors);
     const droppedWithSurvivors = this.#dropped['masked-input'].filter((d) => this.#graph.neighbours(d).some((v) => survivorSet.has(v)));
-    const keyShares = new Map<number, Share[]>();
+    const keyHolders = new Map<number, number[]>();
     for (const d of droppedWithSurvivors) {
-      const shares = collect(d, 'key', this.#graph.neighbours(d).filter((v) => survivorSet.has(v)));
-      if (shares.length < t) throw new StageShortfall(`stage "unmask" fell short: ${shares.length} key shares of dropped client ${d}, below t=${t}`);
-      keyShares.set(d, shares);
+      const holders = revealedBy(d, 'key', this.#graph.neighbours(d));
+      if (holders.length < t) throw new StageShortfall(`stage "unmask" fell short: ${holders.length} key shares of dropped client ${d}, below t=${t}`);
+      keyHolders.set(d, holders);
     }
 
     // Lagrange coefficients once per holder set, not per secret: owners in circle order, each using
     // t of its holders chosen so that consecutive owners share them (HolderSetChooser).
     const chooser = new HolderSetChooser(this.#graph, t);
-    const reconstructOwn = (owner: number, shares: readonly Share[], what: string): Uint8Array => {
-      const byHolder = new Map(shares.map((s) => [s.x, s] as const));
-      const { xs, coefficients } = chooser.choose(owner, new Set(byHolder.keys()));
-      return reconstruct(() => reconstructWithCoefficients(xs.map((x) => byHolder.get(x)!), coefficients), what);
+    const reconstructOwn = (owner: number, kind: keyof Revealed, holders: readonly number[], what: string): Uint8Array => {
+      const { xs, coefficients } = chooser.choose(owner, new Set(holders));
+      const shares = xs.map((x): Share => ({ x, y: this.#revealed.get(x)![kind].get(owner)! }));
+      return reconstruct(() => reconstructWithCoefficients(shares, coefficients), what);
     };
 
     // A dropped client's pairwise seeds need its key rebuilt, k X25519 agreements and k KDF calls.
@@ -423,7 +425,7 @@ export class SecAggServerSession {
     const prepare = (i: number) => {
       const d = dropped[i];
       if (d === undefined || pairwise.length > i) return;
-      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(d, keyShares.get(d)!, `mask key of client ${d}`), survivorSet);
+      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(d, 'key', keyHolders.get(d)!, `mask key of client ${d}`), survivorSet);
       if (jobs instanceof Promise) jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
       pairwise.push(jobs);
     };
@@ -434,7 +436,7 @@ export class SecAggServerSession {
       // rebuilt: at P = 10^4 one BigInt reconstruction costs about as much as one AES expansion.
       const owners = chooser.inCircleOrder(survivors);
       for (let i = 0; i < owners.length; i += SELF_MASK_BATCH) {
-        const batch = owners.slice(i, i + SELF_MASK_BATCH).map((u): MaskJob => ({ seed: reconstructOwn(u, selfMaskShares.get(u)!, `self-mask seed of client ${u}`), sign: -1 }));
+        const batch = owners.slice(i, i + SELF_MASK_BATCH).map((u): MaskJob => ({ seed: reconstructOwn(u, 'selfMask', selfMaskHolders.get(u)!, `self-mask seed of client ${u}`), sign: -1 }));
         selfJobs.push(...batch);
         applier.push(batch);
         await yieldToEventLoop();
