@@ -47,7 +47,7 @@ export class HolderSetChooser {
    * recent set if it lies within them, else the t holders furthest ahead of `owner` on the circle
    * (the antipodal neighbour of odd k last), which the next owners' windows still contain.
    */
-  choose(owner: number, holders: ReadonlySet<number>): HolderSet {
+  choose(owner: number, holders: Pick<ReadonlySet<number>, 'has' | 'size' | 'keys'>): HolderSet {
     if (holders.size < this.#t) throw new RangeError(`"holders" expected at least t=${this.#t} holders, got ${holders.size}`);
     for (const set of this.#recent) if (set.xs.every((x) => holders.has(x))) return set;
     const { n, k } = this.#graph;
@@ -58,7 +58,7 @@ export class HolderSetChooser {
       if (offset > n / 2) offset -= n;
       return Math.abs(offset) <= reach ? offset : -n;
     };
-    const xs = [...holders].sort((a, b) => ahead(b) - ahead(a)).slice(0, this.#t).sort((a, b) => a - b);
+    const xs = [...holders.keys()].sort((a, b) => ahead(b) - ahead(a)).slice(0, this.#t).sort((a, b) => a - b);
     const set: HolderSet = { xs, coefficients: lagrangeAtZero(xs) };
     this.#computed++;
     this.#recent.unshift(set);

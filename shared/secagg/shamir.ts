@@ -199,10 +199,11 @@ export function lagrangeAtZero(xs: readonly number[]): bigint[] {
   return coefficients;
 }
 
-function shareValue(s: Share): bigint {
-  const y = bytesToBigint(expectBytes('share.y', s.y, SHARE_BYTES));
-  if (y >= SHAMIR_PRIME) throw new RangeError('"share.y" is not a field element');
-  return y;
+/** A share's 33 big-endian bytes as a field element (refused when not below p). */
+export function shareValue(y: Uint8Array): bigint {
+  const value = bytesToBigint(expectBytes('share.y', y, SHARE_BYTES));
+  if (value >= SHAMIR_PRIME) throw new RangeError('"share.y" is not a field element');
+  return value;
 }
 
 /**
@@ -210,11 +211,16 @@ function shareValue(s: Share): bigint {
  * computed for (`lagrangeAtZero(shares.map(s => s.x))`): one reduction for the whole sum.
  */
 export function reconstructWithCoefficients(shares: readonly Share[], coefficients: readonly bigint[]): Uint8Array {
-  if (shares.length !== coefficients.length) {
-    throw new RangeError(`"coefficients" expected ${shares.length} values (one per share), got ${coefficients.length}`);
+  return reconstructFromValues(shares.map((s) => shareValue(s.y)), coefficients);
+}
+
+/** As `reconstructWithCoefficients`, from share values already decoded (`shareValue`, each below p). */
+export function reconstructFromValues(values: readonly bigint[], coefficients: readonly bigint[]): Uint8Array {
+  if (values.length !== coefficients.length) {
+    throw new RangeError(`"coefficients" expected ${values.length} values (one per share), got ${coefficients.length}`);
   }
   let sum = 0n;
-  for (let j = 0; j < shares.length; j++) sum += shareValue(shares[j]!) * coefficients[j]!;
+  for (let j = 0; j < values.length; j++) sum += values[j]! * coefficients[j]!;
   const secret = sum % SHAMIR_PRIME;
   if (secret >= 1n << 256n) throw new RangeError('reconstructed value exceeds 32 bytes: the shares are inconsistent');
   return bigintToBytes(secret, SECRET_BYTES);

@@ -225,6 +225,14 @@ describe('replayed, late, duplicated and mis-addressed messages are refused with
     outcome = await server.closeStage();
     const unmask = await Promise.all(outcome.status === 'continue' ? outcome.messages.map((m) => clients[m.to - 1]!.receive(m)) : []);
     expect(codeOf(() => server.receive(1, masked[0]))).toBe('LATE_MESSAGE');
+    // A share that is not a field element (>= p, or not 33 bytes) refuses the whole message on arrival;
+    // nothing of it is kept, so the same client's good message is still taken.
+    const u1 = unmask[0]!;
+    if (u1.type !== 'unmask-shares') throw new Error('expected unmask-shares');
+    const withShare = (share: string) => ({ ...u1, selfMaskShares: u1.selfMaskShares.map((s, j) => (j === u1.selfMaskShares.length - 1 ? { ...s, share } : s)) });
+    expect(codeOf(() => server.receive(1, withShare(toBase64(new Uint8Array(33).fill(0xff)))))).toBe('MALFORMED');
+    expect(codeOf(() => server.receive(1, withShare(toBase64(new Uint8Array(32).fill(1)))))).toBe('MALFORMED');
+    expect(codeOf(() => server.receive(1, withShare('not base64!')))).toBe('MALFORMED');
     unmask.forEach((m, i) => server.receive(i + 1, m!));
     const done = await server.closeStage();
     expect(done.status === 'done' && Array.from(done.sum)).toEqual(Array.from(plainSum(round.inputs, [1, 2, 3])));
