@@ -7,7 +7,7 @@
  * (malformed, replayed, late, duplicated, mis-addressed) throw a ProtocolError and change nothing.
  */
 import { z } from 'zod';
-import { bytesToU32Vector, constantTimeEqual, wipe } from './bytes.ts';
+import { constantTimeEqual, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
@@ -32,8 +32,9 @@ import {
   type UnmaskRequestMessage,
   type UnmaskSharesMessage,
 } from './messages.ts';
-import { addMasksInto, MaskApplier, MAX_DEPTH, prgByName, type MaskJob, type MaskSink, type MaskSinkFactory } from './prg.ts';
+import { MaskApplier, MAX_DEPTH, prgByName, type MaskJob, type MaskSink, type MaskSinkFactory } from './prg.ts';
 import { reconstructFromValues, shareValue } from './shamir.ts';
+import { createZ32Sum, type Z32Sum } from './wasm-add.ts';
 import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
 
 export interface SecAggServerOptions {
@@ -104,7 +105,7 @@ export class SecAggServerSession {
   /** Who sent a masked input (U3); the inputs themselves are summed on arrival into #maskedSum. */
   readonly #masked = new Set<number>();
   /** sum of y_u mod 2^32 over U3, accumulated as inputs arrive: O(P) memory, not O(nP), and no sum left for unmask. */
-  #maskedSum: Uint32Array | null = null;
+  #maskedSum: Z32Sum | null = null;
   #expectedCache: { stage: string; set: ReadonlySet<number> | undefined } | null = null;
   readonly #requests = new Map<number, { survivors: readonly number[]; dropped: readonly number[] }>();
   /** Who sent unmask shares (U5), and the shares themselves, decoded to field elements on arrival. */
@@ -245,9 +246,8 @@ export class SecAggServerSession {
     if (bytes.length !== 4 * this.config.vectorLength) {
       refuse('MALFORMED', `"maskedInput" from client ${msg.from} expected ${4 * this.config.vectorLength} bytes, got ${bytes.length}`);
     }
-    const vector = bytesToU32Vector('maskedInput', bytes, this.config.vectorLength);
-    this.#maskedSum ??= new Uint32Array(this.config.vectorLength);
-    addMasksInto(this.#maskedSum, [vector], 1);
+    this.#maskedSum ??= createZ32Sum(this.config.vectorLength);
+    this.#maskedSum.addBytes(bytes);
     this.#masked.add(msg.from);
   }
 
@@ -433,7 +433,7 @@ export class SecAggServerSession {
     // clients ahead, not all at once, which would queue its jobs behind thousands of AES chunks.
     const prg = prgByName(this.config.prg);
     // The survivors' masked inputs were summed as they arrived; the masks are removed from that sum.
-    const sum = this.#maskedSum ?? new Uint32Array(vectorLength);
+    const sum = this.#maskedSum?.take() ?? new Uint32Array(vectorLength);
     this.#maskedSum = null;
     const applier: MaskSink = this.#maskSink?.(prg.name, sum) ?? new MaskApplier(prg, sum, applierDepth(vectorLength));
     const dropped = chooser.inCircleOrder(droppedWithSurvivors);

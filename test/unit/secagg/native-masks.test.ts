@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
 import { aesCtrPrg, applyMasks, type MaskJob } from '../../../shared/secagg/prg.ts';
-import { instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
+import { createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
 
 function jobsFor(label: string, count: number): MaskJob[] {
@@ -42,6 +42,26 @@ describe('WebAssembly SIMD adder', () => {
     expect(Array.from(words.subarray(0, 8))).toEqual(a.map((x, i) => (x - b[i]!) >>> 0));
     add(0, 32, 0);
     expect(Array.from(words.subarray(0, 8))).toEqual(a.map((x, i) => (x - b[i]!) >>> 0));
+  });
+});
+
+describe('Z_2^32 running sum of little-endian vectors (the masked inputs, summed on arrival)', () => {
+  it('equals word-by-word addition mod 2^32 for lengths around the 16-byte lane, and is zeroed when taken', () => {
+    const random = seededRandom('z32-sum');
+    for (const length of [0, 1, 3, 4, 5, 1001]) {
+      const vectors = Array.from({ length: 7 }, () => random(new Uint8Array(4 * length)));
+      const expected = new Uint32Array(length);
+      for (const bytes of vectors) {
+        const view = new DataView(bytes.buffer);
+        for (let i = 0; i < length; i++) expected[i] = (expected[i]! + view.getUint32(4 * i, true)) >>> 0;
+      }
+      for (const simd of [true, false]) {
+        const sum = createZ32Sum(length, simd);
+        for (const bytes of vectors) sum.addBytes(bytes);
+        expect(() => sum.addBytes(new Uint8Array(4 * length + 4))).toThrow(/vector/);
+        expect(Array.from(sum.take()), `length ${length}, simd ${simd}`).toEqual(Array.from(expected));
+      }
+    }
   });
 });
 
