@@ -73,11 +73,19 @@ export interface WasmAdder {
   sub(sum: number, mask: number, bytes: number): void;
 }
 
-/** A fresh instance (its own memory), or undefined where WebAssembly SIMD is unavailable. */
+/**
+ * A fresh instance (its own memory), or undefined where WebAssembly SIMD is unavailable or compiling
+ * is not allowed (a page whose Content-Security-Policy lacks 'wasm-unsafe-eval').
+ */
 export function instantiateWasmAdder(): WasmAdder | undefined {
   const bytes = wasmAdderBytes();
-  if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return undefined;
-  return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as WasmAdder;
+  if (typeof WebAssembly === 'undefined') return undefined;
+  try {
+    if (!WebAssembly.validate(bytes)) return undefined;
+    return new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as WasmAdder;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A running sum over Z_2^32 of vectors that arrive as little-endian bytes (the masked inputs, summed on arrival). */
