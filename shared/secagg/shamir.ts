@@ -145,13 +145,15 @@ const EXACT_DOUBLE = 2 ** 53;
  * holder set and reused for every secret shared among it (Bonawitz et al. 2017, Sec. 4, Round 4:
  * the server reconstructs one b_u per survivor from the same survivors' shares). The points are
  * small integers, so lambda_j = N / (x_j D_j) with N = prod x_m and D_j = prod_{m != j} (x_m - x_j):
- * each D_j is multiplied up in doubles (exact below 2^53) and reduced into a BigInt only when the
- * double would overflow, and all x_j D_j are inverted with one inversion (Montgomery's trick).
+ * each D_j is multiplied up in doubles (exact below 2^53), moved into a BigInt only when the double
+ * would overflow and reduced mod p once at the end (a product of ~t small factors is a few hundred
+ * bits: cheaper than reducing at every step), and all x_j D_j are inverted with one inversion
+ * (Montgomery's trick).
  */
 export function lagrangeAtZero(xs: readonly number[]): bigint[] {
   checkPoints(xs);
   const count = xs.length;
-  const flush = (big: bigint, small: number): bigint => (small === 1 ? big : (big * BigInt(small)) % SHAMIR_PRIME);
+  const flush = (big: bigint, small: number): bigint => (small === 1 ? big : big * BigInt(small));
   let numerator = 1n;
   let acc = 1;
   for (const x of xs) {
@@ -161,7 +163,7 @@ export function lagrangeAtZero(xs: readonly number[]): bigint[] {
     }
     acc *= x;
   }
-  numerator = flush(numerator, acc);
+  numerator = flush(numerator, acc) % SHAMIR_PRIME;
   const denominators: bigint[] = [];
   for (let j = 0; j < count; j++) {
     const xj = xs[j]!;
@@ -181,8 +183,8 @@ export function lagrangeAtZero(xs: readonly number[]): bigint[] {
       }
       small *= d;
     }
-    den = flush(den, small);
-    denominators.push(negative ? SHAMIR_PRIME - den : den);
+    den = flush(den, small) % SHAMIR_PRIME;
+    denominators.push(negative && den !== 0n ? SHAMIR_PRIME - den : den);
   }
   const prefix: bigint[] = [];
   let product = 1n;
