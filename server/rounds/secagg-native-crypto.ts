@@ -163,7 +163,7 @@ class X25519Pool {
   }
 }
 
-const x25519Worker = new X25519Pool(Math.max(1, Math.min(4, availableParallelism())));
+const x25519Pool = new X25519Pool(Math.max(1, Math.min(4, availableParallelism())));
 
 function checkKeys(secretKey: Uint8Array, publicKeys: readonly Uint8Array[]): void {
   expectBytes('secretKey', secretKey, 32);
@@ -175,7 +175,7 @@ const split = (out: Uint8Array): Uint8Array[] => Array.from({ length: out.length
 /** X25519 of one secret key with each public key through OpenSSL (for tests and checks): the public key and the agreed secrets. */
 export function nodeX25519(secretKey: Uint8Array, publicKeys: readonly Uint8Array[]): Promise<{ publicKey: Uint8Array; shared: Uint8Array[] }> {
   checkKeys(secretKey, publicKeys);
-  return x25519Worker.request(secretKey, publicKeys).then(({ publicKey, out }) => ({ publicKey, shared: split(out) }));
+  return x25519Pool.request(secretKey, publicKeys).then(({ publicKey, out }) => ({ publicKey, shared: split(out) }));
 }
 
 export const nodeMaskKeyCrypto: MaskKeyCrypto = {
@@ -183,6 +183,6 @@ export const nodeMaskKeyCrypto: MaskKeyCrypto = {
     checkKeys(secretKey, publicKeys);
     if (publicKeys.length !== peers.length) throw new RangeError(`"peers" expected ${publicKeys.length} indices (one per public key), got ${peers.length}`);
     const infos = peers.map((peer) => pairwiseInfo(roundId, self, peer));
-    return x25519Worker.request(secretKey, publicKeys, infos).then(({ publicKey, out }) => ({ publicKey, seeds: split(out) }));
+    return x25519Pool.request(secretKey, publicKeys, infos).then(({ publicKey, out }) => ({ publicKey, seeds: split(out) }));
   },
 };

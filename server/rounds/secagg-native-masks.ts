@@ -4,21 +4,23 @@
  * keystreams (NIST SP 800-38A, Sec. 6.5; the same words as `aesCtrPrg` in shared/secagg/prg.ts, a
  * 128-bit big-endian counter from zero, read little-endian) are made by OpenSSL and added with
  * WebAssembly SIMD (shared/secagg/wasm-add.ts) on worker threads, one partial sum per worker, which the
- * main thread adds into the target when drained. The
- * main thread meanwhile rebuilds seeds (Shamir, X25519): the two overlap, and with W workers the
- * keystreams use W cores instead of the one WebCrypto call at a time that the isomorphic
- * `MaskApplier` can keep busy per group (docs/secagg.md, "Performance").
+ * main thread adds into the target when drained. The main thread meanwhile rebuilds seeds (Shamir,
+ * X25519 requests): the two overlap, and the keystreams use up to one core per worker
+ * (docs/secagg.md, "Masks" and "Native keystreams and SIMD adds on the coordinator").
  *
  * Secrets: each seed is copied into a buffer transferred to its worker (the caller's copy is wiped at
- * once) and zeroed there once its keystream is made; keystream chunks and partial sums are zeroed
- * after use. Only AES-CTR on a little-endian host with WebAssembly SIMD is handled here; anything
+ * once) and zeroed there once its keystream is made; each keystream chunk is zeroed after it is added,
+ * the adder's chunk copy after each batch of jobs, and partial sums when drained. Only AES-CTR on a little-endian host with WebAssembly SIMD is handled here; anything
  * else gets the isomorphic applier (the factory returns undefined).
  */
-import { availableParallelism, endianness } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { wipe } from '../../shared/secagg/bytes.ts';
+import { LITTLE_ENDIAN_HOST, wipe } from '../../shared/secagg/bytes.ts';
 import { wasmAdderBytes } from '../../shared/secagg/wasm-add.ts';
 import { addMaskInto, checkMaskJob, type MaskJob, type MaskSink, type MaskSinkFactory, type PrgName } from '../../shared/secagg/prg.ts';
+
+/** Keystream words per `cipher.update` (128 KiB): added while still in cache. The raw-PRG benchmark makes its keystream in the same chunks. */
+export const NATIVE_CHUNK_WORDS = 2 ** 15;
 
 /**
  * The worker, as plain CommonJS (eval'd, so it runs the same under tsx, vitest and a bundle). Messages
@@ -28,7 +30,7 @@ import { addMaskInto, checkMaskJob, type MaskJob, type MaskSink, type MaskSinkFa
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv } = require('node:crypto');
-const CHUNK_WORDS = 1 << 15;
+const CHUNK_WORDS = ${NATIVE_CHUNK_WORDS};
 const ZERO_COUNTER = Buffer.alloc(16);
 const zeros = Buffer.alloc(4 * CHUNK_WORDS);
 const adder = new WebAssembly.Module(workerData.wasm);
@@ -73,6 +75,8 @@ parentPort.on('message', (m) => {
         if (entry.error === undefined) for (let j = 0; j < m.signs.length; j++) addKeystream(entry, seeds.subarray(32 * j, 32 * j + 32), m.signs[j]);
       } catch (err) {
         entry.error = String((err && err.message) || err);
+      } finally {
+        new Uint8Array(entry.memory.buffer, entry.chunkAt, 4 * CHUNK_WORDS).fill(0);
       }
     } catch (err) {
       sums.set(m.id, { error: String((err && err.message) || err) });
@@ -110,10 +114,16 @@ interface PendingEnd {
 /** Jobs per message at most: each message costs tens of microseconds, one 10^4-word keystream about as much. */
 const JOBS_PER_MESSAGE = 16;
 
-/** Lazily started workers, referenced only while a sink is open (they never keep the process alive). */
-class MaskWorkerPool {
+/**
+ * Lazily started workers, referenced only while a sink is open (they never keep the process alive).
+ * Each slot counts its workers (generations): a worker that exits or fails takes the jobs it held with
+ * it, so a sink that sent jobs to an earlier generation of a slot fails its drain instead of
+ * reporting a sum without them.
+ */
+export class MaskWorkerPool {
   readonly size: number;
   readonly #workers: (Worker | undefined)[];
+  readonly #generations: number[];
   readonly #pending: Map<number, PendingEnd>[];
   #open = 0;
   #nextId = 0;
@@ -121,6 +131,7 @@ class MaskWorkerPool {
   constructor(size: number) {
     this.size = size;
     this.#workers = Array.from({ length: size }, () => undefined);
+    this.#generations = Array.from({ length: size }, () => 0);
     this.#pending = Array.from({ length: size }, () => new Map());
   }
 
@@ -136,22 +147,42 @@ class MaskWorkerPool {
     if (--this.#open === 0) for (const worker of this.#workers) worker?.unref();
   }
 
-  /** Hands seeds (a buffer the worker then owns) and signs for sink `id` to worker `w`. */
-  jobs(w: number, id: number, length: number, seeds: Uint8Array<ArrayBuffer>, signs: readonly number[]): void {
+  /** Hands seeds (a buffer the worker then owns) and signs for sink `id` to worker `w`; returns that worker's generation. */
+  jobs(w: number, id: number, length: number, seeds: Uint8Array<ArrayBuffer>, signs: readonly number[]): number {
     try {
       this.#start(w).postMessage({ type: 'jobs', id, length, seeds: seeds.buffer, signs }, [seeds.buffer]);
+      return this.#generations[w]!;
     } finally {
       if (seeds.byteLength > 0) wipe(seeds);
     }
   }
 
-  /** Worker `w`'s partial sum for sink `id` (null when it got no jobs), after every job sent before. */
-  end(w: number, id: number): Promise<Uint32Array | null> {
-    const worker = this.#start(w);
+  /** Worker `w`'s partial sum for sink `id` (null when it got no jobs), after every job sent before; rejects if that worker is gone. */
+  end(w: number, id: number, generation: number): Promise<Uint32Array | null> {
+    if (this.#generations[w] !== generation || this.#workers[w] === undefined) {
+      return Promise.reject(new Error(`AES-CTR mask worker ${w} exited after taking jobs of this unmask; they are lost`));
+    }
+    const worker = this.#workers[w]!;
     return new Promise((resolve, reject) => {
       this.#pending[w]!.set(id, { resolve, reject });
       worker.postMessage({ type: 'end', id });
     });
+  }
+
+  /** Stops every worker (what they held is lost; open sinks fail their drain). Later use starts new ones. */
+  async terminate(): Promise<void> {
+    const running = this.#workers.map((worker, w) => (worker === undefined ? undefined : this.#retire(w, worker, new Error('AES-CTR mask worker terminated'))));
+    await Promise.all(running.map((worker) => worker?.terminate()));
+  }
+
+  /** Takes `worker` out of slot `w` once (a later generation starts on next use) and fails what waits on it. */
+  #retire(w: number, worker: Worker, err: unknown): Worker | undefined {
+    if (this.#workers[w] !== worker) return undefined;
+    this.#workers[w] = undefined;
+    this.#generations[w]!++;
+    for (const pending of this.#pending[w]!.values()) pending.reject(err instanceof Error ? err : new Error(`AES-CTR mask worker exited: ${String(err)}`));
+    this.#pending[w]!.clear();
+    return worker;
   }
 
   #start(w: number): Worker {
@@ -166,13 +197,8 @@ class MaskWorkerPool {
       if (answer.error !== undefined) pending.reject(new Error(`AES-CTR mask worker: ${answer.error}`));
       else pending.resolve(answer.sum ? new Uint32Array(answer.sum) : null);
     });
-    const fail = (err: unknown) => {
-      if (this.#workers[w] === worker) this.#workers[w] = undefined;
-      for (const pending of this.#pending[w]!.values()) pending.reject(err instanceof Error ? err : new Error(`AES-CTR mask worker exited: ${String(err)}`));
-      this.#pending[w]!.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', fail);
+    worker.on('error', (err) => this.#retire(w, worker, err));
+    worker.on('exit', (code) => this.#retire(w, worker, new Error(`AES-CTR mask worker exited with code ${code}`)));
     this.#workers[w] = worker;
     return worker;
   }
@@ -184,7 +210,9 @@ class NativeMaskSink implements MaskSink {
   readonly #target: Uint32Array;
   readonly #id: number;
   #next = 0;
-  readonly #used = new Set<number>();
+  /** Worker slot -> the generation that took this sink's jobs. */
+  readonly #used = new Map<number, number>();
+  #lost = false;
   #drained: Promise<void> | undefined;
 
   constructor(pool: MaskWorkerPool, target: Uint32Array) {
@@ -206,8 +234,9 @@ class NativeMaskSink implements MaskSink {
         seeds.set(job.seed, 32 * j);
         wipe(job.seed);
       });
-      this.#used.add(this.#next);
-      this.#pool.jobs(this.#next, this.#id, this.#target.length, seeds, batch.map((job) => job.sign));
+      const generation = this.#pool.jobs(this.#next, this.#id, this.#target.length, seeds, batch.map((job) => job.sign));
+      if ((this.#used.get(this.#next) ?? generation) !== generation) this.#lost = true;
+      this.#used.set(this.#next, generation);
       this.#next = (this.#next + 1) % this.#pool.size;
     }
   }
@@ -219,7 +248,7 @@ class NativeMaskSink implements MaskSink {
 
   async #collect(): Promise<void> {
     try {
-      const sums = await Promise.allSettled([...this.#used].map((w) => this.#pool.end(w, this.#id)));
+      const sums = await Promise.allSettled([...this.#used].map(([w, generation]) => this.#pool.end(w, this.#id, generation)));
       for (const result of sums) {
         if (result.status !== 'fulfilled' || result.value === null) continue;
         addMaskInto(this.#target, result.value, 1);
@@ -227,17 +256,19 @@ class NativeMaskSink implements MaskSink {
       }
       const failed = sums.find((result) => result.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
+      if (this.#lost) throw new Error('an AES-CTR mask worker exited after taking jobs of this unmask; they are lost');
     } finally {
       this.#pool.closed();
     }
   }
 }
 
-const LITTLE_ENDIAN = endianness() === 'LE';
 const ADDER_BYTES = wasmAdderBytes();
 const SIMD = WebAssembly.validate(ADDER_BYTES);
-const pool = new MaskWorkerPool(Math.max(1, Math.min(4, availableParallelism())));
+/** A mask sink factory over `pool`: OpenSSL AES-CTR on its workers; undefined (isomorphic) for anything else. */
+export function maskSinkOn(pool: MaskWorkerPool): MaskSinkFactory {
+  return (prg: PrgName, target: Uint32Array) => (prg === 'aes-ctr' && LITTLE_ENDIAN_HOST && SIMD ? new NativeMaskSink(pool, target) : undefined);
+}
 
-/** The coordinator's mask sink factory: OpenSSL AES-CTR on worker threads; undefined (isomorphic) for anything else. */
-export const nodeMaskSink: MaskSinkFactory = (prg: PrgName, target: Uint32Array) =>
-  prg === 'aes-ctr' && LITTLE_ENDIAN && SIMD ? new NativeMaskSink(pool, target) : undefined;
+/** The coordinator's mask sink factory, over one pool per process (one worker per core, up to 4). */
+export const nodeMaskSink: MaskSinkFactory = maskSinkOn(new MaskWorkerPool(Math.max(1, Math.min(4, availableParallelism()))));

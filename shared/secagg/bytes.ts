@@ -150,3 +150,6 @@ export function bytesToU32Vector(name: string, bytes: Uint8Array, length: number
   for (let i = 0; i < length; i++) out[i] = view.getUint32(i * 4, true);
   return out;
 }
+
+/** True where typed arrays are little-endian (the wire's and WebAssembly's byte order), as on every common host. */
+export const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;

@@ -7,7 +7,7 @@
  * subtract PRG(seed) into one accumulator instead of materialising and then adding each mask. Default: the
  * faster one in Node and Chromium (`scripts/bench/secagg-prg.ts`, docs/secagg.md).
  */
-import { expectBytes, expectInteger, wipe } from './bytes.ts';
+import { expectBytes, expectInteger, LITTLE_ENDIAN_HOST, wipe } from './bytes.ts';
 import { xsalsa20AddInto, xsalsa20Words } from './xsalsa20.ts';
 
 export const PRG_NAMES = ['aes-ctr', 'xsalsa20'] as const;
@@ -27,7 +27,6 @@ export type MaskSign = 1 | -1;
 export const SEED_BYTES = 32;
 const MAX_WORDS = 2 ** 28;
 const XSALSA20_ZERO_NONCE = new Uint8Array(24);
-const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 function checkExpand(seed: Uint8Array, length: number): void {
   expectBytes('seed', seed, SEED_BYTES);

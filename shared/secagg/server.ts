@@ -303,7 +303,15 @@ export class SecAggServerSession {
           return this.#closeMaskedInput();
         case 'unmask':
           this.#closing = true;
-          return await this.#closeUnmask();
+          try {
+            return await this.#closeUnmask();
+          } finally {
+            // The share values are BigInts, which cannot be zeroed (nor could the reconstruction's own
+            // intermediates ever be); they are dropped here, whatever the outcome. Their wire bytes
+            // were zeroed on arrival.
+            this.#shares.selfMask.clear();
+            this.#shares.key.clear();
+          }
       }
     } catch (err) {
       if (err instanceof StageShortfall) return this.#abortWith(protocolStage, 'BELOW_THRESHOLD', err.message);
@@ -470,10 +478,6 @@ export class SecAggServerSession {
       for (const job of selfJobs) wipe(job.seed);
       for (const result of await Promise.allSettled(pairwise)) if (result.status === 'fulfilled') for (const job of result.value) wipe(job.seed);
     }
-    // The share values are BigInts, which cannot be zeroed (nor could the reconstruction's own
-    // intermediates ever be); they are dropped here. Their wire bytes were zeroed on arrival.
-    this.#shares.selfMask.clear();
-    this.#shares.key.clear();
     this.#stage = 'done';
     return { status: 'done', sum, survivors };
   }

@@ -11,7 +11,7 @@
  * bytes)`: sum[i] = sum[i] +/- mask[i] for 4-byte lanes over `bytes` bytes (a multiple of 16) from
  * byte offsets `sum` and `mask` in that memory.
  */
-import { bytesToU32Vector, expectBytes, expectInteger } from './bytes.ts';
+import { bytesToU32Vector, expectBytes, expectInteger, LITTLE_ENDIAN_HOST } from './bytes.ts';
 import { addMaskInto } from './prg.ts';
 
 const leb128 = (value: number): number[] => {
@@ -96,7 +96,6 @@ export interface Z32Sum {
   take(): Uint32Array;
 }
 
-const LITTLE_ENDIAN_HOST = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 const PAGE_BYTES = 65_536;
 
 /** The sum at byte 0 of a SIMD adder's memory (padded to whole 16-byte lanes), each arriving vector copied in after it and added. */

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
-import { nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
+import { maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
 import { aesCtrPrg, applyMasks, type MaskJob } from '../../../shared/secagg/prg.ts';
 import { createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
@@ -108,6 +108,46 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     expect(Array.from(target)).toEqual(new Array(16).fill(0));
     expect(() => sink.push(good)).toThrow(/drained/);
     expect(nodeMaskSink('xsalsa20', target)).toBeUndefined();
+  });
+
+  it('reuses a worker\'s adder across sinks of shrinking length without carrying anything over', async () => {
+    for (const [length, label] of [[98_311, 'long'], [5, 'short'], [33_000, 'mid'], [1, 'one']] as const) {
+      const jobs = jobsFor(`native-sink-reuse-${label}`, 6);
+      const expected = new Uint32Array(length);
+      await applyMasks(aesCtrPrg, expected, copy(jobs));
+      const got = new Uint32Array(length);
+      await native(got, jobs, 2);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}`).toBe(true);
+    }
+  });
+
+  it('fails the drain when a worker dies holding jobs (never a sum without them), and the pool recovers', async () => {
+    const pool = new MaskWorkerPool(2);
+    const sinkOn = maskSinkOn(pool);
+    try {
+      const sink = sinkOn('aes-ctr', new Uint32Array(5000))!;
+      sink.push(jobsFor('native-sink-crash', 8));
+      await pool.terminate();
+      await expect(sink.drain()).rejects.toThrow(/they are lost|terminated|exited/);
+
+      // Jobs sent to a worker, then to its replacement: still refused.
+      const split = sinkOn('aes-ctr', new Uint32Array(100))!;
+      split.push(jobsFor('native-sink-split-a', 2));
+      await pool.terminate();
+      split.push(jobsFor('native-sink-split-b', 2));
+      await expect(split.drain()).rejects.toThrow(/they are lost|terminated|exited/);
+
+      const jobs = jobsFor('native-sink-after-crash', 5);
+      const expected = new Uint32Array(3000);
+      await applyMasks(aesCtrPrg, expected, copy(jobs));
+      const got = new Uint32Array(3000);
+      const again = sinkOn('aes-ctr', got)!;
+      again.push(jobs);
+      await again.drain();
+      expect(Array.from(got)).toEqual(Array.from(expected));
+    } finally {
+      await pool.terminate();
+    }
   });
 
   it('carries whole rounds with dropouts at every stage (exact sums)', async () => {
