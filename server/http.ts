@@ -7,7 +7,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
-import { issueEnrollmentToken } from '../shared/protocol/enrollment.ts';
+import { ENROLLMENT_BATCH_LIMITS, issueEnrollmentTokens } from '../shared/protocol/enrollment.ts';
 import { parseLaunchRequest } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
@@ -42,7 +42,6 @@ export interface HttpOptions {
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const MAX_ENROLLMENT_TOKENS = 10_000;
 
 function positiveInt(name: string, text: unknown, max: number): number {
   const n = typeof text === 'string' && /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
@@ -165,12 +164,10 @@ export function createHttpApp(options: HttpOptions): express.Express {
   api.post('/enrollment-tokens', route('launch', async (req, res) => {
     if (!options.platformSecretKey) throw new ProtocolError('UNAVAILABLE', 'this coordinator holds no platform key; tokens come from the platform');
     const body = (req.body ?? {}) as { count?: unknown; ttlSeconds?: unknown };
-    const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), MAX_ENROLLMENT_TOKENS);
-    const ttlSeconds = body.ttlSeconds === undefined ? 86_400 : positiveInt('ttlSeconds', String(body.ttlSeconds), 366 * 86_400);
-    const now = options.clock();
-    const secretKey = options.platformSecretKey;
-    const tokens = Array.from({ length: count }, () => issueEnrollmentToken(secretKey, { ttlMs: ttlSeconds * 1000, now }));
-    res.status(201).json({ tokens, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() });
+    const { maxCount, defaultTtlSeconds, maxTtlSeconds } = ENROLLMENT_BATCH_LIMITS;
+    const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), maxCount);
+    const ttlSeconds = body.ttlSeconds === undefined ? defaultTtlSeconds : positiveInt('ttlSeconds', String(body.ttlSeconds), maxTtlSeconds);
+    res.status(201).json(issueEnrollmentTokens(options.platformSecretKey, { count, ttlSeconds, now: options.clock() }));
   }, 'issue enrollment tokens'));
 
   if (options.ledger) api.use('/ledger', ledgerRouter({ ledger: options.ledger, tokens: options.tokens, modelHeads: () => options.registry.current.config.heads, clock: options.clock }));

@@ -8,11 +8,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { issueEnrollmentToken } from '../../shared/protocol/enrollment.ts';
+import { ENROLLMENT_BATCH_LIMITS, issueEnrollmentTokens } from '../../shared/protocol/enrollment.ts';
 import { createPlatformKeyFile, readPlatformKeyFile } from '../../server/auth/platform-key.ts';
 import { action, CliError, emit, parseInteger } from './output.ts';
-
-const MAX_TOKENS = 10_000;
 
 export function registerPlatformCommands(program: Command): void {
   const platform = program.command('platform').description("the shop platform's enrollment key and tokens (when it is separate from the coordinator)");
@@ -37,19 +35,20 @@ export function registerPlatformCommands(program: Command): void {
     .description('sign pseudonymous enrollment tokens with the platform key')
     .requiredOption('--key <file>', 'platform key pair file (portrait platform keygen)')
     .option('--count <n>', 'how many tokens', '1')
-    .option('--ttl-seconds <s>', 'validity of each token', '86400')
+    .option('--ttl-seconds <s>', 'validity of each token', String(ENROLLMENT_BATCH_LIMITS.defaultTtlSeconds))
     .option('--json', 'machine-readable output')
     .action(
       action((options: { key: string; count: string; ttlSeconds: string; json?: boolean }) => {
         if (!fs.existsSync(options.key)) throw new CliError('NOT_FOUND', `"key": no platform key file at ${path.resolve(options.key)}`);
+        const { maxCount, maxTtlSeconds } = ENROLLMENT_BATCH_LIMITS;
         const count = parseInteger('count', options.count, 1);
-        if (count > MAX_TOKENS) throw new CliError('INVALID_ARGUMENT', `"count" expected at most ${MAX_TOKENS}, got ${count}`);
+        if (count > maxCount) throw new CliError('INVALID_ARGUMENT', `"count" expected at most ${maxCount}, got ${count}`);
         const ttlSeconds = parseInteger('ttl-seconds', options.ttlSeconds, 1);
+        if (ttlSeconds > maxTtlSeconds) throw new CliError('INVALID_ARGUMENT', `"ttl-seconds" expected at most ${maxTtlSeconds}, got ${ttlSeconds}`);
         const { secretKey } = readPlatformKeyFile(options.key);
-        const now = Date.now();
-        const tokens = Array.from({ length: count }, () => issueEnrollmentToken(secretKey, { ttlMs: ttlSeconds * 1000, now }));
+        const batch = issueEnrollmentTokens(secretKey, { count, ttlSeconds, now: Date.now() });
         secretKey.fill(0);
-        emit(options, { tokens, expiresAt: new Date(now + ttlSeconds * 1000).toISOString() }, () => tokens.join('\n'));
+        emit(options, batch, () => batch.tokens.join('\n'));
       }),
     );
 }

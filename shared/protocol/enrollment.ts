@@ -59,6 +59,16 @@ export function issueEnrollmentToken(
   return `${body}.${toBase64Url(signature)}`;
 }
 
+/** Limits of one batch of tokens (the coordinator's REST endpoint and `portrait platform token`). */
+export const ENROLLMENT_BATCH_LIMITS = { maxCount: 10_000, defaultTtlSeconds: 86_400, maxTtlSeconds: 366 * 86_400 } as const;
+
+/** `count` tokens valid for `ttlSeconds` from `now`, and when they expire; the limits above are the caller's to check. */
+export function issueEnrollmentTokens(platformSecretKey: Uint8Array, options: { count: number; ttlSeconds: number; now: number }): { tokens: string[]; expiresAt: string } {
+  const ttlMs = options.ttlSeconds * 1000;
+  const tokens = Array.from({ length: options.count }, () => issueEnrollmentToken(platformSecretKey, { ttlMs, now: options.now }));
+  return { tokens, expiresAt: new Date(options.now + ttlMs).toISOString() };
+}
+
 /** Verifies signature and expiry; throws `UNAUTHENTICATED` or `TOKEN_EXPIRED`. */
 export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Array, now: number): EnrollmentClaims {
   if (typeof token !== 'string' || token.length === 0) throw new ProtocolError('UNAUTHENTICATED', 'an enrollment token is required');

@@ -33,6 +33,9 @@ describe('separate shop platform', () => {
     const issued = portrait<{ tokens: string[] }>('platform', 'token', '--key', keyFile, '--count', '2', '--ttl-seconds', '600');
     expect(issued.status).toBe(0);
     expect(issued.body.tokens).toHaveLength(2);
+    // The same batch limits as the coordinator's own endpoint.
+    expect(portrait<{ error: { code: string } }>('platform', 'token', '--key', keyFile, '--ttl-seconds', String(367 * 86_400)).body.error.code).toBe('INVALID_ARGUMENT');
+    expect(portrait<{ error: { code: string } }>('platform', 'token', '--key', keyFile, '--count', '10001').body.error.code).toBe('INVALID_ARGUMENT');
 
     // The key as an operator passes it: hex or the key file give the same key.
     const publicKey = parsePlatformPublicKey(keygen.body.publicKey);
