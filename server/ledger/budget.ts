@@ -67,20 +67,14 @@ export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStor
   return { spent, projected, cap };
 }
 
-/** The launch in progress per ledger: check and create run one launch at a time (see below). */
-const launching = new WeakMap<PrivacyLedger, Promise<unknown>>();
-
 /**
- * Checks the budget and creates the rounds as one step: launches against the same ledger queue
- * behind each other, so two launches that each fit alone cannot both pass the check before either
- * has stored its rounds (the store is async; a networked one would interleave them).
+ * Checks the budget and creates the rounds as one step on the ledger's queue (`exclusive`): two
+ * launches that each fit alone cannot both pass the check before either has stored its rounds (the
+ * store is async; a networked one would interleave them), and no release is appended in between.
  */
 export function launchWithinBudget<T>(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number, create: () => Promise<T>): Promise<T> {
-  const run = async (): Promise<T> => {
+  return ledger.exclusive(async () => {
     await checkLaunchBudget(ledger, rounds, spec, count, dimension);
     return create();
-  };
-  const result = (launching.get(ledger) ?? Promise.resolve()).then(run, run);
-  launching.set(ledger, result.catch(() => undefined));
-  return result;
+  });
 }

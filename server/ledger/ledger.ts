@@ -90,7 +90,12 @@ export class PrivacyLedger {
     return this.total.orders;
   }
 
-  private serial<T>(run: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `run` alone against this ledger: after every append and exclusive run queued before it, and
+   * before any queued after. Appends use it; so does the launch budget check with its round creation
+   * (server/ledger/budget.ts). `run` must not itself wait on the queue (no append inside).
+   */
+  exclusive<T>(run: () => Promise<T>): Promise<T> {
     const next = this.queue.then(run, run);
     this.queue = next.catch(() => undefined);
     return next;
@@ -119,7 +124,7 @@ export class PrivacyLedger {
    * resolves; it throws (writing nothing) when the deployment cap would be exceeded.
    */
   recordRound(input: RoundSpendInput): Promise<RoundEntry> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const spend = accountSpend(input, this.total);
       const rdp = spendRdp(spend, this.total.orders);
       const cap = this.cap;
@@ -139,7 +144,7 @@ export class PrivacyLedger {
 
   /** Rotation as a signed entry: signed by the current key and by the new one, which then signs. */
   rotateKey(newKey: SigningKey, reason: string): Promise<KeyRotationEntry> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const entry = (await this.append({ kind: 'key-rotation', newPublicKey: toHex(newKey.publicKey), reason }, newKey)) as KeyRotationEntry;
       this.key = newKey;
       return entry;
@@ -156,7 +161,7 @@ export class PrivacyLedger {
 
   /** The signed, self-contained bundle for offline audit. */
   exportBundle(): Promise<LedgerBundle> {
-    return this.serial(async () => {
+    return this.exclusive(async () => {
       const entries = (await this.options.store.all()).map((e) => LedgerEntrySchema.parse(e));
       const head = signHead({ entries: entries.length, hash: this.prevHash, keyId: toHex(this.key.publicKey), exportedAt: new Date(this.clock()).toISOString() }, this.key);
       return buildBundle(entries, head, { method: ACCOUNTANT_METHOD, orders: [...this.total.orders] }, this.cap);
