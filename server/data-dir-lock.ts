@@ -28,14 +28,20 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A lock file this young that cannot be read yet is being written by a starter (it is created, then filled). */
+const WRITING_GRACE_MS = 5_000;
+
 /** The live process holding the lock, or null when there is none (or only a stale one). */
-export function lockHolder(dataDir: string): LockBody | null {
+function lockHolder(dataDir: string): LockBody | null {
   const file = path.join(dataDir, DATA_DIR_LOCK_FILE);
   let body: Partial<LockBody>;
   try {
     body = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockBody>;
-  } catch {
-    return null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const mtime = fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs;
+    const writing = mtime !== undefined && Date.now() - mtime < WRITING_GRACE_MS;
+    return writing ? { pid: Number.NaN, host: 'a coordinator still writing the lock', since: new Date(mtime).toISOString() } : null;
   }
   if (typeof body.pid !== 'number' || typeof body.host !== 'string') return null;
   // A lock from another host cannot be checked from here: treat it as held.
@@ -44,16 +50,11 @@ export function lockHolder(dataDir: string): LockBody | null {
 }
 
 function refuse(dataDir: string, holder: LockBody, what: string): never {
+  const who = Number.isNaN(holder.pid) ? holder.host : `pid ${holder.pid} on ${holder.host}`;
   throw new ProtocolError(
     'UNAVAILABLE',
-    `${what}: data directory ${dataDir} is in use by a coordinator (pid ${holder.pid} on ${holder.host} since ${holder.since}); stop it first (if none runs, delete ${path.join(dataDir, DATA_DIR_LOCK_FILE)})`,
+    `${what}: data directory ${dataDir} is in use by a coordinator (${who} since ${holder.since}); stop it first (if none runs, delete ${path.join(dataDir, DATA_DIR_LOCK_FILE)})`,
   );
-}
-
-/** Refuses when a live coordinator holds `dataDir`. */
-export function assertDataDirFree(dataDir: string, what: string): void {
-  const holder = lockHolder(dataDir);
-  if (holder) refuse(dataDir, holder, what);
 }
 
 /** Takes the lock for this process (refusing when a live one holds it); returns its release. */
@@ -78,7 +79,5 @@ export function acquireDataDirLock(dataDir: string, what = 'cannot start the coo
       fs.rmSync(file, { force: true });
     }
   }
-  const holder = lockHolder(dataDir);
-  if (holder) refuse(dataDir, holder, what);
-  throw new ProtocolError('UNAVAILABLE', `${what}: could not take the lock on ${dataDir}`);
+  throw new ProtocolError('UNAVAILABLE', `${what}: could not take the lock on ${dataDir} (another starter took it first)`);
 }

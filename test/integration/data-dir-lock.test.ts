@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DATA_DIR_LOCK_FILE } from '../../server/data-dir-lock.ts';
+import { acquireDataDirLock, DATA_DIR_LOCK_FILE } from '../../server/data-dir-lock.ts';
 import { startTestCoordinator, tempDataDir } from './harness.ts';
 
 const BIN = path.resolve('bin/portrait.js');
@@ -51,5 +51,20 @@ describe('data directory lock', () => {
     } finally {
       await coordinator.close();
     }
+  });
+
+  it('treats a lock file still being written as held, and an old unreadable one as stale', () => {
+    const dataDir = tempDataDir();
+    const file = path.join(dataDir, DATA_DIR_LOCK_FILE);
+    // A starter creates the file before it writes its body: a second starter must not delete it.
+    fs.writeFileSync(file, '');
+    expect(() => acquireDataDirLock(dataDir)).toThrow(/still writing the lock/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+    const old = new Date(Date.now() - 60_000);
+    fs.utimesSync(file, old, old);
+    const release = acquireDataDirLock(dataDir);
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid });
+    release();
+    expect(fs.existsSync(file)).toBe(false);
   });
 });
