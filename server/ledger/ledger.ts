@@ -58,13 +58,12 @@ export class PrivacyLedger {
   static async open(options: PrivacyLedgerOptions): Promise<PrivacyLedger> {
     const stored = await options.store.all();
     const { result: state, total: verifiedTotal } = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta } : {});
-    if (!state.ok) throw new LedgerCorruptError(state);
+    if (!state.ok || verifiedTotal === null) throw new LedgerCorruptError(state);
     const key = typeof options.key === 'function' ? options.key(state.currentKey) : options.key;
     const keyHex = toHex(key.publicKey);
     if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
-    // The running total verifyLedger built (an empty ledger starts from the ledger's own orders).
-    const total = verifiedTotal && state.entries > 0 ? verifiedTotal : new RdpTotal(LEDGER_ORDERS);
-    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, total);
+    // The running total the verification built (an empty ledger's starts from the ledger's own orders).
+    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, verifiedTotal);
     if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
     return ledger;
   }

@@ -19,7 +19,7 @@ export interface LedgerRoutesOptions {
   clock: () => number;
 }
 
-export const REPORT_FORMATS = ['json', 'md', 'html', 'svg'] as const;
+const REPORT_FORMATS = ['json', 'md', 'html'] as const;
 
 export async function ledgerReport(options: LedgerRoutesOptions): Promise<ReturnType<typeof buildReport>> {
   const entries = await options.ledger.all();
@@ -59,7 +59,6 @@ export function ledgerRouter(options: LedgerRoutesOptions): express.Router {
     // The compliance page takes the table and the chart from one verification (`chart=svg`).
     if (format === 'json') res.json(req.query.chart === 'svg' ? { ...report, chartSvg: epsilonChartSvg(report, 'budget-chart') } : report);
     else if (format === 'md') res.type('text/markdown').send(renderMarkdown(report));
-    else if (format === 'svg') res.type('image/svg+xml').send(epsilonChartSvg(report, 'budget-chart'));
     else res.set('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'").type('html').send(renderHtml(report));
   }));
   return router;

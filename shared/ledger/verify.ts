@@ -70,28 +70,24 @@ function spendDifference(recorded: RoundSpend, expected: RoundSpend): string | n
 }
 
 /** Verifies `entries` in order; never throws for bad input, it reports it. */
-export function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
-  return walk(entries, options, () => undefined);
+export async function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
+  return (await verifyLedgerWithTotal(entries, options)).result;
 }
 
 /**
  * `verifyLedger`, also handing back the RDP total of the entries when all of them verify (null
  * otherwise), so a ledger that opens after verifying does not recompute every round's curve.
  */
-export async function verifyLedgerWithTotal(entries: readonly unknown[], options: VerifyOptions = {}): Promise<{ result: VerifyResult; total: RdpTotal | null }> {
-  let total: RdpTotal | null = null;
-  const result = await walk(entries, options, (t) => {
-    total = t;
-  });
-  return { result, total };
+export function verifyLedgerWithTotal(entries: readonly unknown[], options: VerifyOptions = {}): Promise<{ result: VerifyResult; total: RdpTotal | null }> {
+  return walk(entries, options);
 }
 
-async function walk(entries: readonly unknown[], options: VerifyOptions, verified: (total: RdpTotal) => void): Promise<VerifyResult> {
+async function walk(entries: readonly unknown[], options: VerifyOptions): Promise<{ result: VerifyResult; total: RdpTotal | null }> {
   let prevHash = GENESIS_PREV_HASH;
   let currentKey: string | null = null;
   let total = new RdpTotal(LEDGER_ORDERS);
   let lastDelta: number | null = null;
-  const fail = (position: number, reason: string): VerifyResult => ({ ...summary(position - 1), ok: false, firstBadEntry: position, reason });
+  const fail = (position: number, reason: string) => ({ result: { ...summary(position - 1), ok: false, firstBadEntry: position, reason } satisfies VerifyResult, total: null });
   const summary = (count: number): VerifyResult => {
     const delta = options.delta ?? lastDelta;
     const eps = delta !== null && delta > 0 ? total.epsilon(delta) : null;
@@ -125,6 +121,5 @@ async function walk(entries: readonly unknown[], options: VerifyOptions, verifie
     }
     prevHash = await entryHash(entry);
   }
-  verified(total);
-  return summary(entries.length);
+  return { result: summary(entries.length), total };
 }

@@ -45,20 +45,19 @@ describe('deployment budget', () => {
   });
 
   it('refuses a launch whose projection exceeds the cap, pending rounds included', async () => {
-    const dimension = DIMENSION;
     // The cap lies between one and two rounds.
     const { spec, epsilonOf, ledger } = await launchFixture(1);
     const perRound = epsilonOf(1);
     const threeRounds = epsilonOf(3);
     const rounds = new MemoryRoundStore();
     // One round fits.
-    const ok = await checkLaunchBudget(ledger, rounds, spec, 1, dimension);
+    const ok = await checkLaunchBudget(ledger, rounds, spec, 1, DIMENSION);
     expect(ok.projected).toBeCloseTo(perRound, 12);
     // Three do not: the error carries the projected epsilon.
-    await expect(checkLaunchBudget(ledger, rounds, spec, 3, dimension)).rejects.toThrow(`would bring cumulative epsilon to ${threeRounds.toFixed(4)}`);
+    await expect(checkLaunchBudget(ledger, rounds, spec, 3, DIMENSION)).rejects.toThrow(`would bring cumulative epsilon to ${threeRounds.toFixed(4)}`);
     // Two pending rounds plus one new one are three as well.
     await rounds.createRounds([spec, spec], new Date(0).toISOString());
-    await expect(checkLaunchBudget(ledger, rounds, spec, 1, dimension)).rejects.toThrow(/after 2 pending/);
+    await expect(checkLaunchBudget(ledger, rounds, spec, 1, DIMENSION)).rejects.toThrow(/after 2 pending/);
   });
 
   it('refuses any launch without DP under a cap (unbounded epsilon)', async () => {
@@ -67,7 +66,6 @@ describe('deployment budget', () => {
   });
 
   it('runs concurrent launches one at a time: two that each fit alone cannot both pass against a store with latency', async () => {
-    const dimension = DIMENSION;
     const { spec, ledger } = await launchFixture(1);
     // A store whose reads take a while, as a networked database's would.
     class SlowRoundStore extends MemoryRoundStore {
@@ -78,7 +76,7 @@ describe('deployment budget', () => {
       }
     }
     const rounds = new SlowRoundStore();
-    const launch = () => launchWithinBudget(ledger, rounds, spec, 1, dimension, () => rounds.createRounds([spec], new Date(0).toISOString()));
+    const launch = () => launchWithinBudget(ledger, rounds, spec, 1, DIMENSION, () => rounds.createRounds([spec], new Date(0).toISOString()));
     const results = await Promise.allSettled([launch(), launch()]);
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
     expect(String((results.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(/after 1 pending/);
