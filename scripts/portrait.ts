@@ -6,6 +6,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCommands } from './cli/index.ts';
+import { writeError } from './cli/output.ts';
 
 const program = new Command()
   .name('portrait')
@@ -27,8 +28,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (!(err instanceof CommanderError)) throw err;
-  if (err.exitCode !== 0 && process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ error: { code: 'INVALID_ARGUMENT', message: argumentErrorMessage(err) } })}\n`);
-  }
+  // Commander printed the text already; --json gets its one document.
+  if (err.exitCode !== 0) writeError('INVALID_ARGUMENT', argumentErrorMessage(err), true);
   process.exitCode = err.exitCode;
 }

@@ -29,17 +29,24 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * A failure as the `--json` promise has it (`{error:{code,message}}`, the one document on stdout) or
+ * as a `portrait: CODE: message` line on stderr; `textShown` when the text was already printed
+ * (commander's own argument errors).
+ */
+export function writeError(code: string, message: string, textShown = false): void {
+  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+  else if (!textShown) process.stderr.write(`portrait: ${code}: ${message}\n`);
+}
+
 /** Wraps a command action so failures print `{error:{code,message}}` (json) or a line (text) and exit 1. */
 export function action<A extends unknown[]>(run: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       await run(...args);
     } catch (err) {
-      const json = process.argv.includes('--json');
       const code = err instanceof CliError || err instanceof ProtocolError ? err.code : err instanceof RangeError || err instanceof TypeError ? 'INVALID_ARGUMENT' : 'INTERNAL';
-      const message = err instanceof Error ? err.message : String(err);
-      if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
-      else process.stderr.write(`portrait: ${code}: ${message}\n`);
+      writeError(code, err instanceof Error ? err.message : String(err));
       process.exitCode = 1;
     }
   };
