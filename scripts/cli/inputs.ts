@@ -47,19 +47,24 @@ export async function loadEventsArg(file: string, argument = 'events'): Promise<
 }
 
 /** A data directory that must already exist (reading it must not create an empty one). */
-export function existingDataDir(dataDir: string, argument = 'data-dir'): string {
+export function existingDataDir(dataDir: string, argument = 'data-dir', hint = "the server's --data-dir; default ./data"): string {
   const resolved = path.resolve(dataDir);
-  if (!fs.existsSync(resolved)) throw new CliError('NOT_FOUND', `"${argument}": data directory ${resolved} does not exist (the server's --data-dir; default ./data)`);
+  if (!fs.existsSync(resolved)) throw new CliError('NOT_FOUND', `"${argument}": data directory ${resolved} does not exist (${hint})`);
   if (!fs.statSync(resolved).isDirectory()) throw new CliError('INVALID_ARGUMENT', `"${argument}": ${resolved} is not a directory`);
   return resolved;
 }
 
 const VERSION = /^[1-9]\d{0,15}$/;
 
-/** Model version V (or `latest`) from a data directory's model store, as `model export` reads it. */
-export async function modelVersionFromDataDir(dataDir: string, version: string): Promise<{ version: number; files: ModelFiles }> {
+/** A model version argument: a positive integer or `latest`. */
+export function checkModelVersion(version: string): void {
   if (version !== 'latest' && !VERSION.test(version)) throw new CliError('INVALID_ARGUMENT', `"version" expected a positive integer or "latest", got ${JSON.stringify(version)}`);
-  const dir = existingDataDir(dataDir);
+}
+
+/** Model version V (or `latest`) from a data directory's model store, as `model export` reads it. */
+export async function modelVersionFromDataDir(dataDir: string, version: string, hint?: string): Promise<{ version: number; files: ModelFiles }> {
+  checkModelVersion(version);
+  const dir = existingDataDir(dataDir, 'data-dir', hint);
   const stores = openSqliteStores(dir);
   try {
     const record = version === 'latest' ? await stores.models.latest() : await stores.models.get(Number(version));

@@ -13,7 +13,7 @@ import { configFromModelJson } from '../../shared/model/artifacts.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
 import { writeModelFiles } from '../../server/storage/model-files.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from './api-client.ts';
-import { modelVersionFromDataDir } from './inputs.ts';
+import { checkModelVersion, modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit } from './output.ts';
 
 interface ExportOptions {
@@ -41,9 +41,8 @@ async function fromServer(server: string, version: string): Promise<{ version: n
   return { version: v, files: { modelJson, weights } };
 }
 
-async function fromDataDir(dataDir: string, version: string): Promise<{ version: number; files: ModelFiles }> {
-  if (!fs.existsSync(dataDir)) throw new CliError('NOT_FOUND', `"data-dir": data directory ${path.resolve(dataDir)} does not exist: point --data-dir at the server's data directory, or download with --server URL (e.g. ${DEFAULT_SERVER})`);
-  return modelVersionFromDataDir(dataDir, version);
+function fromDataDir(dataDir: string, version: string): Promise<{ version: number; files: ModelFiles }> {
+  return modelVersionFromDataDir(dataDir, version, `point --data-dir at the server's data directory, or download with --server URL, e.g. ${DEFAULT_SERVER}`);
 }
 
 export function registerModelCommands(program: Command): void {
@@ -57,7 +56,7 @@ export function registerModelCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       action(async (version: string, options: ExportOptions) => {
-        if (version !== 'latest' && !/^[1-9]\d{0,15}$/.test(version)) throw new CliError('INVALID_ARGUMENT', `"version" expected a positive integer or "latest", got ${JSON.stringify(version)}`);
+        checkModelVersion(version);
         if (fs.existsSync(options.out)) throw new CliError('INVALID_ARGUMENT', `"out": ${path.resolve(options.out)} already exists; choose a new directory`);
         const { version: v, files } = options.server ? await fromServer(options.server, version) : await fromDataDir(options.dataDir, version);
         const config = configFromModelJson(files.modelJson);
