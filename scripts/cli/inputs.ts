@@ -14,36 +14,29 @@ import { loadModelDirectory, readModelFiles } from '../../server/storage/model-f
 import { openSqliteStores } from '../../server/storage/sqlite.ts';
 import { loadEventsFile } from '../import/events-file.ts';
 import { loadDataset } from '../import/resolve.ts';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { CliError } from './output.ts';
 
-function isMissingFile(err: unknown): err is NodeJS.ErrnoException {
-  return err instanceof Error && ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR');
-}
-
-/** Runs a loader, turning "no such file" into NOT_FOUND naming the argument and the path it lacked. */
-async function naming<T>(argument: string, fallbackPath: string, load: () => Promise<T>): Promise<T> {
+/** Runs a loader, naming the argument in a NOT_FOUND: the importers' own, or a raw ENOENT (model files) with its path. */
+async function naming<T>(argument: string, load: () => Promise<T>): Promise<T> {
   try {
     return await load();
   } catch (err) {
-    if (!isMissingFile(err)) throw err;
-    throw new CliError('NOT_FOUND', `"${argument}": no such file or directory: ${err.path ?? fallbackPath}`);
+    if (err instanceof ProtocolError && err.code === 'NOT_FOUND') throw new CliError('NOT_FOUND', `"${argument}": ${err.message}`);
+    const missing = err as NodeJS.ErrnoException;
+    if (missing.code === 'ENOENT' || missing.code === 'ENOTDIR') throw new CliError('NOT_FOUND', `"${argument}": no such file or directory: ${missing.path ?? '(unknown path)'}`);
+    throw err;
   }
 }
 
 /** `--dataset synthetic:USERS | tianchi:DIR | events:FILE[:LABELS]`. */
-export async function loadDatasetArg(spec: string, argument = 'dataset'): Promise<Dataset> {
-  const colon = spec.indexOf(':');
-  const kind = spec.slice(0, colon);
-  // Name the directory or file the user gave, not the first file a loader failed to open inside it.
-  const given = kind === 'tianchi' ? spec.slice(colon + 1) : kind === 'events' ? (spec.slice(colon + 1).split(':')[0] ?? '') : '';
-  if (given && !fs.existsSync(given)) throw new CliError('NOT_FOUND', `"${argument}": no such ${kind === 'tianchi' ? 'directory' : 'file'}: ${path.resolve(given)}`);
-  return naming(argument, spec.slice(colon + 1), () => loadDataset(spec));
+export function loadDatasetArg(spec: string, argument = 'dataset'): Promise<Dataset> {
+  return naming(argument, () => loadDataset(spec));
 }
 
 /** `--events FILE` (JSONL or CSV). */
-export async function loadEventsArg(file: string, argument = 'events'): Promise<Dataset> {
-  if (!fs.existsSync(file)) throw new CliError('NOT_FOUND', `"${argument}": no such file: ${path.resolve(file)}`);
-  return naming(argument, file, () => loadEventsFile(file));
+export function loadEventsArg(file: string, argument = 'events'): Promise<Dataset> {
+  return naming(argument, () => loadEventsFile(file));
 }
 
 /** A data directory that must already exist (reading it must not create an empty one). */
@@ -88,7 +81,7 @@ export interface LoadedModel {
  */
 export async function loadModelArg(value: string, dataDir: string): Promise<LoadedModel> {
   if (fs.existsSync(value)) {
-    const { model, config } = await naming('model', value, () => loadModelDirectory(value));
+    const { model, config } = await naming('model', () => loadModelDirectory(value));
     return { model, config, source: path.resolve(value) };
   }
   if (value === 'latest' || VERSION.test(value)) {

@@ -10,7 +10,7 @@ import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import { API_TOKENS_FILE, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
-import { loadDataset } from '../import/resolve.ts';
+import { loadDatasetArg } from './inputs.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
 import { action, emit, log, parseNumber } from './output.ts';
 
@@ -53,7 +53,7 @@ export function registerServerCommand(program: Command): void {
       action(async (options: ServerOptions) => {
         await useNodeBackend(options.backend);
         const port = parseNumber('port', options.port);
-        const dataset = await loadDataset(options.dataset);
+        const dataset = await loadDatasetArg(options.dataset);
         const data = dataConfig();
         const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
         const dataDir = path.resolve(options.dataDir);

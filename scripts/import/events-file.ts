@@ -5,9 +5,10 @@
  * Tianchi importer shares.
  */
 import { open } from 'node:fs/promises';
-import { basename, extname } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ZodError } from 'zod';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { MAX_PLAUSIBLE_PRICE, parseEvent, sortEvents } from '../../shared/features/events.ts';
 import type { BehaviourEvent } from '../../shared/features/events.ts';
 import { ProfileLabelsSchema } from '../../shared/features/labels.ts';
@@ -30,7 +31,14 @@ const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 /** Streams a text file line by line (never the whole file in one string); strips a UTF-8 BOM. */
 export async function* readLines(path: string): AsyncGenerator<string> {
   // Opening first makes a missing file reject here, with its path, rather than inside readline.
-  const file = await open(path, 'r');
+  let file: Awaited<ReturnType<typeof open>>;
+  try {
+    file = await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new ProtocolError('NOT_FOUND', `no such file: ${resolve(path)}`);
+    throw err;
+  }
   const stream = file.createReadStream({ encoding: 'utf8' });
   // crlfDelay: Infinity reads a \r\n split across two chunks as one line break.
   const lines = createInterface({ input: stream, crlfDelay: Infinity });

@@ -3,8 +3,10 @@
  * with DyHATR): tab-separated events, item features and platform-inferred user features joined
  * into one Dataset, with every dropped or repaired row counted by reason.
  */
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { ZodError } from 'zod';
+import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { MAX_PLAUSIBLE_PRICE, dateFromDay, dayFromDate, parseEvent } from '../../shared/features/events.ts';
 import type { BehaviourEvent, EventType } from '../../shared/features/events.ts';
 import { ageBandFromTianchiLevel } from '../../shared/features/labels.ts';
@@ -227,6 +229,8 @@ export function tianchiDatasetFromLines(lines: TianchiLines): Dataset {
  */
 export async function loadTianchi(dir: string): Promise<Dataset> {
   if (typeof dir !== 'string' || dir.length === 0) throw new TypeError(`"dir" expected a directory path, got ${JSON.stringify(dir)}`);
+  // Name the directory the user gave, not the first file inside it that could not be opened.
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new ProtocolError('NOT_FOUND', `no such directory: ${resolve(dir)}`);
   const builder = new TianchiDatasetBuilder();
   for await (const line of readLines(join(dir, TIANCHI_FILES.items))) builder.addItemLine(line);
   for await (const line of readLines(join(dir, TIANCHI_FILES.users))) builder.addUserLine(line);

@@ -120,20 +120,21 @@ describe('client commands against a real coordinator', () => {
     const existing = path.join(work, 'already-there');
     fs.mkdirSync(existing);
     const noDataDir = path.join(work, 'no-such-data-dir');
-    const [byVersion, unknownVersion, noEvents, noDataset, outExists, noData] = await Promise.all([
+    const [byVersion, unknownVersion, noEvents, noDataset, outExists, noData, serverNoDataset] = await Promise.all([
       portrait(['profile', '--model', '1', '--data-dir', dataDir, '--events', events, '--json']),
       portrait(['profile', '--model', '99', '--data-dir', dataDir, '--events', events, '--json']),
       portrait(['profile', '--model', '1', '--data-dir', dataDir, '--events', missing, '--json']),
       portrait(['evaluate', '--model', 'latest', '--data-dir', dataDir, '--dataset', `events:${missing}`, '--json']),
       portrait(['model', 'export', 'latest', '--data-dir', dataDir, '--out', existing, '--json']),
       portrait(['model', 'export', 'latest', '--data-dir', noDataDir, '--out', path.join(work, 'out'), '--json']),
+      portrait(['server', '--port', '0', '--data-dir', path.join(work, 'server-data'), '--dataset', `events:${missing}`, '--json']),
     ]);
     expect(byVersion.code).toBe(0);
     const portraitJson = JSON.parse(byVersion.stdout) as { user: string; heads: Record<string, { top: unknown[] }> };
     expect(portraitJson.user).toBe('me');
     expect(portraitJson.heads.interests?.top).toHaveLength(5);
     expect(jsonError(unknownVersion)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining('model version 99 not found') });
-    for (const r of [noEvents, noDataset]) expect(jsonError(r)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining(missing) });
+    for (const r of [noEvents, noDataset, serverNoDataset]) expect(jsonError(r)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining(missing) });
     expect(jsonError(outExists)).toEqual({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`${existing} already exists`) });
     expect(jsonError(noData)).toEqual({ code: 'NOT_FOUND', message: expect.stringContaining(`data directory ${noDataDir} does not exist`) });
     expect(fs.existsSync(noDataDir)).toBe(false);

@@ -1,7 +1,7 @@
 /** The generic events-file importer on small JSONL and CSV files written to a temp dir, with exact cleaning counts. */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayFromDate } from '../../../shared/features/events.ts';
 import { loadEventsFile, splitCsvLine } from '../../../scripts/import/events-file.ts';
@@ -158,7 +158,7 @@ describe('loadEventsFile arguments', () => {
   });
 
   it('rejects a missing file', async () => {
-    await expect(loadEventsFile(file('missing.jsonl'))).rejects.toThrow(/ENOENT/);
+    await expect(loadEventsFile(file('missing.jsonl'))).rejects.toMatchObject({ code: 'NOT_FOUND', message: `no such file: ${path.resolve(file('missing.jsonl'))}` });
   });
 });
 

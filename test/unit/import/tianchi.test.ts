@@ -1,5 +1,6 @@
 /** The Tianchi importer on the cut-down fixture (counts from its README), on hand-made lines, and on the real sample. */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dayFromDate } from '../../../shared/features/events.ts';
@@ -199,8 +200,8 @@ describe('tianchiDatasetFromLines', () => {
     expect(() => builder.addUserLine('u1\t1\t6\t-1\t3\t100\t1')).toThrow(/addUserLine/);
   });
 
-  it('rejects a missing directory with the file path', async () => {
-    await expect(loadTianchi(`${FIXTURE_DIR}-missing`)).rejects.toThrow(/ecomm_item_feature\.txt/);
+  it('rejects a missing directory, naming it', async () => {
+    await expect(loadTianchi(`${FIXTURE_DIR}-missing`)).rejects.toMatchObject({ code: 'NOT_FOUND', message: `no such directory: ${path.resolve(`${FIXTURE_DIR}-missing`)}` });
   });
 });
 
