@@ -35,6 +35,8 @@ export interface EvaluationSet {
 
 export interface CoordinatorOptions {
   port?: number;
+  /** When `port` is taken, listen on a free one instead (the returned `port` says which) rather than failing with EADDRINUSE. */
+  freePortIfBusy?: boolean;
   host?: string;
   rounds: RoundStore;
   models: ModelStore;
@@ -112,13 +114,26 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, ...(options.ledger ? { ledger: options.ledger } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      httpServer.off('error', reject);
-      resolve();
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(port, options.host ?? '127.0.0.1', () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
     });
-  });
+  try {
+    try {
+      await listen(options.port ?? 0);
+    } catch (err) {
+      if (!(options.freePortIfBusy === true && (err as NodeJS.ErrnoException).code === 'EADDRINUSE')) throw err;
+      await listen(0);
+    }
+  } catch (err) {
+    // Nothing listens: let the Socket.IO server go with it (the caller closes the stores).
+    void io.close();
+    throw err;
+  }
   const { port } = httpServer.address() as AddressInfo;
   const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
   runner.start(lastIssued);

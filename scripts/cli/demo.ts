@@ -96,13 +96,12 @@ function isAddressInUse(err: unknown): boolean {
  */
 export async function startOnPort(options: EmbeddedOptions & { port: number }, explicit: boolean): Promise<Awaited<ReturnType<typeof startEmbeddedCoordinator>>> {
   try {
-    return await startEmbeddedCoordinator(options);
+    const coordinator = await startEmbeddedCoordinator({ ...options, freePortIfBusy: !explicit });
+    if (options.port !== 0 && coordinator.port !== options.port) log(`port ${options.port} is in use; listening on free port ${coordinator.port} instead (--port picks one)`);
+    return coordinator;
   } catch (err) {
     if (!isAddressInUse(err)) throw err;
-    if (explicit) throw new CliError('UNAVAILABLE', `port ${options.port} is already in use: stop what listens there, pick another --port, or pass --port 0 for a free one`);
-    const coordinator = await startEmbeddedCoordinator({ ...options, port: 0 });
-    log(`port ${options.port} is in use; listening on free port ${coordinator.port} instead (--port picks one)`);
-    return coordinator;
+    throw new CliError('UNAVAILABLE', `port ${options.port} is already in use: stop what listens there, pick another --port, or pass --port 0 for a free one`);
   }
 }
 
