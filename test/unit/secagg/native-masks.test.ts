@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
-import { maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
-import { aesCtrPrg, applyMasks, type MaskJob } from '../../../shared/secagg/prg.ts';
+import { INLINE_MASK_BYTES, maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
+import { aesCtrPrg, applyMasks, type MaskJob, type MaskSinkFactory } from '../../../shared/secagg/prg.ts';
 import { createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
 
@@ -17,8 +17,9 @@ function jobsFor(label: string, count: number): MaskJob[] {
 
 const copy = (jobs: readonly MaskJob[]) => jobs.map((job) => ({ seed: job.seed.slice(), sign: job.sign }));
 
-async function native(target: Uint32Array, jobs: readonly MaskJob[], pushes = 1): Promise<void> {
-  const sink = nodeMaskSink('aes-ctr', target);
+/** Through the workers (no hint), or on the calling thread (`expectedJobs` small enough: INLINE_MASK_BYTES). */
+async function native(target: Uint32Array, jobs: readonly MaskJob[], pushes = 1, expectedJobs?: number): Promise<void> {
+  const sink = nodeMaskSink('aes-ctr', target, expectedJobs);
   if (sink === undefined) throw new Error('no native mask sink on this host');
   const per = Math.ceil(jobs.length / pushes);
   for (let i = 0; i < jobs.length; i += per) sink.push(jobs.slice(i, i + per));
@@ -66,15 +67,63 @@ describe('Z_2^32 running sum of little-endian vectors (the masked inputs, summed
 });
 
 describe('native AES-CTR mask sink (coordinator)', () => {
-  it('equals the isomorphic MaskApplier, for lengths around the 16-byte block and the 2^15-word chunk', async () => {
+  it('equals the isomorphic MaskApplier, for lengths around the 16-byte block and the 2^15-word chunk, on the workers and inline', async () => {
     for (const length of [1, 3, 4, 5, 1000, 2 ** 15 - 1, 2 ** 15, 2 ** 15 + 3, 3 * 2 ** 15 + 7]) {
       const jobs = jobsFor(`native-sink-${length}`, 37);
       const start = Uint32Array.from({ length }, (_, i) => (i * 2654435761) >>> 0);
       const expected = start.slice();
       await applyMasks(aesCtrPrg, expected, copy(jobs));
-      const got = start.slice();
-      await native(got, copy(jobs), 3);
-      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}`).toBe(true);
+      for (const expectedJobs of [undefined, 1]) {
+        const got = start.slice();
+        await native(got, copy(jobs), 3, expectedJobs);
+        expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}, expectedJobs ${expectedJobs}`).toBe(true);
+      }
+    }
+  });
+
+  it('runs unmasks of at most INLINE_MASK_BYTES of keystream on the calling thread, larger ones on the workers', async () => {
+    const pool = new MaskWorkerPool(1);
+    try {
+      const sinkOn = maskSinkOn(pool, 4000 * 10);
+      const kind = (expectedJobs?: number) => sinkOn('aes-ctr', new Uint32Array(1000), expectedJobs)?.constructor.name;
+      expect([kind(10), kind(11), kind(undefined)]).toEqual(['InlineMaskSink', 'NativeMaskSink', 'NativeMaskSink']);
+      expect(maskSinkOn(pool)('aes-ctr', new Uint32Array(2 ** 16), INLINE_MASK_BYTES / 2 ** 18)?.constructor.name).toBe('InlineMaskSink');
+      expect(maskSinkOn(pool)('aes-ctr', new Uint32Array(2 ** 16), INLINE_MASK_BYTES / 2 ** 18 + 1)?.constructor.name).toBe('NativeMaskSink');
+      // An inline sink adds as pushed, wipes each seed at once, and refuses pushes after its drain.
+      const jobs = jobsFor('native-sink-inline', 4);
+      const expected = new Uint32Array(1000);
+      await applyMasks(aesCtrPrg, expected, copy(jobs));
+      const got = new Uint32Array(1000);
+      const inline = sinkOn('aes-ctr', got, 4)!;
+      inline.push(jobs);
+      for (const job of jobs) expect(job.seed.every((byte) => byte === 0)).toBe(true);
+      await inline.drain();
+      expect(Array.from(got)).toEqual(Array.from(expected));
+      expect(() => inline.push(jobsFor('native-sink-late', 1))).toThrow(/drained/);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
+  it('starts and warms every worker ahead of use, again after they are gone, and sums exactly afterwards', async () => {
+    const pool = new MaskWorkerPool(2);
+    const sinkOn = maskSinkOn(pool);
+    try {
+      for (let round = 0; round < 2; round++) {
+        await pool.start();
+        await pool.start(); // already warm: nothing to do
+        const jobs = jobsFor(`native-sink-warm-${round}`, 9);
+        const expected = new Uint32Array(70_001);
+        await applyMasks(aesCtrPrg, expected, copy(jobs));
+        const got = new Uint32Array(70_001);
+        const sink = sinkOn('aes-ctr', got)!;
+        sink.push(jobs);
+        await sink.drain();
+        expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `round ${round}`).toBe(true);
+        await pool.terminate();
+      }
+    } finally {
+      await pool.terminate();
     }
   });
 
@@ -148,6 +197,22 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     } finally {
       await pool.terminate();
     }
+  });
+
+  it('is told how many masks the unmask will push: every survivor\'s self mask and every surviving pair of a dropped client', async () => {
+    const told: { expected: number | undefined; pushed: number }[] = [];
+    const counting: MaskSinkFactory = (prg, target, expectedJobs) => {
+      const sink = nodeMaskSink(prg, target, expectedJobs)!;
+      const record = { expected: expectedJobs, pushed: 0 };
+      told.push(record);
+      return { push: (jobs) => ((record.pushed += jobs.length), sink.push(jobs)), drain: () => sink.drain() };
+    };
+    await expectExactSum({ n: 40, k: 12, t: 8, vectorLength: 500, label: 'native-sink-told', maskKeyCrypto: nodeMaskKeyCrypto, maskSink: counting }, { 'share-keys': [9], 'masked-input': [3, 11, 20, 33], unmask: [6] });
+    await expectExactSum({ n: 12, k: 11, t: 7, vectorLength: 64, label: 'native-sink-told-0', maskSink: counting }, {});
+    expect(told).toHaveLength(2);
+    expect(told[0]!.pushed).toBeGreaterThan(36);
+    expect(told.map((r) => r.expected)).toEqual(told.map((r) => r.pushed));
+    expect(told[1]!.pushed).toBe(12);
   });
 
   it('carries whole rounds with dropouts at every stage (exact sums)', async () => {
