@@ -444,14 +444,16 @@ export class SecAggServerSession {
     const sum = this.#maskedSum?.take() ?? new Uint32Array(vectorLength);
     this.#maskedSum = null;
     const dropped = chooser.inCircleOrder(droppedWithSurvivors);
-    const expectedJobs = survivors.length + dropped.reduce((count, d) => count + this.#graph.neighbours(d).filter((v) => survivorSet.has(v)).length, 0);
+    // Each dropped client's surviving neighbours: one pairwise mask each to undo.
+    const liveNeighbours = new Map(dropped.map((d) => [d, this.#graph.neighbours(d).filter((v) => survivorSet.has(v))]));
+    const expectedJobs = survivors.length + dropped.reduce((count, d) => count + liveNeighbours.get(d)!.length, 0);
     const applier: MaskSink = this.#maskSink?.(prg.name, sum, expectedJobs) ?? new MaskApplier(prg, sum, applierDepth(vectorLength));
     const pairwise: (MaskJob[] | Promise<MaskJob[]>)[] = [];
     const selfJobs: MaskJob[] = [];
     const prepare = (i: number) => {
       const d = dropped[i];
       if (d === undefined || pairwise.length > i) return;
-      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(d, 'key', `mask key of client ${d}`), survivorSet);
+      const jobs = this.#droppedPairwiseJobs(d, reconstructOwn(d, 'key', `mask key of client ${d}`), liveNeighbours.get(d)!);
       if (jobs instanceof Promise) jobs.catch(() => undefined); // awaited below; a rejection must not surface as unhandled meanwhile
       pairwise.push(jobs);
     };
@@ -484,9 +486,8 @@ export class SecAggServerSession {
     return { status: 'done', sum, survivors };
   }
 
-  /** The masks to undo for dropped client d: -PRG(s_{v,d}) where v < d added it, +PRG(s_{v,d}) otherwise. */
-  #droppedPairwiseJobs(d: number, secretKey: Uint8Array, survivorSet: ReadonlySet<number>): MaskJob[] | Promise<MaskJob[]> {
-    const live = this.#graph.neighbours(d).filter((x) => survivorSet.has(x));
+  /** The masks to undo for dropped client d with its surviving neighbours `live`: -PRG(s_{v,d}) where v < d added it, +PRG(s_{v,d}) otherwise. */
+  #droppedPairwiseJobs(d: number, secretKey: Uint8Array, live: readonly number[]): MaskJob[] | Promise<MaskJob[]> {
     const toJobs = ({ publicKey, seeds }: MaskKeySeeds): MaskJob[] => {
       if (!constantTimeEqual(publicKey, this.#advertised.get(d)!.maskPublicKey)) {
         wipe(...seeds);
