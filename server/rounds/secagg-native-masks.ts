@@ -364,6 +364,9 @@ class NativeMaskSink implements MaskSink {
   }
 }
 
+/** Main-thread adders kept for the next inline unmask (compiling and instantiating one each time cost ~0.5 ms). */
+const IDLE_MAIN_THREAD_ADDERS: WasmAdder[] = [];
+
 const MAIN_THREAD_TOOLS: KeystreamTools = { createCipheriv, zeroCounter: new Uint8Array(16), zeros: new Uint8Array(4 * NATIVE_CHUNK_WORDS), chunkWords: NATIVE_CHUNK_WORDS };
 
 /**
@@ -378,6 +381,11 @@ class InlineMaskSink implements MaskSink {
   constructor(target: Uint32Array, adder: WasmAdder) {
     this.#target = target;
     this.#sum = openPartialSum(adder, target.length, NATIVE_CHUNK_WORDS);
+  }
+
+  /** A main-thread adder: an idle one (zeroed by the drain that returned it), else a new instance. */
+  static adder(): WasmAdder | undefined {
+    return IDLE_MAIN_THREAD_ADDERS.pop() ?? instantiateWasmAdder();
   }
 
   push(jobs: readonly MaskJob[]): void {
@@ -398,6 +406,7 @@ class InlineMaskSink implements MaskSink {
       const memory = new Uint8Array(this.#sum.memory.buffer, 0, this.#sum.chunkAt + 4 * NATIVE_CHUNK_WORDS);
       addMaskInto(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length), 1);
       memory.fill(0);
+      if (IDLE_MAIN_THREAD_ADDERS.length < 2) IDLE_MAIN_THREAD_ADDERS.push(this.#sum);
     }
     return Promise.resolve();
   }
@@ -416,7 +425,7 @@ export function maskSinkOn(pool: MaskWorkerPool, inlineBytes = INLINE_MASK_BYTES
   return (prg: PrgName, target: Uint32Array, expectedJobs?: number) => {
     if (prg !== 'aes-ctr' || !LITTLE_ENDIAN_HOST || !SIMD) return undefined;
     if (expectedJobs !== undefined && expectedJobs * 4 * target.length <= inlineBytes) {
-      const adder = instantiateWasmAdder();
+      const adder = InlineMaskSink.adder();
       if (adder !== undefined) return new InlineMaskSink(target, adder);
     }
     return new NativeMaskSink(pool, target);

@@ -159,14 +159,16 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     expect(nodeMaskSink('xsalsa20', target)).toBeUndefined();
   });
 
-  it('reuses a worker\'s adder across sinks of shrinking length without carrying anything over', async () => {
-    for (const [length, label] of [[98_311, 'long'], [5, 'short'], [33_000, 'mid'], [1, 'one']] as const) {
-      const jobs = jobsFor(`native-sink-reuse-${label}`, 6);
-      const expected = new Uint32Array(length);
-      await applyMasks(aesCtrPrg, expected, copy(jobs));
-      const got = new Uint32Array(length);
-      await native(got, jobs, 2);
-      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}`).toBe(true);
+  it('reuses an adder (a worker\'s, or the main thread\'s) across sinks of shrinking length without carrying anything over', async () => {
+    for (const expectedJobs of [undefined, 1]) {
+      for (const [length, label] of [[98_311, 'long'], [5, 'short'], [33_000, 'mid'], [1, 'one']] as const) {
+        const jobs = jobsFor(`native-sink-reuse-${label}`, 6);
+        const expected = new Uint32Array(length);
+        await applyMasks(aesCtrPrg, expected, copy(jobs));
+        const got = new Uint32Array(length);
+        await native(got, jobs, 2, expectedJobs);
+        expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}, expectedJobs ${expectedJobs}`).toBe(true);
+      }
     }
   });
 
