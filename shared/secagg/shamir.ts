@@ -33,11 +33,18 @@ export function bytesToBigint(bytes: Uint8Array): bigint {
   return v;
 }
 
+/** A non-negative BigInt as `length` big-endian bytes, 64 bits per step from the end (the inverse of `bytesToBigint`). */
 export function bigintToBytes(value: bigint, length: number): Uint8Array {
   const out = new Uint8Array(length);
+  const view = new DataView(out.buffer);
   let v = value;
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
+  let i = length;
+  for (; i >= 8; i -= 8) {
+    view.setBigUint64(i - 8, BigInt.asUintN(64, v));
+    v >>= 64n;
+  }
+  for (; i > 0; i--) {
+    out[i - 1] = Number(v & 0xffn);
     v >>= 8n;
   }
   if (v !== 0n) throw new RangeError(`"value" does not fit in ${length} bytes`);

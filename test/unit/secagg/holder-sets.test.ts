@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildNeighbourGraph } from '../../../shared/secagg/graph.ts';
 import { HolderSetChooser } from '../../../shared/secagg/holder-sets.ts';
-import { bytesToBigint, lagrangeAtZero, reconstructWithCoefficients, splitSecret } from '../../../shared/secagg/shamir.ts';
+import { bigintToBytes, bytesToBigint, lagrangeAtZero, reconstructWithCoefficients, splitSecret } from '../../../shared/secagg/shamir.ts';
 import { seededRandom } from './helpers.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -101,6 +101,21 @@ describe('bytesToBigint', () => {
       let reference = 0n;
       for (const b of bytes) reference = reference * 256n + BigInt(b);
       expect(bytesToBigint(bytes)).toBe(reference);
+    }
+  });
+});
+
+describe('bigintToBytes', () => {
+  it('is the inverse of bytesToBigint for every length up to 40, and refuses a value that does not fit', () => {
+    const random = seededRandom('bigint-to-bytes');
+    for (let length = 0; length <= 40; length++) {
+      for (let trial = 0; trial < 5; trial++) {
+        const bytes = random(new Uint8Array(length));
+        if (trial === 0 && length > 0) bytes[0] = 0;
+        if (trial === 1) bytes.fill(0xff);
+        expect(Buffer.from(bigintToBytes(bytesToBigint(bytes), length)).toString('hex')).toBe(Buffer.from(bytes).toString('hex'));
+      }
+      expect(() => bigintToBytes(1n << BigInt(8 * length), length)).toThrow(`"value" does not fit in ${length} bytes`);
     }
   });
 });
