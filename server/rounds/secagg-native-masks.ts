@@ -228,17 +228,20 @@ export class MaskWorkerPool {
   /**
    * Starts every worker and has each make and drop one recycling window of keystream, so that the
    * first unmask after it neither waits for threads to start nor pays for fresh pages (the coordinator
-   * calls this when a SecAgg+ round begins; it resolves once all are ready).
+   * calls this when a SecAgg+ round begins; it resolves once all are ready, with how many it warmed:
+   * a worker already warm is left alone).
    */
-  async start(): Promise<void> {
+  async start(): Promise<number> {
     this.opened();
     try {
-      await Promise.all(this.#workers.map(async (worker, w) => {
+      const warmed = await Promise.all(this.#workers.map(async (worker, w) => {
         const generation = this.#generations[w]!;
-        if (worker !== undefined && this.#warmed[w] === generation) return;
+        if (worker !== undefined && this.#warmed[w] === generation) return 0;
         await this.#ask(w, 'warm', this.newId());
         this.#warmed[w] = generation;
+        return 1;
       }));
+      return warmed.reduce((a: number, b) => a + b, 0);
     } finally {
       this.closed();
     }

@@ -1,7 +1,8 @@
 /**
  * The coordinator's native mask sink (OpenSSL AES-CTR keystreams added with WebAssembly SIMD on worker
- * threads) gives exactly the isomorphic `MaskApplier`'s result, wipes the seeds it is handed, refuses
- * bad jobs before anything is queued, and carries whole rounds; the SIMD adder wraps mod 2^32.
+ * threads, or on the calling thread for small unmasks) gives exactly the isomorphic `MaskApplier`'s
+ * result, wipes the seeds it is handed, refuses bad jobs before anything is queued, and carries whole
+ * rounds; its workers start and warm ahead of use; the SIMD adder wraps mod 2^32.
  */
 import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
@@ -110,8 +111,8 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     const sinkOn = maskSinkOn(pool);
     try {
       for (let round = 0; round < 2; round++) {
-        await pool.start();
-        await pool.start(); // already warm: nothing to do
+        expect(await pool.start()).toBe(2);
+        expect(await pool.start()).toBe(0); // already warm: nothing to do
         const jobs = jobsFor(`native-sink-warm-${round}`, 9);
         const expected = new Uint32Array(70_001);
         await applyMasks(aesCtrPrg, expected, copy(jobs));
