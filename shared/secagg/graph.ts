@@ -24,6 +24,8 @@ export interface NeighbourGraph {
   isNeighbour(a: number, b: number): boolean;
   /** Position 0..n-1 of client `index` on the circle: neighbours are the floor(k/2) nearest positions each way. */
   position(index: number): number;
+  /** The client at `position` 0..n-1 of the circle (the inverse of `position`). */
+  indexAt(position: number): number;
 }
 
 /** Structural checks on (n, k), with messages naming the field. */
@@ -98,6 +100,10 @@ export function buildNeighbourGraph(seed: Uint8Array, n: number, k: number): Nei
     position(index) {
       expectInteger('index', index, 1, n);
       return positions[index]!;
+    },
+    indexAt(position) {
+      expectInteger('position', position, 0, n - 1);
+      return order[position]!;
     },
   };
 }

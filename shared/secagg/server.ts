@@ -11,7 +11,7 @@ import { constantTimeEqual, wipe } from './bytes.ts';
 import { checkRoundConfig, type SecAggRoundConfig } from './config.ts';
 import { decodeField, PROTOCOL_ERROR_CODES, ProtocolError, type ProtocolErrorCode } from './errors.ts';
 import { buildNeighbourGraph, type NeighbourGraph } from './graph.ts';
-import { HolderSetChooser } from './holder-sets.ts';
+import { HolderSetChooser, RevealedShares } from './holder-sets.ts';
 import {
   isomorphicMaskKeyCrypto,
   naclEd25519Verify,
@@ -33,7 +33,7 @@ import {
   type UnmaskSharesMessage,
 } from './messages.ts';
 import { MaskApplier, MAX_DEPTH, prgByName, type MaskJob, type MaskSink, type MaskSinkFactory } from './prg.ts';
-import { reconstructFromValues, shareValue } from './shamir.ts';
+import { shareValue } from './shamir.ts';
 import { createZ32Sum, type Z32Sum } from './wasm-add.ts';
 import { PROTOCOL_STAGES, SERVER_TRANSITIONS, STAGES, type ProtocolStage, type Stage } from './stages.ts';
 
@@ -78,8 +78,8 @@ interface Advertised {
 
 /** Revealed share values by owner, then by holder: y = f(holder) of the owner's polynomial (Bonawitz et al. 2017, Sec. 4, Round 4). */
 interface Revealed {
-  readonly selfMask: Map<number, Map<number, bigint>>;
-  readonly key: Map<number, Map<number, bigint>>;
+  readonly selfMask: RevealedShares;
+  readonly key: RevealedShares;
 }
 
 class StageShortfall extends Error {}
@@ -110,7 +110,7 @@ export class SecAggServerSession {
   readonly #requests = new Map<number, { survivors: readonly number[]; dropped: readonly number[] }>();
   /** Who sent unmask shares (U5), and the shares themselves, decoded to field elements on arrival. */
   readonly #revealed = new Set<number>();
-  readonly #shares: Revealed = { selfMask: new Map(), key: new Map() };
+  readonly #shares: Revealed;
   readonly #dropped: Record<ProtocolStage, number[]> = { 'advertise-keys': [], 'share-keys': [], 'masked-input': [], unmask: [] };
 
   constructor(options: SecAggServerOptions) {
@@ -120,6 +120,7 @@ export class SecAggServerSession {
     this.#maskKeyCrypto = options.maskKeyCrypto ?? isomorphicMaskKeyCrypto;
     this.#maskSink = options.maskSink;
     this.#graph = buildNeighbourGraph(this.config.graphSeed, this.config.n, this.config.k);
+    this.#shares = { selfMask: new RevealedShares(this.#graph), key: new RevealedShares(this.#graph) };
   }
 
   get stage(): Stage {
@@ -278,11 +279,7 @@ export class SecAggServerSession {
     const selfMask = decode('selfMask', sortedSelf);
     const key = decode('key', sortedKey);
     for (const [kind, values] of [['selfMask', selfMask], ['key', key]] as const) {
-      for (const [owner, y] of values) {
-        let byHolder = this.#shares[kind].get(owner);
-        if (byHolder === undefined) this.#shares[kind].set(owner, (byHolder = new Map()));
-        byHolder.set(msg.from, y);
-      }
+      for (const [owner, y] of values) this.#shares[kind].add(owner, msg.from, y);
     }
     this.#revealed.add(msg.from);
   }
@@ -414,26 +411,22 @@ export class SecAggServerSession {
     this.#recordDrops('unmask', survivors, responders);
     const { t, vectorLength } = this.config;
     // The revealed values of each secret, by holder (holders reveal only for owners they were asked about).
-    const revealedOf = (kind: keyof Revealed, owner: number): ReadonlyMap<number, bigint> => this.#shares[kind].get(owner) ?? new Map();
     for (const u of survivors) {
-      const count = revealedOf('selfMask', u).size;
+      const count = this.#shares.selfMask.count(u);
       if (count < t) throw new StageShortfall(`stage "unmask" fell short: ${count} self-mask shares of client ${u}, below t=${t}`);
     }
     const survivorSet = new Set(survivors);
     const droppedWithSurvivors = this.#dropped['masked-input'].filter((d) => this.#graph.neighbours(d).some((v) => survivorSet.has(v)));
     for (const d of droppedWithSurvivors) {
-      const count = revealedOf('key', d).size;
+      const count = this.#shares.key.count(d);
       if (count < t) throw new StageShortfall(`stage "unmask" fell short: ${count} key shares of dropped client ${d}, below t=${t}`);
     }
 
     // Lagrange coefficients once per holder set, not per secret: owners in circle order, each using
     // t of its holders chosen so that consecutive owners share them (HolderSetChooser).
     const chooser = new HolderSetChooser(this.#graph, t);
-    const reconstructOwn = (owner: number, kind: keyof Revealed, what: string): Uint8Array => {
-      const values = revealedOf(kind, owner);
-      const { xs, coefficients } = chooser.choose(owner, values);
-      return reconstruct(() => reconstructFromValues(xs.map((x) => values.get(x)!), coefficients), what);
-    };
+    const reconstructOwn = (owner: number, kind: keyof Revealed, what: string): Uint8Array =>
+      reconstruct(() => chooser.reconstruct(owner, this.#shares[kind]), what);
 
     // A dropped client's pairwise seeds need its key rebuilt, k X25519 agreements and k KDF calls.
     // Each dropped client's masks are pushed to the applier as soon as its seeds exist, so this

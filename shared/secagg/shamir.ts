@@ -230,6 +230,11 @@ export function reconstructFromValues(values: readonly bigint[], coefficients: r
   }
   let sum = 0n;
   for (let j = 0; j < values.length; j++) sum += values[j]! * coefficients[j]!;
+  return secretFromSum(sum);
+}
+
+/** The 32-byte secret from an unreduced sum_j lambda_j y_j, refused when it exceeds 32 bytes (inconsistent shares). */
+export function secretFromSum(sum: bigint): Uint8Array {
   const secret = sum % SHAMIR_PRIME;
   if (secret >= 1n << 256n) throw new RangeError('reconstructed value exceeds 32 bytes: the shares are inconsistent');
   return bigintToBytes(secret, SECRET_BYTES);

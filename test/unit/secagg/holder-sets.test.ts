@@ -1,8 +1,8 @@
 /** Shared holder sets at unmask: every choice is t live holders of its owner, rebuilds the secret, and few sets serve a Harary graph. */
 import { describe, expect, it } from 'vitest';
-import { buildNeighbourGraph } from '../../../shared/secagg/graph.ts';
-import { HolderSetChooser } from '../../../shared/secagg/holder-sets.ts';
-import { bigintToBytes, bytesToBigint, lagrangeAtZero, reconstructWithCoefficients, splitSecret } from '../../../shared/secagg/shamir.ts';
+import { buildNeighbourGraph, type NeighbourGraph } from '../../../shared/secagg/graph.ts';
+import { HolderSetChooser, RevealedShares } from '../../../shared/secagg/holder-sets.ts';
+import { bigintToBytes, bytesToBigint, lagrangeAtZero, shareValue, splitSecret } from '../../../shared/secagg/shamir.ts';
 import { seededRandom } from './helpers.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -16,6 +16,13 @@ function dropSome(n: number, rate: number, label: string): Set<number> {
   return dropped;
 }
 
+/** `holders` of each owner revealing a share (value 1: only the choice of holders is under test). */
+function revealed(graph: NeighbourGraph, holdersOf: ReadonlyMap<number, Iterable<number>>): RevealedShares {
+  const shares = new RevealedShares(graph);
+  for (const [owner, holders] of holdersOf) for (const h of holders) shares.add(owner, h, 1n);
+  return shares;
+}
+
 describe('HolderSetChooser', () => {
   it('n=1000, k=114, t=80, 10% dropped: every choice is t of the owner\'s live holders, and ~n/25 sets serve all owners', () => {
     const [n, k, t] = [1000, 114, 80];
@@ -25,11 +32,11 @@ describe('HolderSetChooser', () => {
     const chooser = new HolderSetChooser(graph, t);
     const seen = new Set<readonly number[]>();
     const check = (owner: number, holders: Set<number>) => {
-      const set = chooser.choose(owner, holders);
+      const set = chooser.choose(owner, revealed(graph, new Map([[owner, holders]])));
       expect(set.xs).toHaveLength(t);
       expect(new Set(set.xs).size).toBe(t);
       expect(set.xs.every((x) => holders.has(x))).toBe(true);
-      expect([...set.xs]).toEqual([...set.xs].sort((a, b) => a - b));
+      expect(Array.from(set.positions)).toEqual(set.xs.map((x) => graph.position(x)));
       if (!seen.has(set.xs)) {
         seen.add(set.xs);
         expect(set.coefficients).toEqual(lagrangeAtZero(set.xs));
@@ -49,14 +56,22 @@ describe('HolderSetChooser', () => {
     const graph = buildNeighbourGraph(random(new Uint8Array(32)), n, k);
     const dropped = dropSome(n, 0.2, 'holders-60-drops');
     const chooser = new HolderSetChooser(graph, t);
-    for (const u of chooser.inCircleOrder(Array.from({ length: n }, (_, i) => i + 1))) {
-      const live = [u, ...graph.neighbours(u)].filter((v) => !dropped.has(v));
-      if (live.length < t) continue;
-      const secret = random(new Uint8Array(32));
-      const shares = new Map(splitSecret(secret, t, [u, ...graph.neighbours(u)], random).map((s) => [s.x, s] as const));
-      const { xs, coefficients } = chooser.choose(u, new Set(live));
-      expect(hex(reconstructWithCoefficients(xs.map((x) => shares.get(x)!), coefficients))).toBe(hex(secret));
+    const shares = new RevealedShares(graph);
+    const secrets = new Map<number, Uint8Array>();
+    for (let u = 1; u <= n; u++) {
+      secrets.set(u, random(new Uint8Array(32)));
+      for (const share of splitSecret(secrets.get(u)!, t, [u, ...graph.neighbours(u)], random)) if (!dropped.has(share.x)) shares.add(u, share.x, shareValue(share.y));
     }
+    let rebuilt = 0;
+    for (const u of chooser.inCircleOrder(Array.from({ length: n }, (_, i) => i + 1))) {
+      if (shares.count(u) < t) {
+        expect(() => chooser.reconstruct(u, shares)).toThrow(`"holders" expected at least t=${t} holders, got ${shares.count(u)}`);
+        continue;
+      }
+      expect(hex(chooser.reconstruct(u, shares))).toBe(hex(secrets.get(u)!));
+      rebuilt++;
+    }
+    expect(rebuilt).toBeGreaterThan(n / 2);
     expect(chooser.computed).toBeLessThan(n / 2);
   });
 
@@ -64,13 +79,43 @@ describe('HolderSetChooser', () => {
     const graph = buildNeighbourGraph(seededRandom('holders-complete')(new Uint8Array(32)), 30, 29);
     const chooser = new HolderSetChooser(graph, 16);
     const live = new Set(Array.from({ length: 30 }, (_, i) => i + 1).filter((u) => u % 7 !== 0));
-    for (const u of chooser.inCircleOrder([...live])) chooser.choose(u, live);
+    const shares = revealed(graph, new Map([...live].map((u) => [u, live])));
+    for (const u of chooser.inCircleOrder([...live])) chooser.choose(u, shares);
     expect(chooser.computed).toBe(1);
+  });
+
+  it('with t = k + 1 every holder is needed, the antipodal one of odd k and the whole complete graph included', () => {
+    for (const [n, k] of [[40, 9], [12, 11], [13, 12], [30, 6]] as const) {
+      const random = seededRandom(`holders-all-${n}-${k}`);
+      const graph = buildNeighbourGraph(random(new Uint8Array(32)), n, k);
+      const chooser = new HolderSetChooser(graph, k + 1);
+      const shares = new RevealedShares(graph);
+      const secrets = Array.from({ length: n + 1 }, () => random(new Uint8Array(32)));
+      for (let u = 1; u <= n; u++) for (const share of splitSecret(secrets[u]!, k + 1, [u, ...graph.neighbours(u)], random)) shares.add(u, share.x, shareValue(share.y));
+      for (const u of chooser.inCircleOrder(Array.from({ length: n }, (_, i) => i + 1))) {
+        expect(new Set(chooser.choose(u, shares).xs)).toEqual(new Set([u, ...graph.neighbours(u)]));
+        expect(hex(chooser.reconstruct(u, shares))).toBe(hex(secrets[u]!));
+      }
+      expect(chooser.computed).toBe(k === n - 1 ? 1 : n);
+    }
+  });
+
+  it('keeps a share only from the owner or its neighbours, once each', () => {
+    const graph = buildNeighbourGraph(seededRandom('holders-refuse')(new Uint8Array(32)), 30, 6);
+    const shares = new RevealedShares(graph);
+    const stranger = Array.from({ length: 30 }, (_, i) => i + 1).find((v) => v !== 1 && !graph.isNeighbour(1, v))!;
+    expect(() => shares.add(1, stranger, 5n)).toThrow(`client ${stranger} holds no share of client 1`);
+    shares.add(1, graph.neighbours(1)[0]!, 5n);
+    expect(() => shares.add(1, graph.neighbours(1)[0]!, 6n)).toThrow(`client ${graph.neighbours(1)[0]} already revealed its share of client 1`);
+    expect(shares.count(1)).toBe(1);
+    expect(shares.count(2)).toBe(0);
   });
 
   it('refuses fewer than t holders, naming the argument', () => {
     const graph = buildNeighbourGraph(seededRandom('holders-few')(new Uint8Array(32)), 20, 8);
-    expect(() => new HolderSetChooser(graph, 5).choose(1, new Set([1, 2, 3]))).toThrow('"holders" expected at least t=5 holders, got 3');
+    const holders = [1, ...graph.neighbours(1).slice(0, 2)];
+    expect(() => new HolderSetChooser(graph, 5).choose(1, revealed(graph, new Map([[1, holders]])))).toThrow('"holders" expected at least t=5 holders, got 3');
+    expect(() => new HolderSetChooser(graph, 5).choose(2, revealed(graph, new Map()))).toThrow('"holders" expected at least t=5 holders, got 0');
   });
 });
 
