@@ -10,16 +10,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
-import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
-import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
-import { meanRawPrg, probeRawPrg } from './secagg-raw-prg.ts';
+import { nodeEd25519Verify } from '../../server/rounds/secagg-session.ts';
+import { replayUnmask, spread, type RoundTranscript } from './secagg-replay.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
 import { fromBase64, toBase64 } from '../../shared/secagg/bytes.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
 import type { SecAggRoundConfig } from '../../shared/secagg/config.ts';
 import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
-import type { ClientMessage, ServerMessage } from '../../shared/secagg/messages.ts';
+import type { ClientMessage, MaskedInputMessage, ServerMessage } from '../../shared/secagg/messages.ts';
 import { chooseParameters } from '../../shared/secagg/parameters.ts';
 import { cryptoRandomSource } from '../../shared/secagg/random.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
@@ -122,47 +120,30 @@ async function replay(): Promise<void> {
   const repeat = numberOption('--repeat', 3);
   const native = (option('--crypto') ?? 'native') === 'native';
   const config: SecAggRoundConfig = { ...transcript.config, graphSeed: fromBase64('graphSeed', transcript.config.graphSeed), vectorLength: P };
-  const verifyKeys = transcript.verifyKeys.map((key) => fromBase64('verifyKey', key));
   const maskedFile = fs.readFileSync(path.join(dir, 'masked.bin'));
-  const masked = transcript.maskedFrom.map((_, s) => new Uint8Array(maskedFile.buffer, maskedFile.byteOffset + s * 4 * recordedP, 4 * P));
+  const masked = transcript.maskedFrom.map((u, s): MaskedInputMessage =>
+    ({ type: 'masked-input', roundId: config.roundId, from: u, maskedInput: new Uint8Array(maskedFile.buffer, maskedFile.byteOffset + s * 4 * recordedP, 4 * P) }));
   const expected = new Uint32Array(P);
   for (const u of transcript.maskedFrom) addModular(expected, inputOf(u - 1, P));
-  const survivorSet = new Set(transcript.maskedFrom);
-  if (native) await startUnmaskWorkers(); // as the coordinator does when a round is created
+  const round: RoundTranscript = {
+    config,
+    verifyKeys: transcript.verifyKeys.map((key) => fromBase64('verifyKey', key)),
+    advertise: transcript.advertise,
+    share: transcript.share,
+    masked,
+    unmask: transcript.unmask,
+  };
+  const ratios: number[] = [];
   for (let r = 0; r < repeat; r++) {
-    const server = new SecAggServerSession({
-      config,
-      verifyKey: (i) => verifyKeys[i - 1],
-      verifySignature: nodeEd25519Verify,
-      ...(native ? { maskKeyCrypto: nodeMaskKeyCrypto, maskSink: nodeMaskSink } : {}),
-    });
-    for (const m of transcript.advertise) server.receive(m.from, m);
-    await server.closeStage();
-    for (const m of transcript.share) server.receive(m.from, m);
-    await server.closeStage();
-    const arrival = performance.now();
-    transcript.maskedFrom.forEach((u, s) => server.receive(u, { type: 'masked-input', roundId: config.roundId, from: u, maskedInput: masked[s]! }));
-    // Masked inputs are validated and summed as they arrive (before unmask): reported beside it.
-    const arrivalMs = performance.now() - arrival;
-    await server.closeStage();
-    const sharesArrival = performance.now();
-    for (const m of transcript.unmask) server.receive(m.from, m);
-    // Unmask shares are validated and decoded to field elements as they arrive: reported beside it too.
-    const sharesMs = performance.now() - sharesArrival;
-    const rawBefore = await probeRawPrg(P, 500);
-    const started = performance.now();
-    const outcome = await server.closeStage();
-    const unmaskMs = performance.now() - started;
-    if (outcome.status !== 'done') throw new Error(`replay did not finish: ${outcome.status}`);
-    if (!expected.every((v, i) => v === outcome.sum[i])) throw new Error('unmasked sum differs from the plain sum');
-    const dropped = server.summary().droppedPerStage['masked-input'];
-    const expansions = survivorSet.size + dropped.reduce((s, d) => s + server.graph.neighbours(d).filter((v) => survivorSet.has(v)).length, 0);
-    const unmaskMBps = (expansions * 4 * P) / 1e6 / (unmaskMs / 1000);
-    const raw = meanRawPrg(rawBefore, await probeRawPrg(P, 500));
-    const line = `n=${config.n} k=${config.k} t=${config.t} P=${P} survivors=${survivorSet.size} dropped=${dropped.length} expansions=${expansions} ` +
-      `crypto=${native ? 'native' : 'isomorphic'} masked inputs received and summed ${arrivalMs.toFixed(0)} ms, unmask shares received and decoded ${sharesMs.toFixed(0)} ms; unmask ${unmaskMs.toFixed(0)} ms, ${unmaskMBps.toFixed(0)} MB/s, raw ${raw.best.toFixed(0)} MB/s (WebCrypto ${raw.webcrypto.toFixed(0)}, OpenSSL ${raw.openssl.toFixed(0)}), ratio ${(unmaskMBps / raw.best).toFixed(2)}`;
+    const run = await replayUnmask(round, expected, { native, probeMs: 500 });
+    ratios.push(run.ratio);
+    const line = `n=${config.n} k=${config.k} t=${config.t} P=${P} survivors=${masked.length} dropped=${run.dropped} expansions=${run.expansions} ` +
+      `crypto=${native ? 'native' : 'isomorphic'} masked inputs received and summed ${run.arrivalMs.toFixed(0)} ms, unmask shares received and decoded ${run.sharesMs.toFixed(0)} ms; ` +
+      `unmask ${run.unmaskMs.toFixed(0)} ms, ${((run.expansions * 4 * P) / 1e3 / run.unmaskMs).toFixed(0)} MB/s, raw ${run.raw.best.toFixed(0)} MB/s (WebCrypto ${run.raw.webcrypto.toFixed(0)}, OpenSSL ${run.raw.openssl.toFixed(0)}), ratio ${run.ratio.toFixed(2)}`;
     process.stdout.write(`${line}\n`);
   }
+  const { median, min, max } = spread(ratios);
+  process.stdout.write(`ratio over ${repeat} replays: median ${median.toFixed(2)}, range ${min.toFixed(2)}-${max.toFixed(2)}\n`);
 }
 
 const mode = args[0];

@@ -7,7 +7,9 @@
  * plain 32-bit update, and the whole round's compute with SecAgg+ on and off. Dropouts happen at the
  * masked-input stage (the server's most expensive case: their pairwise masks must be rebuilt).
  * Cells estimated above the time budget are not run and say so. Run:
- *   npx tsx scripts/bench/secagg.ts [--budget-s S] [--n 10,100] [--p 10000] [--dropout 0,0.1] [--no-append] [--json]
+ *   npx tsx scripts/bench/secagg.ts [--budget-s S] [--n 10,100] [--p 10000] [--dropout 0,0.1] [--replays 4] [--no-append] [--json]
+ * After each live round its unmask is replayed `--replays` times into fresh server sessions
+ * (scripts/bench/secagg-replay.ts) and the median ratio reported beside the live one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,11 +17,12 @@ import { wireBytes } from '../../client/core/secagg-client.ts';
 import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
 import { meanRawPrg, probeRawPrg, type RawPrg } from './secagg-raw-prg.ts';
+import { replayUnmask, spread } from './secagg-replay.ts';
 import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
 import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
-import type { ClientMessage, ServerMessage } from '../../shared/secagg/messages.ts';
+import type { ClientMessage, MaskedInputMessage, ServerMessage } from '../../shared/secagg/messages.ts';
 import { chooseParameters } from '../../shared/secagg/parameters.ts';
 import { aesCtrPrg } from '../../shared/secagg/prg.ts';
 import { cryptoRandomSource } from '../../shared/secagg/random.ts';
@@ -47,6 +50,8 @@ interface CellResult {
   rawPrgMBps?: number;
   rawWebCryptoMBps?: number;
   rawOpenSslMBps?: number;
+  /** unmask / raw (faster) of the same round's unmask replayed into fresh server sessions (secagg-replay.ts). */
+  replayRatios?: number[];
   roundSecondsOn?: number;
   roundSecondsOff?: number;
   /** Latency with devices in parallel: per stage the slowest client, plus the server's stage closes. */
@@ -88,15 +93,24 @@ function estimateSeconds(n: number, k: number, P: number, dropout: number, prgMB
   return n * perClient + server;
 }
 
+/** Masked inputs kept per cell for replays at most (n * 4P bytes): above it (n = 1,000 at P = 10^6) the cell is not replayed. */
+const REPLAY_MAX_BYTES = 2 ** 30;
+
+/** One replay: the server's four stages again (signatures, ciphertext checks, sums, share decoding ~3 ms per client), the unmask, and two raw PRG probes of 2 x 0.3 s. */
+function replaySeconds(n: number, k: number, P: number, dropout: number, prgMBps: number): number {
+  return n * 3e-3 + ((n + dropout * n * k) * 4 * P) / (prgMBps * 1e6) + 1.2;
+}
+
 function parameters(n: number, dropout: number): { k: number; t: number } {
   const p = chooseParameters({ n, dropoutRate: Math.max(0.1, dropout), corruptFraction: CORRUPT_FRACTION });
   return { k: p.k, t: p.t };
 }
 
-async function runCell(n: number, P: number, dropout: number, budgetSeconds: number): Promise<CellResult> {
+async function runCell(n: number, P: number, dropout: number, budgetSeconds: number, replays: number): Promise<CellResult> {
   const { k, t } = parameters(n, dropout);
   const prgMBps = await rawPrg(P);
-  const estimate = estimateSeconds(n, k, P, dropout, prgMBps);
+  const replaying = replays > 0 && n * 4 * P <= REPLAY_MAX_BYTES;
+  const estimate = estimateSeconds(n, k, P, dropout, prgMBps) + (replaying ? replays * replaySeconds(n, k, P, dropout, prgMBps) : 0);
   const base = { n, P, dropout, k, t, estimateSeconds: estimate };
   if (estimate > budgetSeconds) return { ...base, status: 'skipped', note: `estimated ${estimate.toFixed(0)} s > budget` };
 
@@ -112,10 +126,17 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   const server = new SecAggServerSession({ config, verifyKey: (i) => enrollment[i - 1]?.publicKey, verifySignature: nodeEd25519Verify, maskKeyCrypto: nodeMaskKeyCrypto, maskSink: nodeMaskSink });
   const clientMs = new Float64Array(n + 1);
   const clientBytes = new Float64Array(n + 1);
-  const clients = enrollment.map((e, i) =>
+  const clients: SecAggClient[] = enrollment.map((e, i) =>
     new SecAggClient({ config, index: i + 1, input: inputs[i]!, signingSecretKey: e.secretKey, verifyKey: (j) => enrollment[j - 1]?.publicKey, random, binaryMaskedInput: true }));
+  const transcript = { config, verifyKeys: enrollment.map((e) => e.publicKey), advertise: [] as ClientMessage[], share: [] as ClientMessage[], masked: [] as MaskedInputMessage[], unmask: [] as ClientMessage[] };
   const send = (from: number, message: ClientMessage | null) => {
     if (message === null) return;
+    if (replaying) {
+      if (message.type === 'advertise-keys') transcript.advertise.push(message);
+      else if (message.type === 'share-keys') transcript.share.push(message);
+      else if (message.type === 'masked-input') transcript.masked.push(message);
+      else transcript.unmask.push(message);
+    }
     clientBytes[from] = clientBytes[from]! + wireBytes(message);
     // Server time per message counts too (validation, and masked inputs summed on arrival).
     const s = performance.now();
@@ -178,6 +199,11 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   const rawNow = meanRawPrg(rawBefore!, await probeRawPrg(P, 300, Math.min(50, expansions)));
   const mean = (values: Float64Array) => survivors.reduce((s, u) => s + values[u]!, 0) / survivors.length;
   const bytes = mean(clientBytes);
+  // The same unmask again in fresh server sessions, with the clients let go (a coordinator does not
+  // hold them): one sample of a 5-70 ms unmask varies 2-5x here.
+  clients.length = 0;
+  const replayRatios: number[] = [];
+  for (let r = 0; replaying && r < replays; r++) replayRatios.push((await replayUnmask(transcript, expected)).ratio);
   return {
     ...base,
     status: 'done',
@@ -189,6 +215,7 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
     rawPrgMBps: rawNow.best,
     rawWebCryptoMBps: rawNow.webcrypto,
     rawOpenSslMBps: rawNow.openssl,
+    ...(replaying ? { replayRatios } : {}),
     roundSecondsOn,
     roundSecondsOff,
     latencySecondsOn: (slowestClientMs + serverMs) / 1000,
@@ -209,14 +236,16 @@ const list = (name: string, fallback: readonly number[]): number[] => {
   return values;
 };
 const budgetSeconds = Number(option('--budget-s') ?? 40);
+const replays = Number(option('--replays') ?? 4);
+if (!Number.isInteger(replays) || replays < 0) throw new RangeError(`"--replays" expected a non-negative integer, got ${option('--replays')}`);
 const results: CellResult[] = [];
 const runStarted = performance.now();
 // Warm-up (JIT, WebCrypto, allocator) so the first reported cell is not charged for it.
-await runCell(10, 1_000_000, 0.1, Number.POSITIVE_INFINITY);
+await runCell(10, 1_000_000, 0.1, Number.POSITIVE_INFINITY, 1);
 for (const n of list('--n', N_VALUES)) {
   for (const P of list('--p', P_VALUES)) {
     for (const dropout of list('--dropout', DROPOUTS)) {
-      const r = await runCell(n, P, dropout, budgetSeconds);
+      const r = await runCell(n, P, dropout, budgetSeconds, replays);
       results.push(r);
       process.stderr.write(`n=${n} P=${P} dropout=${dropout}: ${r.status}${r.note ? ` (${r.note})` : ''}${r.roundSecondsOn !== undefined ? ` in ${r.roundSecondsOn.toFixed(1)} s` : ''}\n`);
     }
@@ -246,13 +275,14 @@ if (args.includes('--json')) {
     f(r.rawOpenSslMBps, 0),
     r.unmaskMBps !== undefined && r.rawPrgMBps !== undefined ? (r.unmaskMBps / r.rawPrgMBps).toFixed(2) : '-',
     r.unmaskMBps !== undefined && r.rawWebCryptoMBps !== undefined ? (r.unmaskMBps / r.rawWebCryptoMBps).toFixed(2) : '-',
+    replayCell(r),
     f(r.latencySecondsOn, 2),
     f(r.latencySecondsOff, 3),
     f(r.roundSecondsOn, 2),
     f(r.roundSecondsOff, 3),
   ]);
   const table = markdownTable(
-    ['n', 'P', 'dropout', 'status', 'k', 't', 'client ms (mean)', 'client ms / (k+1)', 'client KiB sent', 'plain KiB', 'expansion', 'server unmask ms', 'unmask MB/s', 'raw PRG MB/s, WebCrypto', 'raw PRG MB/s, OpenSSL', 'unmask / raw (faster)', 'unmask / raw WebCrypto', 'end-to-end s, on', 'end-to-end s, off', 'compute s, on', 'compute s, off'],
+    ['n', 'P', 'dropout', 'status', 'k', 't', 'client ms (mean)', 'client ms / (k+1)', 'client KiB sent', 'plain KiB', 'expansion', 'server unmask ms', 'unmask MB/s', 'raw PRG MB/s, WebCrypto', 'raw PRG MB/s, OpenSSL', 'unmask / raw (faster)', 'unmask / raw WebCrypto', `unmask / raw (faster), ${replays} replays: median (range)`, 'end-to-end s, on', 'end-to-end s, off', 'compute s, on', 'compute s, off'],
     rows,
   );
   const appending = !args.includes('--no-append');
@@ -261,11 +291,19 @@ if (args.includes('--json')) {
     'All cells run the pure state machines in one process (no sockets). "end-to-end" is the round latency with devices in parallel: for each stage the slowest client\'s compute, plus every server stage close (unmask included); with SecAgg+ off it is the server\'s sum of the survivors\' plain 32-bit updates (the clients send them as they are). "compute" is every client and the server back to back. Transfer time is not included (bytes are listed instead).',
     `(k, t) from chooseParameters with dropoutRate max(0.1, dropout) and corruptFraction ${CORRUPT_FRACTION}; dropouts leave at the masked-input stage. Client ms and bytes are the mean over surviving clients of all four stages; "client ms / (k+1)" is that per share holder: flat across n means the client cost follows k = O(log n) (Bell et al. 2020), not n. Bytes count payload fields (binary masked input, base64 keys, shares and ciphertexts), not Socket.IO framing.`,
     '"unmask MB/s" = mask bytes removed (one P-word mask per survivor, one per surviving neighbour of each dropped client) / server unmask time (reconstruction, X25519 and KDF for dropped clients, PRG, removing the masks; the masked inputs are summed as they arrive, in the server time of the end-to-end column, not here). The server runs as the coordinator does: OpenSSL X25519 / HKDF on worker threads, AES-CTR keystreams from OpenSSL added with WebAssembly SIMD on worker threads, or on the main thread when the unmask has at most 4 MiB of keystream (server/rounds/secagg-native-masks.ts); the workers are started and warmed before the round, as the coordinator does when it creates one. "raw PRG" = sequential fresh-key AES-256-CTR expansions at the same P, nothing added, through WebCrypto and through OpenSSL on the main thread (scripts/bench/secagg-raw-prg.ts), each the mean of a probe right before and one right after the unmask, in the same process. Target: unmask / raw >= 0.5 against the faster of the two (the WebCrypto ratio is listed beside it because WebCrypto is the PRG the clients use).',
+    `"replays": the same round's client messages played into ${replays} fresh server sessions after the live round, with the clients released (a coordinator does not hold them), each unmask timed between its own two raw PRG probes (scripts/bench/secagg-replay.ts); one sample of a 5-70 ms unmask varies 2-5x on this shared machine, so the median is the cell's figure and the live ratio one draw.`,
     `Cells whose estimated compute exceeds the ${budgetSeconds} s budget are not run (estimate from per-agreement and PRG costs measured here). Whole run: ${totalSeconds.toFixed(0)} s.`,
     `Plot of every cell run so far (this run's cells replace earlier ones): [docs/secagg-cost.svg](secagg-cost.svg) (${plotted} cells).`,
   ].join('\n\n');
   if (!appending) process.stdout.write(`${table}\n\n${notes}\n`);
   else appendBenchmark('SecAgg+ cost: client compute and bytes, server unmask, end-to-end with SecAgg+ on and off', 'n/a (no tensors)', table, notes);
+}
+
+/** The replays' ratio as "median (min-max)", or why there is none. */
+function replayCell(r: CellResult): string {
+  if (r.replayRatios === undefined || r.replayRatios.length === 0) return r.status === 'done' && r.n * 4 * r.P > REPLAY_MAX_BYTES ? 'not replayed (n x 4P > 1 GiB)' : '-';
+  const { median, min, max } = spread(r.replayRatios);
+  return `${median.toFixed(2)} (${min.toFixed(2)}-${max.toFixed(2)})`;
 }
 
 interface PlotCell {
