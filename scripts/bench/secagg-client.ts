@@ -11,9 +11,6 @@
  * rounds. Run:
  *   npx tsx scripts/bench/secagg-client.ts [--n 10,100,1000] [--p 10000,100000] [--rounds 3] [--no-append]
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as esbuild from 'esbuild';
 import type { Page } from 'playwright-core';
 import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
@@ -26,7 +23,8 @@ import type { ClientMessage, ServerMessage } from '../../shared/secagg/messages.
 import { chooseParameters } from '../../shared/secagg/parameters.ts';
 import { cryptoRandomSource } from '../../shared/secagg/random.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
-import { launchChromium } from '../../test/browser-harness.ts';
+import { flag, numberList, numberOption } from './args.ts';
+import { openBundlePage } from './chromium-page.ts';
 import { appendBenchmark, markdownTable } from './report.ts';
 import { benchInput, TimedClient, type ClientSpec, type TimedReply } from './secagg-client-measure.ts';
 import { spread } from './secagg-replay.ts';
@@ -41,20 +39,8 @@ interface Measured {
   receive(message: ServerMessage): Promise<TimedReply>;
 }
 
-const args = process.argv.slice(2);
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const list = (name: string, fallback: readonly number[]): number[] => {
-  const value = option(name);
-  if (value === undefined) return [...fallback];
-  const values = value.split(',').map(Number);
-  if (values.some((v) => !Number.isInteger(v) || v < 3)) throw new RangeError(`"${name}" expected comma-separated integers >= 3, got ${value}`);
-  return values;
-};
-const rounds = Number(option('--rounds') ?? 3);
-if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`"--rounds" expected a positive integer, got ${option('--rounds')}`);
+const rounds = numberOption('--rounds', 3);
+if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`"--rounds" expected a positive integer, got ${rounds}`);
 
 /** One round of k + 1 clients; returns the measured clients' stage times. */
 async function playRound(k: number, t: number, P: number, measured: readonly Measured[]): Promise<Record<StageName, number>[]> {
@@ -119,33 +105,15 @@ function nodeClient(): Measured {
   };
 }
 
-const bundle = await esbuild.build({
-  entryPoints: [new URL('./secagg-client-measure.ts', import.meta.url).pathname],
-  bundle: true,
-  format: 'iife',
-  platform: 'browser',
-  target: 'es2022',
-  write: false,
-});
-const script = bundle.outputFiles[0]!.text;
-const httpServer = http.createServer((req, res) => {
-  if (req.url === '/client.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-  else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>secagg client</title><script src="/client.js"></script>');
-});
-await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-const context = await launchChromium();
+const { page, version: chromiumVersion, close } = await openBundlePage(new URL('./secagg-client-measure.ts', import.meta.url));
 const rows: (string | number)[][] = [];
-let chromiumVersion = '';
 const runStarted = performance.now();
 try {
-  const page = await context.newPage();
-  await page.goto(`http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/`);
-  chromiumVersion = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
   const measured = [nodeClient(), chromiumClient(page)];
   await playRound(9, 6, 1000, measured); // warm-up: JIT, WebCrypto, the page's first calls
-  for (const n of list('--n', [10, 100, 1000])) {
+  for (const n of numberList('--n', [10, 100, 1000])) {
     const { k, t } = chooseParameters({ n, dropoutRate: 0.1, corruptFraction: 0.1 });
-    for (const P of list('--p', [10_000, 100_000])) {
+    for (const P of numberList('--p', [10_000, 100_000])) {
       const samples: Record<StageName, number>[][] = [];
       for (let r = 0; r < rounds; r++) samples.push(await playRound(k, t, P, measured));
       const median = (who: number, stage: StageName) => spread(samples.map((s) => s[who]![stage])).median;
@@ -156,8 +124,7 @@ try {
     }
   }
 } finally {
-  await context.close();
-  httpServer.close();
+  await close();
 }
 
 const table = markdownTable(
@@ -168,5 +135,5 @@ const notes = [
   `Node ${process.version}; Chromium ${chromiumVersion} (headless, --disable-gpu). One client in each, running the same bundled state machine (shared/secagg: WebCrypto Ed25519 verification, X25519, HKDF and AES-CTR where the runtime has them, tweetnacl otherwise; tweetnacl signing and XSalsa20-Poly1305 share ciphertexts) in a round of k + 1 clients (complete graph of degree k; a client's work depends on k, t and P, not on n). Median of ${rounds} rounds per cell after a warm-up round. Stages: advertise keys (key generation, signature), share keys (k advertisement signatures checked, two secrets split into k + 1 shares, k ciphertexts), masked input (k ciphertexts opened, k X25519 agreements and KDFs, k + 1 masks of P words), unmask (the requested shares). Each stage is timed inside its runtime around the client call; messages cross to the page as JSON (masked input in base64) outside that time. The page's DP noise and training are not here (scripts/bench/browser.ts times those).`,
   `Whole run: ${((performance.now() - runStarted) / 1000).toFixed(0)} s.`,
 ].join('\n\n');
-if (args.includes('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
+if (flag('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
 else appendBenchmark('SecAgg+ client per stage: Chromium and Node side by side', 'n/a (no tensors)', table, notes);

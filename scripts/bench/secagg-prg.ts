@@ -6,19 +6,15 @@
  * place. Appends the table to docs/benchmarks.md unless --no-append.
  * Run: `npx tsx scripts/bench/secagg-prg.ts [--min-ms 400] [--no-append] [--json]`.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import * as esbuild from 'esbuild';
 import { DEFAULT_PRG, PRG_NAMES, type PrgName } from '../../shared/secagg/prg.ts';
-import { launchChromium } from '../../test/browser-harness.ts';
+import { flag, numberOption } from './args.ts';
+import { openBundlePage } from './chromium-page.ts';
 import { appendBenchmark, markdownTable } from './report.ts';
 import { measureSecAggPrg, type PrgSample } from './secagg-prg-measure.ts';
 
 const SIZES = [10_000, 100_000, 1_000_000];
-const args = process.argv.slice(2);
-const minMsIndex = args.indexOf('--min-ms');
-const minMs = minMsIndex >= 0 ? Number(args[minMsIndex + 1]) : 400;
-if (!Number.isFinite(minMs) || minMs <= 0) throw new RangeError(`"--min-ms" expected a positive number, got ${args[minMsIndex + 1]}`);
+const minMs = numberOption('--min-ms', 400);
+if (minMs <= 0) throw new RangeError(`"--min-ms" expected a positive number, got ${minMs}`);
 
 async function measureNode(): Promise<PrgSample[]> {
   const samples: PrgSample[] = [];
@@ -27,25 +23,8 @@ async function measureNode(): Promise<PrgSample[]> {
 }
 
 async function measureChromium(): Promise<{ version: string; samples: PrgSample[] }> {
-  const bundle = await esbuild.build({
-    entryPoints: [new URL('./secagg-prg-measure.ts', import.meta.url).pathname],
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    target: 'es2022',
-    write: false,
-  });
-  const script = bundle.outputFiles[0]!.text;
-  const server = http.createServer((req, res) => {
-    if (req.url === '/prg.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-    else res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>prg</title><script src="/prg.js"></script>');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const context = await launchChromium();
+  const { page, version, close } = await openBundlePage(new URL('./secagg-prg-measure.ts', import.meta.url));
   try {
-    const page = await context.newPage();
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    const version = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
     const samples: PrgSample[] = [];
     for (const words of SIZES) {
       for (const prg of PRG_NAMES) {
@@ -57,8 +36,7 @@ async function measureChromium(): Promise<{ version: string; samples: PrgSample[
     }
     return { version, samples };
   } finally {
-    await context.close();
-    server.close();
+    await close();
   }
 }
 
@@ -71,7 +49,7 @@ const faster = (samples: PrgSample[]): PrgName => {
   return score('aes-ctr') >= score('xsalsa20') ? 'aes-ctr' : 'xsalsa20';
 };
 
-if (args.includes('--json')) {
+if (flag('--json')) {
   process.stdout.write(`${JSON.stringify({ node: process.version, chromium: chromium.version, minMs, nodeSamples: node, chromiumSamples: chromium.samples, fasterNode: faster(node), fasterChromium: faster(chromium.samples), default: DEFAULT_PRG }, null, 2)}\n`);
 } else {
   const f = (v: number) => v.toFixed(0);
@@ -95,6 +73,6 @@ if (args.includes('--json')) {
     '"expand": a fresh WebCrypto key import and the whole keystream per call (what each mask costs); "apply": the mask subtracted in place into a P-word accumulator (`applyMask`; XSalsa20 fused block by block, AES-CTR keystream then one Int32Array pass).',
     `Faster for P >= 10^5: Node ${faster(node)}, Chromium ${faster(chromium.samples)}; DEFAULT_PRG in shared/secagg/prg.ts: ${DEFAULT_PRG}.`,
   ].join('\n\n');
-  if (args.includes('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
+  if (flag('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
   else appendBenchmark('SecAgg+ mask PRGs in Node and Chromium: AES-256-CTR (WebCrypto) vs XSalsa20 (TypeScript)', 'n/a (no tensors)', table, notes);
 }

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { nodeEd25519Verify } from '../../server/rounds/secagg-session.ts';
+import { numberOption, option } from './args.ts';
 import { replayUnmask, spread, type RoundTranscript } from './secagg-replay.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
 import { fromBase64, toBase64 } from '../../shared/secagg/bytes.ts';
@@ -33,22 +34,6 @@ interface Transcript {
   maskedFrom: number[];
   unmask: ClientMessage[];
 }
-
-const args = process.argv.slice(2);
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const numberOption = (name: string, fallback?: number): number => {
-  const value = option(name);
-  if (value === undefined) {
-    if (fallback === undefined) throw new RangeError(`"${name}" is required`);
-    return fallback;
-  }
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed)) throw new RangeError(`"${name}" expected a number, got ${value}`);
-  return parsed;
-};
 
 /** The benchmark's input vectors (as scripts/bench/secagg.ts): structured, small, prefix-stable in P. */
 const inputOf = (i: number, P: number) => Uint32Array.from({ length: P }, (_, j) => ((i * 7919 + j * 104_729) % 2001) - 1000);
@@ -146,7 +131,7 @@ async function replay(): Promise<void> {
   process.stdout.write(`ratio over ${repeat} replays: median ${median.toFixed(2)}, range ${min.toFixed(2)}-${max.toFixed(2)}\n`);
 }
 
-const mode = args[0];
+const mode = process.argv[2];
 if (mode === 'record') await record();
 else if (mode === 'replay') await replay();
 else throw new RangeError(`expected "record" or "replay" as the first argument, got ${String(mode)}`);

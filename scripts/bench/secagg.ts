@@ -27,6 +27,7 @@ import { chooseParameters } from '../../shared/secagg/parameters.ts';
 import { aesCtrPrg } from '../../shared/secagg/prg.ts';
 import { cryptoRandomSource } from '../../shared/secagg/random.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
+import { flag, numberList, numberOption } from './args.ts';
 import { appendBenchmark, markdownTable } from './report.ts';
 
 const N_VALUES = [10, 100, 1000];
@@ -223,28 +224,16 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   };
 }
 
-const args = process.argv.slice(2);
-const option = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const list = (name: string, fallback: readonly number[]): number[] => {
-  const value = option(name);
-  if (value === undefined) return [...fallback];
-  const values = value.split(',').map(Number);
-  if (values.some((v) => !Number.isFinite(v))) throw new RangeError(`"${name}" expected comma-separated numbers, got ${value}`);
-  return values;
-};
-const budgetSeconds = Number(option('--budget-s') ?? 40);
-const replays = Number(option('--replays') ?? 4);
-if (!Number.isInteger(replays) || replays < 0) throw new RangeError(`"--replays" expected a non-negative integer, got ${option('--replays')}`);
+const budgetSeconds = numberOption('--budget-s', 40);
+const replays = numberOption('--replays', 4);
+if (!Number.isInteger(replays) || replays < 0) throw new RangeError(`"--replays" expected a non-negative integer, got ${replays}`);
 const results: CellResult[] = [];
 const runStarted = performance.now();
 // Warm-up (JIT, WebCrypto, allocator) so the first reported cell is not charged for it.
 await runCell(10, 1_000_000, 0.1, Number.POSITIVE_INFINITY, 1);
-for (const n of list('--n', N_VALUES)) {
-  for (const P of list('--p', P_VALUES)) {
-    for (const dropout of list('--dropout', DROPOUTS)) {
+for (const n of numberList('--n', N_VALUES)) {
+  for (const P of numberList('--p', P_VALUES)) {
+    for (const dropout of numberList('--dropout', DROPOUTS)) {
       const r = await runCell(n, P, dropout, budgetSeconds, replays);
       results.push(r);
       process.stderr.write(`n=${n} P=${P} dropout=${dropout}: ${r.status}${r.note ? ` (${r.note})` : ''}${r.roundSecondsOn !== undefined ? ` in ${r.roundSecondsOn.toFixed(1)} s` : ''}\n`);
@@ -253,7 +242,7 @@ for (const n of list('--n', N_VALUES)) {
 }
 const totalSeconds = (performance.now() - runStarted) / 1000;
 
-if (args.includes('--json')) {
+if (flag('--json')) {
   process.stdout.write(`${JSON.stringify({ node: process.version, totalSeconds, results }, null, 2)}\n`);
 } else {
   const f = (v: number | undefined, digits = 1) => (v === undefined ? '-' : v.toFixed(digits));
@@ -285,7 +274,7 @@ if (args.includes('--json')) {
     ['n', 'P', 'dropout', 'status', 'k', 't', 'client ms (mean)', 'client ms / (k+1)', 'client KiB sent', 'plain KiB', 'expansion', 'server unmask ms', 'unmask MB/s', 'raw PRG MB/s, WebCrypto', 'raw PRG MB/s, OpenSSL', 'unmask / raw (faster)', 'unmask / raw WebCrypto', `unmask / raw (faster), ${replays} replays: median (range)`, 'end-to-end s, on', 'end-to-end s, off', 'compute s, on', 'compute s, off'],
     rows,
   );
-  const appending = !args.includes('--no-append');
+  const appending = !flag('--no-append');
   const plotted = appending ? writeCostPlot(results) : 0;
   const notes = [
     'All cells run the pure state machines in one process (no sockets). "end-to-end" is the round latency with devices in parallel: for each stage the slowest client\'s compute, plus every server stage close (unmask included); with SecAgg+ off it is the server\'s sum of the survivors\' plain 32-bit updates (the clients send them as they are). "compute" is every client and the server back to back. Transfer time is not included (bytes are listed instead).',
