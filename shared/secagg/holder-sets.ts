@@ -67,15 +67,30 @@ export class RevealedShares {
     this.#windows = new Windows(graph.n, graph.k);
   }
 
-  /** Keeps y = f(holder) of `owner`'s polynomial; the holder must be the owner or one of its neighbours, and reveal it once. */
-  add(owner: number, holder: number, value: bigint): void {
-    const slot = this.#windows.slot(this.#graph.position(owner), this.#graph.position(holder));
-    if (slot < 0) throw new RangeError(`client ${holder} holds no share of client ${owner}`);
-    let entry = this.#byOwner.get(owner);
-    if (entry === undefined) this.#byOwner.set(owner, (entry = { values: new Array<bigint | undefined>(this.#windows.slots).fill(undefined), count: 0 }));
-    if (entry.values[slot] !== undefined) throw new RangeError(`client ${holder} already revealed its share of client ${owner}`);
-    entry.values[slot] = value;
-    entry.count++;
+  /**
+   * Keeps y = f(holder) of each owner's polynomial from one holder, all or nothing: every owner must
+   * be the holder or one of its neighbours, each revealed once, or nothing is kept (RangeError).
+   */
+  addFrom(holder: number, values: readonly (readonly [owner: number, value: bigint])[]): void {
+    const slots = this.check(holder, values.map(([owner]) => owner));
+    values.forEach(([owner, value], j) => {
+      let entry = this.#byOwner.get(owner);
+      if (entry === undefined) this.#byOwner.set(owner, (entry = { values: new Array<bigint | undefined>(this.#windows.slots).fill(undefined), count: 0 }));
+      entry.values[slots[j]!] = value;
+      entry.count++;
+    });
+  }
+
+  /** The slots `addFrom(holder, ...)` would fill for `owners`; throws (RangeError) where it would refuse. */
+  check(holder: number, owners: readonly number[]): number[] {
+    const origin = this.#graph.position(holder);
+    if (new Set(owners).size !== owners.length) throw new RangeError(`client ${holder} revealed a share of one client twice`);
+    return owners.map((owner) => {
+      const slot = this.#windows.slot(this.#graph.position(owner), origin);
+      if (slot < 0) throw new RangeError(`client ${holder} holds no share of client ${owner}`);
+      if (this.#byOwner.get(owner)?.values[slot] !== undefined) throw new RangeError(`client ${holder} already revealed its share of client ${owner}`);
+      return slot;
+    });
   }
 
   /** How many holders revealed a share of `owner`'s secret. */
@@ -136,7 +151,8 @@ export class HolderSetChooser {
     const { slots, reach } = this.#windows;
     const chosen: number[] = [];
     for (let s = 2 * reach; s >= 0 && chosen.length < this.#t; s--) if (values[s] !== undefined) chosen.push(s);
-    if (chosen.length < this.#t && slots > 2 * reach + 1) chosen.unshift(slots - 1);
+    // count >= t, so if the window's 2 reach + 1 slots fall short the antipodal one was revealed
+    if (chosen.length < this.#t && values[slots - 1] !== undefined && slots > 2 * reach + 1) chosen.unshift(slots - 1);
     chosen.reverse(); // backward-most first: a set that no longer fits a later owner fails at its first slot
     const positions = Int32Array.from(chosen, (s) => this.#windows.position(origin, s));
     const xs = Array.from(positions, (p) => this.#graph.indexAt(p));
@@ -144,7 +160,7 @@ export class HolderSetChooser {
     this.#computed++;
     this.#recent.unshift(set);
     if (this.#recent.length > RECENT) this.#recent.pop();
-    this.#fits(set, origin, values);
+    if (chosen.length !== this.#t || !this.#fits(set, origin, values)) throw new Error(`holder set of client ${owner} does not fit its revealed shares`);
     return set;
   }
 

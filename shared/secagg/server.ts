@@ -278,9 +278,16 @@ export class SecAggServerSession {
       });
     const selfMask = decode('selfMask', sortedSelf);
     const key = decode('key', sortedKey);
-    for (const [kind, values] of [['selfMask', selfMask], ['key', key]] as const) {
-      for (const [owner, y] of values) this.#shares[kind].add(owner, msg.from, y);
+    // The request matched the holder's own window (owners among itself and its neighbours, each once),
+    // so these cannot refuse; were they to, nothing of the message is kept (MALFORMED).
+    try {
+      this.#shares.selfMask.check(msg.from, selfMask.map(([owner]) => owner));
+      this.#shares.key.check(msg.from, key.map(([owner]) => owner));
+    } catch (err) {
+      refuse('MALFORMED', `unmask shares from client ${msg.from}: ${err instanceof Error ? err.message : String(err)}`);
     }
+    this.#shares.selfMask.addFrom(msg.from, selfMask);
+    this.#shares.key.addFrom(msg.from, key);
     this.#revealed.add(msg.from);
   }
 

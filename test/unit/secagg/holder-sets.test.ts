@@ -19,7 +19,7 @@ function dropSome(n: number, rate: number, label: string): Set<number> {
 /** `holders` of each owner revealing a share (value 1: only the choice of holders is under test). */
 function revealed(graph: NeighbourGraph, holdersOf: ReadonlyMap<number, Iterable<number>>): RevealedShares {
   const shares = new RevealedShares(graph);
-  for (const [owner, holders] of holdersOf) for (const h of holders) shares.add(owner, h, 1n);
+  for (const [owner, holders] of holdersOf) for (const h of holders) shares.addFrom(h, [[owner, 1n]]);
   return shares;
 }
 
@@ -60,7 +60,7 @@ describe('HolderSetChooser', () => {
     const secrets = new Map<number, Uint8Array>();
     for (let u = 1; u <= n; u++) {
       secrets.set(u, random(new Uint8Array(32)));
-      for (const share of splitSecret(secrets.get(u)!, t, [u, ...graph.neighbours(u)], random)) if (!dropped.has(share.x)) shares.add(u, share.x, shareValue(share.y));
+      for (const share of splitSecret(secrets.get(u)!, t, [u, ...graph.neighbours(u)], random)) if (!dropped.has(share.x)) shares.addFrom(share.x, [[u, shareValue(share.y)]]);
     }
     let rebuilt = 0;
     for (const u of chooser.inCircleOrder(Array.from({ length: n }, (_, i) => i + 1))) {
@@ -91,7 +91,7 @@ describe('HolderSetChooser', () => {
       const chooser = new HolderSetChooser(graph, k + 1);
       const shares = new RevealedShares(graph);
       const secrets = Array.from({ length: n + 1 }, () => random(new Uint8Array(32)));
-      for (let u = 1; u <= n; u++) for (const share of splitSecret(secrets[u]!, k + 1, [u, ...graph.neighbours(u)], random)) shares.add(u, share.x, shareValue(share.y));
+      for (let u = 1; u <= n; u++) for (const share of splitSecret(secrets[u]!, k + 1, [u, ...graph.neighbours(u)], random)) shares.addFrom(share.x, [[u, shareValue(share.y)]]);
       for (const u of chooser.inCircleOrder(Array.from({ length: n }, (_, i) => i + 1))) {
         expect(new Set(chooser.choose(u, shares).xs)).toEqual(new Set([u, ...graph.neighbours(u)]));
         expect(hex(chooser.reconstruct(u, shares))).toBe(hex(secrets[u]!));
@@ -100,15 +100,44 @@ describe('HolderSetChooser', () => {
     }
   });
 
-  it('keeps a share only from the owner or its neighbours, once each', () => {
+  it('keeps a holder\'s shares only of itself and its neighbours, once each, and all or nothing', () => {
     const graph = buildNeighbourGraph(seededRandom('holders-refuse')(new Uint8Array(32)), 30, 6);
     const shares = new RevealedShares(graph);
+    const [a, b] = graph.neighbours(1) as [number, number];
     const stranger = Array.from({ length: 30 }, (_, i) => i + 1).find((v) => v !== 1 && !graph.isNeighbour(1, v))!;
-    expect(() => shares.add(1, stranger, 5n)).toThrow(`client ${stranger} holds no share of client 1`);
-    shares.add(1, graph.neighbours(1)[0]!, 5n);
-    expect(() => shares.add(1, graph.neighbours(1)[0]!, 6n)).toThrow(`client ${graph.neighbours(1)[0]} already revealed its share of client 1`);
-    expect(shares.count(1)).toBe(1);
-    expect(shares.count(2)).toBe(0);
+    expect(() => shares.addFrom(1, [[a, 5n], [stranger, 5n]])).toThrow(`client 1 holds no share of client ${stranger}`);
+    expect(shares.count(a)).toBe(0);
+    expect(() => shares.addFrom(1, [[a, 5n], [a, 6n]])).toThrow('client 1 revealed a share of one client twice');
+    expect(shares.count(a)).toBe(0);
+    shares.addFrom(1, [[1, 4n], [a, 5n]]);
+    expect(() => shares.addFrom(1, [[b, 6n], [a, 6n]])).toThrow(`client 1 already revealed its share of client ${a}`);
+    expect([shares.count(1), shares.count(a), shares.count(b)]).toEqual([1, 1, 0]);
+  });
+
+  it('does not reuse a set for an owner one of whose holders revealed nothing to it', () => {
+    const [n, k, t] = [40, 10, 6];
+    const random = seededRandom('holders-partial');
+    const graph = buildNeighbourGraph(random(new Uint8Array(32)), n, k);
+    const shares = new RevealedShares(graph);
+    const owners = Array.from({ length: n }, (_, i) => graph.indexAt(i));
+    const [first, second] = owners as [number, number];
+    const secrets = new Map(owners.map((u) => [u, random(new Uint8Array(32))] as const));
+    const reveal = (u: number, except?: number) => {
+      for (const share of splitSecret(secrets.get(u)!, t, [u, ...graph.neighbours(u)], random)) if (share.x !== except) shares.addFrom(share.x, [[u, shareValue(share.y)]]);
+    };
+    reveal(first);
+    const chooser = new HolderSetChooser(graph, t);
+    const firstSet = chooser.choose(first, shares).xs;
+    // A holder in the first owner's set, also a holder of the next owner on the circle, reveals
+    // nothing for that next owner: the set must not be reused for it.
+    const silent = firstSet.find((h) => h !== second && graph.isNeighbour(second, h))!;
+    expect(silent).toBeDefined();
+    reveal(second, silent);
+    const secondSet = chooser.choose(second, shares).xs;
+    expect(secondSet).not.toContain(silent);
+    expect(secondSet).not.toBe(firstSet);
+    expect(hex(chooser.reconstruct(first, shares))).toBe(hex(secrets.get(first)!));
+    expect(hex(chooser.reconstruct(second, shares))).toBe(hex(secrets.get(second)!));
   });
 
   it('refuses fewer than t holders, naming the argument', () => {
