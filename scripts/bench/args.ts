@@ -3,7 +3,10 @@ const argv = process.argv.slice(2);
 
 export function option(name: string): string | undefined {
   const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
+  if (i < 0) return undefined;
+  const value = argv[i + 1];
+  if (value === undefined || value.startsWith('--')) throw new RangeError(`"${name}" expected a value`);
+  return value;
 }
 
 export function flag(name: string): boolean {
@@ -26,7 +29,7 @@ export function numberOption(name: string, fallback?: number): number {
 export function numberList(name: string, fallback: readonly number[]): number[] {
   const value = option(name);
   if (value === undefined) return [...fallback];
-  const values = value.split(',').map(Number);
+  const values = value.split(',').map((item) => (item.trim() === '' ? Number.NaN : Number(item)));
   if (values.some((v) => !Number.isFinite(v))) throw new RangeError(`"${name}" expected comma-separated numbers, got ${value}`);
   return values;
 }

@@ -29,8 +29,11 @@ export async function openBundlePage(entry: URL): Promise<BundlePage> {
     throw err;
   });
   const close = async () => {
-    await context.close();
-    server.close();
+    try {
+      await context.close();
+    } finally {
+      server.close();
+    }
   };
   try {
     const page = await context.newPage();
@@ -38,7 +41,7 @@ export async function openBundlePage(entry: URL): Promise<BundlePage> {
     const version = context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
     return { page, version, close };
   } catch (err) {
-    await close();
+    await close().catch(() => undefined); // the first error is the one to report
     throw err;
   }
 }

@@ -103,6 +103,7 @@ async function replay(): Promise<void> {
   const P = numberOption('--p', recordedP);
   if (P > recordedP) throw new RangeError(`"--p" expected at most the recorded ${recordedP}, got ${P}`);
   const repeat = numberOption('--repeat', 3);
+  if (!Number.isInteger(repeat) || repeat < 1) throw new RangeError(`"--repeat" expected a positive integer, got ${repeat}`);
   const native = (option('--crypto') ?? 'native') === 'native';
   const config: SecAggRoundConfig = { ...transcript.config, graphSeed: fromBase64('graphSeed', transcript.config.graphSeed), vectorLength: P };
   const maskedFile = fs.readFileSync(path.join(dir, 'masked.bin'));
