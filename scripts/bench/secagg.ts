@@ -302,11 +302,13 @@ interface PlotCell {
   k: number;
   clientMs: number;
   expansion: number;
+  /** Server unmask / raw PRG (faster): the replays' median where the cell was replayed, else the live ratio; absent in cells plotted before it was recorded. */
+  unmaskRatio?: number;
 }
 
 /**
- * docs/secagg-cost.svg: client ms vs n (log-log) per P with k at each point, and expansion vs n per P
- * with the 1.1 target. The SVG carries its cells as JSON in <metadata>, so a later run restricted to
+ * docs/secagg-cost.svg: client ms vs n (log-log) per P with k at each point, expansion vs n per P
+ * with the 1.1 target, and the server's unmask / raw PRG per cell with the 0.5 target. The SVG carries its cells as JSON in <metadata>, so a later run restricted to
  * some cells merges into it instead of erasing the others. Returns the number of cells plotted.
  */
 function writeCostPlot(results: readonly CellResult[]): number {
@@ -319,7 +321,9 @@ function writeCostPlot(results: readonly CellResult[]): number {
   }
   for (const r of results) {
     if (r.status !== 'done' || r.clientMs === undefined || r.expansion === undefined) continue;
-    cells.set(key(r), { n: r.n, P: r.P, dropout: r.dropout, k: r.k, clientMs: r.clientMs, expansion: r.expansion });
+    const live = r.unmaskMBps !== undefined && r.rawPrgMBps !== undefined ? r.unmaskMBps / r.rawPrgMBps : undefined;
+    const unmaskRatio = r.replayRatios !== undefined && r.replayRatios.length > 0 ? spread(r.replayRatios).median : live;
+    cells.set(key(r), { n: r.n, P: r.P, dropout: r.dropout, k: r.k, clientMs: r.clientMs, expansion: r.expansion, ...(unmaskRatio === undefined ? {} : { unmaskRatio }) });
   }
   const all = [...cells.values()].sort((a, b) => a.P - b.P || a.n - b.n || a.dropout - b.dropout);
   // One series per P: at each n the cell with the dropout closest to 10% (the default rate).
@@ -379,13 +383,39 @@ function writeCostPlot(results: readonly CellResult[]): number {
     return { v, label: v.toFixed(2), y: yExp(v) };
   });
   const target = `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${yExp(1.1)}" y2="${yExp(1.1)}" stroke="#555" stroke-dasharray="5 4"/>${text(margin.left + plotW - 4, yExp(1.1) - 4, 'target 1.1 (P = 10^6, n = 1,000)', 'text-anchor="end" fill="#555"')}`;
+  // Unmask / raw PRG per cell: colour by P (as the other panels), filled and joined at 10% dropout,
+  // hollow circle at 0%, hollow square at 30% (nudged sideways so they do not hide each other).
+  const rated = all.filter((c) => c.unmaskRatio !== undefined && c.unmaskRatio > 0);
+  const ratios = rated.map((c) => c.unmaskRatio!);
+  const logR = [Math.floor(Math.log10(Math.min(0.05, ...ratios))), Math.ceil(Math.log10(Math.max(2, ...ratios)))] as const;
+  const yR = (v: number) => margin.top + plotH - ((Math.log10(v) - logR[0]) / (logR[1] - logR[0])) * plotH;
+  const ratioTicks = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10].filter((v) => Math.log10(v) >= logR[0] - 1e-9 && Math.log10(v) <= logR[1] + 1e-9).map((v) => ({ v, label: String(v), y: yR(v) }));
+  const ratioBody = [...series.keys()].map((P, i) => {
+    const colour = colours[i % colours.length]!;
+    const mine = rated.filter((c) => c.P === P).sort((a, b) => a.n - b.n);
+    const at = (c: PlotCell) => ({ cx: x(c.n) + (c.dropout === 0 ? -6 : c.dropout > 0.2 ? 6 : 0), cy: yR(c.unmaskRatio!) });
+    const joined = mine.filter((c) => c.dropout === 0.1).map((c) => `${at(c).cx.toFixed(1)},${at(c).cy.toFixed(1)}`).join(' ');
+    return [
+      joined ? `<polyline points="${joined}" fill="none" stroke="${colour}" stroke-width="2"/>` : '',
+      ...mine.map((c) => {
+        const { cx, cy } = at(c);
+        if (c.dropout === 0.1) return `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="3.5" fill="${colour}"/>`;
+        if (c.dropout === 0) return `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="3.5" fill="white" stroke="${colour}" stroke-width="1.5"/>`;
+        return `<rect x="${(cx - 3.5).toFixed(1)}" y="${(cy - 3.5).toFixed(1)}" width="7" height="7" fill="white" stroke="${colour}" stroke-width="1.5"/>`;
+      }),
+      `<rect x="${margin.left + 8}" y="${margin.top + 8 + i * 16}" width="10" height="10" fill="${colour}"/>${text(margin.left + 22, margin.top + 17 + i * 16, `P = ${P.toLocaleString('en')}`)}`,
+    ].join('\n');
+  }).join('\n');
+  const ratioTarget = `<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${yR(0.5)}" y2="${yR(0.5)}" stroke="#555" stroke-dasharray="5 4"/>${text(margin.left + plotW - 4, yR(0.5) - 4, 'target 0.5', 'text-anchor="end" fill="#555"')}`;
+  const ratioLegend = text(margin.left + plotW - 4, margin.top + plotH - 8, 'filled: 10% dropout, circle: 0%, square: 30%', 'text-anchor="end" fill="#555"');
   const metadata = JSON.stringify(all).replaceAll('"', '&quot;');
   const svg = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${H}" viewBox="0 0 ${2 * W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${3 * W}" height="${H}" viewBox="0 0 ${3 * W} ${H}" font-family="sans-serif" font-size="11">`,
     `<metadata id="secagg-cells">${metadata}</metadata>`,
     '<rect width="100%" height="100%" fill="white"/>',
     panel(0, 'SecAgg+ client compute per round (mean, 4 stages)', msTicks, 'client ms (log scale)', lines((c) => yMs(c.clientMs), true)),
     panel(W, 'Bytes sent / plain 32-bit update', expTicks, 'expansion', `${target}\n${lines((c) => yExp(c.expansion), false)}`),
+    panel(2 * W, 'Server unmask / raw PRG (replay median)', ratioTicks, 'unmask / raw, faster PRG (log scale)', `${ratioTarget}\n${ratioLegend}\n${ratioBody}`),
     '</svg>',
     '',
   ].join('\n');
