@@ -347,7 +347,8 @@ function writeCostPlot(results: readonly CellResult[]): number {
   const ms = all.map((c) => c.clientMs);
   const logMs = [Math.floor(Math.log10(Math.min(...ms, 10))), Math.ceil(Math.log10(Math.max(...ms, 100)))] as const;
   const yMs = (v: number) => margin.top + plotH - ((Math.log10(v) - logMs[0]) / (logMs[1] - logMs[0])) * plotH;
-  const maxExpansion = Math.max(2, Math.ceil(Math.max(...all.map((c) => c.expansion), 1) * 2) / 2);
+  // The expansion panel draws one cell per P and n (the series), so its axis fits those, not every cell kept.
+  const maxExpansion = Math.max(2, Math.ceil(Math.max(...[...series.values()].flat().map((c) => c.expansion), 1) * 2) / 2);
   const yExp = (v: number) => margin.top + plotH - ((v - 1) / (maxExpansion - 1)) * plotH;
   const text = (tx: number, ty: number, body: string, extra = '') => `<text x="${tx.toFixed(1)}" y="${ty.toFixed(1)}" ${extra}>${body}</text>`;
   const panel = (offset: number, title: string, yTicks: { v: number; label: string; y: number }[], yLabel: string, body: string) => [
