@@ -70,9 +70,9 @@ export class RevealedShares {
   /**
    * Keeps y = f(holder) of each owner's polynomial from one holder, all or nothing: every owner must
    * be the holder or one of its neighbours, each revealed once, or nothing is kept (RangeError).
+   * `slots` are `check`'s answer for these owners when the caller has it already.
    */
-  addFrom(holder: number, values: readonly (readonly [owner: number, value: bigint])[]): void {
-    const slots = this.check(holder, values.map(([owner]) => owner));
+  addFrom(holder: number, values: readonly (readonly [owner: number, value: bigint])[], slots = this.check(holder, values.map(([owner]) => owner))): void {
     values.forEach(([owner, value], j) => {
       let entry = this.#byOwner.get(owner);
       if (entry === undefined) this.#byOwner.set(owner, (entry = { values: new Array<bigint | undefined>(this.#windows.slots).fill(undefined), count: 0 }));

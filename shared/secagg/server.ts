@@ -280,14 +280,14 @@ export class SecAggServerSession {
     const key = decode('key', sortedKey);
     // The request matched the holder's own window (owners among itself and its neighbours, each once),
     // so these cannot refuse; were they to, nothing of the message is kept (MALFORMED).
+    let slots: [number[], number[]];
     try {
-      this.#shares.selfMask.check(msg.from, selfMask.map(([owner]) => owner));
-      this.#shares.key.check(msg.from, key.map(([owner]) => owner));
+      slots = [this.#shares.selfMask.check(msg.from, selfMask.map(([owner]) => owner)), this.#shares.key.check(msg.from, key.map(([owner]) => owner))];
     } catch (err) {
       refuse('MALFORMED', `unmask shares from client ${msg.from}: ${err instanceof Error ? err.message : String(err)}`);
     }
-    this.#shares.selfMask.addFrom(msg.from, selfMask);
-    this.#shares.key.addFrom(msg.from, key);
+    this.#shares.selfMask.addFrom(msg.from, selfMask, slots[0]);
+    this.#shares.key.addFrom(msg.from, key, slots[1]);
     this.#revealed.add(msg.from);
   }
 
