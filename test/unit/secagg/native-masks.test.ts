@@ -18,6 +18,22 @@ function jobsFor(label: string, count: number): MaskJob[] {
 
 const copy = (jobs: readonly MaskJob[]) => jobs.map((job) => ({ seed: job.seed.slice(), sign: job.sign }));
 
+/** The isomorphic MaskApplier's sum of `jobs` (copied) into `length` zero words: what every sink must equal. */
+async function referenceSum(jobs: readonly MaskJob[], length: number): Promise<Uint32Array> {
+  const expected = new Uint32Array(length);
+  await applyMasks(aesCtrPrg, expected, copy(jobs));
+  return expected;
+}
+
+/** `jobs` pushed at once into one sink of `sinkOn` over `length` zero words, drained. */
+async function sinkSum(sinkOn: MaskSinkFactory, jobs: readonly MaskJob[], length: number): Promise<Uint32Array> {
+  const got = new Uint32Array(length);
+  const sink = sinkOn('aes-ctr', got)!;
+  sink.push(jobs);
+  await sink.drain();
+  return got;
+}
+
 /** Through the workers (no hint), or on the calling thread (`expectedJobs` small enough: INLINE_MASK_BYTES). */
 async function native(target: Uint32Array, jobs: readonly MaskJob[], pushes = 1, expectedJobs?: number): Promise<void> {
   const sink = nodeMaskSink('aes-ctr', target, expectedJobs);
@@ -92,8 +108,7 @@ describe('native AES-CTR mask sink (coordinator)', () => {
       expect(maskSinkOn(pool)('aes-ctr', new Uint32Array(2 ** 16), INLINE_MASK_BYTES / 2 ** 18 + 1)?.constructor.name).toBe('NativeMaskSink');
       // An inline sink adds as pushed, wipes each seed at once, and refuses pushes after its drain.
       const jobs = jobsFor('native-sink-inline', 4);
-      const expected = new Uint32Array(1000);
-      await applyMasks(aesCtrPrg, expected, copy(jobs));
+      const expected = await referenceSum(jobs, 1000);
       const got = new Uint32Array(1000);
       const inline = sinkOn('aes-ctr', got, 4)!;
       inline.push(jobs);
@@ -114,12 +129,8 @@ describe('native AES-CTR mask sink (coordinator)', () => {
         expect(await pool.start()).toBe(2);
         expect(await pool.start()).toBe(0); // already warm: nothing to do
         const jobs = jobsFor(`native-sink-warm-${round}`, 9);
-        const expected = new Uint32Array(70_001);
-        await applyMasks(aesCtrPrg, expected, copy(jobs));
-        const got = new Uint32Array(70_001);
-        const sink = sinkOn('aes-ctr', got)!;
-        sink.push(jobs);
-        await sink.drain();
+        const expected = await referenceSum(jobs, 70_001);
+        const got = await sinkSum(sinkOn, jobs, 70_001);
         expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `round ${round}`).toBe(true);
         await pool.terminate();
       }
@@ -164,8 +175,7 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     for (const expectedJobs of [undefined, 1]) {
       for (const [length, label] of [[98_311, 'long'], [5, 'short'], [33_000, 'mid'], [1, 'one']] as const) {
         const jobs = jobsFor(`native-sink-reuse-${label}`, 6);
-        const expected = new Uint32Array(length);
-        await applyMasks(aesCtrPrg, expected, copy(jobs));
+        const expected = await referenceSum(jobs, length);
         const got = new Uint32Array(length);
         await native(got, jobs, 2, expectedJobs);
         expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}, expectedJobs ${expectedJobs}`).toBe(true);
@@ -190,13 +200,8 @@ describe('native AES-CTR mask sink (coordinator)', () => {
       await expect(split.drain()).rejects.toThrow(/they are lost|terminated|exited/);
 
       const jobs = jobsFor('native-sink-after-crash', 5);
-      const expected = new Uint32Array(3000);
-      await applyMasks(aesCtrPrg, expected, copy(jobs));
-      const got = new Uint32Array(3000);
-      const again = sinkOn('aes-ctr', got)!;
-      again.push(jobs);
-      await again.drain();
-      expect(Array.from(got)).toEqual(Array.from(expected));
+      const expected = await referenceSum(jobs, 3000);
+      expect(Array.from(await sinkSum(sinkOn, jobs, 3000))).toEqual(Array.from(expected));
     } finally {
       await pool.terminate();
     }
