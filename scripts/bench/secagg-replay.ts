@@ -9,6 +9,7 @@ import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
 import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
 import type { SecAggRoundConfig } from '../../shared/secagg/config.ts';
+import type { NeighbourGraph } from '../../shared/secagg/graph.ts';
 import type { ClientMessage, MaskedInputMessage } from '../../shared/secagg/messages.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
 import { meanRawPrg, probeRawPrg, type RawPrg } from './secagg-raw-prg.ts';
@@ -72,7 +73,7 @@ export async function replayUnmask(transcript: RoundTranscript, expected: Uint32
   const sharesMs = performance.now() - sharesArrival;
   const survivors = new Set(transcript.masked.map((m) => m.from));
   const dropped = server.summary().droppedPerStage['masked-input'];
-  const expansions = survivors.size + dropped.reduce((s, d) => s + server.graph.neighbours(d).filter((v) => survivors.has(v)).length, 0);
+  const expansions = maskExpansions(server.graph, survivors, dropped);
   const minExpansions = Math.min(50, expansions);
   const rawBefore = await probeRawPrg(P, probeMs, minExpansions);
   const started = performance.now();
@@ -83,6 +84,13 @@ export async function replayUnmask(transcript: RoundTranscript, expected: Uint32
   if (outcome.sum.length !== expected.length || !expected.every((v, i) => v === outcome.sum[i])) throw new Error('replayed unmask: the sum differs from the plain sum');
   const unmaskMBps = (expansions * 4 * P) / 1e6 / (unmaskMs / 1000);
   return { unmaskMs, arrivalMs, sharesMs, expansions, dropped: dropped.length, raw, ratio: unmaskMBps / raw.best };
+}
+
+/** Masks the server removes at unmask: one per survivor, one per surviving neighbour of each client dropped at masked-input. */
+export function maskExpansions(graph: NeighbourGraph, survivors: ReadonlySet<number>, dropped: Iterable<number>): number {
+  let count = survivors.size;
+  for (const d of dropped) count += graph.neighbours(d).filter((v) => survivors.has(v)).length;
+  return count;
 }
 
 /** The median and range of replayed ratios (or of any sample). */

@@ -17,7 +17,7 @@ import { wireBytes } from '../../client/core/secagg-client.ts';
 import { nodeMaskKeyCrypto } from '../../server/rounds/secagg-native-crypto.ts';
 import { nodeMaskSink } from '../../server/rounds/secagg-native-masks.ts';
 import { meanRawPrg, probeRawPrg, type RawPrg } from './secagg-raw-prg.ts';
-import { replayUnmask, spread } from './secagg-replay.ts';
+import { maskExpansions, replayUnmask, spread } from './secagg-replay.ts';
 import { nodeEd25519Verify, startUnmaskWorkers } from '../../server/rounds/secagg-session.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
@@ -80,11 +80,10 @@ async function rawPrg(P: number): Promise<number> {
   return mbps;
 }
 
-/** Masks the server removes at unmask: one per survivor, one per surviving neighbour of each client dropped at masked-input. */
+/** Masks the server removes at unmask, for the clients of 1..n not in `dropped`. */
 function expansionsOf(server: SecAggServerSession, dropped: ReadonlySet<number>): number {
-  const survivors = [...Array.from({ length: server.config.n }, (_, i) => i + 1)].filter((u) => !dropped.has(u));
-  const survivorSet = new Set(survivors);
-  return survivors.length + [...dropped].reduce((s, d) => s + server.graph.neighbours(d).filter((v) => survivorSet.has(v)).length, 0);
+  const survivors = new Set(Array.from({ length: server.config.n }, (_, i) => i + 1).filter((u) => !dropped.has(u)));
+  return maskExpansions(server.graph, survivors, dropped);
 }
 
 /** Rough cost model (measured on this machine's primitives) to keep the run within budget. */
