@@ -5,7 +5,7 @@
  */
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { nodeMaskKeyCrypto, nodeX25519 } from '../../../server/rounds/secagg-native-crypto.ts';
+import { INLINE_AGREEMENTS, nativeMaskKeyCrypto, nodeMaskKeyCrypto, nodeX25519 } from '../../../server/rounds/secagg-native-crypto.ts';
 import { ProtocolError } from '../../../shared/secagg/errors.ts';
 import { agree, agreeMany, derivePairwiseSeed, isomorphicMaskKeyCrypto } from '../../../shared/secagg/keys.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
@@ -40,15 +40,24 @@ const LOW_ORDER = [
   'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
 ].flatMap((u) => [u, `${u.slice(0, 62)}${(Number.parseInt(u.slice(62), 16) | 0x80).toString(16).padStart(2, '0')}`]);
 
-describe('native X25519 (OpenSSL) equals tweetnacl', () => {
+/** Every request to the workers (inline limit 0), or every one on the calling thread. */
+const PATHS = [
+  { path: 'workers', inline: 0 },
+  { path: 'calling thread', inline: Number.POSITIVE_INFINITY },
+] as const;
+
+describe.each(PATHS)('native X25519 (OpenSSL) on the $path equals tweetnacl', ({ inline }) => {
+  const maskKeyCrypto = nativeMaskKeyCrypto(inline);
+  const x25519 = (secretKey: Uint8Array, publicKeys: readonly Uint8Array[]) => nodeX25519(secretKey, publicKeys, inline);
+
   it('RFC 7748 Sec. 5.2 and 6.1 vectors', async () => {
     for (const [scalar, u, out] of RFC7748_SEC5_2) {
-      expect(hex((await nodeX25519(bytes(scalar), [bytes(u)])).shared[0]!)).toBe(out);
+      expect(hex((await x25519(bytes(scalar), [bytes(u)])).shared[0]!)).toBe(out);
       expect(hex(nacl.scalarMult(bytes(scalar), bytes(u)))).toBe(out);
     }
     const { alice, bob, shared } = RFC7748_SEC6_1;
-    const fromAlice = await nodeX25519(bytes(alice[0]), [bytes(bob[1])]);
-    const fromBob = await nodeX25519(bytes(bob[0]), [bytes(alice[1])]);
+    const fromAlice = await x25519(bytes(alice[0]), [bytes(bob[1])]);
+    const fromBob = await x25519(bytes(bob[0]), [bytes(alice[1])]);
     expect([hex(fromAlice.publicKey), hex(fromBob.publicKey)]).toEqual([alice[1], bob[1]]);
     expect([hex(fromAlice.shared[0]!), hex(fromBob.shared[0]!)]).toEqual([shared, shared]);
     expect((await agreeMany(bytes(alice[0]), [bytes(bob[1])])).map(hex)).toEqual([shared]);
@@ -67,7 +76,7 @@ describe('native X25519 (OpenSSL) equals tweetnacl', () => {
       const nonCanonical = bytes('efffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f');
       nonCanonical[0] = 0xef + (i % 8);
       publicKeys.push(nonCanonical);
-      const native = await nodeX25519(secretKey, publicKeys);
+      const native = await x25519(secretKey, publicKeys);
       expect(hex(native.publicKey)).toBe(hex(nacl.scalarMult.base(secretKey)));
       expect(native.shared.map(hex)).toEqual(publicKeys.map((key) => hex(nacl.scalarMult(secretKey, key))));
     }
@@ -80,8 +89,8 @@ describe('native X25519 (OpenSSL) equals tweetnacl', () => {
       expect(hex(nacl.scalarMult(secretKey, bytes(u)))).toBe('00'.repeat(32));
       const runs: (() => unknown)[] = [
         () => agree(secretKey, bytes(u)),
-        () => nodeX25519(secretKey, [good, bytes(u)]),
-        () => nodeMaskKeyCrypto.pairwiseSeeds(secretKey, [good, bytes(u)], 'r', 1, [2, 3]),
+        () => x25519(secretKey, [good, bytes(u)]),
+        () => maskKeyCrypto.pairwiseSeeds(secretKey, [good, bytes(u)], 'r', 1, [2, 3]),
         () => isomorphicMaskKeyCrypto.pairwiseSeeds(secretKey, [good, bytes(u)], 'r', 1, [2, 3]),
       ];
       for (const run of runs) {
@@ -93,20 +102,21 @@ describe('native X25519 (OpenSSL) equals tweetnacl', () => {
   });
 
   it('refuses wrong sizes, naming the argument', () => {
-    expect(() => nodeX25519(new Uint8Array(31), [])).toThrow('"secretKey" expected 32 bytes, got 31');
-    expect(() => nodeX25519(new Uint8Array(32), [new Uint8Array(33)])).toThrow('"publicKey" expected 32 bytes, got 33');
-    expect(() => nodeMaskKeyCrypto.pairwiseSeeds(new Uint8Array(32), [new Uint8Array(32).fill(9)], 'r', 1, [])).toThrow('"peers" expected 1 indices (one per public key), got 0');
+    expect(() => x25519(new Uint8Array(31), [])).toThrow('"secretKey" expected 32 bytes, got 31');
+    expect(() => x25519(new Uint8Array(32), [new Uint8Array(33)])).toThrow('"publicKey" expected 32 bytes, got 33');
+    expect(() => maskKeyCrypto.pairwiseSeeds(new Uint8Array(32), [new Uint8Array(32).fill(9)], 'r', 1, [])).toThrow('"peers" expected 1 indices (one per public key), got 0');
   });
 });
 
-describe('native pairwise seeds (X25519 then HKDF-SHA-512 in the worker) equal the isomorphic ones', () => {
+describe.each(PATHS)('native pairwise seeds (X25519 then HKDF-SHA-512) on the $path equal the isomorphic ones', ({ inline }) => {
+  const maskKeyCrypto = nativeMaskKeyCrypto(inline);
   it('for many peers on both sides of the dropped client', async () => {
     const random = seededRandom('native-seeds');
     for (let i = 0; i < 5; i++) {
       const secretKey = random(new Uint8Array(32));
       const publicKeys = Array.from({ length: 30 }, () => nacl.scalarMult.base(random(new Uint8Array(32))));
       const peers = publicKeys.map((_, j) => (j % 2 === 0 ? j + 1 : 500 + j));
-      const native = await nodeMaskKeyCrypto.pairwiseSeeds(secretKey, publicKeys, 'round-9', 77, peers);
+      const native = await maskKeyCrypto.pairwiseSeeds(secretKey, publicKeys, 'round-9', 77, peers);
       const isomorphic = await isomorphicMaskKeyCrypto.pairwiseSeeds(secretKey, publicKeys, 'round-9', 77, peers);
       expect(hex(native.publicKey)).toBe(hex(nacl.scalarMult.base(secretKey)));
       expect(hex(isomorphic.publicKey)).toBe(hex(native.publicKey));
@@ -117,12 +127,33 @@ describe('native pairwise seeds (X25519 then HKDF-SHA-512 in the worker) equal t
   });
 });
 
-describe('a server with the native mask-key crypto unmasks exactly', () => {
+describe('requests by size', () => {
+  it('at most INLINE_AGREEMENTS agreements answer synchronously on the calling thread, more go to the workers; the caller keeps its secret key', async () => {
+    const random = seededRandom('native-by-size');
+    const secretKey = random(new Uint8Array(32));
+    const before = hex(secretKey);
+    const keys = (m: number) => Array.from({ length: m }, () => nacl.scalarMult.base(random(new Uint8Array(32))));
+    const small = keys(INLINE_AGREEMENTS);
+    const inline = nodeMaskKeyCrypto.pairwiseSeeds(secretKey, small, 'r', 1, small.map((_, j) => j + 2));
+    expect(inline).not.toBeInstanceOf(Promise);
+    const large = keys(INLINE_AGREEMENTS + 1);
+    const pooled = nodeMaskKeyCrypto.pairwiseSeeds(secretKey, large, 'r', 1, large.map((_, j) => j + 2));
+    expect(pooled).toBeInstanceOf(Promise);
+    const reference = (publicKeys: Uint8Array[]) => publicKeys.map((key, j) => hex(derivePairwiseSeed(nacl.scalarMult(secretKey, key), 'r', j + 2, 1)));
+    expect((inline as Awaited<typeof pooled>).seeds.map(hex)).toEqual(reference(small));
+    expect((await pooled).seeds.map(hex)).toEqual(reference(large));
+    expect(hex(secretKey)).toBe(before);
+  });
+});
+
+describe.each(PATHS)('a server with the native mask-key crypto on the $path unmasks exactly', ({ inline }) => {
+  const maskKeyCrypto = nativeMaskKeyCrypto(inline);
+
   it('n=10, complete graph, a dropout at every stage', async () => {
-    await expectExactSum({ n: 10, k: 9, t: 6, vectorLength: 300, label: 'native-n10', maskKeyCrypto: nodeMaskKeyCrypto }, { 'advertise-keys': [2], 'share-keys': [5], 'masked-input': [7], unmask: [4] });
+    await expectExactSum({ n: 10, k: 9, t: 6, vectorLength: 300, label: 'native-n10', maskKeyCrypto }, { 'advertise-keys': [2], 'share-keys': [5], 'masked-input': [7], unmask: [4] });
   });
 
   it('n=40, random graph k=12, several dropped clients with shared neighbours', async () => {
-    await expectExactSum({ n: 40, k: 12, t: 8, vectorLength: 1000, label: 'native-n40', maskKeyCrypto: nodeMaskKeyCrypto }, { 'masked-input': [3, 11, 20, 33], unmask: [6] });
+    await expectExactSum({ n: 40, k: 12, t: 8, vectorLength: 1000, label: 'native-n40', maskKeyCrypto }, { 'masked-input': [3, 11, 20, 33], unmask: [6] });
   });
 });
