@@ -92,7 +92,7 @@ export function instantiateWasmAdder(): WasmAdder | undefined {
 export interface Z32Sum {
   /** sum += the `length` little-endian 32-bit words in `bytes` (exactly 4 * length bytes). */
   addBytes(bytes: Uint8Array): void;
-  /** The sum (a new array); the accumulator is zeroed and must not be used again. */
+  /** The sum, which keeps the accumulator's memory: adding after it is refused (Error). */
   take(): Uint32Array;
 }
 
@@ -103,6 +103,7 @@ class WasmZ32Sum implements Z32Sum {
   readonly #length: number;
   readonly #adder: WasmAdder;
   readonly #scratchAt: number;
+  #taken = false;
 
   constructor(length: number, adder: WasmAdder) {
     this.#length = length;
@@ -114,33 +115,42 @@ class WasmZ32Sum implements Z32Sum {
   }
 
   addBytes(bytes: Uint8Array): void {
+    if (this.#taken) throw new Error('running sum already taken');
     expectBytes('vector', bytes, 4 * this.#length);
     new Uint8Array(this.#adder.memory.buffer).set(bytes, this.#scratchAt);
     // Lanes past the last word add the scratch's zero padding into the sum's padding, never read.
     this.#adder.add(0, this.#scratchAt, this.#scratchAt);
   }
 
+  /**
+   * A view of the sum where it lies, not a copy: copying it out cost 10-13 ms at P = 10^6 here (page
+   * faults on the fresh copy; 0.15 ms at 10^4), inside the unmask. The scratch behind it, which holds
+   * the last vector added, is zeroed; nothing grows the memory again, which would detach the view.
+   */
   take(): Uint32Array {
-    const memory = new Uint8Array(this.#adder.memory.buffer);
-    const sum = new Uint32Array(memory.slice(0, 4 * this.#length).buffer);
-    memory.fill(0);
-    return sum;
+    this.#taken = true;
+    const memory = this.#adder.memory.buffer;
+    new Uint8Array(memory, this.#scratchAt, this.#scratchAt).fill(0);
+    return new Uint32Array(memory, 0, this.#length);
   }
 }
 
 /** The same in plain typed-array arithmetic (hosts without WebAssembly SIMD, or big-endian ones). */
 class PlainZ32Sum implements Z32Sum {
   readonly #sum: Uint32Array;
+  #taken = false;
 
   constructor(length: number) {
     this.#sum = new Uint32Array(length);
   }
 
   addBytes(bytes: Uint8Array): void {
+    if (this.#taken) throw new Error('running sum already taken');
     addMaskInto(this.#sum, bytesToU32Vector('vector', bytes, this.#sum.length), 1);
   }
 
   take(): Uint32Array {
+    this.#taken = true;
     return this.#sum;
   }
 }

@@ -64,7 +64,7 @@ describe('WebAssembly SIMD adder', () => {
 });
 
 describe('Z_2^32 running sum of little-endian vectors (the masked inputs, summed on arrival)', () => {
-  it('equals word-by-word addition mod 2^32 for lengths around the 16-byte lane, and is zeroed when taken', () => {
+  it('equals word-by-word addition mod 2^32 for lengths around the 16-byte lane, and refuses to add once taken', () => {
     const random = seededRandom('z32-sum');
     for (const length of [0, 1, 3, 4, 5, 1001]) {
       const vectors = Array.from({ length: 7 }, () => random(new Uint8Array(4 * length)));
@@ -77,7 +77,10 @@ describe('Z_2^32 running sum of little-endian vectors (the masked inputs, summed
         const sum = createZ32Sum(length, simd);
         for (const bytes of vectors) sum.addBytes(bytes);
         expect(() => sum.addBytes(new Uint8Array(4 * length + 4))).toThrow(/vector/);
-        expect(Array.from(sum.take()), `length ${length}, simd ${simd}`).toEqual(Array.from(expected));
+        const taken = sum.take();
+        expect(Array.from(taken), `length ${length}, simd ${simd}`).toEqual(Array.from(expected));
+        expect(() => sum.addBytes(vectors[0]!)).toThrow('running sum already taken');
+        expect(Array.from(taken), `length ${length}, simd ${simd}, after a refused add`).toEqual(Array.from(expected));
       }
     }
   });
