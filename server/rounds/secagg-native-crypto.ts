@@ -51,36 +51,41 @@ function agreeAll(tools: AgreementTools, secret: Uint8Array, publicKeys: Uint8Ar
   const out = new Uint8Array(32 * count);
   const privateKey = tools.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d, x: '' }, format: 'jwk' });
   const publicKey = new Uint8Array(Buffer.from(tools.createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url'));
-  for (let j = 0; j < count; j++) {
-    const x = Buffer.from(publicKeys.buffer, publicKeys.byteOffset + 32 * j, 32).toString('base64url');
-    let peer = tools.publicKeyObjects.get(x);
-    if (peer === undefined) {
-      peer = tools.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
-      if (tools.publicKeyObjects.size >= 65536) tools.publicKeyObjects.clear();
-      tools.publicKeyObjects.set(x, peer);
+  try {
+    for (let j = 0; j < count; j++) {
+      const x = Buffer.from(publicKeys.buffer, publicKeys.byteOffset + 32 * j, 32).toString('base64url');
+      let peer = tools.publicKeyObjects.get(x);
+      if (peer === undefined) {
+        peer = tools.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
+        if (tools.publicKeyObjects.size >= 65536) tools.publicKeyObjects.clear();
+        tools.publicKeyObjects.set(x, peer);
+      }
+      let shared: Uint8Array;
+      try {
+        shared = tools.diffieHellman({ privateKey, publicKey: peer });
+      } catch {
+        shared = new Uint8Array(32);
+      }
+      let bits = 0;
+      for (let i = 0; i < 32; i++) bits |= shared[i]!;
+      if (bits === 0) {
+        out.fill(0);
+        return null;
+      }
+      if (infos === undefined) {
+        out.set(shared, 32 * j);
+      } else {
+        const prk = tools.createHmac('sha512', salt).update(shared).digest();
+        const okm = tools.createHmac('sha512', prk).update(infos[j]!).update(Uint8Array.of(1)).digest();
+        prk.fill(0);
+        out.set(okm.subarray(0, 32), 32 * j);
+        okm.fill(0);
+      }
+      shared.fill(0);
     }
-    let shared: Uint8Array;
-    try {
-      shared = tools.diffieHellman({ privateKey, publicKey: peer });
-    } catch {
-      shared = new Uint8Array(32);
-    }
-    let bits = 0;
-    for (let i = 0; i < 32; i++) bits |= shared[i]!;
-    if (bits === 0) {
-      out.fill(0);
-      return null;
-    }
-    if (infos === undefined) {
-      out.set(shared, 32 * j);
-    } else {
-      const prk = tools.createHmac('sha512', salt).update(shared).digest();
-      const okm = tools.createHmac('sha512', prk).update(infos[j]!).update(Uint8Array.of(1)).digest();
-      prk.fill(0);
-      out.set(okm.subarray(0, 32), 32 * j);
-      okm.fill(0);
-    }
-    shared.fill(0);
+  } catch (err) {
+    out.fill(0); // seeds made before the throw
+    throw err;
   }
   return { publicKey, out };
 }
@@ -97,7 +102,7 @@ ${agreeAll.toString()}
 parentPort.on('message', (m) => {
   const secret = new Uint8Array(m.secretKey);
   try {
-    const answer = agreeAll(tools, secret, new Uint8Array(m.publicKeys), m.infos, m.salt);
+    const answer = ${agreeAll.name}(tools, secret, new Uint8Array(m.publicKeys), m.infos, m.salt);
     if (answer === null) parentPort.postMessage({ id: m.id, error: 'BAD_KEY' });
     else parentPort.postMessage({ id: m.id, publicKey: answer.publicKey.buffer, out: answer.out.buffer }, [answer.publicKey.buffer, answer.out.buffer]);
   } catch (err) {

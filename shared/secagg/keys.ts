@@ -257,7 +257,8 @@ export interface MaskKeySeeds {
  * client, its rebuilt s^SK checked against the advertised s^PK, and one X25519 agreement and one KDF
  * call per surviving neighbour). The isomorphic default below; a platform may inject a native one
  * (the coordinator's is server/rounds/secagg-native-crypto.ts) that must give the same bytes and the
- * same refusals. Results may come back synchronously, which spares the caller an await.
+ * same refusals. Results may come back synchronously, which spares the caller an await, and so may
+ * a refusal (thrown rather than rejected): callers handle both.
  */
 export interface MaskKeyCrypto {
   /**

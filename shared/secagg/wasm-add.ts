@@ -126,6 +126,7 @@ class WasmZ32Sum implements Z32Sum {
    * A view of the sum where it lies, not a copy: copying it out cost 10-13 ms at P = 10^6 here (page
    * faults on the fresh copy; 0.15 ms at 10^4), inside the unmask. The scratch behind it, which holds
    * the last vector added, is zeroed; nothing grows the memory again, which would detach the view.
+   * The view keeps the whole memory (about 8P bytes) alive for as long as the sum lives.
    */
   take(): Uint32Array {
     this.#taken = true;
