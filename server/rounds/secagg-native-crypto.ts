@@ -168,15 +168,30 @@ class X25519Worker {
       else if (answer.error !== undefined || answer.publicKey === undefined || answer.out === undefined) pending.reject(new Error(`X25519 worker: ${answer.error ?? 'empty answer'}`));
       else pending.resolve({ publicKey: new Uint8Array(answer.publicKey), out: new Uint8Array(answer.out) });
     });
-    const fail = (err: unknown) => {
-      if (this.#worker === worker) this.#worker = undefined;
-      for (const pending of this.#pending.values()) pending.reject(err instanceof Error ? err : new Error(`X25519 worker exited: ${String(err)}`));
-      this.#pending.clear();
-    };
-    worker.on('error', fail);
-    worker.on('exit', fail);
+    worker.on('error', (err) => this.#retire(worker, err));
+    worker.on('exit', (code) => this.#retire(worker, new Error(`X25519 worker exited with code ${code}`)));
     this.#worker = worker;
     return worker;
+  }
+
+  /** Stops the worker (its pending requests fail); a later request starts a new one. */
+  async terminate(): Promise<void> {
+    const worker = this.#worker;
+    if (worker === undefined) return;
+    this.#retire(worker, new Error('X25519 worker terminated'));
+    await worker.terminate();
+  }
+
+  /**
+   * Fails what waits on `worker` once, when it errs, exits or is terminated, and lets the next
+   * request start a new one. Later events of a worker already retired (an exit after its error) leave
+   * the requests of its successor alone.
+   */
+  #retire(worker: Worker, err: unknown): void {
+    if (this.#worker !== worker) return;
+    this.#worker = undefined;
+    for (const pending of this.#pending.values()) pending.reject(err instanceof Error ? err : new Error(`X25519 worker failed: ${String(err)}`));
+    this.#pending.clear();
   }
 }
 
@@ -200,6 +215,10 @@ class X25519Pool {
     const idlest = this.#workers.reduce((best, worker) => (worker.pending < best.pending ? worker : best));
     return idlest.request(secretKey, publicKeys, infos);
   }
+
+  async terminate(): Promise<void> {
+    await Promise.all(this.#workers.map((worker) => worker.terminate()));
+  }
 }
 
 const x25519Pool = new X25519Pool(Math.max(1, Math.min(4, availableParallelism())));
@@ -207,6 +226,11 @@ const x25519Pool = new X25519Pool(Math.max(1, Math.min(4, availableParallelism()
 /** Starts the X25519 / HKDF workers ahead of an unmask (the coordinator does when a SecAgg+ round begins). */
 export function startX25519Workers(): Promise<void> {
   return x25519Pool.start();
+}
+
+/** Stops the X25519 / HKDF workers: requests in flight fail (an unmask waiting on them aborts); later ones start new workers. */
+export function terminateX25519Workers(): Promise<void> {
+  return x25519Pool.terminate();
 }
 
 function checkKeys(secretKey: Uint8Array, publicKeys: readonly Uint8Array[]): void {

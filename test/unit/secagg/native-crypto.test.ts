@@ -5,7 +5,7 @@
  */
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { INLINE_AGREEMENTS, nativeMaskKeyCrypto, nodeMaskKeyCrypto, nodeX25519 } from '../../../server/rounds/secagg-native-crypto.ts';
+import { INLINE_AGREEMENTS, nativeMaskKeyCrypto, nodeMaskKeyCrypto, nodeX25519, terminateX25519Workers } from '../../../server/rounds/secagg-native-crypto.ts';
 import { ProtocolError } from '../../../shared/secagg/errors.ts';
 import { agree, agreeMany, derivePairwiseSeed, isomorphicMaskKeyCrypto } from '../../../shared/secagg/keys.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
@@ -143,6 +143,24 @@ describe('requests by size', () => {
     expect((inline as Awaited<typeof pooled>).seeds.map(hex)).toEqual(reference(small));
     expect((await pooled).seeds.map(hex)).toEqual(reference(large));
     expect(hex(secretKey)).toBe(before);
+  });
+});
+
+describe('X25519 workers that stop', () => {
+  it('fail the requests they hold with a clear error, leave later requests to new workers, and an exit after the stop fails nothing new', async () => {
+    const random = seededRandom('native-stop');
+    const secretKey = random(new Uint8Array(32));
+    const publicKeys = Array.from({ length: INLINE_AGREEMENTS + 1 }, () => nacl.scalarMult.base(random(new Uint8Array(32))));
+    const reference = publicKeys.map((key) => hex(nacl.scalarMult(secretKey, key)));
+    await nodeX25519(secretKey, publicKeys, 0); // the workers are running
+    const held = nodeX25519(secretKey, publicKeys, 0).then(() => 'answered', (err: unknown) => (err as Error).message);
+    const stopping = terminateX25519Workers();
+    // Sent while the old workers are still exiting: their exit events must not fail it.
+    const next = nodeX25519(secretKey, publicKeys, 0);
+    await stopping;
+    expect(await held).toBe('X25519 worker terminated');
+    expect((await next).shared.map(hex)).toEqual(reference);
+    expect((await nodeX25519(secretKey, publicKeys, 0)).shared.map(hex)).toEqual(reference);
   });
 });
 
