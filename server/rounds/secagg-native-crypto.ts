@@ -13,7 +13,7 @@
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { expectBytes, wipe } from '../../shared/secagg/bytes.ts';
+import { concatBytes, expectBytes, wipe } from '../../shared/secagg/bytes.ts';
 import { ProtocolError } from '../../shared/secagg/errors.ts';
 import { SECAGG_KDF_SALT } from '../../shared/secagg/kdf.ts';
 import { pairwiseInfo, PUBLIC_KEY_BYTES, type MaskKeyCrypto, type MaskKeySeeds } from '../../shared/secagg/keys.ts';
@@ -140,8 +140,7 @@ class X25519Worker {
     const worker = this.#start();
     const id = this.#nextId++;
     const secret = secretKey.slice();
-    const keys = new Uint8Array(PUBLIC_KEY_BYTES * publicKeys.length);
-    publicKeys.forEach((key, j) => keys.set(key, PUBLIC_KEY_BYTES * j));
+    const keys = concatBytes(...publicKeys) as Uint8Array<ArrayBuffer>; // a fresh array over its own buffer
     const answer = new Promise<{ publicKey: Uint8Array; out: Uint8Array }>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
     if (this.#pending.size === 1) worker.ref();
     try {
@@ -255,9 +254,7 @@ type Agreed = { publicKey: Uint8Array; out: Uint8Array };
 /** agreeAll on this thread for at most `inlineAgreements` public keys, else on the least busy worker. */
 function agreeNative(secretKey: Uint8Array, publicKeys: readonly Uint8Array[], infos: readonly Uint8Array[] | undefined, inlineAgreements: number): Agreed | Promise<Agreed> {
   if (publicKeys.length > inlineAgreements) return x25519Pool.request(secretKey, publicKeys, infos);
-  const keys = new Uint8Array(PUBLIC_KEY_BYTES * publicKeys.length);
-  publicKeys.forEach((key, j) => keys.set(key, PUBLIC_KEY_BYTES * j));
-  const answer = agreeAll(MAIN_THREAD_TOOLS, secretKey.slice(), keys, infos, SECAGG_KDF_SALT);
+  const answer = agreeAll(MAIN_THREAD_TOOLS, secretKey.slice(), concatBytes(...publicKeys), infos, SECAGG_KDF_SALT);
   if (answer === null) throw lowOrder();
   return answer;
 }
