@@ -23,8 +23,8 @@ import { createCipheriv } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { LITTLE_ENDIAN_HOST, wipe } from '../../shared/secagg/bytes.ts';
-import { instantiateWasmAdder, wasmAdderBytes, type WasmAdder } from '../../shared/secagg/wasm-add.ts';
-import { addMaskInto, checkMaskJob, type MaskJob, type MaskSink, type MaskSinkFactory, type PrgName } from '../../shared/secagg/prg.ts';
+import { addIntoSum, instantiateWasmAdder, wasmAdderBytes, type WasmAdder } from '../../shared/secagg/wasm-add.ts';
+import { checkMaskJob, type MaskJob, type MaskSink, type MaskSinkFactory, type PrgName } from '../../shared/secagg/prg.ts';
 
 /** Keystream words per `cipher.update` (128 KiB): added while still in cache. The raw-PRG benchmark makes its keystream in the same chunks. */
 export const NATIVE_CHUNK_WORDS = 2 ** 15;
@@ -355,7 +355,7 @@ class NativeMaskSink implements MaskSink {
       const sums = await Promise.allSettled([...this.#used].map(([w, generation]) => this.#pool.end(w, this.#id, generation)));
       for (const result of sums) {
         if (result.status !== 'fulfilled' || result.value === null) continue;
-        addMaskInto(this.#target, result.value, 1);
+        addIntoSum(this.#target, result.value);
         result.value.fill(0);
       }
       const failed = sums.find((result) => result.status === 'rejected');
@@ -407,7 +407,7 @@ class InlineMaskSink implements MaskSink {
     if (!this.#drained) {
       this.#drained = true;
       const memory = new Uint8Array(this.#sum.memory.buffer, 0, this.#sum.chunkAt + 4 * NATIVE_CHUNK_WORDS);
-      addMaskInto(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length), 1);
+      addIntoSum(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length));
       memory.fill(0);
       if (IDLE_MAIN_THREAD_ADDERS.length < 2) IDLE_MAIN_THREAD_ADDERS.push(this.#sum);
     }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
 import { INLINE_MASK_BYTES, maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
 import { aesCtrPrg, applyMasks, type MaskJob, type MaskSinkFactory } from '../../../shared/secagg/prg.ts';
-import { createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
+import { addIntoSum, createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
 
 function jobsFor(label: string, count: number): MaskJob[] {
@@ -84,6 +84,29 @@ describe('Z_2^32 running sum of little-endian vectors (the masked inputs, summed
       }
     }
   });
+
+  it('adds words into a taken sum in place (SIMD through its scratch, which is zeroed again), or by the plain loop into any other vector', () => {
+    const random = seededRandom('add-into-sum');
+    for (const length of [0, 1, 3, 4, 5, 1001]) {
+      const start = random(new Uint8Array(4 * length));
+      const words = Array.from({ length: 3 }, () => new Uint32Array(random(new Uint8Array(4 * length)).buffer));
+      const expected = new Uint32Array(start.buffer.slice(0));
+      for (const w of words) for (let i = 0; i < length; i++) expected[i] = (expected[i]! + w[i]!) >>> 0;
+      for (const simd of [true, false]) {
+        const sum = createZ32Sum(length, simd);
+        sum.addBytes(start);
+        const taken = sum.take();
+        for (const w of words) addIntoSum(taken, w);
+        expect(Array.from(taken), `length ${length}, simd ${simd}`).toEqual(Array.from(expected));
+        // Nothing of the added words stays in the sum's memory beyond the sum itself.
+        expect(new Uint8Array(taken.buffer, taken.byteOffset + taken.byteLength).every((byte) => byte === 0), `length ${length}, simd ${simd}`).toBe(true);
+        expect(() => addIntoSum(taken, new Uint32Array(length + 1))).toThrow(/words|mask/);
+      }
+      const plain = new Uint32Array(start.buffer.slice(0));
+      for (const w of words) addIntoSum(plain, w);
+      expect(Array.from(plain)).toEqual(Array.from(expected));
+    }
+  });
 });
 
 describe('native AES-CTR mask sink (coordinator)', () => {
@@ -97,6 +120,12 @@ describe('native AES-CTR mask sink (coordinator)', () => {
         const got = start.slice();
         await native(got, copy(jobs), 3, expectedJobs);
         expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer)), `length ${length}, expectedJobs ${expectedJobs}`).toBe(true);
+        // Into a running sum taken in place, as the server's unmask does (the final adds go through its scratch).
+        const running = createZ32Sum(length);
+        running.addBytes(new Uint8Array(start.buffer));
+        const taken = running.take();
+        await native(taken, copy(jobs), 3, expectedJobs);
+        expect(Buffer.from(taken.buffer, 0, 4 * length).equals(Buffer.from(expected.buffer)), `taken sum, length ${length}, expectedJobs ${expectedJobs}`).toBe(true);
       }
     }
   });
