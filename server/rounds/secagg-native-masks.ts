@@ -13,7 +13,7 @@
  * the adder's chunk copy after each batch of jobs, and partial sums when drained. Only AES-CTR on a little-endian host with WebAssembly SIMD is handled here; anything
  * else gets the isomorphic applier (the factory returns undefined).
  *
- * Unmasks of at most INLINE_MASK_BYTES of keystream run on the main thread instead (a worker's wake-up
+ * Unmasks of at most `inlineMaskBytes` of keystream run on the main thread instead (a worker's wake-up
  * costs more than their AES). The coordinator starts the workers when a round is created and has each
  * warm its memory (`MaskWorkerPool.start`); they recycle their keystream buffers as they go (a minor GC
  * every RECYCLE_BYTES), because on a fresh page every 40 KB keystream cost about ten page faults, several
@@ -415,8 +415,17 @@ class InlineMaskSink implements MaskSink {
   }
 }
 
-/** Keystream bytes of one unmask at most for it to run on the main thread (about 1.5 ms of AES-CTR here). */
-export const INLINE_MASK_BYTES = 4 * 2 ** 20;
+/**
+ * Keystream bytes of one unmask at most for it to run on the main thread, with `workers` mask workers
+ * to hand it to otherwise: 8 MiB over the workers. Two workers (the 2-vCPU dev machine) keep 4 MiB
+ * inline, about 1.5 ms of AES-CTR there; four (a coordinator with four cores or more) 2 MiB. Measured
+ * at 4 MB of keystream (n = 100, P = 10^4, no drops; unmask over raw PRG, replay medians): on 2 vCPUs
+ * 0.48-0.60 inline against 0.34 on the workers; on a 16-core Xeon with four workers 0.37-0.39 inline
+ * against 0.60-0.68 (docs/secagg.md, "Measured on 16 cores").
+ */
+export function inlineMaskBytes(workers: number): number {
+  return Math.floor(2 ** 23 / Math.max(1, workers));
+}
 
 const ADDER_BYTES = wasmAdderBytes();
 const SIMD = WebAssembly.validate(ADDER_BYTES);
@@ -424,7 +433,7 @@ const SIMD = WebAssembly.validate(ADDER_BYTES);
  * A mask sink factory over `pool`: OpenSSL AES-CTR on its workers, or on the calling thread when the
  * unmask's expected keystream is at most `inlineBytes`; undefined (isomorphic) for anything else.
  */
-export function maskSinkOn(pool: MaskWorkerPool, inlineBytes = INLINE_MASK_BYTES): MaskSinkFactory {
+export function maskSinkOn(pool: MaskWorkerPool, inlineBytes = inlineMaskBytes(pool.size)): MaskSinkFactory {
   return (prg: PrgName, target: Uint32Array, expectedJobs?: number) => {
     if (prg !== 'aes-ctr' || !LITTLE_ENDIAN_HOST || !SIMD) return undefined;
     if (expectedJobs !== undefined && expectedJobs * 4 * target.length <= inlineBytes) {

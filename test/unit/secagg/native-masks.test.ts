@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { nodeMaskKeyCrypto } from '../../../server/rounds/secagg-native-crypto.ts';
-import { INLINE_MASK_BYTES, maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
+import { inlineMaskBytes, maskSinkOn, MaskWorkerPool, nodeMaskSink } from '../../../server/rounds/secagg-native-masks.ts';
 import { aesCtrPrg, applyMasks, type MaskJob, type MaskSinkFactory } from '../../../shared/secagg/prg.ts';
 import { addIntoSum, createZ32Sum, instantiateWasmAdder } from '../../../shared/secagg/wasm-add.ts';
 import { expectExactSum, seededRandom } from './helpers.ts';
@@ -34,7 +34,7 @@ async function sinkSum(sinkOn: MaskSinkFactory, jobs: readonly MaskJob[], length
   return got;
 }
 
-/** Through the workers (no hint), or on the calling thread (`expectedJobs` small enough: INLINE_MASK_BYTES). */
+/** Through the workers (no hint), or on the calling thread (`expectedJobs` small enough: inlineMaskBytes). */
 async function native(target: Uint32Array, jobs: readonly MaskJob[], pushes = 1, expectedJobs?: number): Promise<void> {
   const sink = nodeMaskSink('aes-ctr', target, expectedJobs);
   if (sink === undefined) throw new Error('no native mask sink on this host');
@@ -130,14 +130,16 @@ describe('native AES-CTR mask sink (coordinator)', () => {
     }
   });
 
-  it('runs unmasks of at most INLINE_MASK_BYTES of keystream on the calling thread, larger ones on the workers', async () => {
+  it('runs unmasks of at most inlineMaskBytes (8 MiB over the workers) of keystream on the calling thread, larger ones on the workers', async () => {
     const pool = new MaskWorkerPool(1);
     try {
       const sinkOn = maskSinkOn(pool, 4000 * 10);
       const kind = (expectedJobs?: number) => sinkOn('aes-ctr', new Uint32Array(1000), expectedJobs)?.constructor.name;
       expect([kind(10), kind(11), kind(undefined)]).toEqual(['InlineMaskSink', 'NativeMaskSink', 'NativeMaskSink']);
-      expect(maskSinkOn(pool)('aes-ctr', new Uint32Array(2 ** 16), INLINE_MASK_BYTES / 2 ** 18)?.constructor.name).toBe('InlineMaskSink');
-      expect(maskSinkOn(pool)('aes-ctr', new Uint32Array(2 ** 16), INLINE_MASK_BYTES / 2 ** 18 + 1)?.constructor.name).toBe('NativeMaskSink');
+      expect([1, 2, 3, 4].map(inlineMaskBytes)).toEqual([8 * 2 ** 20, 4 * 2 ** 20, Math.floor(8 * 2 ** 20 / 3), 2 * 2 ** 20]);
+      // By default the limit follows the pool's size: 4 MiB of keystream (2^16 words x 16 masks) stays inline with two workers, not with four.
+      const byDefault = (size: number, masks: number) => maskSinkOn(new MaskWorkerPool(size))('aes-ctr', new Uint32Array(2 ** 16), masks)?.constructor.name;
+      expect([byDefault(2, 16), byDefault(2, 17), byDefault(4, 8), byDefault(4, 9)]).toEqual(['InlineMaskSink', 'NativeMaskSink', 'InlineMaskSink', 'NativeMaskSink']);
       // An inline sink adds as pushed, wipes each seed at once, and refuses pushes after its drain.
       const jobs = jobsFor('native-sink-inline', 4);
       const expected = await referenceSum(jobs, 1000);
