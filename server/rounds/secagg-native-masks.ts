@@ -421,7 +421,8 @@ class InlineMaskSink implements MaskSink {
  * inline, about 1.5 ms of AES-CTR there; four (a coordinator with four cores or more) 2 MiB. Measured
  * at 4 MB of keystream (n = 100, P = 10^4, no drops; unmask over raw PRG, replay medians): on 2 vCPUs
  * 0.48-0.60 inline against 0.34 on the workers; on a 16-core Xeon with four workers 0.37-0.39 inline
- * against 0.60-0.68 (docs/secagg.md, "Measured on 16 cores").
+ * against 0.60-0.68 (docs/secagg.md, "Sixteen cores, partial sums added in place, the inline limit per
+ * pool").
  */
 export function inlineMaskBytes(workers: number): number {
   return Math.floor(2 ** 23 / Math.max(1, workers));
