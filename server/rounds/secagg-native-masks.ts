@@ -353,10 +353,11 @@ class NativeMaskSink implements MaskSink {
   async #collect(): Promise<void> {
     try {
       const sums = await Promise.allSettled([...this.#used].map(([w, generation]) => this.#pool.end(w, this.#id, generation)));
-      for (const result of sums) {
-        if (result.status !== 'fulfilled' || result.value === null) continue;
-        addIntoSum(this.#target, result.value);
-        result.value.fill(0);
+      const parts = sums.flatMap((result) => (result.status === 'fulfilled' && result.value !== null ? [result.value] : []));
+      try {
+        for (const part of parts) addIntoSum(this.#target, part);
+      } finally {
+        for (const part of parts) part.fill(0);
       }
       const failed = sums.find((result) => result.status === 'rejected');
       if (failed !== undefined) throw failed.reason;
@@ -407,8 +408,11 @@ class InlineMaskSink implements MaskSink {
     if (!this.#drained) {
       this.#drained = true;
       const memory = new Uint8Array(this.#sum.memory.buffer, 0, this.#sum.chunkAt + 4 * NATIVE_CHUNK_WORDS);
-      addIntoSum(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length));
-      memory.fill(0);
+      try {
+        addIntoSum(this.#target, new Uint32Array(memory.buffer, 0, this.#target.length));
+      } finally {
+        memory.fill(0);
+      }
       if (IDLE_MAIN_THREAD_ADDERS.length < 2) IDLE_MAIN_THREAD_ADDERS.push(this.#sum);
     }
     return Promise.resolve();
@@ -421,8 +425,10 @@ class InlineMaskSink implements MaskSink {
  * inline, about 1.5 ms of AES-CTR there; four (a coordinator with four cores or more) 2 MiB. Measured
  * at 4 MB of keystream (n = 100, P = 10^4, no drops; unmask over raw PRG, replay medians): on 2 vCPUs
  * 0.48-0.60 inline against 0.34 on the workers; on a 16-core Xeon with four workers 0.37-0.39 inline
- * against 0.60-0.68 (docs/secagg.md, "Sixteen cores, partial sums added in place, the inline limit per
- * pool").
+ * against 0.60-0.68, and at 0.4 MB inline still ahead (0.11-0.12 against 0.08-0.09). The curve between
+ * is interpolated, not measured: neither 2 MB nor a 4-core host (where the workers share the cores
+ * with the main thread) nor one worker (8 MiB inline) was tried (docs/secagg.md, "Sixteen cores,
+ * partial sums added in place, the inline limit per pool").
  */
 export function inlineMaskBytes(workers: number): number {
   return Math.floor(2 ** 23 / Math.max(1, workers));

@@ -152,9 +152,12 @@ export function addIntoSum(target: Uint32Array, words: Uint32Array): void {
   if (taken === undefined) return addMaskInto(target, words, 1);
   if (words.length !== target.length) throw new RangeError(`"words" expected ${target.length} words, got ${words.length}`);
   const scratch = new Uint8Array(taken.adder.memory.buffer, taken.scratchAt, taken.scratchAt);
-  scratch.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
-  taken.adder.add(0, taken.scratchAt, taken.scratchAt);
-  scratch.fill(0);
+  try {
+    scratch.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
+    taken.adder.add(0, taken.scratchAt, taken.scratchAt);
+  } finally {
+    scratch.fill(0);
+  }
 }
 
 /** The same in plain typed-array arithmetic (hosts without WebAssembly SIMD, or big-endian ones). */
