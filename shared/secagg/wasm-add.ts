@@ -3,9 +3,10 @@
  * the masks need: Bonawitz et al. 2017, Sec. 3.2). A plain typed-array loop adds about 1.3 GB/s here,
  * slower than OpenSSL makes AES-CTR keystream (about 2.5 GB/s), so removing masks was bound by the
  * additions; the SIMD loop adds over 20 GB/s (docs/secagg.md, "Masks"). The coordinator's mask
- * workers use it, and so does the server's sum of masked inputs as they arrive (`createZ32Sum`). The module is 185
- * bytes, assembled below (no toolchain, nothing fetched); it runs in Node and Chromium (WebAssembly
- * SIMD, Node >= 16.4, Chrome >= 91).
+ * workers use it, so does the server's sum of masked inputs as they arrive (`createZ32Sum`), and so
+ * do the unmask's final adds into that sum (`addIntoSum`). The module is 185 bytes, assembled below
+ * (no toolchain, nothing fetched); it runs in Node and Chromium (WebAssembly SIMD, Node >= 16.4,
+ * Chrome >= 91).
  *
  * Exports: `memory` (one page, grown by the caller), `add(sum, mask, bytes)` and `sub(sum, mask,
  * bytes)`: sum[i] = sum[i] +/- mask[i] for 4-byte lanes over `bytes` bytes (a multiple of 16) from
