@@ -62,25 +62,26 @@ interface CellResult {
 }
 
 const maskRateCache = new Map<number, number>();
+const MASK_PROBE_SEEDS = 32;
 
 /**
- * The rate at which a simulated client masks, MB/s at P words: `applyMasks` over 8 seeds at its
- * default depth, adds included, as SecAggClient does, for at least 0.3 s. (The estimate used to
- * count each mask twice, an expansion and then an add, at the rate of one expansion at a time; the
- * client overlaps them. It put the n = 1,000, P = 10^6 cells at 2,633 and 2,758 s; they took 523
- * and 453 s.)
+ * The rate at which a simulated client masks, MB/s at P words: `applyMasks` over 32 seeds at its
+ * default depth, adds included, as SecAggClient does (k + 1 >= 10 masks), for at least 0.3 s. (The
+ * estimate used to count each mask twice, an expansion and then an add, at the rate of one expansion
+ * at a time; the client overlaps them. It put the n = 1,000, P = 10^6 cells at 2,633 and 2,758 s;
+ * they took 523 and 453 s. Over 8 seeds the probe read 1.4-1.7x slower at P <= 10^5 than over 32.)
  */
 async function clientMaskMBps(P: number): Promise<number> {
   const cached = maskRateCache.get(P);
   if (cached !== undefined) return cached;
   const target = new Uint32Array(P);
-  const jobs = () => Array.from({ length: 8 }, () => ({ seed: cryptoRandomSource(new Uint8Array(32)), sign: 1 as const }));
+  const jobs = () => Array.from({ length: MASK_PROBE_SEEDS }, () => ({ seed: cryptoRandomSource(new Uint8Array(32)), sign: 1 as const }));
   await applyMasks(aesCtrPrg, target, jobs());
   let bytes = 0;
   const start = performance.now();
   while (performance.now() - start < 300) {
     await applyMasks(aesCtrPrg, target, jobs());
-    bytes += 8 * 4 * P;
+    bytes += MASK_PROBE_SEEDS * 4 * P;
   }
   const mbps = bytes / 1e6 / ((performance.now() - start) / 1000);
   maskRateCache.set(P, mbps);
@@ -93,14 +94,22 @@ function expansionsOf(server: SecAggServerSession, dropped: ReadonlySet<number>)
 }
 
 /**
- * Rough cost model to keep the run within budget: per client a fixed part, ~0.7 ms per neighbour
- * (agreements, shares, ciphertexts; 0.51 s per client at k = 776 here) and k + 1 masks at the
- * clients' rate; the server's masks at the same rate (its native workers are faster).
+ * Rough cost model to keep the run within budget: per client a fixed part and ~0.7 ms per neighbour
+ * (agreements, shares, ciphertexts; 0.51 s per client at k = 776 here), per surviving client k + 1
+ * masks at the clients' rate; the server's masks (`serverMasks`) at the same rate (its native
+ * workers are faster). (Until session 8 it had every client mask, dropped ones too, and the server
+ * undo every neighbour of a dropped client, surviving or not: n = 1,000, P = 10^6, 30% was estimated
+ * at 7,034 s and took 2,565.)
  */
 function estimateSeconds(n: number, k: number, P: number, dropout: number, maskMBps: number): number {
-  const perClient = 2.5e-3 + k * 0.7e-3 + ((k + 1) * 4 * P) / (maskMBps * 1e6);
-  const server = ((n + dropout * n * k) * 4 * P) / (maskMBps * 1e6) + n * 1e-3;
-  return n * perClient + server;
+  const fixed = n * (2.5e-3 + k * 0.7e-3);
+  const clientMasks = (1 - dropout) * n * (k + 1);
+  return fixed + ((clientMasks + serverMasks(n, k, dropout)) * 4 * P) / (maskMBps * 1e6) + n * 1e-3;
+}
+
+/** Masks the server removes, expected: one per survivor, one per surviving neighbour of each dropped client. */
+function serverMasks(n: number, k: number, dropout: number): number {
+  return (1 - dropout) * n + dropout * n * k * (1 - dropout);
 }
 
 /** Masked inputs kept per cell for replays at most (n * 4P bytes): above it (n = 1,000 at P = 10^6) the cell is not replayed. */
@@ -108,7 +117,7 @@ const REPLAY_MAX_BYTES = 2 ** 30;
 
 /** One replay: the server's four stages again (signatures, ciphertext checks, sums, share decoding ~3 ms per client), the unmask, and two raw PRG probes of 2 x 0.3 s. */
 function replaySeconds(n: number, k: number, P: number, dropout: number, maskMBps: number): number {
-  return n * 3e-3 + ((n + dropout * n * k) * 4 * P) / (maskMBps * 1e6) + 1.2;
+  return n * 3e-3 + (serverMasks(n, k, dropout) * 4 * P) / (maskMBps * 1e6) + 1.2;
 }
 
 function parameters(n: number, dropout: number): { k: number; t: number } {
