@@ -118,9 +118,7 @@ class WasmZ32Sum implements Z32Sum {
   addBytes(bytes: Uint8Array): void {
     if (this.#taken) throw new Error('running sum already taken');
     expectBytes('vector', bytes, 4 * this.#length);
-    new Uint8Array(this.#adder.memory.buffer).set(bytes, this.#scratchAt);
-    // Lanes past the last word add the scratch's zero padding into the sum's padding, never read.
-    this.#adder.add(0, this.#scratchAt, this.#scratchAt);
+    addThroughScratch(this.#adder, this.#scratchAt, bytes);
   }
 
   /**
@@ -152,13 +150,21 @@ export function addIntoSum(target: Uint32Array, words: Uint32Array): void {
   const taken = TAKEN_SUMS.get(target);
   if (taken === undefined) return addMaskInto(target, words, 1);
   if (words.length !== target.length) throw new RangeError(`"words" expected ${target.length} words, got ${words.length}`);
-  const scratch = new Uint8Array(taken.adder.memory.buffer, taken.scratchAt, taken.scratchAt);
   try {
-    scratch.set(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
-    taken.adder.add(0, taken.scratchAt, taken.scratchAt);
+    addThroughScratch(taken.adder, taken.scratchAt, new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
   } finally {
-    scratch.fill(0);
+    new Uint8Array(taken.adder.memory.buffer, taken.scratchAt, taken.scratchAt).fill(0);
   }
+}
+
+/**
+ * The sum at byte 0 of `adder`'s memory += `bytes`, copied into the scratch at `scratchAt` (the sum's
+ * padded length) and added lane by lane. Lanes past the last word add the scratch's zero padding into
+ * the sum's padding, never read.
+ */
+function addThroughScratch(adder: WasmAdder, scratchAt: number, bytes: Uint8Array): void {
+  new Uint8Array(adder.memory.buffer).set(bytes, scratchAt);
+  adder.add(0, scratchAt, scratchAt);
 }
 
 /** The same in plain typed-array arithmetic (hosts without WebAssembly SIMD, or big-endian ones). */
