@@ -123,6 +123,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const { rounds, spec } = parseLaunchRequest(req.body);
     const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
+    if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (start it with a data directory)');
     const create = () => options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
     const created = options.ledger ? await launchWithinBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters, create) : await create();
     options.runner().notifyLaunched();

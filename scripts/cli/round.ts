@@ -38,6 +38,7 @@ interface LaunchOptions {
   secaggDropout?: string;
   secaggCorrupt?: string;
   secaggStageMs?: string;
+  epsilonCap?: string;
   token?: string;
   dataDir?: string;
   wait?: boolean;
@@ -87,7 +88,8 @@ export function describeRound(r: RoundRecord): string {
   const live = r.live ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
   const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
   const p = r.privacy;
-  const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative == null ? 'unbounded: a model was released without DP' : p.epsilonCumulative.toFixed(3)}) at δ=${p.delta}` : ''}]`;
+  const cap = r.config.epsilonCap === undefined ? '' : `, launch cap ε≤${r.config.epsilonCap}`;
+  const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative == null ? 'unbounded: a model was released without DP' : p.epsilonCumulative.toFixed(3)}) at δ=${p.delta}` : ''}${cap}]`;
   const sa = r.secagg;
   const secagg = sa ? ` [SecAgg+ n=${sa.n} k=${sa.k} t=${sa.t}, ${sa.survivors} survivors${sa.abortedStage ? `, fell short at ${sa.abortedStage}` : ''}]` : '';
   return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}`;
@@ -160,6 +162,7 @@ export function registerRoundCommands(program: Command): void {
     .option('--secagg-dropout <rate>', 'dropout rate SecAgg+ must tolerate', '0.1')
     .option('--secagg-corrupt <rate>', 'fraction of clients that may collude with the coordinator', '0.1')
     .option('--secagg-stage-ms <ms>', 'deadline of each SecAgg+ stage after advertise-keys', '10000')
+    .option('--epsilon-cap <E>', "this launch's budget: refused if the deployment's cumulative epsilon at --delta would pass E, and each round checked again before release")
     .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN; default: from --data-dir)')
     .option('--data-dir <dir>', "read the operator token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--wait', 'wait for the rounds to finish')
@@ -180,6 +183,7 @@ export function registerRoundCommands(program: Command): void {
           deadlines: { checkinMs: parseInteger('checkin-ms', options.checkinMs), trainingMs: parseInteger('training-ms', options.trainingMs) },
           ...(options.minClients === undefined ? {} : { minClients: parseInteger('min-clients', options.minClients) }),
           ...(options.samplingRate === undefined ? {} : { samplingRate: parseNumber('sampling-rate', options.samplingRate) }),
+          ...(options.epsilonCap === undefined ? {} : { epsilonCap: parseNumber('epsilon-cap', options.epsilonCap) }),
           privacy: {
             mode: options.dp as 'distributed' | 'central' | 'local' | 'none',
             ...(options.noiseMultiplier === undefined ? {} : { noiseMultiplier: parseNumber('noise-multiplier', options.noiseMultiplier) }),
@@ -197,7 +201,8 @@ export function registerRoundCommands(program: Command): void {
           const first = rounds[0];
           const p = first?.privacy;
           const mode = !p || p.mode === 'none' ? 'no DP (mode none)' : `${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, delta=${p.delta}`;
-          log(`launched rounds ${rounds.map((r) => r.id).join(', ')}: ${mode}; SecAgg+ ${first?.config.secagg ? 'on' : 'off'}`);
+          const cap = first?.config.epsilonCap === undefined ? '' : `; launch cap epsilon ${first.config.epsilonCap} at delta ${p?.delta}`;
+          log(`launched rounds ${rounds.map((r) => r.id).join(', ')}: ${mode}; SecAgg+ ${first?.config.secagg ? 'on' : 'off'}${cap}`);
         }
         const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id), options.json === true) : rounds;
         emit(options, { rounds: result }, () => result.map(describeRound).join('\n'));

@@ -120,17 +120,18 @@ export class PrivacyLedger {
 
   /**
    * Appends a round's entry. For a release, the caller decodes the sum only after this
-   * resolves; it throws (writing nothing) when the deployment cap would be exceeded.
+   * resolves; it throws (writing nothing) when the deployment cap, or `launchCap` (the cap the
+   * round's launch set, server/ledger/budget.ts), would be exceeded.
    */
-  recordRound(input: RoundSpendInput): Promise<RoundEntry> {
+  recordRound(input: RoundSpendInput, launchCap: BudgetCap | null = null): Promise<RoundEntry> {
     return this.exclusive(async () => {
       const spend = accountSpend(input, this.total);
       const rdp = spendRdp(spend, this.total.orders);
-      const cap = this.cap;
-      if (cap && input.outcome === 'released') {
-        const projected = this.total.epsilon(cap.delta, rdp);
-        if (projected === null || projected.epsilon > cap.epsilon) {
-          throw new BudgetExceededError(cap, projected?.epsilon ?? null, `round ${input.roundId} would bring`);
+      if (input.outcome === 'released') {
+        for (const [cap, kind] of [[this.cap, 'deployment'], [launchCap, 'launch']] as const) {
+          if (!cap) continue;
+          const projected = this.total.epsilon(cap.delta, rdp);
+          if (projected === null || projected.epsilon > cap.epsilon) throw new BudgetExceededError(cap, projected?.epsilon ?? null, `round ${input.roundId} would bring`, kind);
         }
       }
       this.options.crash?.('before-ledger');
@@ -168,14 +169,18 @@ export class PrivacyLedger {
   }
 }
 
-/** A release or launch refused by the deployment budget; `projected` is null when unbounded. */
+/**
+ * A release or launch refused by a budget: the deployment's (`server --epsilon-cap`) or the
+ * launch's own (`round launch --epsilon-cap`); `projected` is null when unbounded.
+ */
 export class BudgetExceededError extends Error {
   constructor(
     readonly cap: BudgetCap,
     readonly projected: number | null,
     what: string,
+    readonly kind: 'deployment' | 'launch' = 'deployment',
   ) {
-    super(`${what} cumulative epsilon to ${projected === null ? 'unbounded (a round without differential privacy)' : projected.toFixed(4)} at delta ${cap.delta}, above the deployment cap of ${cap.epsilon}`);
+    super(`${what} cumulative epsilon to ${projected === null ? 'unbounded (a round without differential privacy)' : projected.toFixed(4)} at delta ${cap.delta}, above the ${kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${cap.epsilon}`);
     this.name = 'BudgetExceededError';
   }
 }

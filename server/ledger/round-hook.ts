@@ -1,9 +1,11 @@
 /**
  * The round runner's view of the ledger: `beforeRelease` enters a round that is about to decode
- * its sum (write-ahead; it throws and nothing is released when the deployment cap would be
- * exceeded), `afterAbort` enters a round that ended without a release (zero spend) or failed
- * after it. The entry is built from the round record as the RoundStore holds it at that point.
+ * its sum (write-ahead; it throws and nothing is released when the deployment cap or the
+ * round's launch cap would be exceeded), `afterAbort` enters a round that ended without a
+ * release (zero spend) or failed after it. The entry is built from the round record as the
+ * RoundStore holds it at that point.
  */
+import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { RoundRecord } from '../../shared/protocol/messages.ts';
@@ -45,6 +47,13 @@ export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted',
   };
 }
 
+/** The cap `round launch --epsilon-cap` set on this round: at the round's own delta; null: none. */
+export function launchCap(record: RoundRecord): BudgetCap | null {
+  const epsilon = record.config.epsilonCap;
+  const delta = record.config.privacy?.delta;
+  return epsilon === undefined || delta === undefined ? null : { epsilon, delta };
+}
+
 export class LedgerRoundHook implements RoundLedger {
   /** Rounds already entered as released by this process (an abort after release adds a zero-spend note). */
   private readonly released = new Set<number>();
@@ -64,7 +73,7 @@ export class LedgerRoundHook implements RoundLedger {
   async beforeRelease(roundId: number): Promise<void> {
     const record = await this.record(roundId);
     try {
-      await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()));
+      await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()), launchCap(record));
     } catch (err) {
       if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
       throw err;

@@ -172,6 +172,13 @@ export const RoundSpecSchema = z
     privacy: PrivacySpecSchema.optional(),
     /** `on`/`off` or an options object; absent: on with distributed DP when the default (k, t) exist for clientsPerRound, else off. */
     secagg: z.union([z.enum(['on', 'off']), SecAggSpecSchema]).nullable().optional(),
+    /**
+     * The launch's own budget: the deployment's cumulative epsilon at `privacy.delta` (every
+     * released round, as the ledger counts them) must stay at most this. Checked at launch against
+     * the projection and again before each release (docs/ledger.md "Budgets"); it can only tighten
+     * the deployment cap.
+     */
+    epsilonCap: z.number().gt(0).finite().optional(),
   })
   .strict();
 
@@ -218,6 +225,7 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   if (p.mode !== 'none' && p.noiseMultiplier === 0) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number > 0 in mode ${p.mode}, got 0`);
   const noiseMultiplier = p.mode === 'none' ? 0 : (p.noiseMultiplier ?? DEFAULT_PRIVACY.noiseMultiplier);
   const privacy: PrivacySpec = { mode: p.mode, clip: p.clip, noiseMultiplier, delta: p.delta, t, population: p.population };
+  if (rest.epsilonCap !== undefined && privacy.mode === 'none') throw new ProtocolError('INVALID_ARGUMENT', `"epsilonCap" needs differential privacy: rounds in privacy mode none have unbounded epsilon`);
   const secagg = resolveSecAgg(rest.secagg, privacy.mode, rest.clientsPerRound);
   return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate }, privacy, secagg } };
 }

@@ -154,6 +154,19 @@ describe('client commands against a real coordinator', () => {
     }
     expect(await (await fetch(`${coordinator.url}/healthz`)).json()).toEqual({ ok: true });
   });
+
+  it('round launch --epsilon-cap: a cap the projection passes is BUDGET_EXCEEDED; one it fits is kept and shown', async () => {
+    const args = ['round', 'launch', '--server', coordinator.url, '--clients-per-round', '4', '--checkin-ms', '300'];
+    const refused = await portrait([...args, '--epsilon-cap', '0.01', '--json'], { cwd: work });
+    const e = jsonError(refused);
+    expect(e.code).toBe('BUDGET_EXCEEDED');
+    expect(e.message).toMatch(/^privacy budget: launching 1 round\(s\) would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 0\.01/);
+    // Nobody checks in: the round aborts at check-in, having released nothing.
+    const kept = await portrait([...args, '--epsilon-cap', '50', '--wait'], { cwd: work });
+    expect(kept.code).toBe(0);
+    expect(kept.stderr).toMatch(/launched rounds \d+: distributed DP, .*; launch cap epsilon 50 at delta 0\.000001/);
+    expect(kept.stdout).toMatch(/^round \d+ aborted: .*launch cap ε≤50\]/m);
+  }, 60_000);
 });
 
 describe('demo port and data directory', () => {

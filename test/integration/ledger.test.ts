@@ -5,7 +5,8 @@
  * value; the auditor's REST endpoints answer (read-only) and the launch past the cap is refused
  * with the projected epsilon before anything runs; the compliance page is served and, in a real
  * headless Chromium, shows the verify status, the round table and the chart against the cap
- * (screenshot in artifacts/ledger-compliance.png).
+ * (screenshot in artifacts/ledger-compliance.png). A launch's own `epsilonCap` is held the same
+ * way, and a coordinator without the ledger refuses it rather than ignore it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -19,7 +20,11 @@ import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.
 import { COMPLIANCE_ENDPOINTS } from '../../server/dashboard/compliance.ts';
 import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
-import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitForRound } from './harness.ts';
+import nacl from 'tweetnacl';
+import { createApiToken } from '../../server/auth/api-tokens.ts';
+import { startCoordinator } from '../../server/coordinator.ts';
+import { MemoryApiTokenStore, MemoryModelStore, MemoryRoundStore } from '../../server/storage/memory.ts';
+import { api, FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitForRound } from './harness.ts';
 
 const DP: Omit<LaunchRequest, 'rounds'> = { clientsPerRound: 4, minClients: 3, deadlines: FAST.deadlines, train: FAST.train, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } };
 
@@ -135,4 +140,43 @@ describe('privacy ledger on a coordinator', () => {
       await context.close();
     }
   }, 30_000);
+
+  it("holds a launch to its own epsilonCap: refused past it before anything runs, and kept on the rounds it lets run", async () => {
+    const listed = async () => (await api<{ rounds: RoundRecord[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/rounds')).body.rounds.length;
+    const spent = (await api<{ epsilon: number }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/verify')).body.epsilon;
+    const before = await listed();
+    // Well inside the deployment cap of 40, but one more round passes this launch's cap.
+    const tight = Number((spent + 0.001).toFixed(4));
+    const res = await api<ErrorBody>(coordinator, coordinator.operator, 'POST', '/api/v1/rounds', { rounds: 1, ...DP, epsilonCap: tight });
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe('BUDGET_EXCEEDED');
+    expect(res.body.message).toMatch(new RegExp(`^privacy budget: launching 1 round\\(s\\) would bring cumulative epsilon to \\d+\\.\\d{4} at delta 0.000001, above the launch's cap of ${tight} \\(spent so far: ${spent.toFixed(4)}\\)$`));
+    expect(await listed()).toBe(before);
+
+    const [r] = await launch(coordinator, { rounds: 1, ...DP, epsilonCap: 39 });
+    const record = await waitForRound(coordinator, r!.id);
+    expect(record.status).toBe('committed');
+    expect(record.config.epsilonCap).toBe(39);
+    expect(record.privacy?.epsilonCumulative).toBeGreaterThan(spent);
+    expect(record.privacy?.epsilonCumulative).toBeLessThanOrEqual(39);
+  });
+});
+
+describe('a coordinator without the privacy ledger', () => {
+  it('refuses a launch with its own epsilonCap (INVALID_ARGUMENT), since nothing would enforce it', async () => {
+    const pop = await syntheticPopulation();
+    const tokens = new MemoryApiTokenStore();
+    const { token } = await createApiToken(tokens, 'operator', 'operator', new Date().toISOString());
+    const coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', rounds: new MemoryRoundStore(), models: new MemoryModelStore(), tokens, platformPublicKey: nacl.sign.keyPair().publicKey, initialModel: { config: pop.config, seed: 1 } });
+    try {
+      const res = await api<ErrorBody>(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP, epsilonCap: 10 });
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^"epsilonCap" needs the privacy ledger/) });
+      expect((await api<{ rounds: RoundRecord[] }>(coordinator, token, 'GET', '/api/v1/rounds')).body.rounds).toEqual([]);
+      // The same launch without the field is taken.
+      expect((await api(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP })).status).toBe(201);
+    } finally {
+      await coordinator.close();
+    }
+  });
 });

@@ -1,7 +1,9 @@
 /**
  * The deployment budget: a release that would take the cumulative epsilon past the cap is
  * refused before anything is written, naming the projected epsilon; a launch is refused up
- * front with its projection (pending rounds included); a launch without DP is unbounded.
+ * front with its projection (pending rounds included); a launch without DP is unbounded. A
+ * launch's own cap (`epsilonCap`, at its rounds' delta) is enforced the same way, alone or under
+ * a deployment cap, and each refusal names the cap it passes.
  */
 import { describe, expect, it } from 'vitest';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
@@ -11,8 +13,8 @@ import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
 import { MemoryRoundStore } from '../../../server/storage/memory.ts';
 import { fixedClock, roundSpend, seededKey } from './fixtures.ts';
 
-async function cappedLedger(epsilon: number): Promise<PrivacyLedger> {
-  return PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: { epsilon, delta: 1e-5 } });
+async function cappedLedger(epsilon: number | null): Promise<PrivacyLedger> {
+  return PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: epsilon === null ? null : { epsilon, delta: 1e-5 } });
 }
 
 const DIMENSION = 100;
@@ -83,5 +85,51 @@ describe('deployment budget', () => {
     expect((await rounds.list(10)).length).toBe(1);
     // The queue recovers after a refusal: a check against the same ledger still runs.
     await expect(launch()).rejects.toThrow(/BUDGET|budget/);
+  });
+
+  it("refuses a launch past its own epsilonCap, with no deployment cap or under a looser one, naming the launch's cap", async () => {
+    const { spec, epsilonOf } = await launchFixture(1);
+    const between = (epsilonOf(1) + epsilonOf(2)) / 2;
+    const capped = { ...spec, epsilonCap: between };
+    for (const deployment of [null, 1e6]) {
+      const ledger = await cappedLedger(deployment);
+      const rounds = new MemoryRoundStore();
+      const ok = await checkLaunchBudget(ledger, rounds, capped, 1, DIMENSION);
+      expect(ok.projected).toBeCloseTo(epsilonOf(1), 12);
+      expect(ok.cap).toEqual(deployment === null ? { epsilon: between, delta: 1e-5 } : { epsilon: deployment, delta: 1e-5 });
+      await expect(checkLaunchBudget(ledger, rounds, capped, 2, DIMENSION)).rejects.toThrow(`would bring cumulative epsilon to ${epsilonOf(2).toFixed(4)} at delta 0.00001, above the launch's cap of ${between}`);
+      // The same launch without its cap passes: the cap is the launch's, nobody else's.
+      await expect(checkLaunchBudget(ledger, rounds, spec, 2, DIMENSION)).resolves.toMatchObject({ cap: deployment === null ? null : { epsilon: deployment } });
+    }
+    // The tighter of the two refuses, and is the one named.
+    const { ledger } = await launchFixture(1);
+    const rounds = new MemoryRoundStore();
+    await expect(checkLaunchBudget(ledger, rounds, { ...spec, epsilonCap: 1e6 }, 2, DIMENSION)).rejects.toThrow(/above the deployment cap of/);
+    await expect(checkLaunchBudget(await cappedLedger(1e6), rounds, { ...spec, epsilonCap: between }, 2, DIMENSION)).rejects.toThrow(/above the launch's cap of/);
+  });
+
+  it("refuses a release past the round's launch cap, writing nothing, while the same release without it is entered", async () => {
+    const probe = await cappedLedger(null);
+    const once = (await probe.recordRound(roundSpend({ roundId: 1 }))).round.epsilonCumulative as number;
+    const twice = (await probe.recordRound(roundSpend({ roundId: 2 }))).round.epsilonCumulative as number;
+    const ledger = await cappedLedger(null);
+    const launchCap = { epsilon: (once + twice) / 2, delta: 1e-5 };
+    await ledger.recordRound(roundSpend({ roundId: 1 }), launchCap);
+    const err = await ledger.recordRound(roundSpend({ roundId: 2 }), launchCap).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect((err as BudgetExceededError).kind).toBe('launch');
+    expect((err as Error).message).toBe(`round 2 would bring cumulative epsilon to ${twice.toFixed(4)} at delta 0.00001, above the launch's cap of ${launchCap.epsilon}`);
+    expect(ledger.entries).toBe(2);
+    // A cap equal to the projection is not passed; a looser one is not either.
+    await expect(ledger.recordRound(roundSpend({ roundId: 2 }), { epsilon: twice, delta: 1e-5 })).resolves.toMatchObject({ round: { roundId: 2 } });
+    await expect(ledger.recordRound(roundSpend({ roundId: 3 }), { epsilon: 1e6, delta: 1e-5 })).resolves.toMatchObject({ round: { roundId: 3 } });
+    expect(ledger.entries).toBe(4);
+  });
+
+  it('refuses an epsilonCap without DP or out of range at parse time', () => {
+    const base = { rounds: 1, clientsPerRound: 4 };
+    expect(() => parseLaunchRequest({ ...base, privacy: { mode: 'none' }, epsilonCap: 5 })).toThrow(/"epsilonCap" needs differential privacy/);
+    for (const epsilonCap of [0, -1, Number.POSITIVE_INFINITY, '5']) expect(() => parseLaunchRequest({ ...base, epsilonCap })).toThrow(/epsilonCap/);
+    expect(parseLaunchRequest({ ...base, epsilonCap: 5 }).spec.epsilonCap).toBe(5);
   });
 });

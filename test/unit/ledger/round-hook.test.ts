@@ -1,8 +1,9 @@
 /**
  * The runner's ledger hook over a real RoundStore: a release is entered from the round record
  * as the runner left it (parameters, cohort, survivors, versions) with the round record
- * accountant's epsilon; a release past the cap throws the ProtocolError the runner turns into an
- * abort, and the abort is then entered at zero spend.
+ * accountant's epsilon; a release past the cap (the deployment's, or the launch's own from the
+ * round's config) throws the ProtocolError the runner turns into an abort, and the abort is then
+ * entered at zero spend.
  */
 import { describe, expect, it } from 'vitest';
 import { LedgerEntrySchema } from '../../../shared/ledger/entry.ts';
@@ -18,14 +19,14 @@ import { LedgerRoundHook } from '../../../server/ledger/round-hook.ts';
 import { MemoryRoundStore } from '../../../server/storage/memory.ts';
 import { fixedClock, seededKey } from './fixtures.ts';
 
-async function setup(cap: number) {
+async function setup(cap: number | null, epsilonCap?: number) {
   const rounds = new MemoryRoundStore();
-  const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6, population: 1000 } });
+  const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6, population: 1000 }, ...(epsilonCap === undefined ? {} : { epsilonCap }) });
   const [record] = await rounds.createRounds([spec, spec], new Date(0).toISOString());
   const privacy = spec.privacy as PrivacySpec;
   const config = buildPrivacyConfig(privacyInput(privacy, 1000, { method: 'fixed', rate: 1 }, 4, { allowCentral: false, allowNone: false }));
   for (const id of [1, 2]) await rounds.update(id, { status: 'running', baseModelVersion: 3, selected: 4, participants: 4, selection: { method: 'fixed', rate: 1 }, privacy: configuredPrivacyRecord(privacy, config, 'fixed') });
-  const ledger = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: { epsilon: cap, delta: 1e-6 } });
+  const ledger = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(1), software: 'portrait/test', clock: fixedClock(), cap: cap === null ? null : { epsilon: cap, delta: 1e-6 } });
   const hook = new LedgerRoundHook(ledger, rounds, async () => 4);
   return { rounds, ledger, hook, record: record!, expected: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), [], 1) };
 }
@@ -51,5 +52,18 @@ describe('LedgerRoundHook', () => {
     await hook.afterAbort(1, (err as Error).message);
     const entry = LedgerEntrySchema.parse((await ledger.all())[1]);
     expect(entry.kind === 'round' && entry.round).toMatchObject({ outcome: 'aborted', epsilonRound: 0, reason: expect.stringMatching(/^privacy budget/) });
+  });
+
+  it("refuses a release past the launch cap in the round's record, on a ledger without a deployment cap", async () => {
+    const { ledger, hook, expected } = await setup(null, 1);
+    expect(expected.epsilonRound).toBeGreaterThan(1);
+    const err = await hook.beforeRelease(1).catch((e: unknown) => e);
+    expect((err as ProtocolError).code).toBe('BUDGET_EXCEEDED');
+    expect((err as Error).message).toMatch(/^privacy budget: round 1 would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 1; nothing was released$/);
+    expect(ledger.entries).toBe(1);
+    // A launch cap above the round's epsilon lets it through.
+    const loose = await setup(null, 1000);
+    await loose.hook.beforeRelease(1);
+    expect(loose.ledger.entries).toBe(2);
   });
 });
