@@ -123,11 +123,11 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const { rounds, spec } = parseLaunchRequest(req.body);
     const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
-    if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (start it with a data directory)');
+    if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (give it a ledger, or a data directory)');
     const create = () => options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
-    const created = options.ledger ? await launchWithinBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters, create) : await create();
+    const { created, budget } = options.ledger ? await launchWithinBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters, create) : { created: await create(), budget: [] };
     options.runner().notifyLaunched();
-    res.status(201).json({ rounds: created });
+    res.status(201).json(budget.length > 0 ? { rounds: created, budget } : { rounds: created });
   }));
 
   api.get('/rounds', route('read', async (req, res) => {

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_TRAIN } from '../../shared/protocol/messages.ts';
-import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
@@ -162,7 +162,7 @@ export function registerRoundCommands(program: Command): void {
     .option('--secagg-dropout <rate>', 'dropout rate SecAgg+ must tolerate', '0.1')
     .option('--secagg-corrupt <rate>', 'fraction of clients that may collude with the coordinator', '0.1')
     .option('--secagg-stage-ms <ms>', 'deadline of each SecAgg+ stage after advertise-keys', '10000')
-    .option('--epsilon-cap <E>', "this launch's budget: refused if the deployment's cumulative epsilon at --delta would pass E, and each round checked again before release")
+    .option('--epsilon-cap <E>', "this launch's budget: refused if the deployment's cumulative epsilon at --delta would pass E; each round is checked again before it starts and before release")
     .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN; default: from --data-dir)')
     .option('--data-dir <dir>', "read the operator token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--wait', 'wait for the rounds to finish')
@@ -195,7 +195,7 @@ export function registerRoundCommands(program: Command): void {
         };
         const secagg = secaggRequest(options);
         if (secagg !== undefined) request.secagg = secagg;
-        const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
+        const { rounds, budget } = await callApi<{ rounds: RoundRecord[]; budget?: LaunchBudget[] }>(options.server, token, 'POST', '/rounds', request);
         if (!options.json) {
           // Say the privacy each round runs with, so a default (distributed DP) is never a surprise.
           const first = rounds[0];
@@ -203,9 +203,10 @@ export function registerRoundCommands(program: Command): void {
           const mode = !p || p.mode === 'none' ? 'no DP (mode none)' : `${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, delta=${p.delta}`;
           const cap = first?.config.epsilonCap === undefined ? '' : `; launch cap epsilon ${first.config.epsilonCap} at delta ${p?.delta}`;
           log(`launched rounds ${rounds.map((r) => r.id).join(', ')}: ${mode}; SecAgg+ ${first?.config.secagg ? 'on' : 'off'}${cap}`);
+          for (const b of budget ?? []) log(`budget: cumulative epsilon at delta ${b.cap.delta} projected to ${b.projected?.toFixed(4)} once these run, against the ${b.kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${b.cap.epsilon} (spent so far: ${b.spent === null ? 'unbounded' : b.spent.toFixed(4)})`);
         }
         const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id), options.json === true) : rounds;
-        emit(options, { rounds: result }, () => result.map(describeRound).join('\n'));
+        emit(options, budget ? { rounds: result, budget } : { rounds: result }, () => result.map(describeRound).join('\n'));
       }),
     );
   round

@@ -10,7 +10,7 @@ import { spendRdp } from '../../shared/ledger/accountant.ts';
 import { buildPrivacyConfig } from '../../shared/privacy/config.ts';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import type { RoundSpec } from '../../shared/protocol/messages.ts';
+import type { LaunchBudget, RoundSpec } from '../../shared/protocol/messages.ts';
 import { privacyInput } from '../../shared/protocol/privacy.ts';
 import type { RoundStore } from '../storage/stores.ts';
 import type { PrivacyLedger } from './ledger.ts';
@@ -36,57 +36,53 @@ export function projectedRoundRdp(spec: RoundSpec, dimension: number, orders: re
   );
 }
 
-export interface LaunchProjection {
-  spent: number | null;
-  projected: number | null;
-  cap: { epsilon: number; delta: number } | null;
-}
-
 /**
  * Throws BUDGET_EXCEEDED with the projected epsilon when the launch would exceed the deployment
- * cap or its own `epsilonCap` (at its rounds' delta). Returns the projection against the
- * deployment cap, or the launch's when the deployment has none.
+ * cap or its own `epsilonCap` (at its rounds' delta), naming the cap and, when the projection is
+ * unbounded, what makes it so. Returns the projection against each cap there is.
  */
-export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number): Promise<LaunchProjection> {
+export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number): Promise<LaunchBudget[]> {
   const own: BudgetCap | null = spec.epsilonCap !== undefined && spec.privacy ? { epsilon: spec.epsilonCap, delta: spec.privacy.delta } : null;
   const caps = [[ledger.cap, 'deployment'], [own, 'launch']] as const;
-  if (!ledger.cap && !own) return { spent: null, projected: null, cap: null };
+  if (!ledger.cap && !own) return [];
   const orders = ledger.orders;
   const extra = new Float64Array(orders.length);
-  let unbounded = false;
-  const add = (s: RoundSpec, times: number) => {
+  let unboundedBy: string | null = null;
+  const add = (s: RoundSpec, times: number, who: string) => {
     const rdp = projectedRoundRdp(s, dimension, orders);
-    if (rdp === null) unbounded = true;
+    if (rdp === null) unboundedBy ??= who;
     else for (let i = 0; i < extra.length; i++) extra[i] = (extra[i] as number) + times * (rdp[i] as number);
   };
   const waiting = (await rounds.list(Number.MAX_SAFE_INTEGER)).filter((r) => r.status === 'pending' || r.status === 'running');
-  for (const r of waiting) add(r.config, 1);
-  add(spec, count);
-  let first: LaunchProjection | null = null;
+  for (const r of waiting) add(r.config, 1, `round ${r.id}, ${r.status}, runs without differential privacy`);
+  add(spec, count, 'these rounds run without differential privacy');
+  const projections: LaunchBudget[] = [];
   for (const [cap, kind] of caps) {
     if (!cap) continue;
     const spent = ledger.epsilon(cap.delta);
-    const projected = unbounded ? null : ledger.epsilon(cap.delta, extra);
+    const projected = unboundedBy === null ? ledger.epsilon(cap.delta, extra) : null;
     if (projected === null || projected > cap.epsilon) {
       const what = `launching ${count} round(s)${waiting.length > 0 ? ` after ${waiting.length} pending` : ''}`;
+      const to = projected !== null ? projected.toFixed(4) : `unbounded (${unboundedBy ?? 'a model was released without differential privacy'})`;
       throw new ProtocolError(
         'BUDGET_EXCEEDED',
-        `privacy budget: ${what} would bring cumulative epsilon to ${projected === null ? 'unbounded (no differential privacy)' : projected.toFixed(4)} at delta ${cap.delta}, above the ${kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${cap.epsilon} (spent so far: ${spent === null ? 'unbounded' : spent.toFixed(4)})`,
+        `privacy budget: ${what} would bring cumulative epsilon to ${to} at delta ${cap.delta}, above the ${kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${cap.epsilon} (spent so far: ${spent === null ? 'unbounded' : spent.toFixed(4)})`,
       );
     }
-    first ??= { spent, projected, cap };
+    projections.push({ kind, cap, spent, projected });
   }
-  return first as LaunchProjection;
+  return projections;
 }
 
 /**
- * Checks the budget and creates the rounds as one step on the ledger's queue (`exclusive`): two
- * launches that each fit alone cannot both pass the check before either has stored its rounds (the
- * store is async; a networked one would interleave them), and no release is appended in between.
+ * Checks the budget and creates the rounds as one step on the ledger's queue (`exclusive`), and
+ * returns them with the projections (the launch reply's `budget`): two launches that each fit
+ * alone cannot both pass the check before either has stored its rounds (the store is async; a
+ * networked one would interleave them), and no release is appended in between.
  */
-export function launchWithinBudget<T>(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number, create: () => Promise<T>): Promise<T> {
+export function launchWithinBudget<T>(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number, create: () => Promise<T>): Promise<{ created: T; budget: LaunchBudget[] }> {
   return ledger.exclusive(async () => {
-    await checkLaunchBudget(ledger, rounds, spec, count, dimension);
-    return create();
+    const budget = await checkLaunchBudget(ledger, rounds, spec, count, dimension);
+    return { created: await create(), budget };
   });
 }

@@ -127,19 +127,25 @@ export class PrivacyLedger {
     return this.exclusive(async () => {
       const spend = accountSpend(input, this.total);
       const rdp = spendRdp(spend, this.total.orders);
-      if (input.outcome === 'released') {
-        for (const [cap, kind] of [[this.cap, 'deployment'], [launchCap, 'launch']] as const) {
-          if (!cap) continue;
-          const projected = this.total.epsilon(cap.delta, rdp);
-          if (projected === null || projected.epsilon > cap.epsilon) throw new BudgetExceededError(cap, projected?.epsilon ?? null, `round ${input.roundId} would bring`, kind);
-        }
-      }
+      if (input.outcome === 'released') this.checkCaps(rdp, launchCap, `round ${input.roundId} would bring`);
       this.options.crash?.('before-ledger');
       const entry = (await this.append({ kind: 'round', round: spend })) as RoundEntry;
       this.total.add(rdp);
       this.options.crash?.('after-ledger');
       return entry;
     });
+  }
+
+  /**
+   * Throws BudgetExceededError when the spend so far plus `rdp` (null: a round without DP, whose
+   * epsilon is unbounded) would pass the deployment cap or `launchCap`; `what` starts the message.
+   */
+  checkCaps(rdp: ArrayLike<number> | null, launchCap: BudgetCap | null, what: string): void {
+    for (const [cap, kind] of [[this.cap, 'deployment'], [launchCap, 'launch']] as const) {
+      if (!cap) continue;
+      const projected = rdp === null ? null : (this.total.epsilon(cap.delta, rdp)?.epsilon ?? null);
+      if (projected === null || projected > cap.epsilon) throw new BudgetExceededError(cap, projected, what, kind);
+    }
   }
 
   /** Rotation as a signed entry: signed by the current key and by the new one, which then signs. */

@@ -1,9 +1,10 @@
 /**
- * The round runner's view of the ledger: `beforeRelease` enters a round that is about to decode
- * its sum (write-ahead; it throws and nothing is released when the deployment cap or the
- * round's launch cap would be exceeded), `afterAbort` enters a round that ended without a
- * release (zero spend) or failed after it. The entry is built from the round record as the
- * RoundStore holds it at that point.
+ * The round runner's view of the ledger: `beforeStart` refuses a round whose projection already
+ * passes a cap, before any device trains for it; `beforeRelease` enters a round that is about to
+ * decode its sum (write-ahead; it throws and nothing is released when the deployment cap or the
+ * round's launch cap would be exceeded); `afterAbort` enters a round that ended without a release
+ * (zero spend) or failed after it. The entry is built from the round record as the RoundStore
+ * holds it at that point.
  */
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
@@ -11,10 +12,13 @@ import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { RoundRecord } from '../../shared/protocol/messages.ts';
 import type { RoundStore } from '../storage/stores.ts';
 import { pendingPrivacyRecord } from '../rounds/accounting.ts';
+import { projectedRoundRdp } from './budget.ts';
 import { BudgetExceededError } from './ledger.ts';
 import type { PrivacyLedger, RoundSpendInput } from './ledger.ts';
 
 export interface RoundLedger {
+  /** Before check-in opens: throws BUDGET_EXCEEDED when the round, projected at full release, would already pass a cap. */
+  beforeStart(record: RoundRecord, dimension: number): Promise<void>;
   beforeRelease(roundId: number): Promise<void>;
   afterAbort(roundId: number, reason: string): Promise<void>;
 }
@@ -68,6 +72,21 @@ export class LedgerRoundHook implements RoundLedger {
     const record = await this.rounds.get(roundId);
     if (!record) throw new ProtocolError('NOT_FOUND', `round ${roundId} does not exist`);
     return record;
+  }
+
+  /**
+   * The launch check projected this round after the rounds pending then; if those spent more
+   * than projected (a Poisson cohort larger than clientsPerRound), the round could no longer be
+   * released. Refusing it here spares its devices the training and the spend they record in their
+   * own ledgers before their updates leave; the release check stays the one that binds.
+   */
+  async beforeStart(record: RoundRecord, dimension: number): Promise<void> {
+    try {
+      this.ledger.checkCaps(projectedRoundRdp(record.config, dimension, this.ledger.orders), launchCap(record), `round ${record.id} would bring`);
+    } catch (err) {
+      if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: at its projection, ${err.message}; not started`);
+      throw err;
+    }
   }
 
   async beforeRelease(roundId: number): Promise<void> {

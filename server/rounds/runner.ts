@@ -247,6 +247,7 @@ export class RoundRunner {
     let state = openRound(record.id, base, record.config, started);
     this.state = state;
     try {
+      await this.options.ledger?.beforeStart(record, registry.parameters);
       await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
       log(`round ${record.id}: check-in open for ${record.config.deadlines.checkinMs} ms (model v${base})`);
       transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs });

@@ -193,6 +193,18 @@ export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minCli
   secagg: SecAggSpec | null;
 }
 
+/**
+ * One cap a launch was checked against, in the launch reply (`201 { rounds, budget }`, present
+ * when there is a cap): the cumulative epsilon at `cap.delta` spent so far and projected once the
+ * pending and the launched rounds have run at full release (null: unbounded).
+ */
+export interface LaunchBudget {
+  kind: 'deployment' | 'launch';
+  cap: { epsilon: number; delta: number };
+  spent: number | null;
+  projected: number | null;
+}
+
 export const LaunchRequestSchema = RoundSpecSchema.extend({ rounds: z.number().int().min(1).max(1000).default(1) }).strict();
 export type LaunchRequest = z.input<typeof LaunchRequestSchema>;
 

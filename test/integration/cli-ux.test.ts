@@ -165,6 +165,7 @@ describe('client commands against a real coordinator', () => {
     const kept = await portrait([...args, '--epsilon-cap', '50', '--wait'], { cwd: work });
     expect(kept.code).toBe(0);
     expect(kept.stderr).toMatch(/launched rounds \d+: distributed DP, .*; launch cap epsilon 50 at delta 0\.000001/);
+    expect(kept.stderr).toMatch(/^budget: cumulative epsilon at delta 0\.000001 projected to \d+\.\d{4} once these run, against the launch's cap of 50 \(spent so far: 0\.0000\)$/m);
     expect(kept.stdout).toMatch(/^round \d+ aborted: .*launch cap ε≤50\]/m);
   }, 60_000);
 });

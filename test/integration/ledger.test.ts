@@ -16,7 +16,10 @@ import { verifyBundle } from '../../shared/ledger/bundle.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
-import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { parseLaunchRequest } from '../../shared/protocol/messages.ts';
+import type { LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { PrivacyLedger } from '../../server/ledger/ledger.ts';
+import { MemoryLedgerStore } from '../../server/ledger/memory.ts';
 import { COMPLIANCE_ENDPOINTS } from '../../server/dashboard/compliance.ts';
 import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
@@ -153,13 +156,63 @@ describe('privacy ledger on a coordinator', () => {
     expect(res.body.message).toMatch(new RegExp(`^privacy budget: launching 1 round\\(s\\) would bring cumulative epsilon to \\d+\\.\\d{4} at delta 0.000001, above the launch's cap of ${tight} \\(spent so far: ${spent.toFixed(4)}\\)$`));
     expect(await listed()).toBe(before);
 
-    const [r] = await launch(coordinator, { rounds: 1, ...DP, epsilonCap: 39 });
+    const reply = await api<{ rounds: RoundRecord[]; budget: LaunchBudget[] }>(coordinator, coordinator.operator, 'POST', '/api/v1/rounds', { rounds: 1, ...DP, epsilonCap: 39 });
+    expect(reply.status).toBe(201);
+    // The reply carries the projection against each cap, at the same delta here.
+    expect(reply.body.budget.map((b) => [b.kind, b.cap, b.spent])).toEqual([
+      ['deployment', { epsilon: 40, delta: 1e-6 }, spent],
+      ['launch', { epsilon: 39, delta: 1e-6 }, spent],
+    ]);
+    const projected = reply.body.budget[1]!.projected as number;
+    expect(projected).toBeGreaterThan(spent);
+    const r = reply.body.rounds[0];
     const record = await waitForRound(coordinator, r!.id);
     expect(record.status).toBe('committed');
     expect(record.config.epsilonCap).toBe(39);
-    expect(record.privacy?.epsilonCumulative).toBeGreaterThan(spent);
-    expect(record.privacy?.epsilonCumulative).toBeLessThanOrEqual(39);
+    // Released as projected (fixed selection, q = 1): the projection is the spend.
+    expect(record.privacy?.epsilonCumulative).toBeCloseTo(projected, 9);
   });
+});
+
+describe('a round whose projection passes its cap by the time it would start', () => {
+  it('is aborted before check-in opens, entered at zero spend, and the rounds behind it still run', async () => {
+    const pop = await syntheticPopulation();
+    const tokens = new MemoryApiTokenStore();
+    const { token } = await createApiToken(tokens, 'operator', 'operator', new Date().toISOString());
+    const rounds = new MemoryRoundStore();
+    const signing = nacl.sign.keyPair();
+    const realLedger = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: { publicKey: signing.publicKey, secretKey: signing.secretKey }, software: 'portrait/test' });
+    const logs: string[] = [];
+    const coordinator = await startCoordinator({ port: 0, rounds, models: new MemoryModelStore(), tokens, platformPublicKey: nacl.sign.keyPair().publicKey, initialModel: { config: pop.config, seed: 1 }, ledger: realLedger, log: (l) => logs.push(l) });
+    try {
+      // A pending round whose own cap its first round already passes: as if the rounds before it
+      // had spent more than the launch check projected (it stands in for a Poisson cohort larger
+      // than clientsPerRound). Written to the store directly, since a launch would be refused.
+      const { spec } = parseLaunchRequest({ clientsPerRound: 4, minClients: 3, deadlines: FAST.deadlines, train: FAST.train, privacy: DP.privacy, epsilonCap: 0.001 });
+      const [doomed] = await rounds.createRounds([spec], new Date().toISOString());
+      // A launch behind it wakes the runner; nobody checks in, so it aborts when check-in closes.
+      const behind = await api<{ rounds: RoundRecord[] }>(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP });
+      expect(behind.status).toBe(201);
+      const after = behind.body.rounds[0]!.id;
+      const deadline = Date.now() + 20_000;
+      while ((await rounds.get(after))?.status !== 'aborted' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const refused = (await rounds.get(doomed!.id))!;
+      expect(refused).toMatchObject({ status: 'aborted', stage: 'aborted', participants: 0 });
+      expect(refused.reason).toMatch(/^privacy budget: at its projection, round \d+ would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 0\.001; not started$/);
+      expect(refused.startedAt ?? null).toBeNull();
+      expect(logs.some((l) => l.startsWith(`round ${doomed!.id}: check-in open`))).toBe(false);
+      // The round behind it opened check-in as usual.
+      expect((await rounds.get(after))!.reason).toMatch(/too few/);
+      expect(logs.some((l) => l.startsWith(`round ${after}: check-in open`))).toBe(true);
+      const entries = (await realLedger.all()).map((e) => LedgerEntrySchema.parse(e));
+      expect(entries.filter((e) => e.kind === 'round').map((e) => e.kind === 'round' && [e.round.roundId, e.round.outcome, e.round.epsilonRound])).toEqual([
+        [doomed!.id, 'aborted', 0],
+        [after, 'aborted', 0],
+      ]);
+    } finally {
+      await coordinator.close();
+    }
+  }, 30_000);
 });
 
 describe('a coordinator without the privacy ledger', () => {

@@ -53,8 +53,10 @@ describe('deployment budget', () => {
     const threeRounds = epsilonOf(3);
     const rounds = new MemoryRoundStore();
     // One round fits.
-    const ok = await checkLaunchBudget(ledger, rounds, spec, 1, DIMENSION);
-    expect(ok.projected).toBeCloseTo(perRound, 12);
+    const [ok, ...more] = await checkLaunchBudget(ledger, rounds, spec, 1, DIMENSION);
+    expect(more).toEqual([]);
+    expect(ok).toMatchObject({ kind: 'deployment', spent: 0, cap: ledger.cap });
+    expect(ok!.projected).toBeCloseTo(perRound, 12);
     // Three do not: the error carries the projected epsilon.
     await expect(checkLaunchBudget(ledger, rounds, spec, 3, DIMENSION)).rejects.toThrow(`would bring cumulative epsilon to ${threeRounds.toFixed(4)}`);
     // Two pending rounds plus one new one are three as well.
@@ -95,17 +97,46 @@ describe('deployment budget', () => {
       const ledger = await cappedLedger(deployment);
       const rounds = new MemoryRoundStore();
       const ok = await checkLaunchBudget(ledger, rounds, capped, 1, DIMENSION);
-      expect(ok.projected).toBeCloseTo(epsilonOf(1), 12);
-      expect(ok.cap).toEqual(deployment === null ? { epsilon: between, delta: 1e-5 } : { epsilon: deployment, delta: 1e-5 });
+      expect(ok.map((p) => [p.kind, p.cap])).toEqual([...(deployment === null ? [] : [['deployment', { epsilon: deployment, delta: 1e-5 }]]), ['launch', { epsilon: between, delta: 1e-5 }]]);
+      for (const p of ok) expect(p.projected).toBeCloseTo(epsilonOf(1), 12);
       await expect(checkLaunchBudget(ledger, rounds, capped, 2, DIMENSION)).rejects.toThrow(`would bring cumulative epsilon to ${epsilonOf(2).toFixed(4)} at delta 0.00001, above the launch's cap of ${between}`);
       // The same launch without its cap passes: the cap is the launch's, nobody else's.
-      await expect(checkLaunchBudget(ledger, rounds, spec, 2, DIMENSION)).resolves.toMatchObject({ cap: deployment === null ? null : { epsilon: deployment } });
+      expect((await checkLaunchBudget(ledger, rounds, spec, 2, DIMENSION)).map((p) => p.kind)).toEqual(deployment === null ? [] : ['deployment']);
     }
     // The tighter of the two refuses, and is the one named.
     const { ledger } = await launchFixture(1);
     const rounds = new MemoryRoundStore();
     await expect(checkLaunchBudget(ledger, rounds, { ...spec, epsilonCap: 1e6 }, 2, DIMENSION)).rejects.toThrow(/above the deployment cap of/);
     await expect(checkLaunchBudget(await cappedLedger(1e6), rounds, { ...spec, epsilonCap: between }, 2, DIMENSION)).rejects.toThrow(/above the launch's cap of/);
+  });
+
+  it("reads the launch's cap at its rounds' delta, not the deployment cap's", async () => {
+    // Deployment cap at delta 1e-5; the launch's rounds (and so its cap) at 1e-6, where the same
+    // spend reads as a larger epsilon.
+    const { spec: at6 } = parseLaunchRequest({ rounds: 1, clientsPerRound: 10, minClients: 5, privacy: { mode: 'distributed', noiseMultiplier: 1, clip: 1, delta: 1e-6, population: 1000 } });
+    const probe = await cappedLedger(1e9);
+    const rdp = projectedRoundRdp(at6, DIMENSION, probe.orders) as Float64Array;
+    const at5 = probe.epsilon(1e-5, rdp) as number;
+    const at6epsilon = probe.epsilon(1e-6, rdp) as number;
+    expect(at6epsilon).toBeGreaterThan(at5);
+    const cap = (at5 + at6epsilon) / 2;
+    const ledger = await cappedLedger(1e6);
+    await expect(checkLaunchBudget(ledger, new MemoryRoundStore(), { ...at6, epsilonCap: cap }, 1, DIMENSION)).rejects.toThrow(`cumulative epsilon to ${at6epsilon.toFixed(4)} at delta 0.000001, above the launch's cap of ${cap}`);
+    // At release too: the round-hook passes { epsilonCap, delta of the round }.
+    const err = await ledger.recordRound(roundSpend({ roundId: 1, delta: 1e-6 }), { epsilon: 1e-3, delta: 1e-6 }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/at delta 0\.000001, above the launch's cap of 0\.001$/);
+  });
+
+  it('says what makes a projection unbounded: a pending round without DP, or a past release without it', async () => {
+    const { spec } = await launchFixture(1);
+    const ledger = await cappedLedger(null);
+    const rounds = new MemoryRoundStore();
+    const { spec: none } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, privacy: { mode: 'none' } });
+    const [pending] = await rounds.createRounds([none], new Date(0).toISOString());
+    await expect(checkLaunchBudget(ledger, rounds, { ...spec, epsilonCap: 100 }, 1, DIMENSION)).rejects.toThrow(`to unbounded (round ${pending!.id}, pending, runs without differential privacy) at delta 0.00001, above the launch's cap of 100 (spent so far: 0.0000)`);
+    const released = await cappedLedger(null);
+    await released.recordRound({ ...roundSpend({ roundId: 1 }), mode: 'none', mechanism: 'none' });
+    await expect(checkLaunchBudget(released, new MemoryRoundStore(), { ...spec, epsilonCap: 100 }, 1, DIMENSION)).rejects.toThrow('to unbounded (a model was released without differential privacy) at delta 0.00001, above the launch\'s cap of 100 (spent so far: unbounded)');
   });
 
   it("refuses a release past the round's launch cap, writing nothing, while the same release without it is entered", async () => {

@@ -66,4 +66,21 @@ describe('LedgerRoundHook', () => {
     await loose.hook.beforeRelease(1);
     expect(loose.ledger.entries).toBe(2);
   });
+
+  it('refuses to start a round whose projection already passes a cap, before anything is entered', async () => {
+    const { ledger, hook, rounds } = await setup(null, 1);
+    const record = (await rounds.get(1))!;
+    const err = await hook.beforeStart(record, 1000).catch((e: unknown) => e);
+    expect((err as ProtocolError).code).toBe('BUDGET_EXCEEDED');
+    expect((err as Error).message).toMatch(/^privacy budget: at its projection, round 1 would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 1; not started$/);
+    expect(ledger.entries).toBe(1);
+    // Under the deployment cap alone, the same.
+    const deployment = await setup(1);
+    await expect(deployment.hook.beforeStart((await deployment.rounds.get(1))!, 1000)).rejects.toThrow(/above the deployment cap of 1; not started$/);
+    // Loose caps, or none: it starts.
+    const loose = await setup(1000, 1000);
+    await expect(loose.hook.beforeStart((await loose.rounds.get(1))!, 1000)).resolves.toBeUndefined();
+    const none = await setup(null);
+    await expect(none.hook.beforeStart((await none.rounds.get(1))!, 1000)).resolves.toBeUndefined();
+  });
 });
