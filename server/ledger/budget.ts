@@ -53,7 +53,7 @@ export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStor
     if (rdp === null) unboundedBy ??= who;
     else for (let i = 0; i < extra.length; i++) extra[i] = (extra[i] as number) + times * (rdp[i] as number);
   };
-  const waiting = (await rounds.list(Number.MAX_SAFE_INTEGER)).filter((r) => r.status === 'pending' || r.status === 'running');
+  const waiting = await rounds.unfinished();
   for (const r of waiting) add(r.config, 1, `round ${r.id}, ${r.status}, runs without differential privacy`);
   add(spec, count, 'these rounds run without differential privacy');
   const projections: LaunchBudget[] = [];

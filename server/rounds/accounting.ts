@@ -68,39 +68,55 @@ export function recordRdp(record: RoundPrivacyRecord): Float64Array | null {
 }
 
 /**
- * Per-round RDP curves of finished rounds, by round id: a finished round's privacy record never
- * changes, and one curve costs about 1.5 ms (about 150 orders), so a deployment with thousands of
- * rounds would otherwise recompute seconds of curves at every release.
+ * The released spend of a deployment's finished rounds, kept as it grows: every released DP
+ * round's RDP curve summed at the default orders (composition, Mironov 2017, Prop. 1), and whether
+ * a model was ever released without DP (then every cumulative epsilon is unbounded). The runner
+ * builds it from the round store once and adds each round it finishes, instead of reading and
+ * parsing every round at every release (50 ms per release at 5,000 rounds here, linear in the
+ * history). Adding a round twice, or one that is not finished, changes nothing.
  */
-export type RdpCache = Map<number, Float64Array | null>;
+export class PrivacyHistory {
+  private readonly total = new Float64Array(DEFAULT_RDP_ORDERS.length);
+  private unbounded = false;
+  private readonly counted = new Set<number>();
+
+  static of(records: Iterable<RoundRecord>): PrivacyHistory {
+    const history = new PrivacyHistory();
+    for (const r of records) history.add(r);
+    return history;
+  }
+
+  /** Counts a finished round (committed or aborted); pending and running ones are skipped. */
+  add(record: RoundRecord): void {
+    if ((record.status !== 'committed' && record.status !== 'aborted') || this.counted.has(record.id)) return;
+    this.counted.add(record.id);
+    if (record.status === 'committed' && (!record.privacy || !record.privacy.differentiallyPrivate)) this.unbounded = true;
+    const rdp = record.privacy ? recordRdp(record.privacy) : null;
+    if (rdp) for (let i = 0; i < this.total.length; i++) this.total[i] = (this.total[i] as number) + (rdp[i] as number);
+  }
+
+  /**
+   * `record` marked released, with its own epsilon and the cumulative epsilon over this history
+   * plus itself (null when unbounded), at its own delta.
+   */
+  release(record: RoundPrivacyRecord): RoundPrivacyRecord {
+    const released = { ...record, released: true };
+    const own = recordRdp(released);
+    if (!own) return released;
+    const orders = DEFAULT_RDP_ORDERS;
+    const total = Float64Array.from(own);
+    for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (this.total[i] as number);
+    const round = epsilonFromRdp(orders, own, record.delta);
+    const cumulative = epsilonFromRdp(orders, total, record.delta);
+    return { ...released, epsilonRound: round.epsilon, epsilonCumulative: this.unbounded ? null : cumulative.epsilon, order: this.unbounded ? null : cumulative.order };
+  }
+}
 
 /**
  * Marks `record` released and fills in its epsilon and the cumulative epsilon over `history`
- * (the deployment's other rounds; every released one counts, as in the ledger). Curves of
- * finished rounds are taken from `cache` when given, and added to it.
+ * (the deployment's other rounds; every released one counts, as in the ledger; round `roundId`
+ * itself is skipped). The runner keeps a PrivacyHistory instead of passing the whole history.
  */
-export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: readonly RoundRecord[], roundId: number, cache?: RdpCache): RoundPrivacyRecord {
-  const released = { ...record, released: true };
-  const own = recordRdp(released);
-  if (!own) return released;
-  const orders = DEFAULT_RDP_ORDERS;
-  const total = Float64Array.from(own);
-  // A model released without DP voids every guarantee after it: the cumulative epsilon is
-  // unbounded (null), as in the ledger.
-  let unbounded = false;
-  for (const r of history) {
-    if (r.id === roundId) continue;
-    if (r.status === 'committed' && (!r.privacy || !r.privacy.differentiallyPrivate)) unbounded = true;
-    if (!r.privacy) continue;
-    const finished = r.status === 'committed' || r.status === 'aborted';
-    let rdp = finished ? cache?.get(r.id) : undefined;
-    if (rdp === undefined) {
-      rdp = recordRdp(r.privacy);
-      if (finished) cache?.set(r.id, rdp);
-    }
-    if (rdp) for (let i = 0; i < total.length; i++) total[i] = (total[i] as number) + (rdp[i] as number);
-  }
-  const round = epsilonFromRdp(orders, own, record.delta);
-  const cumulative = epsilonFromRdp(orders, total, record.delta);
-  return { ...released, epsilonRound: round.epsilon, epsilonCumulative: unbounded ? null : cumulative.epsilon, order: unbounded ? null : cumulative.order };
+export function releasedPrivacyRecord(record: RoundPrivacyRecord, history: readonly RoundRecord[], roundId: number): RoundPrivacyRecord {
+  return PrivacyHistory.of(history.filter((r) => r.id !== roundId)).release(record);
 }

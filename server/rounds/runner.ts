@@ -22,7 +22,7 @@ import { addModular } from '../../shared/privacy/modular.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { randomSigns } from '../../shared/privacy/rotation.ts';
 import { uniformMean, UpdateAccumulator } from '../aggregation/accumulator.ts';
-import { configuredPrivacyRecord, pendingPrivacyRecord, releasedPrivacyRecord, type RdpCache } from './accounting.ts';
+import { configuredPrivacyRecord, pendingPrivacyRecord, PrivacyHistory } from './accounting.ts';
 import { serverStep } from '../aggregation/server-optimizer.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { RoundStore } from '../storage/stores.ts';
@@ -102,8 +102,8 @@ export class RoundRunner {
   private secagg: SecAggRound | null = null;
   /** Ed25519 verify keys pinned to enrollment pseudonyms at their first check-in (for SecAgg+ advertisements). */
   private readonly signingKeys = new Map<string, Uint8Array>();
-  /** RDP curves of finished rounds, for the cumulative epsilon of each release. */
-  private readonly rdpCache: RdpCache = new Map();
+  /** The finished rounds' released spend, for the cumulative epsilon of each release: read from the store at the first release, then kept up as rounds finish. */
+  private history: PrivacyHistory | null = null;
   private lastRoundId = 0;
   /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
@@ -358,7 +358,8 @@ export class RoundRunner {
       if (dp) {
         // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
         // is reconstructed (SecAgg+ unmasking) or decoded.
-        privacyRecord = releasedPrivacyRecord(privacyRecord, await rounds.list(Number.MAX_SAFE_INTEGER), record.id, this.rdpCache);
+        this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
+        privacyRecord = this.history.release(privacyRecord);
         await rounds.update(record.id, { privacy: privacyRecord });
         if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
@@ -459,7 +460,8 @@ export class RoundRunner {
       ...(extra.metrics ? { metrics: extra.metrics } : {}),
       ...(this.secagg ? { secagg: this.secagg.record() } : {}),
     } as const;
-    await this.options.rounds.update(id, patch);
+    const finished = await this.options.rounds.update(id, patch);
+    this.history?.add(finished);
     if (status === 'aborted') await this.options.ledger?.afterAbort(id, state.reason ?? 'aborted');
     this.options.log(`round ${id}: ${status}${state.reason ? ` (${state.reason})` : ''} with ${state.reported.size} updates in ${durationMs} ms`);
     const closed: RoundClosed = { roundId: id, status };

@@ -45,6 +45,10 @@ export class MemoryRoundStore implements RoundStore {
     return r && clone(r);
   }
 
+  async unfinished(): Promise<RoundRecord[]> {
+    return [...this.rounds.values()].filter((x) => x.status === 'pending' || x.status === 'running').sort((a, b) => a.id - b.id).map(clone);
+  }
+
   async abortUnfinished(reason: string, finishedAt: string): Promise<number> {
     let n = 0;
     for (const [id, r] of this.rounds) {

@@ -98,6 +98,11 @@ export class SqliteRoundStore implements RoundStore {
     return row && (JSON.parse(row.record) as RoundRecord);
   }
 
+  async unfinished(): Promise<RoundRecord[]> {
+    const rows = this.db.prepare("SELECT record FROM rounds WHERE status IN ('pending', 'running') ORDER BY id ASC").all() as RecordRow[];
+    return rows.map((r) => JSON.parse(r.record) as RoundRecord);
+  }
+
   async abortUnfinished(reason: string, finishedAt: string): Promise<number> {
     const abort = this.db.transaction(() => {
       const rows = this.db.prepare("SELECT record FROM rounds WHERE status IN ('pending', 'running')").all() as RecordRow[];

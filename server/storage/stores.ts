@@ -18,6 +18,8 @@ export interface RoundStore {
   list(limit: number): Promise<RoundRecord[]>;
   /** Oldest pending round, the next one to run. */
   nextPending(): Promise<RoundRecord | undefined>;
+  /** Every pending or running round, oldest first (the launch budget projects them). */
+  unfinished(): Promise<RoundRecord[]>;
   /** Marks every pending or running round aborted (a restart): returns how many. */
   abortUnfinished(reason: string, finishedAt: string): Promise<number>;
   close(): void;

@@ -175,6 +175,10 @@ describe('privacy ledger on a coordinator', () => {
 });
 
 describe('a round whose projection passes its cap by the time it would start', () => {
+  beforeAll(async () => {
+    await useNodeBackend();
+  });
+
   it('is aborted before check-in opens, entered at zero spend, and the rounds behind it still run', async () => {
     const pop = await syntheticPopulation();
     const tokens = new MemoryApiTokenStore();
@@ -216,6 +220,10 @@ describe('a round whose projection passes its cap by the time it would start', (
 });
 
 describe('a coordinator without the privacy ledger', () => {
+  beforeAll(async () => {
+    await useNodeBackend();
+  });
+
   it('refuses a launch with its own epsilonCap (INVALID_ARGUMENT), since nothing would enforce it', async () => {
     const pop = await syntheticPopulation();
     const tokens = new MemoryApiTokenStore();

@@ -73,8 +73,8 @@ describe('deployment budget', () => {
     const { spec, ledger } = await launchFixture(1);
     // A store whose reads take a while, as a networked database's would.
     class SlowRoundStore extends MemoryRoundStore {
-      override async list(limit: number) {
-        const snapshot = await super.list(limit);
+      override async unfinished() {
+        const snapshot = await super.unfinished();
         await new Promise((r) => setTimeout(r, 20));
         return snapshot;
       }

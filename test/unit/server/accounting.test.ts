@@ -6,21 +6,21 @@ import { buildPrivacyConfig } from '../../../shared/privacy/config.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
 import type { PrivacySpec, RoundRecord } from '../../../shared/protocol/messages.ts';
 import { privacyInput } from '../../../shared/protocol/privacy.ts';
-import { configuredPrivacyRecord, recordRdp, releasedPrivacyRecord, type RdpCache } from '../../../server/rounds/accounting.ts';
+import { configuredPrivacyRecord, PrivacyHistory, releasedPrivacyRecord } from '../../../server/rounds/accounting.ts';
 import { openDatabase, SqliteRoundStore } from '../../../server/storage/sqlite.ts';
 
-function released(delta: number, id: number, history: readonly RoundRecord[], cache?: RdpCache) {
+function released(delta: number, id: number, history: readonly RoundRecord[]) {
   const { spec } = parseLaunchRequest({ rounds: 1, clientsPerRound: 4, minClients: 3, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta, population: 1000 } });
   const privacy = spec.privacy as PrivacySpec;
   const config = buildPrivacyConfig(privacyInput(privacy, 1000, { method: 'fixed', rate: 1 }, 4, { allowCentral: false, allowNone: false }));
-  return { spec, record: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), history, id, cache) };
+  return { spec, record: releasedPrivacyRecord(configuredPrivacyRecord(privacy, config, 'fixed'), history, id) };
 }
 
 describe('releasedPrivacyRecord', () => {
   it('composes every earlier released round into the cumulative epsilon, whatever delta it was released at', () => {
     const first = released(1e-5, 1, []);
     const alone = released(1e-6, 2, []);
-    const history = [{ id: 1, privacy: first.record } as unknown as RoundRecord];
+    const history = [{ id: 1, status: 'committed', privacy: first.record } as unknown as RoundRecord];
     const second = released(1e-6, 2, history);
     expect(second.record.epsilonRound).toBe(alone.record.epsilonRound);
     // Two rounds' RDP composed: strictly more than one round alone (never an under-count).
@@ -38,22 +38,29 @@ describe('releasedPrivacyRecord', () => {
 
   it('spends nothing for an unreleased round in the history', () => {
     const first = released(1e-6, 1, []);
-    const history = [{ id: 1, privacy: { ...first.record, released: false } } as unknown as RoundRecord];
+    const history = [{ id: 1, status: 'aborted', privacy: { ...first.record, released: false } } as unknown as RoundRecord];
     const second = released(1e-6, 2, history);
     expect(second.record.epsilonCumulative).toBe(second.record.epsilonRound);
   });
 
-  it('caches the curves of finished rounds only, and gives the same epsilon with or without the cache', () => {
-    const first = released(1e-5, 1, []);
-    const running = released(1e-5, 2, []);
-    const history = [{ id: 1, status: 'committed', privacy: first.record }, { id: 2, status: 'running', privacy: running.record }] as unknown as RoundRecord[];
-    const cache: RdpCache = new Map();
-    const cold = released(1e-6, 3, history, cache);
-    expect([...cache.keys()]).toEqual([1]);
-    expect(cache.get(1)).toEqual(recordRdp(first.record));
-    const warm = released(1e-6, 3, history, cache);
-    expect(warm.record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
-    expect(released(1e-6, 3, history).record.epsilonCumulative).toBe(cold.record.epsilonCumulative);
+  it('kept up round by round, gives what the whole history gives; counts finished rounds once, and no unfinished one', () => {
+    const rounds = [1, 2, 3, 4].map((id) => ({ id, status: id === 4 ? 'running' : id === 3 ? 'aborted' : 'committed', privacy: released(id === 2 ? 1e-5 : 1e-6, id, []).record }) as unknown as RoundRecord);
+    const pending = released(1e-6, 5, []);
+    const whole = PrivacyHistory.of(rounds).release(pending.record);
+    const kept = PrivacyHistory.of([]);
+    for (const r of rounds) {
+      kept.add(r);
+      kept.add(r); // a second finish of the same round (a failed write retried)
+    }
+    expect(kept.release(pending.record)).toEqual(whole);
+    // Rounds 1-3 count (round 3 was released before it aborted); round 4 is still running.
+    expect(whole.epsilonCumulative).toBe(released(1e-6, 5, rounds.slice(0, 3)).record.epsilonCumulative);
+    expect(whole.epsilonCumulative as number).toBeGreaterThan(released(1e-6, 5, rounds.slice(0, 2)).record.epsilonCumulative as number);
+    // A round finished later is counted when it is added, not before.
+    const late = { ...rounds[3]!, status: 'committed' } as RoundRecord;
+    expect(kept.release(pending.record).epsilonCumulative).toBe(whole.epsilonCumulative);
+    kept.add(late);
+    expect(kept.release(pending.record).epsilonCumulative).toBe(released(1e-6, 5, [...rounds.slice(0, 3), late]).record.epsilonCumulative);
   });
 
   it('marks a SecAgg+ round as such from launch, before any cohort is selected (real SQLite store)', async () => {

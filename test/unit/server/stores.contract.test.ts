@@ -52,11 +52,13 @@ describe.each(implementations)('%s stores', (_name, open) => {
     expect(await s.rounds.get(9)).toBeUndefined();
     await expect(s.rounds.update(9, { status: 'aborted' })).rejects.toThrow(/round 9 does not exist/);
     await s.rounds.update(2, { status: 'running', stage: 'training' });
+    expect((await s.rounds.unfinished()).map((r) => [r.id, r.status])).toEqual([[2, 'running'], [3, 'pending']]);
     expect(await s.rounds.abortUnfinished('restarted', '2024-01-02T00:00:00.000Z')).toBe(2);
     expect(await s.rounds.get(2)).toMatchObject({ status: 'aborted', stage: 'aborted', reason: 'restarted' });
     expect(await s.rounds.get(3)).toMatchObject({ status: 'aborted', stage: null, reason: 'restarted' });
     expect((await s.rounds.get(1))?.status).toBe('committed');
     expect(await s.rounds.nextPending()).toBeUndefined();
+    expect(await s.rounds.unfinished()).toEqual([]);
     s.close();
   });
 
