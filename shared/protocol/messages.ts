@@ -175,8 +175,8 @@ export const RoundSpecSchema = z
     /**
      * The launch's own budget: the deployment's cumulative epsilon at `privacy.delta` (every
      * released round, as the ledger counts them) must stay at most this. Checked at launch against
-     * the projection and again before each release (docs/ledger.md "Budgets"); it can only tighten
-     * the deployment cap.
+     * the projection, and again before each of its rounds starts and before each release
+     * (docs/ledger.md "Budgets"); it can only tighten the deployment cap.
      */
     epsilonCap: z.number().gt(0).finite().optional(),
   })
