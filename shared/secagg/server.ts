@@ -344,6 +344,8 @@ export class SecAggServerSession {
 
   /** Every live client keeps at least t live holders among itself and its neighbours (Bell et al. 2020, Sec. 3). */
   #checkHolders(stage: ProtocolStage, alive: readonly number[]): void {
+    // Nobody left passes the per-client check vacuously; the later stages would only wait out their deadlines.
+    if (alive.length === 0) throw new StageShortfall(`stage "${stage}" fell short: no client answered (all ${this.config.n} dropped or declined)`);
     const set = new Set(alive);
     for (const u of alive) {
       const holders = 1 + this.#graph.neighbours(u).filter((v) => set.has(v)).length;

@@ -77,6 +77,13 @@ describe('aborts below threshold name the stage', () => {
     for (const m of outcome.messages) if (!withheld.has(m.to)) expect(round.clients[m.to - 1]!.stage).toBe('aborted');
   });
 
+  it.each(['advertise-keys', 'share-keys'] as const)('everybody gone at %s: aborts there, not at a later stage', async (stage) => {
+    const round = setupRound({ n: 3, k: 2, t: 2, vectorLength: 8, label: `abort-all-${stage}` });
+    const { outcome } = await playRound(round, { [stage]: [1, 2, 3] });
+    expect(outcome.status === 'aborted' && [outcome.stage, outcome.code, outcome.reason]).toEqual([stage, 'BELOW_THRESHOLD', `stage "${stage}" fell short: no client answered (all 3 dropped or declined)`]);
+    expect(round.server.summary().abort?.stage).toBe(stage);
+  });
+
   it('n=10: a survivor that loses too many neighbours aborts at that stage', async () => {
     const round = setupRound({ n: 10, k: 9, t: 6, vectorLength: 8, label: 'abort-n10', serverVerifies: false });
     const { outcome } = await playRound(round, { 'share-keys': [1, 2, 3], 'masked-input': [4, 5] });
