@@ -22,7 +22,7 @@ import { isErrorCode } from '../../shared/protocol/errors.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
-import type { Ack, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
+import type { Ack, DeclineReason, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
 import { RoundClosedSchema, RoundConfigEnvelopeSchema, RoundNotSelectedSchema, RoundOpenSchema, SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
 import type { z } from 'zod';
 import { toBase64 } from '../../shared/secagg/bytes.ts';
@@ -264,7 +264,7 @@ export class FederatedClient {
     try {
       if (!(await this.hasExamples())) {
         // Say so, so check-in can close without waiting for this device; it is never selected.
-        await this.decline(message.roundId, 'no training examples on this device', message.checkinMs);
+        await this.decline(message.roundId, 'no training examples on this device', 'NO_EXAMPLES', message.checkinMs);
         return;
       }
       const checkin = { roundId: message.roundId, nonce: this.nonce(), signingKey: toBase64(this.signingKeys.publicKey) };
@@ -285,10 +285,13 @@ export class FederatedClient {
     return (await this.examplesForConfig(model.config)).length > 0;
   }
 
-  /** Tells the coordinator this device declines the round (check-in) or leaves it (once selected). */
-  private async decline(roundId: number, reason: string, timeoutMs: number): Promise<void> {
+  /**
+   * Tells the coordinator this device declines the round (check-in) or leaves it (once selected),
+   * with the reason as a code only: `reason` (the text) stays on the device, in its own event.
+   */
+  private async decline(roundId: number, reason: string, code: DeclineReason, timeoutMs: number): Promise<void> {
     this.emit({ type: 'declined', roundId, reason });
-    await this.socket.timeout(Math.max(1000, timeoutMs)).emitWithAck(EVENTS.checkin, { roundId, nonce: this.nonce(), decline: true });
+    await this.socket.timeout(Math.max(1000, timeoutMs)).emitWithAck(EVENTS.checkin, { roundId, nonce: this.nonce(), decline: true, reason: code });
   }
 
   private async examplesForConfig(config: ModelConfig): Promise<readonly Example[]> {
@@ -330,14 +333,14 @@ export class FederatedClient {
       if (this.drop('config', round.roundId)) return;
       const privacy = this.acceptPrivacy(round);
       // A refusal leaves the cohort at once, so the round does not wait for this device's deadline.
-      if (privacy && 'refused' in privacy) return await this.decline(round.roundId, privacy.refused, deadline - this.clock());
+      if (privacy && 'refused' in privacy) return await this.decline(round.roundId, privacy.refused, 'PRIVACY_NOT_ACCEPTED', deadline - this.clock());
       const ledger = this.options.privacyLedger;
       if (ledger) {
         // The device's own budget; the round is recorded before anything of it leaves the device.
         const over = ledger.refusal(privacy ? privacy.config : null);
         if (over) {
           this.emit({ type: 'privacy-refused', roundId: round.roundId, error: { code: 'PRIVACY_NOT_ACCEPTED', message: over } });
-          return await this.decline(round.roundId, over, deadline - this.clock());
+          return await this.decline(round.roundId, over, 'PRIVACY_NOT_ACCEPTED', deadline - this.clock());
         }
         await ledger.record(round.roundId, privacy ? privacy.config : null);
       }
@@ -346,7 +349,7 @@ export class FederatedClient {
       if (fetched) this.emit({ type: 'model-fetched', version: model.version, bytes: model.bytes, ms: this.clock() - fetchStarted });
       const examples = await this.examplesForConfig(model.config);
       if (examples.length === 0) {
-        await this.decline(round.roundId, 'no training examples on this device: leaving the round', deadline - this.clock());
+        await this.decline(round.roundId, 'no training examples on this device: leaving the round', 'NO_EXAMPLES', deadline - this.clock());
         return;
       }
       const trainStarted = this.clock();

@@ -92,7 +92,8 @@ export function describeRound(r: RoundRecord): string {
   const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative == null ? 'unbounded: a model was released without DP' : p.epsilonCumulative.toFixed(3)}) at δ=${p.delta}` : ''}${cap}]`;
   const sa = r.secagg;
   const secagg = sa ? ` [SecAgg+ n=${sa.n} k=${sa.k} t=${sa.t}, ${sa.survivors} survivors${sa.abortedStage ? `, fell short at ${sa.abortedStage}` : ''}]` : '';
-  return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}`;
+  const declined = r.declined && r.status === 'committed' ? ` [declined by ${Object.entries(r.declined).map(([code, n]) => `${n} ${code}`).join(', ')}]` : '';
+  return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}${declined}`;
 }
 
 /**

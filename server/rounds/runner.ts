@@ -9,6 +9,7 @@ import type { Example } from '../../shared/features/examples.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { CheckinMessageSchema, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
+import type { DeclineReason } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, checkRoundId, closeTraining, commitRound, declineRound, dropClient, markReported, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
 import type { RoundState } from '../../shared/protocol/round.ts';
@@ -94,6 +95,19 @@ function jsonMetrics(scores: HeadScores): Record<string, Record<string, number |
   return out;
 }
 
+const DECLINE_MEANING: Record<DeclineReason | 'UNSPECIFIED', string> = {
+  PRIVACY_NOT_ACCEPTED: "the device's privacy policy or its own privacy budget",
+  NO_EXAMPLES: 'no training examples on the device',
+  UNSPECIFIED: 'no reason given',
+};
+
+/** e.g. "declined by 40 device(s): 40 PRIVACY_NOT_ACCEPTED (the device's privacy policy or its own privacy budget)". */
+function describeDeclines(declined: Record<string, number>): string {
+  const total = Object.values(declined).reduce((a, b) => a + b, 0);
+  const parts = Object.entries(declined).map(([code, n]) => `${n} ${code} (${DECLINE_MEANING[code as DeclineReason] ?? code})`);
+  return `declined by ${total} device(s): ${parts.join(', ')}`;
+}
+
 export class RoundRunner {
   private state: RoundState | null = null;
   private accumulator: UpdateAccumulator | null = null;
@@ -104,6 +118,8 @@ export class RoundRunner {
   private readonly signingKeys = new Map<string, Uint8Array>();
   /** The finished rounds' released spend, for the cumulative epsilon of each release: read from the store at the first release, then kept up as rounds finish. */
   private history: PrivacyHistory | null = null;
+  /** Devices that declined the round in flight (or left it once selected), with the code they gave. */
+  private declines = new Map<string, DeclineReason | 'UNSPECIFIED'>();
   private lastRoundId = 0;
   /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
@@ -149,6 +165,7 @@ export class RoundRunner {
     if (!this.state) this.noRound(message.roundId);
     if (message.decline) {
       this.state = declineRound(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+      this.declines.set(clientId, message.reason ?? 'UNSPECIFIED');
       if (this.state.stage === 'training') this.secagg?.disconnect(clientId);
       this.wakeup.notify();
       return;
@@ -246,6 +263,7 @@ export class RoundRunner {
     this.lastRoundId = Math.max(this.lastRoundId, record.id);
     let state = openRound(record.id, base, record.config, started);
     this.state = state;
+    this.declines = new Map();
     try {
       await this.options.ledger?.beforeStart(record, registry.parameters);
       await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
@@ -448,6 +466,11 @@ export class RoundRunner {
   private async finish(id: number, state: RoundState, started: number, timings: Record<string, number>, extra: { modelVersion?: number; metrics?: RoundRecord['metrics'] } = {}): Promise<void> {
     const durationMs = this.options.clock() - started;
     const status = state.stage === 'committed' ? 'committed' : 'aborted';
+    const declined: Record<string, number> = {};
+    for (const code of this.declines.values()) declined[code] = (declined[code] ?? 0) + 1;
+    // An abort names the devices that declined, by code: a round its devices' own privacy caps
+    // refused otherwise reads as an ordinary shortfall.
+    if (status === 'aborted' && this.declines.size > 0) state = { ...state, reason: `${state.reason ?? 'aborted'}; ${describeDeclines(declined)}` };
     const patch = {
       status,
       stage: state.stage,
@@ -455,6 +478,7 @@ export class RoundRunner {
       finishedAt: this.iso(),
       durationMs,
       timings,
+      ...(this.declines.size > 0 ? { declined } : {}),
       ...(state.reason ? { reason: state.reason } : {}),
       ...(extra.modelVersion !== undefined ? { modelVersion: extra.modelVersion } : {}),
       ...(extra.metrics ? { metrics: extra.metrics } : {}),

@@ -37,9 +37,13 @@ export const CheckinMessageSchema = z
     signingKey: Key32Schema.optional(),
     /** True: this client declines the round (no training examples), so check-in can close without waiting for it. */
     decline: z.literal(true).optional(),
+    /** Why, as a code only (no free text leaves the device): counted on the round record and named when the round aborts. */
+    reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED']).optional(),
   })
-  .strict();
+  .strict()
+  .refine((m) => m.reason === undefined || m.decline === true, { message: '"reason" goes only with "decline"', path: ['reason'] });
 export type CheckinMessage = z.infer<typeof CheckinMessageSchema>;
+export type DeclineReason = NonNullable<CheckinMessage['reason']>;
 
 /** Binary in the browser (ArrayBuffer) and in Node (Buffer, a Uint8Array); checked for size later. */
 export const BinarySchema = z.custom<Uint8Array | ArrayBuffer>((v) => v instanceof Uint8Array || v instanceof ArrayBuffer, 'expected binary data');
@@ -456,6 +460,8 @@ export const RoundRecordSchema = z.object({
     .nullable(),
   privacy: RoundPrivacyRecordSchema.optional(),
   secagg: SecAggRecordSchema.nullable().optional(),
+  /** Devices that declined the round or left it once selected, by the reason code they gave (absent: none did). */
+  declined: z.record(z.string(), z.number().int()).optional(),
   /** Only on the round in flight, from the coordinator's memory: progress of the current stage. */
   live: z
     .object({ stage: z.enum(ROUND_STAGES), checkedIn: z.number().int(), selected: z.number().int(), reported: z.number().int(), dropped: z.number().int(), stageEndsInMs: z.number() })

@@ -72,6 +72,9 @@ describe('bad input and faults', () => {
     socket.on('protocol:error', (e) => errors.push(e));
     expect(code(await send(socket, 'checkin', { roundId: 'one', nonce: randomId() }))).toBe('MALFORMED_MESSAGE');
     expect(code(await send(socket, 'checkin', { roundId: 1, nonce: randomId(), extra: true }))).toBe('MALFORMED_MESSAGE');
+    // A decline's reason is a code, and only with a decline: free text or a reason alone is refused.
+    expect(code(await send(socket, 'checkin', { roundId: 1, nonce: randomId(), reason: 'NO_EXAMPLES' }))).toBe('MALFORMED_MESSAGE');
+    expect(code(await send(socket, 'checkin', { roundId: 1, nonce: randomId(), decline: true, reason: 'my budget ran out on Tuesday' }))).toBe('MALFORMED_MESSAGE');
     expect(code(await send(socket, 'update', { roundId: 1, nonce: randomId(), examples: 3, delta: 'AAAA' }))).toBe('MALFORMED_MESSAGE');
     expect(code(await send(socket, 'checkin', null))).toBe('MALFORMED_MESSAGE');
     expect(code(await send(socket, 'checkin', { roundId: 1, nonce: randomId() }))).toBe('UNKNOWN_ROUND');
@@ -245,6 +248,7 @@ describe('a device without training examples', () => {
     expect(left.participants).toBe(3);
     expect(left.durationMs!).toBeLessThan(trainingMs);
     expect(clients[3]!.events.some((e) => e.type === 'declined' && e.roundId === first!.id)).toBe(true);
+    expect(left.declined).toEqual({ NO_EXAMPLES: 1 });
     // Second round: it knows, and declines check-in (which therefore closes early too).
     const [second] = await launch(coordinator, request);
     const declined = await waitForRound(coordinator, second!.id, 40_000);
@@ -254,5 +258,6 @@ describe('a device without training examples', () => {
     expect(declined.durationMs!).toBeLessThan(trainingMs);
     expect(clients[3]!.events.some((e) => e.type === 'declined' && e.roundId === second!.id)).toBe(true);
     expect(clients[3]!.events.some((e) => e.type === 'checked-in' && e.roundId === second!.id)).toBe(false);
+    expect(declined.declined).toEqual({ NO_EXAMPLES: 1 });
   }, 60_000);
 });

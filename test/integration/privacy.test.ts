@@ -228,8 +228,41 @@ describe('central and none when the coordinator enables them', () => {
     expect(n.privacy).toMatchObject({ mode: 'none', differentiallyPrivate: false, released: false, epsilonRound: null, epsilonCumulative: null, secagg: 'off' });
     const refused = clients[2]!.events.find((e) => e.type === 'privacy-refused');
     expect(refused).toMatchObject({ roundId: plain!.id, error: { code: 'PRIVACY_NOT_ACCEPTED' } });
+    // The coordinator learns the refusal as a code, counted on the record; the central round had none.
+    expect(n.declined).toEqual({ PRIVACY_NOT_ACCEPTED: 1 });
+    expect(c.declined).toBeUndefined();
     // The none round spends nothing: the listed records show it as non-private.
     const list = await api<{ rounds: RoundRecord[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/rounds');
     expect(list.body.rounds.map((r) => r.privacy?.mode)).toEqual(['none', 'central']);
+  });
+});
+
+describe('a round every selected device refuses on its own privacy policy', () => {
+  const dataDir = tempDataDir();
+  let coordinator: TestCoordinator;
+  let clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    await useNodeBackend();
+    coordinator = await startTestCoordinator(dataDir, { allowNoDp: false });
+    // Devices that take only local DP: a distributed round (noise split across devices) is refused.
+    clients = await startClients(coordinator, 4, () => ({ acceptPrivacyModes: ['local'] }));
+  });
+
+  afterAll(async () => {
+    stopAll(clients);
+    await coordinator?.close();
+  });
+
+  it('aborts at advertise-keys without waiting out the later stages, and says the devices declined and why', async () => {
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, ...DP_FAST, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 } });
+    const record = await waitForRound(coordinator, r!.id);
+    expect(record.status).toBe('aborted');
+    expect(record.declined).toEqual({ PRIVACY_NOT_ACCEPTED: 4 });
+    expect(record.reason).toMatch(/^SecAgg\+ aborted at stage "advertise-keys" \(BELOW_THRESHOLD\): stage "advertise-keys" fell short: no client answered \(all 4 dropped or declined\); declined by 4 device\(s\): 4 PRIVACY_NOT_ACCEPTED \(the device's privacy policy or its own privacy budget\)$/);
+    expect(record.secagg).toMatchObject({ abortedStage: 'advertise-keys' });
+    // Nothing waited for a stage deadline after training: every device had left.
+    expect(record.timings['secagg.share-keysMs']).toBeUndefined();
+    for (const c of clients) expect(c.events.some((e) => e.type === 'privacy-refused' && e.roundId === r!.id)).toBe(true);
   });
 });
