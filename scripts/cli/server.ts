@@ -8,10 +8,11 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
-import { API_TOKENS_FILE, startEmbeddedCoordinator } from '../../server/embedded.ts';
+import { API_TOKENS_FILE } from '../../server/embedded.ts';
 import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
 import { loadDatasetArg } from './inputs.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
+import { startOnPort } from './demo.ts';
 import { action, emit, log, parseNumber } from './output.ts';
 
 interface ServerOptions {
@@ -57,7 +58,9 @@ export function registerServerCommand(program: Command): void {
         const data = dataConfig();
         const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
         const dataDir = path.resolve(options.dataDir);
-        const coordinator = await startEmbeddedCoordinator({
+        // A coordinator's port is what its clients are configured with: a busy one is refused
+        // (UNAVAILABLE, naming --port 0), never swapped for another.
+        const coordinator = await startOnPort({
           dataDir,
           port,
           host: options.host,
@@ -69,7 +72,7 @@ export function registerServerCommand(program: Command): void {
           ...(options.platformPublicKey !== undefined ? { platformPublicKey: parsePlatformPublicKey(options.platformPublicKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
-        });
+        }, true);
         emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version }, () =>
           `coordinator listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
         );

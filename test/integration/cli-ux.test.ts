@@ -171,7 +171,7 @@ describe('client commands against a real coordinator', () => {
 });
 
 describe('demo port and data directory', () => {
-  it('a busy default port falls back to a free one; a busy explicit port is UNAVAILABLE', async () => {
+  it('a busy default port falls back to a free one (demo); a busy explicit port, or any busy port of `portrait server`, is UNAVAILABLE', async () => {
     const busy = await busyPort();
     const port = (busy.address() as net.AddressInfo).port;
     const pop = await syntheticPopulation();
@@ -186,6 +186,9 @@ describe('demo port and data directory', () => {
       expect(fallback.port).toBeGreaterThan(0);
       expect((await (await fetch(`${fallback.url}/healthz`)).json()).ok).toBe(true);
       await fallback.close();
+      // `portrait server` never swaps its port: busy is UNAVAILABLE, with what to do.
+      const server = await portrait(['server', '--port', String(port), '--data-dir', path.join(dataDir, 'server'), '--json']);
+      expect(jsonError(server)).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(new RegExp(`^port ${port} is already in use: .*--port 0 for a free one$`)) });
     } finally {
       busy.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
