@@ -99,6 +99,11 @@ export function buildReport(entries: readonly unknown[], verify: VerifyResult, o
 
 const fmt = (v: number | null, digits = 4): string => (v === null ? 'unbounded' : v.toFixed(digits));
 
+/** A round's own epsilon is at its own delta; the cumulative column is at the report's (the cap's, else the last round's). */
+function cumulativeHeader(r: LedgerReport, epsilon: string, delta: string): string {
+  return r.delta === null ? `cumulative ${epsilon}` : `cumulative ${epsilon} at ${delta} = ${r.delta}`;
+}
+
 function summaryLines(r: LedgerReport): string[] {
   const lines = [
     r.verify.ok ? `The ledger verifies: ${r.verify.entries} signed entries, hash chain intact, every epsilon recomputed and matching.` : `WARNING: the ledger does NOT verify. First bad entry: ${r.verify.firstBadEntry} (${r.verify.reason}). Figures below cover only the entries before it.`,
@@ -114,9 +119,9 @@ function summaryLines(r: LedgerReport): string[] {
 
 export function renderMarkdown(r: LedgerReport): string {
   const out = ['# Privacy ledger report', '', `Generated ${r.generatedAt}.`, '', ...summaryLines(r).map((l) => `- ${l}`), '', '## Rounds', ''];
-  out.push('| entry | round | outcome | mode | clip | noise z | q | t | cohort | survivors | epsilon this round | cumulative epsilon |');
-  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
+  out.push(`| entry | round | outcome | mode | clip | noise z | q | t | cohort | survivors | delta | epsilon this round (at its delta) | ${cumulativeHeader(r, 'epsilon', 'delta')} |`);
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${x.delta || '-'} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
   out.push('', '## Cumulative epsilon against the cap', '', '```');
   const scale = Math.max(r.cap?.epsilon ?? 0, ...r.rounds.map((x) => x.epsilonCumulative ?? 0), 1e-9);
   const width = 50;
@@ -172,7 +177,7 @@ export function epsilonChartSvg(r: LedgerReport, id = 'epsilon-chart'): string {
 
 export function renderHtml(r: LedgerReport): string {
   const rows = r.rounds
-    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip ?? '-'}</td><td>${x.noiseMultiplier ?? '-'}</td><td>${x.q ?? '-'}</td><td>${x.t ?? '-'}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
+    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip ?? '-'}</td><td>${x.noiseMultiplier ?? '-'}</td><td>${x.q ?? '-'}</td><td>${x.t ?? '-'}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${x.delta || '-'}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Privacy ledger report</title>
@@ -180,7 +185,7 @@ export function renderHtml(r: LedgerReport): string {
 <body><h1>Privacy ledger report</h1><p>Generated ${escapeHtml(r.generatedAt)}.</p>
 <ul>${summaryLines(r).map((l, i) => `<li${i === 0 && !r.verify.ok ? ' class="bad"' : ''}>${escapeHtml(l)}</li>`).join('')}</ul>
 <h2>Cumulative epsilon against the cap</h2>${epsilonChartSvg(r)}
-<h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>ε this round</th><th>cumulative ε</th></tr></thead>
+<h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>δ</th><th>ε this round (at its δ)</th><th>${escapeHtml(cumulativeHeader(r, 'ε', 'δ'))}</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table></body></html>

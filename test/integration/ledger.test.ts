@@ -80,7 +80,7 @@ describe('privacy ledger on a coordinator', () => {
     expect(json.body.budgetLeft).toBeCloseTo(40 - (json.body.epsilonSpent as number), 12);
     expect(json.body.sensitiveHeads.sensitive).toEqual(['age', 'gender', 'career', 'stage']);
     const md = await fetch(`${coordinator.url}/api/v1/ledger/report?format=md`, { headers: { authorization: `Bearer ${coordinator.auditor}` } });
-    expect(await md.text()).toMatch(/# Privacy ledger report[\s\S]*\| entry \| round \|[\s\S]*\^ cap 40/);
+    expect(await md.text()).toMatch(/# Privacy ledger report[\s\S]*\| entry \| round \|.*\| delta \| epsilon this round \(at its delta\) \| cumulative epsilon at delta = 0\.000001 \|[\s\S]*\^ cap 40/);
     const html = await fetch(`${coordinator.url}/api/v1/ledger/report?format=html`, { headers: { authorization: `Bearer ${coordinator.auditor}` } });
     expect(await html.text()).toMatch(/<svg id="epsilon-chart"[\s\S]*class="cap"[\s\S]*class="spent"/);
     expect((await api(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/report?format=pdf')).status).toBe(400);
@@ -129,7 +129,9 @@ describe('privacy ledger on a coordinator', () => {
       expect(rows).toHaveLength(2);
       expect(rows[0]?.[2]).toBe('released');
       expect(rows[1]?.[2]).toMatch(/^aborted/);
-      expect(rows[1]?.[10]).toBe('0.0000');
+      expect(rows[0]?.[10]).toBe('0.000001');
+      expect(rows[1]?.[11]).toBe('0.0000');
+      expect(await page.textContent('#cumulative-header')).toBe('cumulative ε at δ = 0.000001');
       expect(await page.textContent('#summary')).toMatch(/Cap: ε = 40 at δ = 0\.000001; left: \d+\.\d{4}/);
       expect(await page.$$eval('#budget-chart line.cap', (l) => l.length)).toBe(1);
       expect(await page.$$eval('#budget-chart circle', (c) => c.length)).toBe(2);
