@@ -123,7 +123,7 @@ export function registerAuditCommands(program: Command): void {
       if (!result.ok) process.exitCode = 1;
       emit(options, json, () =>
         result.ok
-          ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; cumulative epsilon ${result.epsilon === null ? 'n/a' : result.epsilon.toFixed(6)} at delta ${result.delta ?? 'n/a'}`
+          ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${result.delta === null ? 'no differentially private round yet' : `cumulative epsilon ${result.epsilon === null ? 'unbounded (a model was released without differential privacy)' : result.epsilon.toFixed(6)} at delta ${result.delta}`}`
           : `ledger FAILED (${source}) at entry ${result.firstBadEntry}: ${result.reason}`,
       );
     }),

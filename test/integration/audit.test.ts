@@ -185,6 +185,8 @@ describe('portrait audit', () => {
     const good = spawnSync(process.execPath, [bin, 'audit', 'verify', '--bundle', bundleFile, '--json'], { encoding: 'utf8' });
     expect(good.status).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({ ok: true, entries: 6 });
+    const plain = spawnSync(process.execPath, [bin, 'audit', 'verify', '--bundle', bundleFile], { encoding: 'utf8' });
+    expect(plain.stdout).toMatch(/^ledger OK \(.*\): 6 entries, chain and signatures verified, epsilons recomputed; cumulative epsilon \d+\.\d{6} at delta 0\.00001$/m);
     const bad = spawnSync(process.execPath, [bin, 'audit', 'verify', '--bundle', path.join(work, 'tampered-deleted-entry.json')], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stdout).toMatch(/ledger FAILED .* at entry 3: expected seq 3, found 4/);
