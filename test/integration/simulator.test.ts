@@ -99,6 +99,9 @@ describe('fleet simulator', () => {
     const record = await waitForRound(coordinator, r!.id, 25_000);
     expect(record.status).toBe('aborted');
     expect(record.participants).toBe(0);
+    // The operator learns why: the devices declined on their own privacy (a code, not their budgets).
+    expect(record.declined).toEqual({ PRIVACY_NOT_ACCEPTED: 6 });
+    expect(record.reason).toMatch(/; declined by 6 device\(s\): 6 PRIVACY_NOT_ACCEPTED \(the device's privacy policy or its own privacy budget\)$/);
     // Workers forward their devices' events in batches: wait for all six refusals to arrive.
     await waitFor(() => fleet?.stats().events['privacy-refused'] === 6, 5_000, 'six privacy refusals');
     expect(fleet.stats().events['update-sent'] ?? 0).toBe(0);
