@@ -18,7 +18,10 @@ import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
+import { configFromModelJson } from '../../shared/model/artifacts.ts';
+import { DATABASE_FILE } from '../../server/storage/sqlite.ts';
 import { callApi, resolveToken } from './api-client.ts';
+import { modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
 interface SourceOptions {
@@ -98,7 +101,19 @@ async function load(options: SourceOptions): Promise<Loaded> {
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
   const dirCap = cap ?? readBudgetCap(dataDir);
   const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
-  return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE) };
+  return { entries, result, cap: dirCap, enabledHeads: await latestModelHeads(dataDir), source: path.join(dataDir, LEDGER_DATABASE_FILE) };
+}
+
+/** The heads of the data directory's latest model version (the one devices run), or null when it holds none. */
+async function latestModelHeads(dataDir: string): Promise<string[] | null> {
+  if (!fs.existsSync(path.join(dataDir, DATABASE_FILE))) return null;
+  try {
+    const { files } = await modelVersionFromDataDir(dataDir, 'latest');
+    return [...configFromModelJson(files.modelJson).heads];
+  } catch (err) {
+    if (err instanceof CliError && err.code === 'NOT_FOUND') return null;
+    throw err;
+  }
 }
 
 function sourceOptions(command: Command): Command {

@@ -20,6 +20,13 @@ import { LEDGER_KEY_FILE } from '../../server/ledger/key.ts';
 import { LEDGER_DATABASE_FILE } from '../../server/ledger/sqlite.ts';
 import { registerAuditCommands } from '../../scripts/cli/audit.ts';
 import { roundSpend, seededKey } from '../unit/ledger/fixtures.ts';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { prepareData } from '../../shared/features/prepare.ts';
+import { modelToFiles } from '../../shared/model/artifacts.ts';
+import { buildModel } from '../../shared/model/build.ts';
+import { openSqliteStores } from '../../server/storage/sqlite.ts';
+import { loadDataset } from '../../scripts/import/resolve.ts';
+import { dataConfig, modelConfigFor } from '../../scripts/lib/central.ts';
 import { tempDataDir } from './harness.ts';
 
 interface CliResult {
@@ -119,8 +126,32 @@ describe('portrait audit', () => {
     expect(md.stdout).toMatch(/round +3 #+ +\| \d+\.\d{4}/);
     const html = await cli('report', '--bundle', bundleFile, '--format', 'html');
     expect(html.stdout).toMatch(/<svg id="epsilon-chart"[\s\S]*<polyline class="spent"/);
-    const report = JSON.parse((await cli('report', '--data-dir', dataDir, '--format', 'json')).stdout) as { rounds: unknown[]; budgetLeft: unknown };
+    const report = JSON.parse((await cli('report', '--data-dir', dataDir, '--format', 'json')).stdout) as { rounds: unknown[]; budgetLeft: unknown; sensitiveHeads: { enabled: string[] | null } };
     expect(report.rounds).toHaveLength(4);
+    // No model store in this directory: which heads the model has is not known here.
+    expect(report.sensitiveHeads.enabled).toBeNull();
+  });
+
+  it("reads the enabled sensitive heads from the data directory's latest model version", async () => {
+    await useNodeBackend();
+    const dataset = await loadDataset('synthetic:60');
+    const data = dataConfig();
+    const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
+    const stores = openSqliteStores(dataDir);
+    try {
+      for (const sensitive of [false, true]) {
+        const config = modelConfigFor(prepared, data, 'mlp', sensitive);
+        const model = buildModel(config, 1);
+        await stores.models.add({ files: await modelToFiles(model, config), roundId: null, parentVersion: null, parameters: model.countParams() }, new Date().toISOString());
+        model.dispose();
+        const report = JSON.parse((await cli('report', '--data-dir', dataDir, '--format', 'json')).stdout) as { sensitiveHeads: { enabled: string[] | null } };
+        expect(report.sensitiveHeads.enabled).toEqual(sensitive ? ['age', 'gender', 'career', 'stage'] : []);
+      }
+      const md = await cli('report', '--data-dir', dataDir, '--format', 'md');
+      expect(md.stdout).toContain('enabled in the current model: age, gender, career, stage.');
+    } finally {
+      stores.close();
+    }
   });
 
   it('names the first bad entry for every tampering of the bundle', async () => {
