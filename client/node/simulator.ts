@@ -60,6 +60,7 @@ export interface FleetStats {
   trainingMs: number;
   uploadMs: number;
   modelFetchMs: number;
+  /** Bytes the devices sent for their updates: the plain update, or every SecAgg+ message of the session. */
   updateBytes: number;
   modelBytes: number;
 }
@@ -152,6 +153,9 @@ export async function runFleet(options: FleetOptions): Promise<Fleet> {
     else if (event.type === 'update-sent') {
       stats.uploadMs += event.ms;
       stats.updateBytes += event.bytes;
+    } else if (event.type === 'secagg-finished') {
+      // With SecAgg+ the update leaves as the session's messages (keys, shares, masked input).
+      stats.updateBytes += event.bytesSent;
     } else if (event.type === 'model-fetched') {
       stats.modelFetchMs += event.ms;
       stats.modelBytes += event.bytes;

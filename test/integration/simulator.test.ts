@@ -105,5 +105,22 @@ describe('fleet simulator', () => {
     // Workers forward their devices' events in batches: wait for all six refusals to arrive.
     await waitFor(() => fleet?.stats().events['privacy-refused'] === 6, 5_000, 'six privacy refusals');
     expect(fleet.stats().events['update-sent'] ?? 0).toBe(0);
-  });
+    expect(fleet.stats().updateBytes).toBe(0);
+
+    // The same devices without a cap: a distributed-DP round with SecAgg+ commits, and the fleet
+    // counts the bytes of every SecAgg+ message its devices sent.
+    await fleet.stop();
+    await waitFor(() => coordinator.sockets.connectedClients() === 0, 10_000, 'capped fleet gone');
+    fleet = await runFleet({ serverUrl: coordinator.url, operatorToken: coordinator.operator, users, startDay: pop.dataset.startDay, workers: 1, seed: 8, reconnectionDelayMs: 100 });
+    await fleet.waitConnected(6, 20_000);
+    await waitFor(() => coordinator.sockets.connectedClients() === 6, 10_000, 'coordinator sees the uncapped fleet');
+    const [masked] = await launch(coordinator, { rounds: 1, clientsPerRound: 6, minClients: 4, ...FAST, deadlines: { checkinMs: 1_500, trainingMs: 20_000 }, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } });
+    const done = await waitForRound(coordinator, masked!.id, 25_000);
+    expect(done.status, done.reason).toBe('committed');
+    expect(done.secagg).toMatchObject({ survivors: 6 });
+    await waitFor(() => fleet?.stats().events['secagg-finished'] === 6, 5_000, 'six SecAgg+ sessions reported');
+    // Each device sent at least its masked input: 4 bytes per padded coordinate.
+    const padded = done.privacy!.paddedDimension as number;
+    expect(fleet.stats().updateBytes).toBeGreaterThan(6 * 4 * padded);
+  }, 60_000);
 });
