@@ -60,6 +60,15 @@ export function usageForDay(usage: DeviceUsage, day: number): DeviceUsage {
   return usage.day === day ? usage : { day, cpuMs: 0, uploadBytes: 0, epsilonSpent: usage.epsilonSpent };
 }
 
+/**
+ * A round the device declines outright rather than defers: its own privacy cap is spent, for good
+ * (epsilon never resets), so it says so at check-in (PRIVACY_NOT_ACCEPTED) and the coordinator
+ * neither waits for it nor reads its silence as a dropout.
+ */
+export function declineReason(config: PoliteConfig, usage: DeviceUsage): 'PRIVACY_NOT_ACCEPTED' | null {
+  return usage.epsilonSpent >= config.privacyCapEpsilon ? 'PRIVACY_NOT_ACCEPTED' : null;
+}
+
 export function participationDecision(config: PoliteConfig, signals: DeviceSignals, usage: DeviceUsage): Decision {
   if (config.requireIdle && !signals.idle && !signals.hidden) return { eligible: false, reason: 'page in use (waiting for idle or hidden)' };
   const b = signals.battery;

@@ -21,7 +21,7 @@ import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.t
 import { DEVICE_USER, deviceExamples } from './device-data.ts';
 import { EventStore } from './event-store.ts';
 import type { ActivityState, ClientStatus, PageToWorker, ProfileResult, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
-import { parsePoliteConfig, participationDecision, usageForDay } from './policy.ts';
+import { declineReason, parsePoliteConfig, participationDecision, usageForDay } from './policy.ts';
 import type { DeviceSignals, DeviceUsage, PoliteConfig } from './policy.ts';
 import { wireBytes } from './wire.ts';
 
@@ -145,6 +145,7 @@ class BrowserDevice {
       token: this.init.token,
       examples: async (config) => deviceExamples(await this.store.all(), config),
       eligible: () => this.decide(),
+      declineReason: () => declineReason(this.policy, this.usage),
       acceptPrivacyModes: this.policy.acceptPrivacyModes,
       privacyLedger: this.ledger,
       fetch: recordingFetch,

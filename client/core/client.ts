@@ -86,8 +86,13 @@ export interface FederatedClientOptions {
   token: string;
   /** This device's training examples, built with the model's vocabulary and windows. */
   examples: (config: ModelConfig) => readonly Example[] | Promise<readonly Example[]>;
-  /** Checked before each check-in (idle, charging, under its own privacy budget...). */
+  /** Checked before each check-in (idle, charging...): false defers the check-in within the window. */
   eligible?: () => boolean;
+  /**
+   * Checked first at each round open: a code declines the round outright instead of deferring it
+   * (the device's own privacy budget is spent, for good), so check-in need not wait for it.
+   */
+  declineReason?: () => DeclineReason | null;
   /** DP / SecAgg seam: transforms the plain delta before it leaves the device (identity now). */
   privatiseUpdate?: (delta: Float32Array, context: PrivatiseContext) => Float32Array | Promise<Float32Array>;
   /** Privacy modes this device takes part in; a round in any other mode is refused (a dropout). Default: all four. */
@@ -253,6 +258,13 @@ export class FederatedClient {
   private async onRoundOpen(message: RoundOpen): Promise<void> {
     if (this.busyRound !== null) {
       this.pendingOpen = { message, closesAt: this.clock() + message.checkinMs };
+      return;
+    }
+    const declined = this.options.declineReason?.() ?? null;
+    if (declined !== null) {
+      this.deferredOpen = null;
+      // No answer before check-in closed (disconnect or timeout) changes nothing: it declines the next round too.
+      await this.decline(message.roundId, `declined at check-in: ${declined}`, declined, message.checkinMs).catch(() => undefined);
       return;
     }
     if (this.options.eligible && !this.options.eligible()) {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { BudgetCapSchema, verifyBundle } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
@@ -19,9 +20,8 @@ import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { configFromModelJson } from '../../shared/model/artifacts.ts';
-import { DATABASE_FILE } from '../../server/storage/sqlite.ts';
+import { DATABASE_FILE, openSqliteStores } from '../../server/storage/sqlite.ts';
 import { callApi, resolveToken } from './api-client.ts';
-import { modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
 interface SourceOptions {
@@ -41,6 +41,8 @@ interface Loaded {
   cap: BudgetCap | null;
   enabledHeads: string[] | null;
   source: string;
+  /** Set when the ledger was read from a data directory (whose model store `report` then reads). */
+  dataDir?: string;
 }
 
 function capFrom(options: SourceOptions): BudgetCap | null {
@@ -101,18 +103,29 @@ async function load(options: SourceOptions): Promise<Loaded> {
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
   const dirCap = cap ?? readBudgetCap(dataDir);
   const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
-  return { entries, result, cap: dirCap, enabledHeads: await latestModelHeads(dataDir), source: path.join(dataDir, LEDGER_DATABASE_FILE) };
+  return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE), dataDir };
 }
 
-/** The heads of the data directory's latest model version (the one devices run), or null when it holds none. */
+/**
+ * The heads of the data directory's latest model version (the one devices run), from its
+ * model.json alone; null when there is none or it cannot be read: the report then says "unknown
+ * here", and nothing about the model store can fail a ledger report.
+ */
 async function latestModelHeads(dataDir: string): Promise<string[] | null> {
   if (!fs.existsSync(path.join(dataDir, DATABASE_FILE))) return null;
   try {
-    const { files } = await modelVersionFromDataDir(dataDir, 'latest');
-    return [...configFromModelJson(files.modelJson).heads];
-  } catch (err) {
-    if (err instanceof CliError && err.code === 'NOT_FOUND') return null;
-    throw err;
+    const stores = openSqliteStores(dataDir);
+    let latest;
+    try {
+      latest = await stores.models.latest();
+    } finally {
+      stores.close();
+    }
+    if (!latest) return null;
+    const modelJson = JSON.parse(fs.readFileSync(path.join(dataDir, 'models', String(latest.version), 'model.json'), 'utf8')) as Parameters<typeof configFromModelJson>[0];
+    return [...configFromModelJson(modelJson).heads];
+  } catch {
+    return null;
   }
 }
 
@@ -128,19 +141,28 @@ function sourceOptions(command: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
+/** Whether any entry released a model without DP (every cumulative epsilon after it is unbounded). */
+function releasedWithoutDp(entries: readonly unknown[]): boolean {
+  return entries.some((e) => {
+    const parsed = LedgerEntrySchema.safeParse(e);
+    return parsed.success && parsed.data.kind === 'round' && parsed.data.round.outcome === 'released' && parsed.data.round.mode === 'none';
+  });
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the signed privacy ledger: export, verify offline, report for compliance');
 
   sourceOptions(audit.command('verify').description('check the hash chain, every signature, and recompute every epsilon; exit 1 naming the first bad entry')).action(
     action(async (options: SourceOptions) => {
-      const { result, source } = await load(options);
+      const { entries, result, source } = await load(options);
       const { headHash: _h, currentKey: _k, ...json } = result;
       if (!result.ok) process.exitCode = 1;
-      emit(options, json, () =>
-        result.ok
-          ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${result.delta === null ? 'no differentially private round yet' : `cumulative epsilon ${result.epsilon === null ? 'unbounded (a model was released without differential privacy)' : result.epsilon.toFixed(6)} at delta ${result.delta}`}`
-          : `ledger FAILED (${source}) at entry ${result.firstBadEntry}: ${result.reason}`,
-      );
+      const spent = releasedWithoutDp(entries)
+        ? `cumulative epsilon unbounded (a model was released without differential privacy)${result.delta === null ? '' : ` at delta ${result.delta}`}`
+        : result.delta === null
+          ? 'no differentially private round released yet'
+          : `cumulative epsilon ${result.epsilon === null ? 'unbounded' : result.epsilon.toFixed(6)} at delta ${result.delta}`;
+      emit(options, json, () => (result.ok ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${spent}` : `ledger FAILED (${source}) at entry ${result.firstBadEntry}: ${result.reason}`));
     }),
   );
 
@@ -150,8 +172,9 @@ export function registerAuditCommands(program: Command): void {
     .action(
       action(async (options: SourceOptions & { format: string; out?: string }) => {
         if (!['md', 'html', 'json'].includes(options.format)) throw new CliError('INVALID_ARGUMENT', `"--format" expected md, html or json, got ${JSON.stringify(options.format)}`);
-        const { entries, result, cap, enabledHeads } = await load(options);
-        const report = buildReport(entries, result, { cap, enabledHeads, generatedAt: new Date().toISOString() });
+        const { entries, result, cap, enabledHeads, dataDir } = await load(options);
+        const heads = enabledHeads ?? (dataDir === undefined ? null : await latestModelHeads(dataDir));
+        const report = buildReport(entries, result, { cap, enabledHeads: heads, generatedAt: new Date().toISOString() });
         const text = options.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : options.format === 'html' ? renderHtml(report) : renderMarkdown(report);
         if (!result.ok) process.exitCode = 1;
         if (options.out) {

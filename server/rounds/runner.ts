@@ -116,7 +116,7 @@ export class RoundRunner {
   private secagg: SecAggRound | null = null;
   /** Ed25519 verify keys pinned to enrollment pseudonyms at their first check-in (for SecAgg+ advertisements). */
   private readonly signingKeys = new Map<string, Uint8Array>();
-  /** The finished rounds' released spend, for the cumulative epsilon of each release: read from the store at the first release, then kept up as rounds finish. */
+  /** The released spend so far, for the cumulative epsilon of each release: read from the store at the first release, then kept up as rounds release and finish. */
   private history: PrivacyHistory | null = null;
   /** Devices that declined the round in flight (or left it once selected), with the code they gave. */
   private declines = new Map<string, DeclineReason | 'UNSPECIFIED'>();
@@ -378,6 +378,8 @@ export class RoundRunner {
         // is reconstructed (SecAgg+ unmasking) or decoded.
         this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
         privacyRecord = this.history.release(privacyRecord);
+        // Spent from here on, as in the ledger, whatever becomes of the round (even if its final write fails).
+        this.history.add({ ...record, privacy: privacyRecord });
         await rounds.update(record.id, { privacy: privacyRecord });
         if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;

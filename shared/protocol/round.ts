@@ -78,6 +78,8 @@ export function checkIn(state: RoundState, clientId: string, roundId: number, no
   const nonces = claimNonce(state, nonce);
   if (state.stage !== 'checkin') throw new ProtocolError('WRONG_STAGE', `round ${state.roundId} is in stage "${state.stage}", not accepting check-ins`);
   if (now >= state.stageEndsAt) throw new ProtocolError('DEADLINE_PASSED', `check-in for round ${state.roundId} has closed`);
+  // A decline stands for the round: it is counted (by reason) on the record, and the device is never selected.
+  if (state.declined?.has(clientId)) throw new ProtocolError('DUPLICATE_UPDATE', `this client declined round ${state.roundId}`);
   return { ...state, nonces, checkedIn: withAdded(state.checkedIn, clientId) };
 }
 

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { deviceExamples, deviceStartDay } from '../../client/browser/device-data.ts';
-import { parsePoliteConfig, participationDecision, usageForDay } from '../../client/browser/policy.ts';
+import { declineReason, parsePoliteConfig, participationDecision, usageForDay } from '../../client/browser/policy.ts';
 import type { DeviceSignals, DeviceUsage } from '../../client/browser/policy.ts';
 import { wireBytes } from '../../client/browser/wire.ts';
 import { syntheticPopulation } from '../integration/harness.ts';
@@ -46,6 +46,13 @@ describe('participationDecision', () => {
     // Charging lifts the low-battery pause; no Battery API never blocks.
     expect(participationDecision(config, { ...idle, battery: { level: 0.1, charging: true, saver: false } }, fresh).eligible).toBe(true);
     expect(participationDecision(config, { ...idle, battery: null }, fresh).eligible).toBe(true);
+  });
+
+  it('declines outright (PRIVACY_NOT_ACCEPTED) only once its own privacy cap is spent; every other cap only defers', () => {
+    expect(declineReason(config, { ...fresh, epsilonSpent: 2 })).toBe('PRIVACY_NOT_ACCEPTED');
+    expect(declineReason(config, { ...fresh, epsilonSpent: config.privacyCapEpsilon })).toBe('PRIVACY_NOT_ACCEPTED');
+    expect(declineReason(config, { ...fresh, epsilonSpent: config.privacyCapEpsilon * 0.99 })).toBeNull();
+    expect(declineReason(config, { ...fresh, cpuMs: 1e9, uploadBytes: 1e12 })).toBeNull();
   });
 
   it('resets the daily counters on a new UTC day, never the epsilon', () => {

@@ -132,6 +132,20 @@ describe('portrait audit', () => {
     expect(report.sensitiveHeads.enabled).toBeNull();
   });
 
+  it('says in words when nothing private was released yet, and when a release without DP left the spend unbounded', async () => {
+    const dir = tempDataDir();
+    try {
+      const opened = await openDataDirLedger(dir, { env: {} });
+      const plain = async () => (await cli('verify', '--data-dir', dir)).stdout;
+      expect(await plain()).toMatch(/; no differentially private round released yet$/m);
+      await opened.ledger.recordRound({ ...roundSpend({ roundId: 1 }), mode: 'none', mechanism: 'none' });
+      opened.store.close();
+      expect(await plain()).toMatch(/; cumulative epsilon unbounded \(a model was released without differential privacy\)( at delta [\d.e-]+)?$/m);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reads the enabled sensitive heads from the data directory's latest model version", async () => {
     await useNodeBackend();
     const dataset = await loadDataset('synthetic:60');

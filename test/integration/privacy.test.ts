@@ -265,4 +265,24 @@ describe('a round every selected device refuses on its own privacy policy', () =
     expect(record.timings['secagg.share-keysMs']).toBeUndefined();
     for (const c of clients) expect(c.events.some((e) => e.type === 'privacy-refused' && e.roundId === r!.id)).toBe(true);
   });
+
+  it('hears from devices whose own budget is spent at check-in, so check-in closes without waiting for them', async () => {
+    const spent = await startClients(coordinator, 2, () => ({ declineReason: () => 'PRIVACY_NOT_ACCEPTED' }));
+    try {
+      await waitFor(() => coordinator.sockets.connectedClients() === 6, 10_000, 'six devices connected');
+      const checkinMs = 8_000;
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, ...DP_FAST, deadlines: { checkinMs, trainingMs: DP_FAST.deadlines!.trainingMs }, privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6 } });
+      const record = await waitForRound(coordinator, r!.id);
+      // Two declined at check-in, never selected; the four local-only devices refused once selected.
+      expect(record.declined).toEqual({ PRIVACY_NOT_ACCEPTED: 6 });
+      expect(record.checkedIn).toBe(4);
+      expect(record.timings.checkinMs!).toBeLessThan(checkinMs);
+      for (const c of spent) {
+        expect(c.events.some((e) => e.type === 'declined' && e.roundId === r!.id && e.reason === 'declined at check-in: PRIVACY_NOT_ACCEPTED')).toBe(true);
+        expect(c.events.some((e) => e.type === 'checked-in' && e.roundId === r!.id)).toBe(false);
+      }
+    } finally {
+      stopAll(spent);
+    }
+  });
 });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../../shared/features/seeded-random.ts';
 import { ProtocolError } from '../../../shared/protocol/errors.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
-import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, dropClient, openRound, selectCohort, trainingComplete } from '../../../shared/protocol/round.ts';
+import { abortRound, acceptUpdate, checkIn, checkinComplete, closeTraining, commitRound, declineRound, dropClient, openRound, selectCohort, trainingComplete } from '../../../shared/protocol/round.ts';
 import type { RoundState } from '../../../shared/protocol/round.ts';
 
 const nonce = (i: number) => `nonce-${String(i).padStart(12, '0')}`;
@@ -65,6 +65,11 @@ describe('round state', () => {
     expect(codeOf(() => checkIn(open, 'x', 6, nonce(99), 10))).toBe('UNKNOWN_ROUND');
     expect(codeOf(() => checkIn(open, 'x', 5, nonce(0), 10))).toBe('REPLAYED_MESSAGE');
     expect(codeOf(() => checkIn(open, 'x', 5, nonce(99), open.stageEndsAt))).toBe('DEADLINE_PASSED');
+    // A decline stands: the same client cannot then check in (nor decline twice once checked in).
+    const declined = declineRound(open, 'x', 5, nonce(97), 10);
+    expect(codeOf(() => checkIn(declined, 'x', 5, nonce(98), 10))).toBe('DUPLICATE_UPDATE');
+    expect(codeOf(() => declineRound(open, 'client-0', 5, nonce(96), 10))).toBe('DUPLICATE_UPDATE');
+    expect(declined.checkedIn.has('x')).toBe(false);
     expect(codeOf(() => acceptUpdate(open, 'client-0', 5, nonce(50), 10))).toBe('WRONG_STAGE');
     const training = selectCohort(checkedIn(4), seeded(2), 20);
     const outside = [...training.checkedIn].find((c) => !training.cohort.has(c)) as string;

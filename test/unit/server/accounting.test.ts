@@ -43,24 +43,34 @@ describe('releasedPrivacyRecord', () => {
     expect(second.record.epsilonCumulative).toBe(second.record.epsilonRound);
   });
 
-  it('kept up round by round, gives what the whole history gives; counts finished rounds once, and no unfinished one', () => {
-    const rounds = [1, 2, 3, 4].map((id) => ({ id, status: id === 4 ? 'running' : id === 3 ? 'aborted' : 'committed', privacy: released(id === 2 ? 1e-5 : 1e-6, id, []).record }) as unknown as RoundRecord);
-    const pending = released(1e-6, 5, []);
+  it("kept up round by round, gives what the whole history gives; counts a release once, whatever the round's status", () => {
+    const spend = (id: number, delta: number) => released(delta, id, []).record;
+    const rounds = [
+      { id: 1, status: 'committed', privacy: spend(1, 1e-6) },
+      { id: 2, status: 'committed', privacy: spend(2, 1e-5) },
+      // Released, then aborted: the spend stands.
+      { id: 3, status: 'aborted', privacy: spend(3, 1e-6) },
+      // Released, but its final write failed: still running in the store; the spend stands too.
+      { id: 4, status: 'running', privacy: spend(4, 1e-6) },
+      // Running, not released yet: nothing spent.
+      { id: 5, status: 'running', privacy: { ...spend(5, 1e-6), released: false } },
+    ] as unknown as RoundRecord[];
+    const pending = released(1e-6, 6, []);
     const whole = PrivacyHistory.of(rounds).release(pending.record);
     const kept = PrivacyHistory.of([]);
     for (const r of rounds) {
       kept.add(r);
-      kept.add(r); // a second finish of the same round (a failed write retried)
+      kept.add({ ...r, status: 'committed' } as RoundRecord); // the same round again, e.g. at its finish
     }
     expect(kept.release(pending.record)).toEqual(whole);
-    // Rounds 1-3 count (round 3 was released before it aborted); round 4 is still running.
-    expect(whole.epsilonCumulative).toBe(released(1e-6, 5, rounds.slice(0, 3)).record.epsilonCumulative);
-    expect(whole.epsilonCumulative as number).toBeGreaterThan(released(1e-6, 5, rounds.slice(0, 2)).record.epsilonCumulative as number);
-    // A round finished later is counted when it is added, not before.
-    const late = { ...rounds[3]!, status: 'committed' } as RoundRecord;
-    expect(kept.release(pending.record).epsilonCumulative).toBe(whole.epsilonCumulative);
-    kept.add(late);
-    expect(kept.release(pending.record).epsilonCumulative).toBe(released(1e-6, 5, [...rounds.slice(0, 3), late]).record.epsilonCumulative);
+    // Rounds 1-4 count; round 5 does not.
+    expect(whole.epsilonCumulative).toBeCloseTo(released(1e-6, 6, rounds.slice(0, 4)).record.epsilonCumulative as number, 12);
+    expect(whole.epsilonCumulative as number).toBeGreaterThan(released(1e-6, 6, rounds.slice(0, 3)).record.epsilonCumulative as number);
+    // The order records come in does not change the sum: oldest first, as the ledger adds them.
+    expect(PrivacyHistory.of([...rounds].reverse()).release(pending.record)).toEqual(whole);
+    // Round 5 counts once it is released.
+    kept.add({ ...rounds[4]!, privacy: spend(5, 1e-6) } as RoundRecord);
+    expect(kept.release(pending.record).epsilonCumulative as number).toBeGreaterThan(whole.epsilonCumulative as number);
   });
 
   it('marks a SecAgg+ round as such from launch, before any cohort is selected (real SQLite store)', async () => {
