@@ -42,6 +42,7 @@ interface LaunchOptions {
   token?: string;
   dataDir?: string;
   wait?: boolean;
+  exitStatus?: boolean;
   json?: boolean;
 }
 
@@ -167,9 +168,11 @@ export function registerRoundCommands(program: Command): void {
     .option('--token <token>', 'operator API token (or PORTRAIT_TOKEN; default: from --data-dir)')
     .option('--data-dir <dir>', "read the operator token from this server data directory's api-tokens.json", DEFAULT_DATA_DIR)
     .option('--wait', 'wait for the rounds to finish')
+    .option('--exit-status', 'with --wait: exit 1 when any of the rounds aborted (the output is the same)')
     .option('--json', 'print the round records as JSON')
     .action(
       action(async (options: LaunchOptions) => {
+        if (options.exitStatus && !options.wait) throw new CliError('INVALID_ARGUMENT', '"--exit-status" goes with --wait');
         const token = resolveToken(options, 'operator');
         const request: LaunchRequest = {
           rounds: parseInteger('rounds', options.rounds),
@@ -208,6 +211,8 @@ export function registerRoundCommands(program: Command): void {
         }
         const result = options.wait ? await waitForRounds(options.server, token, rounds.map((r) => r.id), options.json === true) : rounds;
         emit(options, budget ? { rounds: result, budget } : { rounds: result }, () => result.map(describeRound).join('\n'));
+        // For scripts (as `gh run watch --exit-status`): a launch whose rounds aborted is a failure when asked.
+        if (options.exitStatus && result.some((r) => r.status === 'aborted')) process.exitCode = 1;
       }),
     );
   round

@@ -111,6 +111,11 @@ describe('client commands against a real coordinator', () => {
     expect(r.stdout).toMatch(finished);
     expect(r.stderr).not.toMatch(finished);
     expect(r.stderr).toMatch(/launched rounds \d+: no DP/);
+    // --exit-status: the same output, exit 1 because the round aborted; without --wait it is refused.
+    const strict = await portrait(['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--checkin-ms', '300', '--wait', '--exit-status', '--json'], { cwd: work });
+    expect(strict.code).toBe(1);
+    expect((JSON.parse(strict.stdout) as { rounds: RoundRecord[] }).rounds.map((x) => x.status)).toEqual(['aborted']);
+    expect(jsonError(await portrait(['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--exit-status', '--json'], { cwd: work })).code).toBe('INVALID_ARGUMENT');
   }, 60_000);
 
   it('--model V loads version V of --data-dir; missing inputs and bad outputs are named', async () => {
