@@ -90,7 +90,8 @@ export interface FederatedClientOptions {
   eligible?: () => boolean;
   /**
    * Checked first at each round open: a code declines the round outright instead of deferring it
-   * (the device's own privacy budget is spent, for good), so check-in need not wait for it.
+   * (the device's own privacy budget is spent, for good), so check-in need not wait for it. Default:
+   * PRIVACY_NOT_ACCEPTED once `privacyLedger` is at its cap.
    */
   declineReason?: () => DeclineReason | null;
   /** DP / SecAgg seam: transforms the plain delta before it leaves the device (identity now). */
@@ -260,7 +261,7 @@ export class FederatedClient {
       this.pendingOpen = { message, closesAt: this.clock() + message.checkinMs };
       return;
     }
-    const declined = this.options.declineReason?.() ?? null;
+    const declined = this.options.declineReason?.() ?? this.budgetSpent();
     if (declined !== null) {
       this.deferredOpen = null;
       // No answer before check-in closed (disconnect or timeout) changes nothing: it declines the next round too.
@@ -288,6 +289,17 @@ export class FederatedClient {
     } catch {
       // No answer before check-in closed (disconnect or timeout): wait for the next round.
     }
+  }
+
+  /**
+   * PRIVACY_NOT_ACCEPTED once this device's own ledger is at its cap (or unbounded): every round
+   * would be refused, so it declines at check-in rather than be selected and leave.
+   */
+  private budgetSpent(): DeclineReason | null {
+    const ledger = this.options.privacyLedger;
+    if (!ledger) return null;
+    const spent = ledger.spent;
+    return spent === null || spent >= ledger.cap.epsilon ? 'PRIVACY_NOT_ACCEPTED' : null;
   }
 
   /** False only when the cached model's features leave this device without a single example (no model yet: it cannot tell). */

@@ -15,11 +15,12 @@ describe('client-side privacy budget', () => {
   let coordinator: TestCoordinator;
   let clients: TestClient[] = [];
   const ledgers: ClientPrivacyLedger[] = [];
+  const storages = Array.from({ length: 4 }, () => new MemoryClientLedgerStorage());
 
   beforeAll(async () => {
     await useNodeBackend();
     coordinator = await startTestCoordinator(tempDataDir(), { allowNoDp: false });
-    for (let i = 0; i < 4; i++) ledgers.push(await ClientPrivacyLedger.open(new MemoryClientLedgerStorage(), { epsilon: i === 3 ? 0.01 : 100, delta: 1e-6 }));
+    for (let i = 0; i < 4; i++) ledgers.push(await ClientPrivacyLedger.open(storages[i]!, { epsilon: i === 3 ? 0.01 : 100, delta: 1e-6 }));
     clients = await startClients(coordinator, 4, (i) => ({ privacyLedger: ledgers[i] as ClientPrivacyLedger }));
   });
 
@@ -46,6 +47,28 @@ describe('client-side privacy budget', () => {
       expect(ledger.rounds.map((x) => x.roundId)).toEqual([r!.id]);
       // Selection here is fixed (q = 1), so the device's conservative count equals the coordinator's.
       expect(ledger.spent).toBeCloseTo(record.privacy?.epsilonRound as number, 9);
+    }
+  });
+
+  it('a device whose own cap is already spent declines at check-in, and is never selected', { timeout: 60_000 }, async () => {
+    // Device 0's ledger reopened with its cap at exactly what it has spent: every round would pass it.
+    const spent = ledgers[0]!.spent as number;
+    const exhausted = await ClientPrivacyLedger.open(storages[0]!, { epsilon: spent, delta: 1e-6 });
+    const [late] = await startClients(coordinator, 1, () => ({ privacyLedger: exhausted }));
+    try {
+      const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, deadlines: { checkinMs: 8_000, trainingMs: 30_000 }, train: FAST.train, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } });
+      const record = await waitForRound(coordinator, r!.id, 30_000);
+      expect(record.status).toBe('committed');
+      // Five connected: four checked in (check-in closed early, without waiting for the fifth), and
+      // two declined: the spent device at check-in, device 3 once selected (its cap of 0.01).
+      expect(record.checkedIn).toBe(4);
+      expect(record.timings.checkinMs as number).toBeLessThan(8_000);
+      expect(record.declined).toEqual({ PRIVACY_NOT_ACCEPTED: 2 });
+      expect(late!.events.some((e) => e.type === 'declined' && e.roundId === r!.id && e.reason === 'declined at check-in: PRIVACY_NOT_ACCEPTED')).toBe(true);
+      expect(late!.events.some((e) => e.type === 'checked-in')).toBe(false);
+      expect(exhausted.rounds).toHaveLength(1);
+    } finally {
+      stopAll([late!]);
     }
   });
 });
