@@ -13,6 +13,7 @@ import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { LaunchBudget, RoundSpec } from '../../shared/protocol/messages.ts';
 import { privacyInput } from '../../shared/protocol/privacy.ts';
 import type { RoundStore } from '../storage/stores.ts';
+import { passedCap } from './ledger.ts';
 import type { PrivacyLedger } from './ledger.ts';
 
 /** RDP of one round of `spec` if released; null when unbounded (no DP). */
@@ -43,7 +44,6 @@ export function projectedRoundRdp(spec: RoundSpec, dimension: number, orders: re
  */
 export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStore, spec: RoundSpec, count: number, dimension: number): Promise<LaunchBudget[]> {
   const own: BudgetCap | null = spec.epsilonCap !== undefined && spec.privacy ? { epsilon: spec.epsilonCap, delta: spec.privacy.delta } : null;
-  const caps = [[ledger.cap, 'deployment'], [own, 'launch']] as const;
   if (!ledger.cap && !own) return [];
   const orders = ledger.orders;
   const extra = new Float64Array(orders.length);
@@ -56,20 +56,15 @@ export async function checkLaunchBudget(ledger: PrivacyLedger, rounds: RoundStor
   const waiting = await rounds.unfinished();
   for (const r of waiting) add(r.config, 1, `round ${r.id}, ${r.status}, runs without differential privacy`);
   add(spec, count, 'these rounds run without differential privacy');
-  const projections: LaunchBudget[] = [];
-  for (const [cap, kind] of caps) {
-    if (!cap) continue;
-    const spent = ledger.epsilon(cap.delta);
-    const projected = unboundedBy === null ? ledger.epsilon(cap.delta, extra) : null;
-    if (projected === null || projected > cap.epsilon) {
-      const what = `launching ${count} round(s)${waiting.length > 0 ? ` after ${waiting.length} pending` : ''}`;
-      const to = projected !== null ? projected.toFixed(4) : `unbounded (${unboundedBy ?? 'a model was released without differential privacy'})`;
-      throw new ProtocolError(
-        'BUDGET_EXCEEDED',
-        `privacy budget: ${what} would bring cumulative epsilon to ${to} at delta ${cap.delta}, above the ${kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${cap.epsilon} (spent so far: ${spent === null ? 'unbounded' : spent.toFixed(4)})`,
-      );
-    }
-    projections.push({ kind, cap, spent, projected });
+  const projections = ledger.capProjections(unboundedBy === null ? extra : null, own);
+  const over = passedCap(projections);
+  if (over) {
+    const what = `launching ${count} round(s)${waiting.length > 0 ? ` after ${waiting.length} pending` : ''}`;
+    const to = over.projected !== null ? over.projected.toFixed(4) : `unbounded (${unboundedBy ?? 'a model was released without differential privacy'})`;
+    throw new ProtocolError(
+      'BUDGET_EXCEEDED',
+      `privacy budget: ${what} would bring cumulative epsilon to ${to} at delta ${over.cap.delta}, above the ${over.kind === 'deployment' ? 'deployment cap' : "launch's cap"} of ${over.cap.epsilon} (spent so far: ${over.spent === null ? 'unbounded' : over.spent.toFixed(4)})`,
+    );
   }
   return projections;
 }

@@ -13,6 +13,7 @@ import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEnt
 import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
 import { accountSpend, verifyLedger, verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
+import type { LaunchBudget } from '../../shared/protocol/messages.ts';
 import type { CrashHook } from './crash-seam.ts';
 import type { LedgerStore } from './store.ts';
 
@@ -137,15 +138,23 @@ export class PrivacyLedger {
   }
 
   /**
-   * Throws BudgetExceededError when the spend so far plus `rdp` (null: a round without DP, whose
-   * epsilon is unbounded) would pass the deployment cap or `launchCap`; `what` starts the message.
+   * The deployment cap and `launchCap` (those set), each with the epsilon spent so far at its delta
+   * and the epsilon with `rdp` more (null: unbounded, also when `rdp` is null, a round without DP).
    */
-  checkCaps(rdp: ArrayLike<number> | null, launchCap: BudgetCap | null, what: string): void {
+  capProjections(rdp: ArrayLike<number> | null, launchCap: BudgetCap | null): LaunchBudget[] {
+    const projections: LaunchBudget[] = [];
     for (const [cap, kind] of [[this.cap, 'deployment'], [launchCap, 'launch']] as const) {
       if (!cap) continue;
       const projected = rdp === null ? null : (this.total.epsilon(cap.delta, rdp)?.epsilon ?? null);
-      if (projected === null || projected > cap.epsilon) throw new BudgetExceededError(cap, projected, what, kind);
+      projections.push({ kind, cap, spent: this.total.epsilon(cap.delta)?.epsilon ?? null, projected });
     }
+    return projections;
+  }
+
+  /** Throws BudgetExceededError when `rdp` more would pass a cap (capProjections); `what` starts the message. */
+  checkCaps(rdp: ArrayLike<number> | null, launchCap: BudgetCap | null, what: string): void {
+    const over = passedCap(this.capProjections(rdp, launchCap));
+    if (over) throw new BudgetExceededError(over.cap, over.projected, what, over.kind);
   }
 
   /** Rotation as a signed entry: signed by the current key and by the new one, which then signs. */
@@ -173,6 +182,11 @@ export class PrivacyLedger {
       return buildBundle(entries, head, { method: ACCOUNTANT_METHOD, orders: [...this.total.orders] }, this.cap);
     });
   }
+}
+
+/** The first of `projections` whose cap is passed (unbounded counts as passed), or undefined. */
+export function passedCap(projections: readonly LaunchBudget[]): LaunchBudget | undefined {
+  return projections.find((p) => p.projected === null || p.projected > p.cap.epsilon);
 }
 
 /**
