@@ -27,7 +27,7 @@ import nacl from 'tweetnacl';
 import { createApiToken } from '../../server/auth/api-tokens.ts';
 import { startCoordinator } from '../../server/coordinator.ts';
 import { MemoryApiTokenStore, MemoryModelStore, MemoryRoundStore } from '../../server/storage/memory.ts';
-import { api, FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitForRound } from './harness.ts';
+import { api, FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 const DP: Omit<LaunchRequest, 'rounds'> = { clientsPerRound: 4, minClients: 3, deadlines: FAST.deadlines, train: FAST.train, privacy: { clip: 0.5, noiseMultiplier: 1.5, delta: 1e-6 } };
 
@@ -176,20 +176,26 @@ describe('privacy ledger on a coordinator', () => {
   });
 });
 
+/** A real coordinator on port 0 over in-memory stores (so a test can write a round directly), with an operator token. */
+async function memoryCoordinator(ledger?: PrivacyLedger, log?: (line: string) => void) {
+  const pop = await syntheticPopulation();
+  const tokens = new MemoryApiTokenStore();
+  const { token } = await createApiToken(tokens, 'operator', 'operator', new Date().toISOString());
+  const rounds = new MemoryRoundStore();
+  const coordinator = await startCoordinator({ port: 0, rounds, models: new MemoryModelStore(), tokens, platformPublicKey: nacl.sign.keyPair().publicKey, initialModel: { config: pop.config, seed: 1 }, ...(ledger ? { ledger } : {}), ...(log ? { log } : {}) });
+  return { coordinator, token, rounds };
+}
+
 describe('a round whose projection passes its cap by the time it would start', () => {
   beforeAll(async () => {
     await useNodeBackend();
   });
 
   it('is aborted before check-in opens, entered at zero spend, and the rounds behind it still run', async () => {
-    const pop = await syntheticPopulation();
-    const tokens = new MemoryApiTokenStore();
-    const { token } = await createApiToken(tokens, 'operator', 'operator', new Date().toISOString());
-    const rounds = new MemoryRoundStore();
     const signing = nacl.sign.keyPair();
     const realLedger = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: { publicKey: signing.publicKey, secretKey: signing.secretKey }, software: 'portrait/test' });
     const logs: string[] = [];
-    const coordinator = await startCoordinator({ port: 0, rounds, models: new MemoryModelStore(), tokens, platformPublicKey: nacl.sign.keyPair().publicKey, initialModel: { config: pop.config, seed: 1 }, ledger: realLedger, log: (l) => logs.push(l) });
+    const { coordinator, token, rounds } = await memoryCoordinator(realLedger, (l) => logs.push(l));
     try {
       // A pending round whose own cap its first round already passes: as if the rounds before it
       // had spent more than the launch check projected (it stands in for a Poisson cohort larger
@@ -200,8 +206,7 @@ describe('a round whose projection passes its cap by the time it would start', (
       const behind = await api<{ rounds: RoundRecord[] }>(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP });
       expect(behind.status).toBe(201);
       const after = behind.body.rounds[0]!.id;
-      const deadline = Date.now() + 20_000;
-      while ((await rounds.get(after))?.status !== 'aborted' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor(async () => (await rounds.get(after))?.status === 'aborted', 20_000, 'the round behind it aborted');
       const refused = (await rounds.get(doomed!.id))!;
       expect(refused).toMatchObject({ status: 'aborted', stage: 'aborted', participants: 0 });
       expect(refused.reason).toMatch(/^privacy budget: at its projection, round \d+ would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 0\.001; not started$/);
@@ -227,10 +232,7 @@ describe('a coordinator without the privacy ledger', () => {
   });
 
   it('refuses a launch with its own epsilonCap (INVALID_ARGUMENT), since nothing would enforce it', async () => {
-    const pop = await syntheticPopulation();
-    const tokens = new MemoryApiTokenStore();
-    const { token } = await createApiToken(tokens, 'operator', 'operator', new Date().toISOString());
-    const coordinator = await startCoordinator({ port: 0, host: '127.0.0.1', rounds: new MemoryRoundStore(), models: new MemoryModelStore(), tokens, platformPublicKey: nacl.sign.keyPair().publicKey, initialModel: { config: pop.config, seed: 1 } });
+    const { coordinator, token } = await memoryCoordinator();
     try {
       const res = await api<ErrorBody>(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP, epsilonCap: 10 });
       expect(res.status).toBe(400);
