@@ -206,7 +206,8 @@ describe('a round whose projection passes its cap by the time it would start', (
       const behind = await api<{ rounds: RoundRecord[] }>(coordinator, token, 'POST', '/api/v1/rounds', { rounds: 1, ...DP });
       expect(behind.status).toBe(201);
       const after = behind.body.rounds[0]!.id;
-      await waitFor(async () => (await rounds.get(after))?.status === 'aborted', 20_000, 'the round behind it aborted');
+      // The abort's ledger entry follows the record's update: wait for both.
+      await waitFor(async () => (await rounds.get(after))?.status === 'aborted' && realLedger.entries === 3, 20_000, 'the round behind it aborted and entered');
       const refused = (await rounds.get(doomed!.id))!;
       expect(refused).toMatchObject({ status: 'aborted', stage: 'aborted', participants: 0 });
       expect(refused.reason).toMatch(/^privacy budget: at its projection, round \d+ would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 0\.001; not started$/);
