@@ -318,6 +318,15 @@ export class FederatedClient {
     await this.socket.timeout(Math.max(1000, timeoutMs)).emitWithAck(EVENTS.checkin, { roundId, nonce: this.nonce(), decline: true, reason: code });
   }
 
+  /**
+   * Training ended after the round's deadline: nothing of it is sent, and the device says it left
+   * (DEADLINE_MISSED), so a stage waiting for its answer can close now instead of at its deadline.
+   */
+  private async missedDeadline(roundId: number): Promise<void> {
+    this.emit({ type: 'deadline-missed', roundId });
+    await this.decline(roundId, 'training finished after the deadline: leaving the round', 'DEADLINE_MISSED', 0).catch(() => undefined);
+  }
+
   private async examplesForConfig(config: ModelConfig): Promise<readonly Example[]> {
     const key = JSON.stringify(config);
     if (this.examplesFor?.key !== key) this.examplesFor = { key, examples: await this.options.examples(config) };
@@ -385,19 +394,13 @@ export class FederatedClient {
         if (!privacy) throw new Error('a SecAgg+ round without DP parameters: nothing to mask');
         const residues = privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom);
         this.options.inspectResidues?.(round.roundId, residues.slice());
-        if (this.clock() >= deadline) {
-          this.emit({ type: 'deadline-missed', roundId: round.roundId });
-          return;
-        }
+        if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
         await this.startSecAgg(round, residues);
         return;
       }
       // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
       const body = privacy ? encodeResidues(privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom)) : encodeWeights(delta);
-      if (this.clock() >= deadline) {
-        this.emit({ type: 'deadline-missed', roundId: round.roundId });
-        return;
-      }
+      if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
       const payload = { roundId: round.roundId, nonce: this.nonce(), examples: privacy ? 1 : update.examples, delta: body };
       if (this.dropAt === 'upload') {
         this.socket.emit(EVENTS.update, payload, () => undefined);

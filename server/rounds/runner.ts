@@ -33,6 +33,7 @@ import { checkSumHeadroom, roundParameters } from '../../shared/secagg/round-con
 import { SecAggRound } from './secagg-session.ts';
 import type { StageClose } from './secagg-session.ts';
 import { Wakeup } from './wakeup.ts';
+import type { Timers } from './wakeup.ts';
 import type { RoundLedger } from '../ledger/round-hook.ts';
 
 /** What the runner needs from the transport (Socket.IO in the coordinator). */
@@ -53,8 +54,10 @@ export interface RunnerOptions {
   registry: ModelRegistry;
   transport: RoundTransport;
   evaluation?: readonly Example[];
-  /** Wall clock in ms (deadlines are waited for with real timers). */
+  /** Wall clock in ms. */
   clock: () => number;
+  /** Timers the deadlines are waited for with (the host's by default; a virtual clock's in tests). */
+  timers?: Timers;
   /** Selection randomness in [0, 1), crypto-backed in production. */
   uniform: () => number;
   /** Which privacy modes launches may use (central and none are opt-in). */
@@ -98,6 +101,7 @@ function jsonMetrics(scores: HeadScores): Record<string, Record<string, number |
 const DECLINE_MEANING: Record<DeclineReason | 'UNSPECIFIED', string> = {
   PRIVACY_NOT_ACCEPTED: "the device's privacy policy or its own privacy budget",
   NO_EXAMPLES: 'no training examples on the device',
+  DEADLINE_MISSED: 'the device finished training after the stage deadline',
   UNSPECIFIED: 'no reason given',
 };
 
@@ -124,10 +128,17 @@ export class RoundRunner {
   /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
   private stopped = false;
-  private readonly wakeup = new Wakeup();
+  private readonly wakeup: Wakeup;
   private loop: Promise<void> | null = null;
 
-  constructor(private readonly options: RunnerOptions) {}
+  constructor(private readonly options: RunnerOptions) {
+    this.wakeup = new Wakeup(options.timers);
+  }
+
+  /** True while the loop is idle: waiting for a message, a launch or a deadline (not for a store or a worker). */
+  get idle(): boolean {
+    return this.wakeup.waiting;
+  }
 
   /** Starts the loop; `lastIssuedRoundId` tells stale ids from unknown ones after a restart. */
   start(lastIssuedRoundId: number): void {
@@ -247,8 +258,14 @@ export class RoundRunner {
     }
   }
 
+  /**
+   * Waits until `done` or the deadline, whichever comes first. The deadline ends the wait on its
+   * own: a SecAgg+ stage whose `done` counts only answers and disconnects once waited forever for
+   * a cohort member that stayed connected but silent (a device that missed its training deadline).
+   */
   private async waitUntil(done: () => boolean, deadline: () => number): Promise<void> {
-    while (!this.stopped && !done()) await this.wakeup.wait(deadline() - this.options.clock() + 1);
+    const { clock } = this.options;
+    while (!this.stopped && !done() && clock() < deadline()) await this.wakeup.wait(deadline() - clock() + 1);
   }
 
   private iso(): string {

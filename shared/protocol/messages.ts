@@ -38,7 +38,7 @@ export const CheckinMessageSchema = z
     /** True: this client declines the round (no training examples), so check-in can close without waiting for it. */
     decline: z.literal(true).optional(),
     /** Why, as a code only (no free text leaves the device): counted on the round record and named when the round aborts. */
-    reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED']).optional(),
+    reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED', 'DEADLINE_MISSED']).optional(),
   })
   .strict()
   .refine((m) => m.reason === undefined || m.decline === true, { message: '"reason" goes only with "decline"', path: ['reason'] });
