@@ -86,7 +86,7 @@ function metricSummary(r: RoundRecord): string {
 }
 
 export function describeRound(r: RoundRecord): string {
-  const live = r.live ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
+  const live = r.live && !FINISHED.has(r.status) ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
   const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
   const p = r.privacy;
   const cap = r.config.epsilonCap === undefined ? '' : `, launch cap ε≤${r.config.epsilonCap}`;

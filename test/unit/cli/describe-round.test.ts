@@ -21,4 +21,10 @@ describe('describeRound', () => {
     const r = await record({}, { status: 'aborted', reason: 'too few updates; declined by 4 device(s): 4 NO_EXAMPLES (no training examples on the device)', declined: { NO_EXAMPLES: 4 } });
     expect(describeRound(r)).toBe('round 1 aborted: too few updates; declined by 4 device(s): 4 NO_EXAMPLES (no training examples on the device) [distributed DP, z=1, C=1, t=3]');
   });
+
+  it('prints a finished round once, even when it still carries the live stage of the runner (the "aborted aborted:" race)', async () => {
+    const r = await record({}, { status: 'aborted', reason: 'too few clients' });
+    const served = { ...r, live: { stage: 'aborted', checkedIn: 0, selected: 0, reported: 0, dropped: 0, stageEndsInMs: 0 } } as RoundRecord;
+    expect(describeRound(served)).toBe('round 1 aborted: too few clients [distributed DP, z=1, C=1, t=3]');
+  });
 });
