@@ -1,6 +1,43 @@
 #!/usr/bin/env node
-// Entry for `npx portrait`: registers tsx so the TypeScript sources run as they are, then hands over to the CLI.
-import { register } from 'tsx/esm/api';
+// Entry for `npx portrait`: runs the CLI compiled to build/cli/ by scripts/build-cli.ts (npm install
+// and npm test build it). When a source is newer than that build (edited, not rebuilt), it is rebuilt
+// first, with a one-line note on stderr; should that fail, the TypeScript sources run through tsx.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-register();
-await import('../scripts/portrait.ts');
+const root = new URL('../', import.meta.url);
+const build = new URL('build/cli/', root);
+
+/** Why build/cli/ is out of date, or null when it is fresh: the check of scripts/build-cli.ts's staleReason, kept here in plain JavaScript. */
+function staleReason() {
+  let manifest;
+  try {
+    manifest = JSON.parse(fs.readFileSync(new URL('manifest.json', build), 'utf8'));
+  } catch {
+    return 'not built yet';
+  }
+  for (const input of manifest.inputs) {
+    const stat = fs.statSync(new URL(input, root), { throwIfNoEntry: false });
+    if (!stat) return `${input} is gone`;
+    if (stat.mtimeMs > manifest.builtAt) return `${input} changed`;
+  }
+  return null;
+}
+
+const stale = staleReason();
+let fromSource = false;
+if (stale !== null) {
+  process.stderr.write(`portrait: rebuilding the compiled CLI in build/cli (${stale})\n`);
+  const rebuild = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('scripts/build-cli.ts', root))], { cwd: fileURLToPath(root), encoding: 'utf8' });
+  if (rebuild.status !== 0) {
+    const why = (rebuild.stderr || rebuild.error?.message || `exit ${rebuild.status}`).trim();
+    process.stderr.write(`portrait: the rebuild failed, running the sources through tsx instead: ${why}\n`);
+    fromSource = true;
+  }
+}
+if (fromSource) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../scripts/portrait.ts');
+} else await import('../build/cli/portrait.js');

@@ -76,12 +76,16 @@ export interface Fleet {
 
 const WORKER_URL = new URL('./simulator-worker.ts', import.meta.url);
 
+/** Defined only in the compiled CLI (scripts/build-cli.ts): its build of the worker, relative to this source file. */
+declare const PORTRAIT_COMPILED_WORKER: string | undefined;
+
 /**
- * Workers run the TypeScript sources through tsx, as bin/portrait.js does for the main thread:
- * a tiny ESM bootstrap (a data: URL) registers tsx's loader in the new thread, then imports the
- * worker module. (Node 20 ignores `--import` in a worker's execArgv.)
+ * The worker thread's module. From the sources, workers run the TypeScript through tsx, as the
+ * tests do for the main thread: a tiny ESM bootstrap (a data: URL) registers tsx's loader in the
+ * new thread, then imports the worker module. (Node 20 ignores `--import` in a worker's execArgv.)
  */
-function workerBootstrap(): URL {
+function workerModule(): URL {
+  if (typeof PORTRAIT_COMPILED_WORKER === 'string') return new URL(PORTRAIT_COMPILED_WORKER, import.meta.url);
   const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/index\.cjs$/, 'index.mjs');
   const code = `import { register } from ${JSON.stringify(tsxApi)};\nregister();\nawait import(${JSON.stringify(WORKER_URL.href)});\n`;
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
@@ -164,7 +168,7 @@ export async function runFleet(options: FleetOptions): Promise<Fleet> {
   };
 
   const workers: Worker[] = [];
-  const bootstrap = workerBootstrap();
+  const workerUrl = workerModule();
   const stopped: Promise<void>[] = [];
   const ready: Promise<void>[] = [];
   let failure: Error | null = null;
@@ -179,7 +183,7 @@ export async function runFleet(options: FleetOptions): Promise<Fleet> {
       ...(options.backend ? { backend: options.backend } : {}),
       ...(options.epsilonCap ? { epsilonCap: options.epsilonCap } : {}),
     };
-    const worker = new Worker(bootstrap, { workerData: init });
+    const worker = new Worker(workerUrl, { workerData: init });
     workers.push(worker);
     let onReady: () => void = () => undefined;
     let onFail: (err: Error) => void = () => undefined;
