@@ -113,7 +113,7 @@ export function registerCentralCommands(program: Command): void {
         const heads = scoreModel(model, config, examples);
         const evaluationSet = { ...prepared, examples: { ...prepared.examples, test: examples } };
         const { baselines, ownHistoryBeta } = computeBaselines(config, evaluationSet);
-        const output = { model: source, dataset: dataset.name, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
+        const output = { model: source, dataset: dataset.name, cleaning: dataset.cleaning, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
         emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
         model.dispose();
       }),

@@ -12,10 +12,10 @@ import { modelFromFiles } from '../../shared/model/artifacts.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
 import { loadModelDirectory, readModelFiles } from '../../server/storage/model-files.ts';
 import { openSqliteStores } from '../../server/storage/sqlite.ts';
-import { loadEventsFile } from '../import/events-file.ts';
+import { describeDroppedRows, loadEventsFile } from '../import/events-file.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import { CliError } from './output.ts';
+import { CliError, log } from './output.ts';
 
 /** Runs a loader, naming the argument in a NOT_FOUND: the importers' own, or a raw ENOENT (model files) with its path. */
 async function naming<T>(argument: string, load: () => Promise<T>): Promise<T> {
@@ -29,14 +29,22 @@ async function naming<T>(argument: string, load: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A warning on stderr listing the rows the importer dropped, by reason, so none vanish unseen. */
+function warnDroppedRows(argument: string, dataset: Dataset): Dataset {
+  const { rowsRead, eventsKept } = dataset.cleaning;
+  const reasons = describeDroppedRows(dataset.cleaning);
+  if (reasons.length > 0) log(`warning: "${argument}" ${dataset.name}: ${rowsRead} event rows read, ${eventsKept} kept; dropped rows by reason:\n${reasons.map((r) => `  ${r}`).join('\n')}`);
+  return dataset;
+}
+
 /** `--dataset synthetic:USERS | tianchi:DIR | events:FILE[:LABELS]`. */
-export function loadDatasetArg(spec: string, argument = 'dataset'): Promise<Dataset> {
-  return naming(argument, () => loadDataset(spec));
+export async function loadDatasetArg(spec: string, argument = 'dataset'): Promise<Dataset> {
+  return warnDroppedRows(argument, await naming(argument, () => loadDataset(spec)));
 }
 
 /** `--events FILE` (JSONL or CSV). */
-export function loadEventsArg(file: string, argument = 'events'): Promise<Dataset> {
-  return naming(argument, () => loadEventsFile(file));
+export async function loadEventsArg(file: string, argument = 'events'): Promise<Dataset> {
+  return warnDroppedRows(argument, await naming(argument, () => loadEventsFile(file)));
 }
 
 /** A data directory that must already exist (reading it must not create an empty one). */

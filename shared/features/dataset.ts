@@ -20,6 +20,11 @@ export interface CleaningReport {
   dropped: Record<string, number>;
   /** Repaired fields, by reason (e.g. `missingPrice`, `absurdPrice`: price removed, event kept). */
   repaired: Record<string, number>;
+  /**
+   * The first few 1-based line numbers of the dropped rows, by the same reasons as `dropped`, in
+   * the file those rows come from; absent when the importer does not record them.
+   */
+  droppedLines?: Record<string, number[]>;
 }
 
 export interface Dataset {
