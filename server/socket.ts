@@ -10,6 +10,7 @@ import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import type { ErrorBody } from '../shared/protocol/errors.ts';
 import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
+import { nodeEd25519Verify } from './rounds/secagg-session.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
 import type { Ack } from '../shared/protocol/messages.ts';
@@ -68,7 +69,7 @@ export class SocketLayer implements RoundTransport {
       try {
         const auth: unknown = socket.handshake.auth;
         const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
-        const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock());
+        const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), nodeEd25519Verify);
         socket.data.clientId = claims.sub;
         socket.data.expiresAt = claims.exp;
         next();

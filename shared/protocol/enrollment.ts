@@ -70,7 +70,11 @@ export function issueEnrollmentTokens(platformSecretKey: Uint8Array, options: { 
 }
 
 /** Verifies signature and expiry; throws `UNAUTHENTICATED` or `TOKEN_EXPIRED`. */
-export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Array, now: number): EnrollmentClaims {
+/**
+ * `verify` is the Ed25519 check: tweetnacl by default (isomorphic); the coordinator passes Node's
+ * native one (~0.1 ms instead of ~39 ms here), since every device handshake runs it on the event loop.
+ */
+export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Array, now: number, verify: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean = (m, s, k) => nacl.sign.detached.verify(m, s, k)): EnrollmentClaims {
   if (typeof token !== 'string' || token.length === 0) throw new ProtocolError('UNAUTHENTICATED', 'an enrollment token is required');
   if (token.length > MAX_TOKEN_LENGTH) throw new ProtocolError('UNAUTHENTICATED', 'enrollment token too long');
   const parts = token.split('.');
@@ -79,7 +83,7 @@ export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Ar
   let claims: unknown;
   try {
     const signature = fromBase64Url(sig);
-    if (signature.length !== nacl.sign.signatureLength || !nacl.sign.detached.verify(new TextEncoder().encode(body), signature, platformPublicKey)) {
+    if (signature.length !== nacl.sign.signatureLength || !verify(new TextEncoder().encode(body), signature, platformPublicKey)) {
       throw new ProtocolError('UNAUTHENTICATED', 'enrollment token signature does not verify');
     }
     claims = JSON.parse(new TextDecoder().decode(fromBase64Url(body)));

@@ -50,3 +50,27 @@ describe('API tokens', () => {
     db.close();
   });
 });
+
+describe("the coordinator's native Ed25519 check of enrollment tokens", () => {
+  it('accepts and refuses exactly the tokens tweetnacl does', async () => {
+    const { issueEnrollmentToken, verifyEnrollmentToken } = await import('../../../shared/protocol/enrollment.ts');
+    const { nodeEd25519Verify } = await import('../../../server/rounds/secagg-session.ts');
+    const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
+    const other = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(8));
+    const token = issueEnrollmentToken(pair.secretKey, { ttlMs: 1000, now: 0 });
+    const [body, sig] = token.split('.') as [string, string];
+    const flipped = `${body.slice(0, -2)}${body.endsWith('A') ? 'B' : 'A'}${body.slice(-1)}.${sig}`;
+    const outcome = (t: string, key: Uint8Array, verify?: typeof nodeEd25519Verify) => {
+      try {
+        return verifyEnrollmentToken(t, key, 1, verify).sub;
+      } catch (err) {
+        return (err as { code?: string }).code;
+      }
+    };
+    for (const [t, key] of [[token, pair.publicKey], [token, other.publicKey], [flipped, pair.publicKey]] as const) {
+      expect(outcome(t, key, nodeEd25519Verify)).toBe(outcome(t, key));
+    }
+    expect(outcome(token, pair.publicKey, nodeEd25519Verify)).toMatch(/^[A-Za-z0-9_-]{8,}$/);
+    expect(outcome(token, other.publicKey, nodeEd25519Verify)).toBe('UNAUTHENTICATED');
+  });
+});
