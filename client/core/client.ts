@@ -41,16 +41,12 @@ import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
 import type { ClientPrivacyLedger } from './privacy-ledger.ts';
 import type { FetchLike } from './model-cache.ts';
+import type { DropStage } from './drop-stages.ts';
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
-/**
- * Where a simulated client vanishes: after checking in, on receiving the config, after training,
- * mid-upload, or instead of sending its message of a SecAgg+ stage.
- */
-export const DROP_STAGES = ['checkin', 'config', 'training', 'upload', 'advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const;
-export type DropStage = (typeof DROP_STAGES)[number];
-export const SECAGG_DROP_STAGES = ['advertise-keys', 'share-keys', 'masked-input', 'unmask'] as const satisfies readonly DropStage[];
+export { DROP_STAGES, SECAGG_DROP_STAGES } from './drop-stages.ts';
+export type { DropStage } from './drop-stages.ts';
 
 export type ClientEvent =
   | { type: 'connected' }

@@ -3,7 +3,7 @@
  * bootstrap token file of a local data directory; errors `{code, message}` become CliErrors.
  */
 import path from 'node:path';
-import { API_TOKENS_FILE, readApiTokens } from '../../server/embedded.ts';
+import { API_TOKENS_FILE, readApiTokens } from '../../server/auth/bootstrap-tokens.ts';
 import { CliError } from './output.ts';
 
 /** Where `portrait server` listens when started without `--port`; the client commands' default `--server`. */

@@ -7,52 +7,19 @@ import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../../shared/features/dataset.ts';
 import type { Example } from '../../shared/features/examples.ts';
 import { historyBefore } from '../../shared/features/extract.ts';
-import { DEFAULT_DATA_CONFIG, prepareData } from '../../shared/features/prepare.ts';
-import type { DataConfig, PreparedData } from '../../shared/features/prepare.ts';
-import { DEFAULT_SPLIT } from '../../shared/features/split.ts';
-import { DEFAULT_WINDOWS } from '../../shared/features/windows.ts';
+import { prepareData } from '../../shared/features/prepare.ts';
+import type { PreparedData } from '../../shared/features/prepare.ts';
 import { buildModel } from '../../shared/model/build.ts';
 import { majorityBaseline, ownHistoryBaseline, popularityBaseline, scoreModel } from '../../shared/model/evaluate.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
 import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
-import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
 import { trainModel } from '../../shared/model/train.ts';
-import type { InterestsRanking } from '../../shared/model/train.ts';
+import { dataConfig, modelConfigFor } from './central-config.ts';
+import type { CentralOptions } from './central-config.ts';
 import { flattenWeights, parameterCount, setFlatWeights } from '../../shared/model/weights.ts';
 
-export interface CentralOptions {
-  architecture: Architecture;
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  sensitiveHeads: boolean;
-  seed: number;
-  /** Interests scorer as a residual over the own-history score (MLP; see shared/model/build.ts). */
-  ownHistoryPrior?: boolean;
-  /** Ranking term of the interests loss (shared/model/train.ts); default `listwise`. */
-  interestsRanking?: InterestsRanking;
-  data?: Partial<DataConfig>;
-  log?: (line: string) => void;
-}
-
-export const DEFAULT_CENTRAL: CentralOptions = { architecture: 'mlp', epochs: 30, batchSize: 64, learningRate: 0.003, sensitiveHeads: false, seed: 1 };
-
-export function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
-  return { windows: DEFAULT_WINDOWS, split: DEFAULT_SPLIT, ...DEFAULT_DATA_CONFIG, ...overrides };
-}
-
-export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean): ModelConfig {
-  const heads: HeadName[] = sensitiveHeads ? [...NON_SENSITIVE_HEADS, ...SENSITIVE_HEADS] : [...NON_SENSITIVE_HEADS];
-  return makeModelConfig({
-    architecture,
-    heads,
-    enableSensitiveHeads: sensitiveHeads,
-    vocabulary: prepared.vocabulary,
-    windows: data.windows,
-    sequenceLength: data.sequenceLength,
-    hiddenUnits: [64, 32],
-  });
-}
+export { dataConfig, DEFAULT_CENTRAL, modelConfigFor } from './central-config.ts';
+export type { CentralOptions } from './central-config.ts';
 
 export interface Baselines {
   majority: HeadScores;

@@ -1,0 +1,46 @@
+/**
+ * The configuration of the centralised baseline (scripts/lib/central.ts): its defaults, the data
+ * pipeline's configuration and the model configuration for a prepared dataset. Without tfjs, so
+ * the CLI can show the defaults and configure a coordinator's first model before it loads tfjs.
+ */
+import type { DataConfig, PreparedData } from '../../shared/features/prepare.ts';
+import { DEFAULT_DATA_CONFIG } from '../../shared/features/prepare.ts';
+import { DEFAULT_SPLIT } from '../../shared/features/split.ts';
+import { DEFAULT_WINDOWS } from '../../shared/features/windows.ts';
+import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
+import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
+import type { InterestsRanking } from '../../shared/model/train.ts';
+
+export interface CentralOptions {
+  architecture: Architecture;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  sensitiveHeads: boolean;
+  seed: number;
+  /** Interests scorer as a residual over the own-history score (MLP; see shared/model/build.ts). */
+  ownHistoryPrior?: boolean;
+  /** Ranking term of the interests loss (shared/model/train.ts); default `listwise`. */
+  interestsRanking?: InterestsRanking;
+  data?: Partial<DataConfig>;
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_CENTRAL: CentralOptions = { architecture: 'mlp', epochs: 30, batchSize: 64, learningRate: 0.003, sensitiveHeads: false, seed: 1 };
+
+export function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
+  return { windows: DEFAULT_WINDOWS, split: DEFAULT_SPLIT, ...DEFAULT_DATA_CONFIG, ...overrides };
+}
+
+export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean): ModelConfig {
+  const heads: HeadName[] = sensitiveHeads ? [...NON_SENSITIVE_HEADS, ...SENSITIVE_HEADS] : [...NON_SENSITIVE_HEADS];
+  return makeModelConfig({
+    architecture,
+    heads,
+    enableSensitiveHeads: sensitiveHeads,
+    vocabulary: prepared.vocabulary,
+    windows: data.windows,
+    sequenceLength: data.sequenceLength,
+    hiddenUnits: [64, 32],
+  });
+}
