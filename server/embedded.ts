@@ -4,9 +4,9 @@
  * operator and an auditor token written once to `api-tokens.json`, mode 0600; only their hashes
  * are stored in the database).
  */
-import fs from 'node:fs';
-import path from 'node:path';
+import net from 'node:net';
 import { createApiToken } from './auth/api-tokens.ts';
+import { writeApiTokens } from './auth/bootstrap-tokens.ts';
 import { loadOrCreatePlatformKey } from './auth/platform-key.ts';
 import { startCoordinator } from './coordinator.ts';
 import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
@@ -15,7 +15,8 @@ import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
 import { openDataDirLedger, writeBudgetCap } from './ledger/data-dir.ts';
 
-export const API_TOKENS_FILE = 'api-tokens.json';
+export { API_TOKENS_FILE, readApiTokens } from './auth/bootstrap-tokens.ts';
+export type { BootstrapTokens } from './auth/bootstrap-tokens.ts';
 
 export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose' | 'ledger'> {
   dataDir: string;
@@ -29,20 +30,21 @@ export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'mo
   platformPublicKey?: Uint8Array;
 }
 
-export interface BootstrapTokens {
-  operator: string;
-  auditor: string;
-}
-
-export function readApiTokens(dataDir: string): BootstrapTokens | undefined {
-  const file = path.join(dataDir, API_TOKENS_FILE);
-  if (!fs.existsSync(file)) return undefined;
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as BootstrapTokens;
+/** Resolves when `port` can be listened on, or rejects with listen's own error (EADDRINUSE when busy). */
+function checkPortFree(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
   const { dataDir, epsilonCap, platformPublicKey, ...rest } = options;
   if (platformPublicKey && rest.demoShopTokens) throw new RangeError('"demoShopTokens" needs the platform secret key: it cannot be combined with an external "platformPublicKey"');
+  // A busy port is refused before the data directory is touched: a start that fails there leaves
+  // no lock, database, keys or token file behind. (Only a race can still take it before listen.)
+  if (options.port && !options.freePortIfBusy) await checkPortFree(options.port, options.host ?? '127.0.0.1');
   const release = acquireDataDirLock(dataDir);
   let stores: ReturnType<typeof openSqliteStores> | undefined;
   let ledgerStore: { close(): void } | undefined;
@@ -55,9 +57,8 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
       const now = new Date().toISOString();
       const operator = await createApiToken(stores.tokens, 'bootstrap operator', 'operator', now);
       const auditor = await createApiToken(stores.tokens, 'bootstrap auditor', 'auditor', now);
-      const body: BootstrapTokens = { operator: operator.token, auditor: auditor.token };
-      fs.writeFileSync(path.join(dataDir, API_TOKENS_FILE), `${JSON.stringify(body, null, 2)}\n`, { mode: 0o600 });
-      options.log?.(`API tokens written to ${path.join(dataDir, API_TOKENS_FILE)}`);
+      const file = writeApiTokens(dataDir, { operator: operator.token, auditor: auditor.token });
+      options.log?.(`API tokens written to ${file}`);
     }
     const key = platformPublicKey ? { publicKey: platformPublicKey } : loadOrCreatePlatformKey(dataDir);
     const coordinator = await startCoordinator({

@@ -191,9 +191,12 @@ describe('demo port and data directory', () => {
       expect(fallback.port).toBeGreaterThan(0);
       expect((await (await fetch(`${fallback.url}/healthz`)).json()).ok).toBe(true);
       await fallback.close();
-      // `portrait server` never swaps its port: busy is UNAVAILABLE, with what to do.
-      const server = await portrait(['server', '--port', String(port), '--data-dir', path.join(dataDir, 'server'), '--json']);
+      // `portrait server` never swaps its port: busy is UNAVAILABLE, with what to do, refused
+      // before it writes anything (no data directory, so no api-tokens.json, lock or keys).
+      const serverDataDir = path.join(dataDir, 'server');
+      const server = await portrait(['server', '--port', String(port), '--data-dir', serverDataDir, '--json']);
       expect(jsonError(server)).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(new RegExp(`^port ${port} is already in use: .*--port 0 for a free one$`)) });
+      expect(fs.existsSync(serverDataDir)).toBe(false);
     } finally {
       busy.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
