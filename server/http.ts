@@ -22,6 +22,7 @@ import type { PrivacyLedger } from './ledger/ledger.ts';
 import { ledgerRouter } from './ledger/routes.ts';
 import { browserRouter } from './browser/routes.ts';
 import type { ModelRegistry } from './registry.ts';
+import { EpsilonProjections } from './rounds/projection.ts';
 import type { RoundRunner } from './rounds/runner.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
 
@@ -110,11 +111,16 @@ export function createHttpApp(options: HttpOptions): express.Express {
     }
   };
 
-  const withLive = (record: RoundRecord): RoundRecord => {
+  // A round as the API serves it: the stored record, the live progress of the round in flight, and
+  // for a round still to release, the epsilon it will spend (the dashboard warns when it is large).
+  const projections = new EpsilonProjections(() => options.registry.parameters);
+  const asServed = (record: RoundRecord): RoundRecord & { projectedEpsilonRound?: number | null } => {
+    const projectedEpsilonRound = projections.of(record);
+    const served = projectedEpsilonRound === undefined ? record : { ...record, projectedEpsilonRound };
     const s = options.runner().current;
-    if (!s || s.roundId !== record.id) return record;
+    if (!s || s.roundId !== record.id) return served;
     return {
-      ...record,
+      ...served,
       live: { stage: s.stage, checkedIn: s.checkedIn.size, selected: s.cohort.size, reported: s.reported.size, dropped: s.dropped.size, stageEndsInMs: Math.max(0, s.stageEndsAt - options.clock()) },
     };
   };
@@ -132,14 +138,14 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.get('/rounds', route('read', async (req, res) => {
     const limit = req.query.limit === undefined ? 50 : positiveInt('limit', req.query.limit, 1000);
-    res.json({ rounds: (await options.rounds.list(limit)).map(withLive) });
+    res.json({ rounds: (await options.rounds.list(limit)).map(asServed) });
   }));
 
   api.get('/rounds/:id', route('read', async (req, res) => {
     const id = positiveInt('id', req.params.id, Number.MAX_SAFE_INTEGER);
     const record = await options.rounds.get(id);
     if (!record) throw new ProtocolError('NOT_FOUND', `round ${id} does not exist`);
-    res.json(withLive(record));
+    res.json(asServed(record));
   }));
 
   api.get('/models', route('read', async (_req, res) => {
