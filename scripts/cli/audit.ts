@@ -19,8 +19,6 @@ import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
-import { configFromModelJson } from '../../shared/model/artifacts.ts';
-import { DATABASE_FILE, openSqliteStores } from '../../server/storage/sqlite.ts';
 import { callApi, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
@@ -112,6 +110,8 @@ async function load(options: SourceOptions): Promise<Loaded> {
  * here", and nothing about the model store can fail a ledger report.
  */
 async function latestModelHeads(dataDir: string): Promise<string[] | null> {
+  // The model store and tfjs load only for a report, never for verify or export.
+  const [{ DATABASE_FILE, openSqliteStores }, { configFromModelJson }] = await Promise.all([import('../../server/storage/sqlite.ts'), import('../../shared/model/artifacts.ts')]);
   if (!fs.existsSync(path.join(dataDir, DATABASE_FILE))) return null;
   try {
     const stores = openSqliteStores(dataDir);

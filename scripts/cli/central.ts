@@ -5,17 +5,13 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { dateFromDay } from '../../shared/features/events.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import type { SplitName } from '../../shared/features/split.ts';
-import { scoreModel } from '../../shared/model/evaluate.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
-import { computePortrait } from '../../shared/model/portrait.ts';
 import { ARCHITECTURES } from '../../shared/model/spec.ts';
 import type { Architecture } from '../../shared/model/spec.ts';
-import { saveModelDirectory } from '../../server/storage/model-files.ts';
-import { computeBaselines, dataConfig, DEFAULT_CENTRAL, trainCentral } from '../lib/central.ts';
+import { dataConfig, DEFAULT_CENTRAL } from '../lib/central-config.ts';
 import { DEFAULT_DATA_DIR } from './api-client.ts';
 import { loadDatasetArg, loadEventsArg, loadModelArg } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
@@ -63,6 +59,7 @@ export function registerCentralCommands(program: Command): void {
     .option('--json', 'print one JSON document')
     .action(
       action(async (opts: CommonOptions & { dataset: string; model: string; epochs: string; batchSize: string; learningRate: string; sensitiveHeads: boolean; seed: string; out?: string }) => {
+        const [{ useNodeBackend }, { trainCentral }, { saveModelDirectory }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../lib/central.ts'), import('../../server/storage/model-files.ts')]);
         const backend = await useNodeBackend(opts.backend);
         const dataset = await loadDatasetArg(opts.dataset);
         log(`dataset ${dataset.name}: ${dataset.users.length} users, ${dataset.cleaning.eventsKept} events from ${dateFromDay(dataset.startDay)} over ${dataset.days} days`);
@@ -104,6 +101,7 @@ export function registerCentralCommands(program: Command): void {
       action(async (opts: CommonOptions & { model: string; dataDir: string; dataset: string; split: string }) => {
         if (!['train', 'validation', 'test'].includes(opts.split)) throw new CliError('INVALID_ARGUMENT', `"split" expected train, validation or test, got ${JSON.stringify(opts.split)}`);
         const split = opts.split as SplitName;
+        const [{ useNodeBackend }, { computeBaselines }, { scoreModel }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../lib/central.ts'), import('../../shared/model/evaluate.ts')]);
         const backend = await useNodeBackend(opts.backend);
         const { model, config, source } = await loadModelArg(opts.model, opts.dataDir);
         const dataset = await loadDatasetArg(opts.dataset);
@@ -130,6 +128,7 @@ export function registerCentralCommands(program: Command): void {
     .option('--json', 'print one JSON document')
     .action(
       action(async (opts: CommonOptions & { model: string; dataDir: string; events: string; user?: string }) => {
+        const [{ useNodeBackend }, { computePortrait }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../../shared/model/portrait.ts')]);
         await useNodeBackend(opts.backend);
         const dataset = await loadEventsArg(opts.events);
         const users = opts.user === undefined ? dataset.users : dataset.users.filter((u) => u.userId === opts.user);

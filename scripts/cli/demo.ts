@@ -12,14 +12,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { runFleet } from '../../client/node/simulator.ts';
-import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
-import type { EmbeddedOptions } from '../../server/embedded.ts';
+import type { runFleet } from '../../client/node/simulator.ts';
+import type { EmbeddedOptions, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { defaultMinClients, SECAGG_MIN_COHORT } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
-import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.ts';
+import { readApiTokens } from '../../server/auth/bootstrap-tokens.ts';
 import { loadDataset } from '../import/resolve.ts';
-import { dataConfig, modelConfigFor } from '../lib/central.ts';
+import { dataConfig, modelConfigFor } from '../lib/central-config.ts';
 import { callApi } from './api-client.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 import { fleetUsers, prepareFleetData } from './simulate.ts';
@@ -96,7 +95,8 @@ function isAddressInUse(err: unknown): boolean {
  */
 export async function startOnPort(options: EmbeddedOptions & { port: number }, explicit: boolean): Promise<Awaited<ReturnType<typeof startEmbeddedCoordinator>>> {
   try {
-    const coordinator = await startEmbeddedCoordinator({ ...options, freePortIfBusy: !explicit });
+    const embedded = await import('../../server/embedded.ts');
+    const coordinator = await embedded.startEmbeddedCoordinator({ ...options, freePortIfBusy: !explicit });
     if (options.port !== 0 && coordinator.port !== options.port) log(`port ${options.port} is in use; listening on free port ${coordinator.port} instead (--port picks one)`);
     return coordinator;
   } catch (err) {
@@ -171,6 +171,7 @@ export function registerDemoCommand(program: Command): void {
         const spec = demoRoundSpec(clientsPerRound, int('epochs', options.epochs, 1), parseNumber('learning-rate', options.learningRate), parseNumber('server-learning-rate', options.serverLearningRate));
         const dropout = options.dropout === undefined ? undefined : parseNumber('dropout', options.dropout);
 
+        const [{ useNodeBackend }, simulator] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../../client/node/simulator.ts')]);
         await useNodeBackend(options.backend);
         const dataset = await loadDataset(`synthetic:${int('users', options.users, 20)}`);
         const prepared = prepareFleetData(dataset);
@@ -205,7 +206,7 @@ export function registerDemoCommand(program: Command): void {
         try {
           const tokens = readApiTokens(dataDir);
           if (!tokens) throw new CliError('INTERNAL', `no API tokens in ${dataDir}`);
-          fleet = await runFleet({
+          fleet = await simulator.runFleet({
             serverUrl: coordinator.url,
             operatorToken: tokens.operator,
             users,

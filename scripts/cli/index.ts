@@ -1,4 +1,10 @@
-/** The list of command groups; add a group by importing its `register` here. */
+/**
+ * The list of command groups; add a group by importing its `register` here. Defining the commands
+ * must stay cheap, since every start does it (`--version` included): a group's module imports
+ * tfjs, the coordinator, the client and the stores only inside its actions (`await import`), so a
+ * command loads what it runs and no more. test/integration/cli-start.test.ts checks which commands
+ * load tfjs.
+ */
 import type { Command } from 'commander';
 import { registerAuditCommands } from './audit.ts';
 import { registerCentralCommands } from './central.ts';

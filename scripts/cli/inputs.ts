@@ -8,10 +8,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../../shared/features/dataset.ts';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
-import { modelFromFiles } from '../../shared/model/artifacts.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
-import { loadModelDirectory, readModelFiles } from '../../server/storage/model-files.ts';
-import { openSqliteStores } from '../../server/storage/sqlite.ts';
 import { describeDroppedRows, loadEventsFile } from '../import/events-file.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
@@ -66,6 +63,8 @@ export function checkModelVersion(version: string): void {
 export async function modelVersionFromDataDir(dataDir: string, version: string, hint?: string): Promise<{ version: number; files: ModelFiles }> {
   checkModelVersion(version);
   const dir = existingDataDir(dataDir, 'data-dir', hint);
+  // The model store and tfjs load here, when a command reads a model, never at the CLI's start.
+  const [{ openSqliteStores }, { readModelFiles }] = await Promise.all([import('../../server/storage/sqlite.ts'), import('../../server/storage/model-files.ts')]);
   const stores = openSqliteStores(dir);
   try {
     const record = version === 'latest' ? await stores.models.latest() : await stores.models.get(Number(version));
@@ -89,11 +88,13 @@ export interface LoadedModel {
  */
 export async function loadModelArg(value: string, dataDir: string): Promise<LoadedModel> {
   if (fs.existsSync(value)) {
+    const { loadModelDirectory } = await import('../../server/storage/model-files.ts');
     const { model, config } = await naming('model', () => loadModelDirectory(value));
     return { model, config, source: path.resolve(value) };
   }
   if (value === 'latest' || VERSION.test(value)) {
     const { version, files } = await modelVersionFromDataDir(dataDir, value);
+    const { modelFromFiles } = await import('../../shared/model/artifacts.ts');
     const { model, config } = await modelFromFiles(files);
     return { model, config, source: `version ${version} of ${path.resolve(dataDir)}` };
   }

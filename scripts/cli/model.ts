@@ -9,9 +9,7 @@ import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
-import { configFromModelJson } from '../../shared/model/artifacts.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
-import { writeModelFiles } from '../../server/storage/model-files.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from './api-client.ts';
 import { checkModelVersion, modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit } from './output.ts';
@@ -59,6 +57,7 @@ export function registerModelCommands(program: Command): void {
         checkModelVersion(version);
         if (fs.existsSync(options.out)) throw new CliError('INVALID_ARGUMENT', `"out": ${path.resolve(options.out)} already exists; choose a new directory`);
         const { version: v, files } = options.server ? await fromServer(options.server, version) : await fromDataDir(options.dataDir, version);
+        const [{ configFromModelJson }, { writeModelFiles }] = await Promise.all([import('../../shared/model/artifacts.ts'), import('../../server/storage/model-files.ts')]);
         const config = configFromModelJson(files.modelJson);
         writeModelFiles(options.out, files);
         emit(options, { version: v, out: path.resolve(options.out), bytes: files.weights.byteLength, architecture: config.architecture, heads: config.heads }, () =>

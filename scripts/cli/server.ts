@@ -6,12 +6,11 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
-import { API_TOKENS_FILE } from '../../server/embedded.ts';
+import { API_TOKENS_FILE } from '../../server/auth/bootstrap-tokens.ts';
 import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
 import { loadDatasetArg } from './inputs.ts';
-import { dataConfig, modelConfigFor } from '../lib/central.ts';
+import { dataConfig, modelConfigFor } from '../lib/central-config.ts';
 import { startOnPort } from './demo.ts';
 import { action, emit, log, parseNumber } from './output.ts';
 
@@ -52,6 +51,7 @@ export function registerServerCommand(program: Command): void {
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions) => {
+        const { useNodeBackend } = await import('../../client/node/tfjs-backend.ts');
         await useNodeBackend(options.backend);
         const port = parseNumber('port', options.port);
         const dataset = await loadDatasetArg(options.dataset);

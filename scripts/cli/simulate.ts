@@ -4,15 +4,14 @@
  * coordinator until Ctrl-C or `--duration`; then the fleet's counts (JSON with `--json`).
  */
 import type { Command } from 'commander';
-import { DROP_STAGES } from '../../client/core/client.ts';
-import type { DropStage } from '../../client/core/client.ts';
+import { DROP_STAGES } from '../../client/core/drop-stages.ts';
+import type { DropStage } from '../../client/core/drop-stages.ts';
 import { checkEpsilonCap } from '../../client/core/privacy-ledger.ts';
-import { runFleet } from '../../client/node/simulator.ts';
 import type { FleetFaults, FleetStats } from '../../client/node/simulator.ts';
 import type { Dataset, UserRecord } from '../../shared/features/dataset.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
-import { dataConfig } from '../lib/central.ts';
+import { dataConfig } from '../lib/central-config.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
 import { loadDatasetArg } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
@@ -110,6 +109,7 @@ export function registerSimulateCommand(program: Command): void {
         const token = resolveToken(options, 'operator');
         const dataset = await loadDatasetArg(options.dataset);
         const users = fleetUsers(prepareFleetData(dataset), clients);
+        const { runFleet } = await import('../../client/node/simulator.ts');
         const fleet = await runFleet({
           serverUrl: options.server,
           operatorToken: token,
