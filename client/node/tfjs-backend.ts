@@ -10,14 +10,20 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { BackendCandidate, BackendChoice } from '../../shared/model/backend.ts';
-import { selectBackend } from '../../shared/model/backend.ts';
+import { BackendNotInstalledError, describeBackendChoice, selectBackend } from '../../shared/model/backend.ts';
 
 export const NODE_BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 
 async function loadNative(packageName: string, expectGpu: boolean): Promise<void> {
   // A variable specifier keeps the optional package out of type-checking and bundling.
   const specifier: string = packageName;
-  await import(specifier);
+  try {
+    await import(specifier);
+  } catch (err) {
+    // Only the package itself missing is "not installed"; a dependency of it missing is a failure.
+    const missing = (err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`'${packageName}'`);
+    throw missing ? new BackendNotInstalledError(`${packageName} is not installed`, { cause: err }) : err;
+  }
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${packageName} loaded but its backend did not initialise`);
   if (expectGpu && process.env.CUDA_VISIBLE_DEVICES === '-1') throw new Error('GPU disabled by CUDA_VISIBLE_DEVICES=-1');
 }
@@ -50,14 +56,15 @@ export function nodeBackendCandidates(): BackendCandidate[] {
 let chosen: Promise<BackendChoice> | undefined;
 
 /**
- * Picks the backend once per process and logs the choice (to stderr, keeping `--json` stdout
- * clean). `PORTRAIT_BACKEND` or the `preferred` argument (the CLI's `--backend`) pins it.
+ * Picks the backend once per process and logs the choice in one short line (to stderr, keeping
+ * `--json` stdout clean); `PORTRAIT_DEBUG` set writes out why each skipped backend was skipped.
+ * `PORTRAIT_BACKEND` or the `preferred` argument (the CLI's `--backend`) pins it, and a pinned
+ * backend that cannot load fails with every reason.
  */
 export function useNodeBackend(preferred = process.env.PORTRAIT_BACKEND, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<BackendChoice> {
   chosen ??= selectBackend(nodeBackendCandidates(), preferred || undefined).then((choice) => {
     tf.env().set('PROD', true);
-    const skipped = choice.skipped.map((s) => `${s.name} (${s.reason})`).join(', ');
-    log(`tfjs backend: ${choice.name}${skipped ? `; skipped ${skipped}` : ''}`);
+    log(describeBackendChoice(choice, Boolean(process.env.PORTRAIT_DEBUG)));
     return choice;
   });
   return chosen;
