@@ -8,6 +8,7 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import { ENROLLMENT_BATCH_LIMITS, issueEnrollmentTokens } from '../shared/protocol/enrollment.ts';
+import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
@@ -118,7 +119,8 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const projectedEpsilonRound = projections.of(record);
     const served = projectedEpsilonRound === undefined ? record : { ...record, projectedEpsilonRound };
     const s = options.runner().current;
-    if (!s || s.roundId !== record.id) return served;
+    // A finished record has no live part: the runner keeps the final state a moment after the record is written.
+    if (!s || s.roundId !== record.id || record.status === 'committed' || record.status === 'aborted') return served;
     return {
       ...served,
       live: { stage: s.stage, checkedIn: s.checkedIn.size, selected: s.cohort.size, reported: s.reported.size, dropped: s.dropped.size, stageEndsInMs: Math.max(0, s.stageEndsAt - options.clock()) },
@@ -174,7 +176,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const { maxCount, defaultTtlSeconds, maxTtlSeconds } = ENROLLMENT_BATCH_LIMITS;
     const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), maxCount);
     const ttlSeconds = body.ttlSeconds === undefined ? defaultTtlSeconds : positiveInt('ttlSeconds', String(body.ttlSeconds), maxTtlSeconds);
-    res.status(201).json(issueEnrollmentTokens(options.platformSecretKey, { count, ttlSeconds, now: options.clock() }));
+    res.status(201).json(issueEnrollmentTokens(options.platformSecretKey, { count, ttlSeconds, now: options.clock(), sign: nodeEd25519Sign }));
   }, 'issue enrollment tokens'));
 
   if (options.ledger) api.use('/ledger', ledgerRouter({ ledger: options.ledger, tokens: options.tokens, modelHeads: () => options.registry.current.config.heads, clock: options.clock }));

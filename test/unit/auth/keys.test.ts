@@ -74,3 +74,20 @@ describe("the coordinator's native Ed25519 check of enrollment tokens", () => {
     expect(outcome(token, other.publicKey, nodeEd25519Verify)).toBe('UNAUTHENTICATED');
   });
 });
+
+describe("the coordinator's native Ed25519 signing of enrollment tokens", () => {
+  it('gives the very signatures tweetnacl gives (Ed25519 is deterministic), for tokens that verify', async () => {
+    const { issueEnrollmentToken, verifyEnrollmentToken } = await import('../../../shared/protocol/enrollment.ts');
+    const { nodeEd25519Sign } = await import('../../../server/auth/native-ed25519.ts');
+    for (let seed = 1; seed <= 5; seed++) {
+      const pair = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(seed));
+      const message = new TextEncoder().encode(`message ${seed}`.repeat(seed));
+      expect(nodeEd25519Sign(message, pair.secretKey)).toEqual(nacl.sign.detached(message, pair.secretKey));
+      const fixed = { ttlMs: 1000, now: 0, clientId: `client-id-${seed}` };
+      const token = issueEnrollmentToken(pair.secretKey, { ...fixed, sign: nodeEd25519Sign });
+      expect(token).toBe(issueEnrollmentToken(pair.secretKey, fixed));
+      expect(verifyEnrollmentToken(token, pair.publicKey, 1).sub).toBe(`client-id-${seed}`);
+    }
+    expect(() => nodeEd25519Sign(new Uint8Array(1), new Uint8Array(32))).toThrow(RangeError);
+  });
+});
