@@ -64,12 +64,23 @@ describe('argument errors with --json', () => {
       portrait(['round', 'launch']),
     ]);
     expect(jsonError(missing)).toEqual({ code: 'INVALID_ARGUMENT', message: "required option '--clients-per-round <K>' not specified" });
-    expect(missing.stderr).toMatch(/Usage: portrait round launch/);
+    // A pointer to the command's help, not the whole help.
+    expect(missing.stderr).toMatch(/^error: required option '--clients-per-round <K>' not specified\n\(see portrait round launch --help\)$/m);
+    expect(missing.stderr).not.toMatch(/Usage:/);
     expect(jsonError(unknownOption)).toEqual({ code: 'INVALID_ARGUMENT', message: "unknown option '--bogus'" });
     expect(jsonError(unknownCommand)).toEqual({ code: 'INVALID_ARGUMENT', message: "unknown command 'nosuch'" });
     expect(plain.code).not.toBe(0);
     expect(plain.stdout).toBe('');
     expect(plain.stderr).toMatch(/required option '--clients-per-round <K>' not specified/);
+  }, 60_000);
+
+  it('name a mistyped flag first, with the close one, even when it leaves a required option out', async () => {
+    const [typo, typoJson] = await Promise.all([portrait(['round', 'launch', '--client-per-round', '5']), portrait(['round', 'launch', '--client-per-round', '5', '--json'])]);
+    expect(typo.code).not.toBe(0);
+    expect(typo.stdout).toBe('');
+    expect(typo.stderr).toMatch(/^error: unknown option '--client-per-round'\n\(Did you mean --clients-per-round\?\)\n\(see portrait round launch --help\)$/m);
+    expect(typo.stderr).not.toMatch(/required option|Usage:/);
+    expect(jsonError(typoJson)).toEqual({ code: 'INVALID_ARGUMENT', message: "unknown option '--client-per-round' (Did you mean --clients-per-round?)" });
   }, 60_000);
 });
 
