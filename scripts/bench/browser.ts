@@ -3,7 +3,7 @@
  * against a real embedded coordinator: bundle size (raw, gzip), time to first portrait on page
  * load (cold: empty HTTP cache and IndexedDB; warm: reload), and for each tfjs backend that loads
  * in the worker, local training time per round and main-thread long tasks during DP + SecAgg+
- * rounds shared with three simulated Node clients. Appends to docs/benchmarks.md.
+ * rounds shared with three simulated Node clients. Writes its section of docs/benchmarks.md.
  * Usage: npx tsx scripts/bench/browser.ts [--rounds 3]
  */
 import fs from 'node:fs';
@@ -25,7 +25,7 @@ import { sampleHistory } from '../../server/browser/routes.ts';
 import { readApiTokens, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 
 const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1] ?? 3) || 3;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -179,9 +179,9 @@ async function main(): Promise<void> {
   const notes = [
     `Headless Chromium ${CHROMIUM} with --disable-gpu; model: MLP, ${config.vocabulary.categories.length} categories; page history: demo sample user ${HISTORY_USER} (${history.length} events); rounds: distributed DP + SecAgg+ with 3 Node clients (cohort of 4), 3 local epochs.`,
     'Auto selection skips software WebGL (SwiftShader/llvmpipe), so headless Chromium without a GPU picks wasm; `?backend=` forces one for the per-backend rows.',
-    `Bundle built in ${Math.round(bundle.ms)} ms by esbuild (minified IIFE).`,
+    `Bundle built in ${Math.round(bundle.ms)} ms by esbuild (minified IIFE); ${roundsRun} rounds in all.`,
   ].join('\n');
-  appendBenchmark(`Browser client (${roundsRun} rounds)`, 'browser worker: per row', [sizeTable, '', loadTable, '', backendTable].join('\n'), notes);
+  writeBenchmark({ key: 'browser-client', title: 'Browser client', tfjsBackend: 'browser worker: per row', table: [sizeTable, '', loadTable, '', backendTable].join('\n'), notes });
 }
 
 await main();

@@ -5,7 +5,7 @@
  * process: the "before" is shared/privacy as committed at --baseline (extracted with `git show`
  * into a temporary folder and imported from there), the "after" is the working tree. Runs are
  * interleaved so machine load hits both alike; the table reports medians and their ratio, and
- * is appended to docs/benchmarks.md unless --no-append.
+ * replaces its section of docs/benchmarks.md unless --no-append.
  * Usage: npx tsx scripts/bench/dp-mechanism.ts [--baseline f75cdb2] [--users 2000] [--reps 20]
  *        [--clip 0.1] [--z 0.667] [--t 601] [--no-append]
  */
@@ -22,7 +22,7 @@ import { parameterCount } from '../../shared/model/weights.ts';
 import * as current from '../../shared/privacy/index.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { modelConfigFor } from '../lib/central.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 
 type PrivacyModule = typeof current;
 
@@ -136,4 +136,4 @@ const notes = [
   `Medians of ${reps} interleaved calls per side after 3 warm-up calls each; "before" is shared/privacy at ${baselineRev}, imported from a git-show copy in the same process. The σ² rows add 0.1 so σ² is not an integer (rounded up to a multiple of 2^-32, the general case).`,
 ].join('\n');
 if (process.argv.includes('--no-append')) process.stdout.write(`${table}\n${notes}\n`);
-else appendBenchmark('DP mechanism on the device: privatiseUpdate before and after', 'none (pure TypeScript)', table, notes);
+else writeBenchmark({ key: 'dp-mechanism', title: 'DP mechanism on the device: privatiseUpdate before and after', tfjsBackend: 'none (pure TypeScript)', table, notes });

@@ -21,7 +21,7 @@ import { callApi } from '../cli/api-client.ts';
 import { fleetUsers } from '../cli/simulate.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { DEFAULT_CENTRAL, trainCentral } from '../lib/central.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -92,15 +92,16 @@ const rows: (string | number)[][] = [
   [`federated, after ${committed.length} rounds`, auc(last).toFixed(4), (last?.metrics?.heads?.interests?.recallAt5 ?? Number.NaN).toFixed(4), `${serverOptimizer === 'fedadam' ? `FedAdam τ ${tau}` : 'FedAvg'} server lr ${serverLr}; local SGD lr ${lr}, batch ${batchSize}`, committed.length, roundSpec.clientsPerRound, epochs, seconds.toFixed(0)],
 ];
 const gap = centralAuc - auc(last);
-appendBenchmark(
-  `Federated vs centralised quality (${dataset.name})`,
-  backend,
-  markdownTable(['training', 'interests micro-AUC (test users)', 'recall@5', 'optimiser', 'rounds', 'clients / round', 'local epochs', 'seconds'], rows),
-  [
+writeBenchmark({
+  key: benchmarkKey('federated-quality', dataset.name),
+  title: `Federated vs centralised quality (${dataset.name})`,
+  tfjsBackend: backend,
+  table: markdownTable(['training', 'interests micro-AUC (test users)', 'recall@5', 'optimiser', 'rounds', 'clients / round', 'local epochs', 'seconds'], rows),
+  notes: [
     `Same split, vocabulary and ${prepared.users.test.length} test users for both; ${fleet.size} federated devices, one per training user with examples (non-private, no DP, no SecAgg).`,
     `Gap after the last round: ${gap.toFixed(4)} micro-AUC (target ≤ 0.01: ${gap <= 0.01 ? 'met' : 'not met'}). ` +
       (firstWithin ? `First round within 0.01: round ${committed.indexOf(firstWithin) + 1}. ` : 'No round came within 0.01. ') +
       `Best round (by test AUC, for information only, not a selection): ${best ? `${auc(best).toFixed(4)} at round ${committed.indexOf(best) + 1}` : '-'}.`,
     `Per round interests micro-AUC: ${committed.map((r) => auc(r).toFixed(3)).join(', ')}.`,
   ].join('\n'),
-);
+});

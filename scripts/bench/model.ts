@@ -24,7 +24,7 @@ import type { Example } from '../../shared/features/examples.ts';
 import { historyBefore } from '../../shared/features/extract.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, DEFAULT_CENTRAL, modelConfigFor, trainCentral } from '../lib/central.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
 
 function textFlag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -73,8 +73,13 @@ for (const arch of ['mlp', 'gru'] as const) {
   model.dispose();
 }
 const table = markdownTable(['model', 'parameters', 'train examples', 'epochs', 'train examples/s', 'portrait p50 ms', 'portrait p95 ms'], rows);
-appendBenchmark('Model training throughput and on-device portrait latency', `${backend.name} (${tf.getBackend()})`, table,
-  `Synthetic population of ${users} users (seed 11), batch 64, Adam. Portrait latency: features + one forward pass for one user, 100 test users. Ratio GRU/MLP training throughput: ${((rows[1]?.[4] as number) / (rows[0]?.[4] as number)).toFixed(3)}.`);
+writeBenchmark({
+  key: 'model-throughput',
+  title: 'Model training throughput and on-device portrait latency',
+  tfjsBackend: `${backend.name} (${tf.getBackend()})`,
+  table,
+  notes: `Synthetic population of ${users} users (seed 11), batch 64, Adam. Portrait latency: features + one forward pass for one user, 100 test users. Ratio GRU/MLP training throughput: ${((rows[1]?.[4] as number) / (rows[0]?.[4] as number)).toFixed(3)}.`,
+});
 
 /** recall@5 of one example (hits in the top 5 / positives), or null without positives. */
 function recallAt5Of(row: Float32Array, truth: Float32Array): number | null {
@@ -222,10 +227,13 @@ async function runInterestsQuality(spec: string, seeds: number, variant: { ownHi
     rows.push([name, e.microAuc.toFixed(4), e.recallAt5.toFixed(4), (e.recallAt5 - heuristic.recallAt5).toFixed(4), `[${lo.toFixed(4)}, ${hi.toFixed(4)}]`]);
   }
   rows.push([`own history + popularity (β ${beta}, chosen on validation)`, heuristic.microAuc.toFixed(4), heuristic.recallAt5.toFixed(4), '-', '-']);
-  appendBenchmark(
-    `Interests head vs own-history heuristic over seeds (${dataset.name})`,
-    backendName,
-    markdownTable(['scorer', 'interests micro-AUC', 'recall@5', 'recall@5 − heuristic', '95% CI (paired bootstrap over test users)'], rows),
-    `trainCentral defaults (MLP, ${DEFAULT_CENTRAL.epochs} epochs, best epoch on validation) with interests ranking loss ${variant.interestsRanking}${variant.ownHistoryPrior ? ' and the scorer as a residual over the own-history score' : ''}, seeds 1-${seeds}; ${test.length} test examples of ${prepared.users.test.length} users. The blend is (1 − w)·p_model + w·(own-history score), both computed on the device from its own events.`,
-  );
+  // One section per dataset and model variant: the variants are distinct experiments (docs/model.md).
+  const variantWords = [variant.interestsRanking === 'listwise' ? null : `${variant.interestsRanking} ranking loss`, variant.ownHistoryPrior ? 'scorer residual over own history' : null].filter((w) => w !== null);
+  writeBenchmark({
+    key: benchmarkKey('model-quality', dataset.name, `${variant.interestsRanking}${variant.ownHistoryPrior ? '+own-history-prior' : ''}`),
+    title: `Interests head vs own-history heuristic over seeds (${[dataset.name, ...variantWords].join('; ')})`,
+    tfjsBackend: backendName,
+    table: markdownTable(['scorer', 'interests micro-AUC', 'recall@5', 'recall@5 − heuristic', '95% CI (paired bootstrap over test users)'], rows),
+    notes: `trainCentral defaults (MLP, ${DEFAULT_CENTRAL.epochs} epochs, best epoch on validation) with interests ranking loss ${variant.interestsRanking}${variant.ownHistoryPrior ? ' and the scorer as a residual over the own-history score' : ''}, seeds 1-${seeds}; ${test.length} test examples of ${prepared.users.test.length} users. The blend is (1 − w)·p_model + w·(own-history score), both computed on the device from its own events.`,
+  });
 }

@@ -25,7 +25,7 @@ import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { DEFAULT_CENTRAL, trainCentral } from '../lib/central.ts';
 import { clientsFromExamples, FederatedSimulation } from '../lib/federated-sim.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -159,11 +159,14 @@ const notes = [
   `Local training: ${epochs} epoch of SGD lr ${lr}, batch 16; server: ${serverOptimizer === 'fedadam' ? `FedAdam (τ ${tau})` : 'FedAvg'} with server lr ${serverLr}; DP rows weight devices uniformly (the coordinator's rule), the no-DP row by capped example count.`,
   `z calibrated per row with the round accountant (roundsEpsilon: subsampled distributed discrete Gaussian with its slack) for the rounds run; every device privatised with privatiseUpdate (clip → rotate → conditional rounding → discrete Gaussian → mod 2^32) from crypto.getRandomValues.`,
 ].join('\n');
-// --dry: tuning runs print the table without appending it to docs/benchmarks.md.
+// --dry: tuning runs print the table without writing it to docs/benchmarks.md.
 if (process.argv.includes('--dry')) process.stdout.write(`${table}\n${notes}\n`);
-else appendBenchmark(
-  `Privacy-utility (${dataset.name}, ${population} training devices)`,
-  backend,
+// One section per dataset and set of rows (the epsilons, and whether the centralised baseline was trained):
+// docs/privacy.md cites runs of different rows side by side.
+else writeBenchmark({
+  key: benchmarkKey('privacy-utility', dataset.name, `epsilons=${epsilons.join(',')}${centralEpochs > 0 ? '+central' : ''}`),
+  title: `Privacy-utility (${dataset.name}): ε ${epsilons.join(', ')}${centralEpochs > 0 ? ' and centralised' : ''}`,
+  tfjsBackend: backend,
   table,
   notes,
-);
+});

@@ -5,7 +5,7 @@
  * runner keeps a PrivacyHistory (read once, then one round added per finish) and the launch reads
  * only the unfinished rounds (`RoundStore.unfinished`, on the status index). Both paths run in one
  * process against the same SQLite file of N finished DP rounds, interleaved; the table reports
- * medians and their ratio and is appended to docs/benchmarks.md unless --no-append.
+ * medians and their ratio and replaces its section of docs/benchmarks.md unless --no-append.
  * Usage: npx tsx scripts/bench/release-accounting.ts [--rounds 1000,5000,20000] [--reps 15] [--no-append]
  */
 import fs from 'node:fs';
@@ -19,7 +19,7 @@ import { privacyInput } from '../../shared/protocol/privacy.ts';
 import { configuredPrivacyRecord, PrivacyHistory, recordRdp } from '../../server/rounds/accounting.ts';
 import { openSqliteStores } from '../../server/storage/sqlite.ts';
 import { flag, numberList, numberOption } from './args.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 
 const sizes = numberList('--rounds', [1000, 5000, 20000]);
 const reps = numberOption('--reps', 15);
@@ -89,4 +89,4 @@ try {
 const table = markdownTable(['finished rounds stored', 'release before, ms', 'release now, ms', 'ratio', 'launch pending-scan before, ms', 'launch now, ms', 'ratio'], rows);
 const notes = `Medians of ${reps} interleaved repetitions on one SQLite file (server/storage/sqlite.ts) of finished distributed-DP rounds (records ~1.3 KB, as the runner writes them). "release": the cumulative-epsilon bookkeeping of one release (before: list and parse every round, sum the cached RDP curves; now: PrivacyHistory.release, plus the add of a finished round). Both give the same epsilon (checked). "launch": finding the pending and running rounds the launch budget projects (before: list every round and filter; now: RoundStore.unfinished on the status index), with none pending.`;
 if (flag('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
-else appendBenchmark('Release and launch bookkeeping against the round history', 'n/a (no tensors)', table, notes);
+else writeBenchmark({ key: 'release-accounting', title: 'Release and launch bookkeeping against the round history', tfjsBackend: 'n/a (no tensors)', table, notes });

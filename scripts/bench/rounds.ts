@@ -19,7 +19,7 @@ import { fleetUsers, prepareFleetData } from '../cli/simulate.ts';
 import { callApi } from '../cli/api-client.ts';
 import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -159,18 +159,20 @@ async function idle(): Promise<(string | number)[][]> {
 }
 
 const { rows, backend } = await latency();
-appendBenchmark(
-  'Round latency vs cohort size (MLP, fleet simulator)',
-  backend,
-  markdownTable(['cohort', 'participants', 'round s', 'check-in s', 'training stage s (wall)', 'local training s (sum over clients)', 'local training ms / client', 'model download ms / client', 'update upload ms / client', 'aggregation ms'], rows),
-  `One coordinator and a ${Math.max(...sizes)}-device fleet (synthetic:${populationSize} training users, one each) in 2 worker threads on the same machine; 1 local epoch, SGD, batch 16, FedAvg; no held-out evaluation. The training stage is wall time from config to the last update; local training, download and upload are measured by the devices (download only when the device's model was stale; upload from send to acknowledgement, which includes queueing behind other devices' training on the shared cores).`,
-);
+writeBenchmark({
+  key: 'round-latency',
+  title: 'Round latency vs cohort size (MLP, fleet simulator)',
+  tfjsBackend: backend,
+  table: markdownTable(['cohort', 'participants', 'round s', 'check-in s', 'training stage s (wall)', 'local training s (sum over clients)', 'local training ms / client', 'model download ms / client', 'update upload ms / client', 'aggregation ms'], rows),
+  notes: `One coordinator and a ${Math.max(...sizes)}-device fleet (synthetic:${populationSize} training users, one each) in 2 worker threads on the same machine; 1 local epoch, SGD, batch 16, FedAvg; no held-out evaluation. The training stage is wall time from config to the last update; local training, download and upload are measured by the devices (download only when the device's model was stale; upload from send to acknowledgement, which includes queueing behind other devices' training on the shared cores).`,
+});
 if (idleTarget > 0) {
   const idleRows = await idle();
-  appendBenchmark(
-    'Concurrent idle Socket.IO connections on one coordinator',
-    backend,
-    markdownTable(['target', 'held', 'failed', 'connect s', 'coordinator RSS MiB', 'RSS KiB / connection', 'heap KiB / connection'], idleRows),
-    'Each connection is an authenticated device (its own signed enrollment token, verified at the handshake) over a WebSocket; the clients run in a separate process on the same machine. Memory is the coordinator process\'s RSS and V8 heap growth divided by the connections held.',
-  );
+  writeBenchmark({
+    key: 'idle-connections',
+    title: 'Concurrent idle Socket.IO connections on one coordinator',
+    tfjsBackend: backend,
+    table: markdownTable(['target', 'held', 'failed', 'connect s', 'coordinator RSS MiB', 'RSS KiB / connection', 'heap KiB / connection'], idleRows),
+    notes: 'Each connection is an authenticated device (its own signed enrollment token, verified at the handshake) over a WebSocket; the clients run in a separate process on the same machine. Memory is the coordinator process\'s RSS and V8 heap growth divided by the connections held.',
+  });
 }

@@ -25,7 +25,7 @@ import { cryptoRandomSource } from '../../shared/secagg/random.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
 import { flag, numberList, numberOption } from './args.ts';
 import { openBundlePage } from './chromium-page.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 import { benchInput, TimedClient, type ClientSpec, type TimedReply } from './secagg-client-measure.ts';
 import { spread } from './secagg-replay.ts';
 
@@ -136,4 +136,4 @@ const notes = [
   `Whole run: ${((performance.now() - runStarted) / 1000).toFixed(0)} s.`,
 ].join('\n\n');
 if (flag('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
-else appendBenchmark('SecAgg+ client per stage: Chromium and Node side by side', 'n/a (no tensors)', table, notes);
+else writeBenchmark({ key: 'secagg-client', title: 'SecAgg+ client per stage: Chromium and Node side by side', tfjsBackend: 'n/a (no tensors)', table, notes });

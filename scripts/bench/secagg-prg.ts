@@ -3,13 +3,13 @@
  * in headless Chromium (Debian's /usr/bin/chromium through playwright-core; the measuring module is
  * bundled with esbuild in-process and served from a loopback server, a secure context for WebCrypto),
  * side by side, per vector size: MB of mask per second for whole expansions and for masks added in
- * place. Appends the table to docs/benchmarks.md unless --no-append.
+ * place. Writes the table as its section of docs/benchmarks.md unless --no-append.
  * Run: `npx tsx scripts/bench/secagg-prg.ts [--min-ms 400] [--no-append] [--json]`.
  */
 import { DEFAULT_PRG, PRG_NAMES, type PrgName } from '../../shared/secagg/prg.ts';
 import { flag, numberOption } from './args.ts';
 import { openBundlePage } from './chromium-page.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { markdownTable, writeBenchmark } from './report.ts';
 import { measureSecAggPrg, type PrgSample } from './secagg-prg-measure.ts';
 
 const SIZES = [10_000, 100_000, 1_000_000];
@@ -74,5 +74,5 @@ if (flag('--json')) {
     `Faster for P >= 10^5: Node ${faster(node)}, Chromium ${faster(chromium.samples)}; DEFAULT_PRG in shared/secagg/prg.ts: ${DEFAULT_PRG}.`,
   ].join('\n\n');
   if (flag('--no-append')) process.stdout.write(`${table}\n\n${notes}\n`);
-  else appendBenchmark('SecAgg+ mask PRGs in Node and Chromium: AES-256-CTR (WebCrypto) vs XSalsa20 (TypeScript)', 'n/a (no tensors)', table, notes);
+  else writeBenchmark({ key: 'secagg-prg', title: 'SecAgg+ mask PRGs in Node and Chromium: AES-256-CTR (WebCrypto) vs XSalsa20 (TypeScript)', tfjsBackend: 'n/a (no tensors)', table, notes });
 }

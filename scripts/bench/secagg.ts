@@ -28,7 +28,7 @@ import { aesCtrPrg, applyMasks } from '../../shared/secagg/prg.ts';
 import { cryptoRandomSource } from '../../shared/secagg/random.ts';
 import { SecAggServerSession } from '../../shared/secagg/server.ts';
 import { flag, numberList, numberOption } from './args.ts';
-import { appendBenchmark, markdownTable } from './report.ts';
+import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
 
 const N_VALUES = [10, 100, 1000];
 const P_VALUES = [10_000, 100_000, 1_000_000];
@@ -242,6 +242,7 @@ async function runCell(n: number, P: number, dropout: number, budgetSeconds: num
   };
 }
 
+const cells = { n: numberList('--n', N_VALUES), P: numberList('--p', P_VALUES), dropout: numberList('--dropout', DROPOUTS) };
 const budgetSeconds = numberOption('--budget-s', 40);
 const replays = numberOption('--replays', 4);
 if (!Number.isInteger(replays) || replays < 0) throw new RangeError(`"--replays" expected a non-negative integer, got ${replays}`);
@@ -249,9 +250,9 @@ const results: CellResult[] = [];
 const runStarted = performance.now();
 // Warm-up (JIT, WebCrypto, allocator) so the first reported cell is not charged for it.
 await runCell(10, 1_000_000, 0.1, Number.POSITIVE_INFINITY, 1);
-for (const n of numberList('--n', N_VALUES)) {
-  for (const P of numberList('--p', P_VALUES)) {
-    for (const dropout of numberList('--dropout', DROPOUTS)) {
+for (const n of cells.n) {
+  for (const P of cells.P) {
+    for (const dropout of cells.dropout) {
       const r = await runCell(n, P, dropout, budgetSeconds, replays);
       results.push(r);
       process.stderr.write(`n=${n} P=${P} dropout=${dropout}: ${r.status}${r.note ? ` (${r.note})` : ''}${r.roundSecondsOn !== undefined ? ` in ${r.roundSecondsOn.toFixed(1)} s` : ''}\n`);
@@ -303,7 +304,18 @@ if (flag('--json')) {
     appending ? `Plot of every cell run so far (this run's cells replace earlier ones): [docs/secagg-cost.svg](secagg-cost.svg) (${plotted} cells).` : 'Plot not written (--no-append).',
   ].join('\n\n');
   if (!appending) process.stdout.write(`${table}\n\n${notes}\n`);
-  else appendBenchmark('SecAgg+ cost: client compute and bytes, server unmask, end-to-end with SecAgg+ on and off', 'n/a (no tensors)', table, notes);
+  else {
+    // One section per set of cells: the grid, and the cells above its budget run alone (docs/secagg.md cites both).
+    const grid = cells.n.join() === N_VALUES.join() && cells.P.join() === P_VALUES.join() && cells.dropout.join() === DROPOUTS.join();
+    const which = `n ${cells.n.map((n) => n.toLocaleString('en')).join(', ')}; P ${cells.P.map((p) => p.toLocaleString('en')).join(', ')}; dropout ${cells.dropout.map((d) => `${Math.round(d * 100)}%`).join(', ')}`;
+    writeBenchmark({
+      key: benchmarkKey('secagg-cost', `n=${cells.n.join(',')}`, `p=${cells.P.join(',')}`, `dropout=${cells.dropout.join(',')}`),
+      title: `SecAgg+ cost (${grid ? `grid: ${which}` : which})`,
+      tfjsBackend: 'n/a (no tensors)',
+      table,
+      notes,
+    });
+  }
 }
 
 /** The replays' ratio as "median (min-max)", or why there is none. */
