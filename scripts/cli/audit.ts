@@ -20,6 +20,7 @@ import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
+import { readInputFile } from './inputs.ts';
 import { action, CliError, emit, log, parseNumber } from './output.ts';
 
 interface SourceOptions {
@@ -73,23 +74,24 @@ function readDataDir(dataDir: string): Promise<unknown[]> {
 async function load(options: SourceOptions): Promise<Loaded> {
   const publicKey = checkKey(options.publicKey);
   const cap = capFrom(options);
-  if ((options.bundle || options.server) && !publicKey) {
-    // Without a pinned key the bundle vouches for itself: a forger could re-sign a whole ledger.
-    log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key');
-  }
   if (options.bundle || options.server) {
     let raw: unknown;
     let enabledHeads: string[] | null = null;
     if (options.bundle) {
+      const text = readInputFile('bundle', options.bundle);
       try {
-        raw = JSON.parse(fs.readFileSync(options.bundle, 'utf8'));
+        raw = JSON.parse(text);
       } catch (err) {
-        throw new CliError('INVALID_ARGUMENT', `"--bundle" ${options.bundle}: ${err instanceof Error ? err.message : String(err)}`);
+        throw new CliError('INVALID_ARGUMENT', `"bundle": ${path.resolve(options.bundle)} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
       }
     } else {
       const fetched = await fetchBundle(options as SourceOptions & { server: string });
       raw = fetched.bundle;
       enabledHeads = fetched.enabledHeads;
+    }
+    if (!publicKey) {
+      // Without a pinned key the bundle vouches for itself: a forger could re-sign a whole ledger.
+      log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key');
     }
     const result = await verifyBundle(raw, publicKey);
     const b = raw as Partial<LedgerBundle>;

@@ -20,8 +20,7 @@ async function naming<T>(argument: string, load: () => Promise<T>): Promise<T> {
     return await load();
   } catch (err) {
     if (err instanceof ProtocolError && err.code === 'NOT_FOUND') throw new CliError('NOT_FOUND', `"${argument}": ${err.message}`);
-    const missing = err as NodeJS.ErrnoException;
-    if (missing.code === 'ENOENT' || missing.code === 'ENOTDIR') throw new CliError('NOT_FOUND', `"${argument}": no such file or directory: ${missing.path ?? '(unknown path)'}`);
+    if (isMissing(err)) throw new CliError('NOT_FOUND', `"${argument}": no such file or directory: ${err.path ?? '(unknown path)'}`);
     throw err;
   }
 }
@@ -32,6 +31,21 @@ function warnDroppedRows(argument: string, dataset: Dataset): Dataset {
   const reasons = describeDroppedRows(dataset.cleaning);
   if (reasons.length > 0) log(`warning: "${argument}" ${dataset.name}: ${rowsRead} event rows read, ${eventsKept} kept; dropped rows by reason:\n${reasons.map((r) => `  ${r}`).join('\n')}`);
   return dataset;
+}
+
+function isMissing(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** The text of a file argument (`--bundle`, `--batch`); one that is not there is NOT_FOUND, as every input file is. */
+export function readInputFile(argument: string, file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (isMissing(err)) throw new CliError('NOT_FOUND', `"${argument}": no such file: ${path.resolve(file)}`);
+    throw new CliError('INVALID_ARGUMENT', `"${argument}": cannot read ${path.resolve(file)}: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** `--dataset synthetic:USERS | tianchi:DIR | events:FILE[:LABELS]`. */

@@ -4,10 +4,10 @@
  * Prop. 12 conversion). `--batch FILE` reads JSONL and writes JSONL in the input order
  * (with `--json`, one document `{ "results": [...] }` instead).
  */
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { calibrateNoiseMultiplier } from '../../shared/privacy/calibrate.ts';
 import { computeEpsilon } from '../../shared/privacy/rdp.ts';
+import { readInputFile } from './inputs.ts';
 import { action, CliError, emit, parseNumber } from './output.ts';
 
 interface EpsilonOptions {
@@ -101,13 +101,7 @@ export function registerPrivacyCommands(program: Command): void {
     .action(
       action((options: EpsilonOptions) => {
         if (options.batch !== undefined) {
-          let text: string;
-          try {
-            text = readFileSync(options.batch, 'utf8');
-          } catch (err) {
-            throw new CliError('NOT_FOUND', `"--batch" could not read ${options.batch}: ${err instanceof Error ? err.message : String(err)}`);
-          }
-          const results = epsilonBatch(text);
+          const results = epsilonBatch(readInputFile('batch', options.batch));
           if (options.json) emit(options, { results }, () => '');
           else process.stdout.write(results.map((r) => `${JSON.stringify(r)}\n`).join(''));
           return;

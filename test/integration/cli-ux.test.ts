@@ -84,6 +84,20 @@ describe('argument errors with --json', () => {
   }, 60_000);
 });
 
+describe('missing input files', () => {
+  it('are NOT_FOUND naming the argument and the path, whichever command reads them', async () => {
+    const missing = path.join(os.tmpdir(), `portrait-cli-ux-missing-${process.pid}.jsonl`);
+    const [bundle, batch, events] = await Promise.all([
+      portrait(['audit', 'verify', '--bundle', missing, '--json']),
+      portrait(['privacy', 'epsilon', '--batch', missing, '--json']),
+      portrait(['profile', '--model', 'latest', '--events', missing, '--json']),
+    ]);
+    expect(jsonError(bundle)).toEqual({ code: 'NOT_FOUND', message: `"bundle": no such file: ${missing}` });
+    expect(jsonError(batch)).toEqual({ code: 'NOT_FOUND', message: `"batch": no such file: ${missing}` });
+    expect(jsonError(events)).toEqual({ code: 'NOT_FOUND', message: `"events": no such file: ${missing}` });
+  }, 60_000);
+});
+
 describe('client commands against a real coordinator', () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-'));
   const dataDir = path.join(work, 'data');
