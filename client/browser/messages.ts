@@ -46,6 +46,26 @@ export interface ClientStatus {
   privacy: { epsilonSpent: number; epsilonCap: number; rounds: number; acceptModes: string[] };
   today: { cpuMs: number; cpuCapMs: number; uploadBytes: number; uploadCapBytes: number };
   lastTrainingMs: number | null;
+  /**
+   * Training examples this device has for the cached model's windows, and, when none, what it
+   * waits for (computed from its event days and the windows); null before a model is known.
+   */
+  training: { examples: number; waitingFor: string | null; readyDay: number | null } | null;
+}
+
+/** One step of this device in one round, as its client core reported it (the shop's round log). */
+export interface RoundLogEntry {
+  at: number;
+  roundId: number;
+  /** `checked-in`, `declined`, `selected`, `trained`, `update-sent`, `secagg-finished`, `closed`, ... */
+  event: string;
+  /** `secagg-finished`: done, aborted, refused or dropped; `closed`: the round's outcome. */
+  status?: string;
+  stage?: string;
+  /** Why the device declined, left or failed, in words (it stays on the device). */
+  reason?: string;
+  /** `trained`: local training time. */
+  ms?: number;
 }
 
 export type PageToWorker =
@@ -53,6 +73,8 @@ export type PageToWorker =
   | { type: 'track'; id: number; events: BehaviourEventInput[] }
   | { type: 'profile'; id: number }
   | { type: 'clear'; id: number }
+  /** From now on, push a fresh portrait when events or the model change (debounced). */
+  | { type: 'watch-portrait'; debounceMs: number }
   | { type: 'signals'; signals: DeviceSignals }
   | { type: 'stop' };
 
@@ -61,6 +83,8 @@ export type WorkerToPage =
   | { type: 'reply'; id: number; ok: false; error: string }
   | { type: 'status'; status: ClientStatus }
   | { type: 'wire'; entry: WireEntry }
-  | { type: 'trained'; roundId: number; ms: number; backend: string };
+  | { type: 'trained'; roundId: number; ms: number; backend: string }
+  | { type: 'round'; entry: RoundLogEntry }
+  | { type: 'portrait'; result: ProfileResult };
 
 export type ProfileResult = { portrait: Portrait; modelVersion: number } | { portrait: null; modelVersion: number | null; reason: string };

@@ -5,7 +5,7 @@
  * record of every message the worker sent. Nothing heavy runs on the main thread.
  */
 import type { BehaviourEventInput } from '../../shared/features/events.ts';
-import type { ClientStatus, PageToWorker, ProfileResult, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
+import type { ClientStatus, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
 import type { DeviceSignals, PoliteConfigInput } from './policy.ts';
 
 /** `userId` is optional on the device: every stored event belongs to this device's one user. */
@@ -23,6 +23,8 @@ export interface PortraitOptions {
   idleAfterMs?: number;
   /** Worker script URL; default `${server}/portrait/worker.js`. */
   workerUrl?: string;
+  /** `onPortrait`: quiet time after the last new event before the portrait is recomputed; default 1 s. */
+  portraitDebounceMs?: number;
 }
 
 export interface PortraitClient {
@@ -37,6 +39,14 @@ export interface PortraitClient {
   trainings(): readonly { roundId: number; ms: number; backend: string }[];
   onStatus(listener: (status: ClientStatus) => void): () => void;
   onWire(listener: (entry: WireEntry) => void): () => void;
+  /** This device's steps in each round (checked in, declined and why, trained, SecAgg+ done...), oldest first. */
+  rounds(): readonly RoundLogEntry[];
+  onRound(listener: (entry: RoundLogEntry) => void): () => void;
+  /**
+   * The portrait, recomputed in the worker whenever events are stored or cleared (debounced) and
+   * when a newer model is announced; the first call starts this and gets one at once.
+   */
+  onPortrait(listener: (result: ProfileResult) => void): () => void;
   /** Deletes every event and counter this client stored on the device. */
   clear(): Promise<void>;
   stop(): void;
@@ -63,6 +73,10 @@ export function startPortrait(options: PortraitOptions): PortraitClient {
   const trainings: { roundId: number; ms: number; backend: string }[] = [];
   const statusListeners = new Set<(s: ClientStatus) => void>();
   const wireListeners = new Set<(e: WireEntry) => void>();
+  const roundLog: RoundLogEntry[] = [];
+  const roundListeners = new Set<(e: RoundLogEntry) => void>();
+  const portraitListeners = new Set<(r: ProfileResult) => void>();
+  let watchingPortrait = false;
   let lastStatus: ClientStatus | null = null;
   let startError: Error | null = null;
   let nextId = 1;
@@ -80,6 +94,11 @@ export function startPortrait(options: PortraitOptions): PortraitClient {
     } else if (m.type === 'wire') {
       wireLog.push(m.entry);
       for (const l of wireListeners) l(m.entry);
+    } else if (m.type === 'round') {
+      roundLog.push(m.entry);
+      for (const l of roundListeners) l(m.entry);
+    } else if (m.type === 'portrait') {
+      for (const l of portraitListeners) l(m.result);
     } else {
       trainings.push({ roundId: m.roundId, ms: m.ms, backend: m.backend });
     }
@@ -115,6 +134,19 @@ export function startPortrait(options: PortraitOptions): PortraitClient {
     onWire: (l) => {
       wireListeners.add(l);
       return () => wireListeners.delete(l);
+    },
+    rounds: () => roundLog,
+    onRound: (l) => {
+      roundListeners.add(l);
+      return () => roundListeners.delete(l);
+    },
+    onPortrait: (l) => {
+      portraitListeners.add(l);
+      if (!watchingPortrait) {
+        watchingPortrait = true;
+        post({ type: 'watch-portrait', debounceMs: options.portraitDebounceMs ?? 1_000 });
+      }
+      return () => portraitListeners.delete(l);
     },
     clear: () => call<void>((id) => ({ type: 'clear', id })),
     stop: () => {

@@ -18,14 +18,13 @@ import { FederatedClient } from '../core/client.ts';
 import type { ClientEvent } from '../core/client.ts';
 import type { FetchLike } from '../core/model-cache.ts';
 import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.ts';
-import { DEVICE_USER, deviceExamples } from './device-data.ts';
+import { DEVICE_USER, dayOf, deviceExamples, deviceReadiness } from './device-data.ts';
 import { EventStore } from './event-store.ts';
-import type { ActivityState, ClientStatus, PageToWorker, ProfileResult, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
+import type { ActivityState, ClientStatus, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
 import { declineReason, parsePoliteConfig, participationDecision, usageForDay } from './policy.ts';
 import type { DeviceSignals, DeviceUsage, PoliteConfig } from './policy.ts';
 import { wireBytes } from './wire.ts';
 
-const MS_PER_DAY = 86_400_000;
 const USAGE_KEY = 'usage';
 const LEDGER_KEY = 'privacy-ledger';
 /** Delta at which this device reads its own epsilon (the cap is an (epsilon, delta) pair). */
@@ -83,6 +82,10 @@ class BrowserDevice {
   private usage: DeviceUsage = { day: 0, cpuMs: 0, uploadBytes: 0, epsilonSpent: 0 };
   private announced: ModelAnnouncement | null = null;
   private currentRound: number | null = null;
+  /** The day the client core's cached examples were built for (the windows end on the device's today). */
+  private examplesDay: number | null = null;
+  /** Set once the page asks for portraits to be pushed (`onPortrait`). */
+  private portraitWatch: { debounceMs: number; timer: ReturnType<typeof setTimeout> | null; running: boolean; again: boolean } | null = null;
   private readonly status: ClientStatus;
 
   private constructor(
@@ -105,6 +108,7 @@ class BrowserDevice {
       privacy: { epsilonSpent: 0, epsilonCap: policy.privacyCapEpsilon, rounds: 0, acceptModes: [...policy.acceptPrivacyModes] },
       today: { cpuMs: 0, cpuCapMs: policy.dailyCpuMs, uploadBytes: 0, uploadCapBytes: policy.dailyUploadBytes },
       lastTrainingMs: null,
+      training: null,
     };
   }
 
@@ -122,7 +126,7 @@ class BrowserDevice {
   }
 
   private today(): number {
-    return Math.floor(Date.now() / MS_PER_DAY);
+    return dayOf(Date.now());
   }
 
   private async load(): Promise<void> {
@@ -143,9 +147,19 @@ class BrowserDevice {
     const client = new FederatedClient({
       serverUrl: this.init.serverUrl,
       token: this.init.token,
-      examples: async (config) => deviceExamples(await this.store.all(), config),
+      examples: async (config) => {
+        this.examplesDay = this.today();
+        return deviceExamples(await this.store.all(), config, this.examplesDay);
+      },
       eligible: () => this.decide(),
-      declineReason: () => declineReason(this.policy, this.usage),
+      declineReason: () => {
+        // Each round opens here first: examples built on an earlier day have stale windows.
+        if (this.examplesDay !== null && this.examplesDay !== this.today()) {
+          this.client?.refreshExamples();
+          void this.refreshReadiness();
+        }
+        return declineReason(this.policy, this.usage);
+      },
       acceptPrivacyModes: this.policy.acceptPrivacyModes,
       privacyLedger: this.ledger,
       fetch: recordingFetch,
@@ -160,9 +174,11 @@ class BrowserDevice {
       const parsed = ModelAnnouncementSchema.safeParse(raw);
       if (!parsed.success) return; // a malformed announcement is ignored, never fetched
       const m = parsed.data;
+      const newer = m.version !== this.announced?.version;
       this.announced = m;
       this.status.announcedVersion = m.version;
       this.pushStatus();
+      if (newer) this.schedulePortrait(0);
     });
     client.socket.io.on('open', () => this.wire({ kind: 'socket', name: 'connect (enrollment token)', bytes: this.init.token.length }));
     this.client = client.start();
@@ -183,7 +199,24 @@ class BrowserDevice {
     return decision.eligible;
   }
 
+  /** The round log the page shows: this device's own steps, round by round. */
+  private logRound(entry: Omit<RoundLogEntry, 'at'>): void {
+    scope.postMessage({ type: 'round', entry: { at: Date.now(), ...entry } });
+  }
+
+  /** Examples for the cached model's windows, or what the device waits for (pushed in the status). */
+  private async refreshReadiness(): Promise<ClientStatus['training']> {
+    const config = this.client?.models.current?.config;
+    const training = config ? deviceReadiness(await this.store.all(), config, this.today()) : null;
+    this.status.training = training;
+    this.pushStatus();
+    return training;
+  }
+
   private async onClientEvent(event: ClientEvent): Promise<void> {
+    // A decline for want of examples is said as what the device is waiting for.
+    const declined = event.type === 'declined' ? ((await this.declineWords(event.reason)) ?? event.reason) : null;
+    this.recordRoundStep(event, declined);
     switch (event.type) {
       case 'connected':
         this.status.connected = true;
@@ -207,6 +240,7 @@ class BrowserDevice {
         break;
       case 'model-fetched':
         this.status.modelVersion = event.version;
+        await this.refreshReadiness();
         break;
       case 'trained':
         this.usage.cpuMs += event.ms;
@@ -228,7 +262,7 @@ class BrowserDevice {
         this.setState('waiting');
         break;
       case 'declined':
-        this.status.reason = event.reason;
+        this.status.reason = declined;
         this.setState('waiting');
         break;
       case 'failed':
@@ -247,6 +281,47 @@ class BrowserDevice {
         break;
     }
     await this.store.putRecord(USAGE_KEY, this.usage);
+  }
+
+  /** What the device waits for, when `reason` is a decline for want of examples. */
+  private async declineWords(reason: string): Promise<string | null> {
+    if (!/^no training examples/.test(reason)) return null;
+    return (await this.refreshReadiness())?.waitingFor ?? null;
+  }
+
+  private recordRoundStep(event: ClientEvent, declined: string | null): void {
+    switch (event.type) {
+      case 'checked-in':
+      case 'not-selected':
+      case 'update-sent':
+      case 'deadline-missed':
+        this.logRound({ roundId: event.roundId, event: event.type });
+        break;
+      case 'selected':
+        this.logRound({ roundId: event.roundId, event: event.type, stage: `model v${event.modelVersion}` });
+        break;
+      case 'trained':
+        this.logRound({ roundId: event.roundId, event: event.type, ms: Math.round(event.ms) });
+        break;
+      case 'declined':
+        this.logRound({ roundId: event.roundId, event: event.type, reason: declined ?? event.reason });
+        break;
+      case 'secagg-finished':
+        this.logRound({ roundId: event.roundId, event: event.type, status: event.status, stage: event.stage, ...(event.reason ? { reason: event.reason } : {}) });
+        break;
+      case 'privacy-refused':
+      case 'update-refused':
+        this.logRound({ roundId: event.roundId, event: event.type, reason: event.error.message });
+        break;
+      case 'failed':
+        this.logRound({ roundId: event.roundId, event: event.type, reason: event.message });
+        break;
+      case 'round-closed':
+        this.logRound({ roundId: event.message.roundId, event: 'closed', status: event.message.status, ...(event.message.reason ? { reason: event.message.reason } : {}) });
+        break;
+      default:
+        break;
+    }
   }
 
   private setState(state: ActivityState): void {
@@ -278,8 +353,45 @@ class BrowserDevice {
     const events: BehaviourEvent[] = inputs.map((input) => parseEvent({ userId: DEVICE_USER, ...(input as object) }));
     this.status.events = await this.store.add(events, this.retention());
     this.client?.refreshExamples();
-    this.pushStatus();
+    await this.refreshReadiness();
+    this.schedulePortrait();
     return this.status.events;
+  }
+
+  /** Pushes a portrait now and whenever events or the announced model change, `debounceMs` after the last change. */
+  watchPortrait(debounceMs: number): void {
+    this.portraitWatch ??= { debounceMs, timer: null, running: false, again: false };
+    this.portraitWatch.debounceMs = debounceMs;
+    this.schedulePortrait(0);
+  }
+
+  private schedulePortrait(delayMs = this.portraitWatch?.debounceMs ?? 0): void {
+    const watch = this.portraitWatch;
+    if (!watch) return;
+    if (watch.timer !== null) clearTimeout(watch.timer);
+    watch.timer = setTimeout(() => {
+      watch.timer = null;
+      void this.pushPortrait(watch);
+    }, delayMs);
+  }
+
+  private async pushPortrait(watch: NonNullable<BrowserDevice['portraitWatch']>): Promise<void> {
+    if (watch.running) {
+      // One computation at a time; the changes meanwhile get one more after it.
+      watch.again = true;
+      return;
+    }
+    watch.running = true;
+    try {
+      const result = await this.profile().catch((err: unknown): ProfileResult => ({ portrait: null, modelVersion: this.status.modelVersion, reason: err instanceof Error ? err.message : String(err) }));
+      scope.postMessage({ type: 'portrait', result });
+    } finally {
+      watch.running = false;
+      if (watch.again) {
+        watch.again = false;
+        this.schedulePortrait(0);
+      }
+    }
   }
 
   async profile(): Promise<ProfileResult> {
@@ -294,7 +406,7 @@ class BrowserDevice {
     if (announced && (!cached || cached.version < announced.version)) {
       cached = (await client.models.ensure(announced.version, announced.modelUrl, announced.parameters)).model;
       this.status.modelVersion = cached.version;
-      this.pushStatus();
+      await this.refreshReadiness();
     }
     if (!cached) return { portrait: null, modelVersion: null, reason: 'no model yet (waiting for the coordinator)' };
     if (events.length === 0) return { portrait: null, modelVersion: cached.version, reason: 'no events on this device yet' };
@@ -307,7 +419,8 @@ class BrowserDevice {
     await this.store.clear();
     this.client?.refreshExamples();
     this.status.events = 0;
-    this.pushStatus();
+    await this.refreshReadiness();
+    this.schedulePortrait(0);
   }
 
   stop(): void {
@@ -349,6 +462,9 @@ scope.addEventListener('message', (event) => {
       break;
     case 'clear':
       reply(message.id, async () => (await device)?.clear());
+      break;
+    case 'watch-portrait':
+      void device?.then((d) => d.watchPortrait(message.debounceMs));
       break;
     case 'signals':
       pendingSignals = message.signals;

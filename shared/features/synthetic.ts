@@ -6,6 +6,8 @@
  * perfectly, predictable from behaviour. Randomness here is the data PRNG of seeded-random.ts,
  * never privacy randomness.
  */
+import { nameCategories } from './catalog-names.ts';
+import type { DisplayName } from './catalog-names.ts';
 import type { CleaningReport, Dataset, UserRecord } from './dataset.ts';
 import { dayFromDate } from './events.ts';
 import type { BehaviourEvent, EventType } from './events.ts';
@@ -118,6 +120,17 @@ export function syntheticDataset(config: SyntheticConfig): Dataset {
   return { name: `synthetic:${resolved.users}`, startDay: resolved.startDay, days: resolved.days, users, cleaning };
 }
 
+/**
+ * Display names (Chinese, English) of the synthetic catalogue's categories, for pages: the most
+ * popular get common marketplace categories, the baby and home themes names of their theme. The
+ * ids (`c<index>`), and so every generated event and model vocabulary, stay as they are.
+ */
+export function syntheticCategoryNames(categories = 400): Map<string, DisplayName> {
+  const count = checkInteger('categories', categories, SYNTHETIC_LIMITS.minCategories, SYNTHETIC_LIMITS.maxCategories);
+  const world = worldFor(count);
+  return nameCategories({ ids: world.categories.map((c) => c.id), byPopularity: world.byPopularity, baby: world.babyCategories, home: world.homeCategories });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Population parameters. Marginals follow the Tianchi sample's user_feature file; the effects
 // (shifts, funnel rates) are invented but sized so each label leaves a visible, noisy trace.
@@ -199,6 +212,8 @@ interface World {
   categories: Category[];
   /** Cumulative global popularity over categories. */
   popularity: Float64Array;
+  /** Category indices from the most to the least popular (display names follow it). */
+  byPopularity: number[];
   /** Cumulative popularity × affinity, per (age band, gender) group = age * 2 + gender. */
   groupPreference: Float64Array[];
   babyCategories: number[];
@@ -276,7 +291,7 @@ function buildWorld(count: number): World {
       groupPreference.push(cumulative(weights));
     }
   }
-  return { categories, popularity: cumulative(share), groupPreference, babyCategories, homeCategories, careerCategories };
+  return { categories, popularity: cumulative(share), byPopularity: [...order], groupPreference, babyCategories, homeCategories, careerCategories };
 }
 
 function itemId(category: Category, k: number): string {

@@ -119,8 +119,7 @@ describe.runIf(run)('browser client resilience', () => {
     const today = Math.floor(Date.now() / 86_400_000);
     const event = (day: number, k: number) => ({ day, type: 'view', itemId: `i1-${k}`, category: 'c1', price: 1 + k });
     const track = (events: unknown[]) => shop.page.evaluate((e) => (window as unknown as { portrait: { track(e: unknown[]): Promise<number> } }).portrait.track(e), events);
-    // Product views the shop tracked on load count too; start from an empty store.
-    await shop.page.evaluate(() => (window as unknown as { portrait: { clear(): Promise<void> } }).portrait.clear());
+    // A fresh browser's store is empty (shop.test.ts): nothing to clear first.
     expect(await track([event(today - 8, 0), event(today - 30, 1)])).toBe(0);
     expect(await track([event(today - 6, 2), event(today, 3)])).toBe(2);
     expect(await track(Array.from({ length: 12 }, (_, k) => event(today, 10 + k)))).toBe(10);

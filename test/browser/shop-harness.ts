@@ -4,7 +4,7 @@
  * (the worker's socket and fetches included). Nothing is mocked.
  */
 import type { BrowserContext, Page } from 'playwright-core';
-import { DEVICE_USER, deviceExamples } from '../../client/browser/device-data.ts';
+import { DEVICE_USER, dayOf, deviceExamples } from '../../client/browser/device-data.ts';
 import type { ClientStatus, ProfileResult, WireEntry } from '../../client/browser/messages.ts';
 import { parseEvent } from '../../shared/features/events.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
@@ -103,7 +103,7 @@ export function historiesWithExamples(config: ModelConfig, count: number, minExa
   const found: number[] = [];
   for (let i = 0; i < 200 && found.length < count; i++) {
     const events = sampleHistory(i).events.map((e) => parseEvent({ userId: DEVICE_USER, ...e }));
-    if (deviceExamples(events, config).length >= minExamples) found.push(i);
+    if (deviceExamples(events, config, dayOf(Date.now())).length >= minExamples) found.push(i);
   }
   if (found.length < count) throw new Error(`only ${found.length} sample histories have ${minExamples} examples`);
   return found;
