@@ -290,7 +290,7 @@ export class RoundRunner {
       if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
       timings.checkinMs = clock() - started;
 
-      state = selectCohort(this.state, this.options.uniform, clock());
+      state = selectCohort(this.state, this.options.uniform, clock(), transport.connectedClients());
       this.state = state;
       await rounds.update(record.id, { stage: state.stage, checkedIn: state.checkedIn.size, selected: state.cohort.size, selection: state.selection });
       if (state.stage === 'aborted') return await this.finish(record.id, state, started, timings);

@@ -110,9 +110,10 @@ export function declineRound(state: RoundState, clientId: string, roundId: numbe
  * Samples the cohort from the checked-in clients. Poisson: each independently with probability q
  * (the recorded rate, so a privacy accountant can claim amplification by sampling); fixed: a
  * uniformly random subset of `clientsPerRound`. `uniform` returns values in [0, 1) and is
- * injected (the coordinator passes a crypto-backed source).
+ * injected (the coordinator passes a crypto-backed source). `connectedClients`, the devices
+ * connected as check-in closes, lets an abort say that none was there at all.
  */
-export function selectCohort(state: RoundState, uniform: () => number, now: number): RoundState {
+export function selectCohort(state: RoundState, uniform: () => number, now: number, connectedClients?: number): RoundState {
   const pool = [...state.checkedIn].sort();
   const { spec } = state;
   let cohort: string[];
@@ -133,7 +134,10 @@ export function selectCohort(state: RoundState, uniform: () => number, now: numb
     return moveTo(state, 'aborted', {
       selection,
       cohort: new Set(cohort),
-      reason: `too few clients: ${cohort.length} selected of ${pool.length} checked in, fewer than minClients ${spec.minClients}`,
+      reason:
+        pool.length === 0 && connectedClients === 0
+          ? `too few clients: no device was connected when check-in closed, fewer than minClients ${spec.minClients}`
+          : `too few clients: ${cohort.length} selected of ${pool.length} checked in, fewer than minClients ${spec.minClients}`,
     });
   }
   return moveTo(state, 'training', { selection, cohort: new Set(cohort), stageEndsAt: now + spec.deadlines.trainingMs });

@@ -134,12 +134,13 @@ describe('client commands against a real coordinator', () => {
     expect(r.code).toBe(0);
     const finished = /^round \d+ aborted: .*$/m;
     expect(r.stdout).toMatch(finished);
+    expect(r.stdout).toMatch(/aborted: too few clients: no device was connected when check-in closed, fewer than minClients 2/);
     expect(r.stderr).not.toMatch(finished);
     expect(r.stderr).toMatch(/launched rounds \d+: no DP/);
     // --exit-status: the same output, exit 1 because the round aborted; without --wait it is refused.
     const strict = await portrait(['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--checkin-ms', '300', '--wait', '--exit-status', '--json'], { cwd: work });
     expect(strict.code).toBe(1);
-    expect((JSON.parse(strict.stdout) as { rounds: RoundRecord[] }).rounds.map((x) => x.status)).toEqual(['aborted']);
+    expect((JSON.parse(strict.stdout) as { rounds: RoundRecord[] }).rounds.map((x) => [x.status, x.reason])).toEqual([['aborted', expect.stringContaining('no device was connected')]]);
     expect(jsonError(await portrait(['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--exit-status', '--json'], { cwd: work })).code).toBe('INVALID_ARGUMENT');
   }, 60_000);
 
