@@ -25,19 +25,21 @@ function staleReason() {
   return null;
 }
 
-const stale = staleReason();
-let fromSource = false;
+/** The last line of a failed build's message: the error itself (esbuild lists its errors after "Build failed"). */
+function lastLine(text) {
+  return (text ?? '').split('\n').map((line) => line.trim()).filter(Boolean).at(-1);
+}
+
+let stale = staleReason();
 if (stale !== null) {
   process.stderr.write(`portrait: rebuilding the compiled CLI in build/cli (${stale})\n`);
   const rebuild = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('scripts/build-cli.ts', root))], { cwd: fileURLToPath(root), encoding: 'utf8' });
-  if (rebuild.status !== 0) {
-    const why = (rebuild.stderr || rebuild.error?.message || `exit ${rebuild.status}`).trim();
-    process.stderr.write(`portrait: the rebuild failed, running the sources through tsx instead: ${why}\n`);
-    fromSource = true;
-  }
+  stale = rebuild.status === 0 ? staleReason() : lastLine(rebuild.stderr) ?? rebuild.error?.message ?? `exit ${rebuild.status}`;
+  if (stale !== null) process.stderr.write(`portrait: could not rebuild build/cli (${stale}; npm run build:cli shows all), running the TypeScript sources through tsx\n`);
 }
-if (fromSource) {
+if (stale === null) await import('../build/cli/portrait.js');
+else {
   const { register } = await import('tsx/esm/api');
   register();
   await import('../scripts/portrait.ts');
-} else await import('../build/cli/portrait.js');
+}

@@ -132,6 +132,12 @@ export async function buildCli(options: { outDir?: string; force?: boolean } = {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const result = await buildCli({ force: process.argv.includes('--force') });
-  process.stdout.write(`${result.built ? `built ${result.files} files` : 'up to date'}: ${path.relative(process.cwd(), result.dir) || '.'} in ${Math.round(result.ms)} ms\n`);
+  try {
+    const result = await buildCli({ force: process.argv.includes('--force') });
+    process.stdout.write(`${result.built ? `built ${result.files} files` : 'up to date'}: ${path.relative(process.cwd(), result.dir) || '.'} in ${Math.round(result.ms)} ms\n`);
+  } catch (err) {
+    // esbuild's message ends with its errors, one per line (bin/portrait.js quotes the last line).
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
 }
