@@ -21,6 +21,8 @@ import * as esbuild from 'esbuild';
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI_BUILD_DIR = path.join(REPO_ROOT, 'build', 'cli');
 const MANIFEST_FILE = 'manifest.json';
+/** How long a chunk of an earlier build is kept for the processes that may still import it. */
+const STALE_CHUNK_MS = 60 * 60 * 1000;
 
 const ENTRIES = { portrait: 'scripts/portrait.ts', 'simulator-worker': 'client/node/simulator-worker.ts' } as const;
 
@@ -86,8 +88,8 @@ export interface CliBuildResult {
  * Builds into a fresh temporary directory, then renames the files into `outDir`: chunks first,
  * the entries and the manifest last, so a CLI starting meanwhile (tests start many at once) sees
  * either the old build or the new one. Chunk names carry a content hash, so a process of the old
- * build that imports a chunk later still finds its own; chunks no build refers to are left for
- * `--force` to sweep.
+ * build that imports a chunk later still finds its own: files the new build does not have are
+ * removed only once they are an hour old (`--force`: at once).
  */
 export async function buildCli(options: { outDir?: string; force?: boolean } = {}): Promise<CliBuildResult> {
   const outDir = options.outDir ?? CLI_BUILD_DIR;
@@ -117,7 +119,12 @@ export async function buildCli(options: { outDir?: string; force?: boolean } = {
       logLevel: 'silent',
     });
     const outputs = fs.readdirSync(staging);
-    if (options.force) for (const stale of fs.readdirSync(outDir)) if (!outputs.includes(stale)) fs.rmSync(path.join(outDir, stale), { recursive: true, force: true });
+    const sweepBefore = options.force ? Infinity : Date.now() - STALE_CHUNK_MS;
+    for (const file of fs.readdirSync(outDir)) {
+      if (outputs.includes(file) || file === MANIFEST_FILE) continue;
+      const stat = fs.statSync(path.join(outDir, file), { throwIfNoEntry: false });
+      if (stat && stat.mtimeMs < sweepBefore) fs.rmSync(path.join(outDir, file), { recursive: true, force: true });
+    }
     const entries = new Set(Object.keys(ENTRIES).map((name) => `${name}.js`));
     for (const file of [...outputs.filter((f) => !entries.has(f)), ...outputs.filter((f) => entries.has(f))]) fs.renameSync(path.join(staging, file), path.join(outDir, file));
     const inputs = [...Object.keys(result.metafile.inputs), path.relative(REPO_ROOT, fileURLToPath(import.meta.url))].map((p) => p.split(path.sep).join('/'));
