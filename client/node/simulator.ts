@@ -80,9 +80,10 @@ const WORKER_URL = new URL('./simulator-worker.ts', import.meta.url);
 declare const PORTRAIT_COMPILED_WORKER: string | undefined;
 
 /**
- * The worker thread's module. From the sources, workers run the TypeScript through tsx, as the
- * tests do for the main thread: a tiny ESM bootstrap (a data: URL) registers tsx's loader in the
- * new thread, then imports the worker module. (Node 20 ignores `--import` in a worker's execArgv.)
+ * The worker thread's module: the compiled CLI's own build of it, or else (run from the sources,
+ * as under vitest or tsx) the TypeScript through tsx: a tiny ESM bootstrap (a data: URL)
+ * registers tsx's loader in the new thread, then imports the worker module. (Node 20 ignores
+ * `--import` in a worker's execArgv.)
  */
 function workerModule(): URL {
   if (typeof PORTRAIT_COMPILED_WORKER === 'string') return new URL(PORTRAIT_COMPILED_WORKER, import.meta.url);
