@@ -19,7 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as esbuild from 'esbuild';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const CLI_BUILD_DIR = path.join(REPO_ROOT, 'build', 'cli');
+const CLI_BUILD_DIR = path.join(REPO_ROOT, 'build', 'cli');
 const MANIFEST_FILE = 'manifest.json';
 /** How long a chunk of an earlier build is kept for the processes that may still import it. */
 const STALE_CHUNK_MS = 60 * 60 * 1000;
@@ -33,17 +33,17 @@ export interface CliBuildManifest {
   inputs: string[];
 }
 
+/** `to` as a relative URL from the directory `from`. */
+function relativeUrl(from: string, to: string): string {
+  return path.relative(from, to).split(path.sep).join('/');
+}
+
 /**
  * Every output lands in one directory, so a module's own source is at a fixed relative path from
  * its compiled code. `import.meta.url` is rewritten to that source's URL: the modules that find
  * files beside their source (the dashboard pages, package.json, the browser bundle's sources)
  * then find them from build/cli/ exactly as they do from the sources.
  */
-/** `to` as a relative URL from the directory `from`. */
-function relativeUrl(from: string, to: string): string {
-  return path.relative(from, to).split(path.sep).join('/');
-}
-
 function sourceUrlPlugin(outDir: string): esbuild.Plugin {
   return {
     name: 'source-import-meta-url',
