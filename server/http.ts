@@ -135,7 +135,8 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const create = () => options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
     const { created, budget } = options.ledger ? await launchWithinBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters, create) : { created: await create(), budget: [] };
     options.runner().notifyLaunched();
-    res.status(201).json(budget.length > 0 ? { rounds: created, budget } : { rounds: created });
+    const served = created.map(asServed);
+    res.status(201).json(budget.length > 0 ? { rounds: served, budget } : { rounds: served });
   }));
 
   api.get('/rounds', route('read', async (req, res) => {

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_TRAIN } from '../../shared/protocol/messages.ts';
 import type { LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { LARGE_ROUND_EPSILON } from '../../shared/protocol/privacy.ts';
 import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
@@ -83,6 +84,18 @@ function metricSummary(r: RoundRecord): string {
   const purchase = heads.purchase;
   if (purchase?.auc != null) parts.push(`purchase AUC ${purchase.auc.toFixed(4)}`);
   return parts.join(', ');
+}
+
+/**
+ * The launch warning when one round alone spends more than LARGE_ROUND_EPSILON (the coordinator's
+ * projection, at the round's delta); null otherwise, and for rounds without DP, whose launch line
+ * already says "no DP".
+ */
+export function largeEpsilonWarning(round: (RoundRecord & { projectedEpsilonRound?: number | null }) | undefined): string | null {
+  const epsilon = round?.projectedEpsilonRound;
+  if (typeof epsilon !== 'number' || !(epsilon > LARGE_ROUND_EPSILON)) return null;
+  const p = round?.privacy;
+  return `warning: each of these rounds spends epsilon ${epsilon.toFixed(2)} at delta ${p?.delta ?? round?.config.privacy?.delta} on its own, above ${LARGE_ROUND_EPSILON}: a weak guarantee per round; a larger --noise-multiplier, a smaller --sampling-rate (Poisson) or a larger population lowers it (portrait privacy epsilon shows the trade-off)`;
 }
 
 export function describeRound(r: RoundRecord): string {
@@ -199,7 +212,10 @@ export function registerRoundCommands(program: Command): void {
         };
         const secagg = secaggRequest(options);
         if (secagg !== undefined) request.secagg = secagg;
-        const { rounds, budget } = await callApi<{ rounds: RoundRecord[]; budget?: LaunchBudget[] }>(options.server, token, 'POST', '/rounds', request);
+        const { rounds, budget } = await callApi<{ rounds: (RoundRecord & { projectedEpsilonRound?: number | null })[]; budget?: LaunchBudget[] }>(options.server, token, 'POST', '/rounds', request);
+        // On stderr even with --json: a large spend per round is worth a look before the rounds run.
+        const warning = largeEpsilonWarning(rounds[0]);
+        if (warning) log(warning);
         if (!options.json) {
           // Say the privacy each round runs with, so a default (distributed DP) is never a surprise.
           const first = rounds[0];

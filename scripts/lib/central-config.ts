@@ -32,7 +32,10 @@ export function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
   return { windows: DEFAULT_WINDOWS, split: DEFAULT_SPLIT, ...DEFAULT_DATA_CONFIG, ...overrides };
 }
 
-export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean): ModelConfig {
+/** Hidden units of the MLP trunk: the centralised baseline's; the demo's private rounds use a smaller trunk (scripts/cli/demo.ts). */
+export const DEFAULT_HIDDEN_UNITS: [number, number] = [64, 32];
+
+export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean, hiddenUnits: [number, number] = DEFAULT_HIDDEN_UNITS): ModelConfig {
   const heads: HeadName[] = sensitiveHeads ? [...NON_SENSITIVE_HEADS, ...SENSITIVE_HEADS] : [...NON_SENSITIVE_HEADS];
   return makeModelConfig({
     architecture,
@@ -41,6 +44,6 @@ export function modelConfigFor(prepared: PreparedData, data: DataConfig, archite
     vocabulary: prepared.vocabulary,
     windows: data.windows,
     sequenceLength: data.sequenceLength,
-    hiddenUnits: [64, 32],
+    hiddenUnits,
   });
 }

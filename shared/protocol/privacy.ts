@@ -119,3 +119,9 @@ export function checkRoundPrivacy(spec: PrivacySpec, dimension: number, clientsP
 }
 
 export { PRIVACY_MODES };
+
+/**
+ * Epsilon of one round alone (at the round's delta) above which a launch is warned about, in the
+ * CLI and on the dashboard: past it, a single round already gives a weak guarantee.
+ */
+export const LARGE_ROUND_EPSILON = 2;

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
-import { launchHint, startOnPort } from '../../scripts/cli/demo.ts';
+import { launchHint, planPrivateRounds, startOnPort } from '../../scripts/cli/demo.ts';
 import { CliError } from '../../scripts/cli/output.ts';
 import type { RoundRecord } from '../../shared/protocol/messages.ts';
 import { startTestCoordinator, syntheticPopulation } from './harness.ts';
@@ -198,6 +198,11 @@ describe('client commands against a real coordinator', () => {
     expect(kept.stderr).toMatch(/launched rounds \d+: distributed DP, .*; launch cap epsilon 50 at delta 0\.000001/);
     expect(kept.stderr).toMatch(/^budget: cumulative epsilon at delta 0\.000001 projected to \d+\.\d{4} once these run, against the launch's cap of 50 \(spent so far: 0\.0000\)$/m);
     expect(kept.stdout).toMatch(/^round \d+ aborted: .*launch cap ε≤50\]/m);
+    // One round at z = 1 over a fixed cohort (q = 1) spends far more than 2 on its own: the launch warns with the number.
+    expect(kept.stderr).toMatch(/^warning: each of these rounds spends epsilon \d+\.\d\d at delta 0\.000001 on its own, above 2: /m);
+    const quiet = await portrait([...args, '--noise-multiplier', '20', '--json'], { cwd: work });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).not.toMatch(/warning: each of these rounds/);
   }, 60_000);
 });
 
@@ -247,7 +252,7 @@ describe('demo port and data directory', () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-ux-tmp-'));
     const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
     delete env.PORTRAIT_TOKEN;
-    const demo = spawn(process.execPath, [bin, 'demo', '--port', '0', '--rounds', '1', '--private-rounds', '0', '--private-clients', '10', '--users', '200', '--clients-per-round', '10'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, [bin, 'demo', '--port', '0', '--rounds', '1', '--users', '200', '--clients-per-round', '20'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
     try {
@@ -260,11 +265,15 @@ describe('demo port and data directory', () => {
       });
       expect(fs.readdirSync(tmp).filter((f) => f.startsWith('portrait-demo-'))).toHaveLength(1);
       const hint = /launch more private rounds: npx portrait (round launch .*)$/m.exec(stderr)?.[1];
-      expect(hint).toMatch(/--clients-per-round 10 --min-clients 8 --dp distributed --clip 0\.1 --noise-multiplier 0\.5 --secagg on --wait$/);
+      const flags = /--clients-per-round 20 --min-clients (\d+) --selection poisson --sampling-rate ([\d.]+) --dp distributed --clip 0\.1 --noise-multiplier ([\d.]+) --delta 0\.000001 --population (\d+) --server-optimizer fedadam --server-learning-rate 0\.1 --secagg on --wait$/.exec(hint ?? '');
+      expect(flags).not.toBeNull();
+      const [, t, q, z, population] = flags as unknown as [string, string, string, string, string];
+      expect(Number(q)).toBeCloseTo(20 / Number(population), 5);
       const launched = await portrait([...(hint as string).split(' '), '--json']);
       expect(launched.code).toBe(0);
       const [round] = (JSON.parse(launched.stdout) as { rounds: RoundRecord[] }).rounds;
-      expect(round).toMatchObject({ status: 'committed', participants: 10, privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: 0.5 } });
+      expect(round).toMatchObject({ status: 'committed', config: { selection: 'poisson', samplingRate: Number(q) }, privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: Number(z), population: Number(population), samplingMethod: 'poisson' } });
+      expect(round!.participants).toBeGreaterThanOrEqual(Number(t));
     } finally {
       demo.kill('SIGINT');
       await exited;
@@ -276,5 +285,10 @@ describe('demo port and data directory', () => {
   it("prints a launch hint with the private rounds' flags", () => {
     const hint = launchHint('http://127.0.0.1:8080', '/tmp/d', { clientsPerRound: 40, privacy: { mode: 'distributed', clip: 0.1, noiseMultiplier: 0.5 } });
     expect(hint).toBe('npx portrait round launch --server http://127.0.0.1:8080 --data-dir /tmp/d --clients-per-round 40 --min-clients 32 --dp distributed --clip 0.1 --noise-multiplier 0.5 --secagg on --wait');
+    // The demo's own rounds: Poisson over its fleet at the recorded rate, with the accountant's population.
+    const plan = planPrivateRounds({ population: 1000, clientsPerRound: 60, rounds: 5, epsilon: 2.4, delta: 1e-6, clip: 0.1, dimension: 3000, train: { epochs: 1, learningRate: 0.02 }, serverLearningRate: 0.1 });
+    expect(launchHint('http://h:1', '/d', plan.spec)).toBe(
+      `npx portrait round launch --server http://h:1 --data-dir /d --clients-per-round 60 --min-clients ${plan.t} --selection poisson --sampling-rate 0.06 --dp distributed --clip 0.1 --noise-multiplier ${plan.noiseMultiplier} --delta 0.000001 --population 1000 --server-optimizer fedadam --server-learning-rate 0.1 --secagg on --wait`,
+    );
   });
 });

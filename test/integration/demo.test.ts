@@ -1,8 +1,9 @@
 /**
- * `portrait demo --rounds 2 --private-rounds 1 --exit --json` as a real process: the embedded
- * coordinator, the simulated fleet in worker threads (started from bin/portrait.js through tsx),
- * two plain rounds and one distributed-DP + SecAgg+ round, and exactly one JSON document
- * `{ rounds: [...] }` on stdout with the documented record shape.
+ * `portrait demo --rounds 2 --baseline-rounds 1 --exit --json` as a real process: the embedded
+ * coordinator under a deployment cap, the simulated fleet in worker threads (started from
+ * bin/portrait.js), two private rounds (distributed DP + SecAgg+, Poisson over the fleet) then one
+ * opted-in non-private baseline, and exactly one JSON document `{ initial, rounds, privacy }` on
+ * stdout: the untrained model's held-out metrics, the round records, the cumulative epsilon.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,35 +16,58 @@ import type { RoundRecord } from '../../shared/protocol/messages.ts';
 const run = promisify(execFile);
 const bin = path.resolve('bin/portrait.js');
 
+interface DemoJson {
+  initial: { modelVersion: number; metrics: { heads: Record<string, Record<string, number | null>> } };
+  rounds: RoundRecord[];
+  privacy: { epsilonCumulative: number | null; delta: number; cap: { epsilon: number; delta: number } | null; plan: { noiseMultiplier: number; samplingRate: number; population: number; t: number; epsilonPerRound: number; epsilon: number } };
+}
+
 describe('portrait demo (real CLI process)', () => {
-  it('runs plain and private rounds on the synthetic fleet and prints the round records as JSON', async () => {
+  it('runs private rounds by default, under the deployment cap, then an opted-in baseline, and prints round 0 and the records as JSON', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-demo-it-'));
-    const { stdout, stderr } = await run(process.execPath, [bin, 'demo', '--rounds', '2', '--exit', '--json', '--port', '0', '--users', '300', '--clients-per-round', '40', '--private-rounds', '1', '--private-clients', '10', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 90_000 });
-    const { rounds } = JSON.parse(stdout) as { rounds: RoundRecord[] };
+    const { stdout, stderr } = await run(process.execPath, [bin, 'demo', '--rounds', '2', '--baseline-rounds', '1', '--exit', '--json', '--port', '0', '--users', '600', '--clients-per-round', '40', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 150_000 });
+    const demo = JSON.parse(stdout) as DemoJson;
     expect(stderr).toMatch(/simulated devices in 2 worker threads/);
-    expect(rounds).toHaveLength(3);
-    for (const r of rounds) {
-      expect(r.id).toEqual(expect.any(Number));
-      expect(['committed', 'aborted']).toContain(r.status);
-      if (r.status === 'aborted') expect(r.reason).toEqual(expect.any(String));
-      expect(r.participants).toEqual(expect.any(Number));
-      expect(r.durationMs).toBeGreaterThan(0);
-    }
-    // With no injected faults every round commits, each scored on the held-out users.
+    expect(stderr).toMatch(/launched 2 private rounds: distributed DP .* Poisson sampling of each of the \d+ devices/);
+    const { plan } = demo.privacy;
+    expect(plan.samplingRate).toBeCloseTo(40 / plan.population, 12);
+    expect(plan.epsilon).toBeLessThanOrEqual(2.4);
+    // No cap admits a release without DP: with baseline rounds the demo runs without one, and says so.
+    expect(demo.privacy.cap).toBeNull();
+    expect(stderr).toMatch(/no deployment cap \(--epsilon-cap\) is set, since no cap admits them/);
+    // Round 0: the untrained model, scored on the same held-out users as every round.
+    for (const metric of ['microAuc', 'recallAt5']) expect(demo.initial.metrics.heads.interests?.[metric]).toEqual(expect.any(Number));
+    expect(demo.initial.modelVersion).toBe(1);
+
+    const { rounds } = demo;
     expect(rounds.map((r) => r.status)).toEqual(['committed', 'committed', 'committed']);
-    for (const r of rounds.slice(0, 2)) expect(r.participants).toBe(40);
-    // The last round is private: distributed DP with SecAgg+, its epsilon accounted.
-    const priv = rounds[2]!;
-    expect(priv.participants).toBe(10);
-    expect(priv.privacy).toMatchObject({ mode: 'distributed', released: true, secagg: 'on', epsilonRound: expect.any(Number) });
-    expect(priv.secagg).toMatchObject({ n: 10, survivors: 10 });
-    for (const r of rounds) {
+    const [first, second, baseline] = rounds as [RoundRecord, RoundRecord, RoundRecord];
+    for (const r of [first, second]) {
+      expect(r.config.selection).toBe('poisson');
+      expect(r.privacy).toMatchObject({ mode: 'distributed', released: true, secagg: 'on', samplingMethod: 'poisson', noiseMultiplier: plan.noiseMultiplier, epsilonRound: expect.any(Number) });
+      expect(r.secagg?.survivors).toBe(r.participants);
       for (const metric of ['microAuc', 'recallAt5']) expect(r.metrics?.heads?.interests?.[metric]).toEqual(expect.any(Number));
-      expect(r.metrics?.heads?.purchase?.auc).toEqual(expect.any(Number));
     }
-    expect(rounds[1]!.modelVersion).toBe(rounds[0]!.modelVersion! + 1);
-    expect(rounds[2]!.modelVersion).toBe(rounds[1]!.modelVersion! + 1);
-    // The rounds persisted in the data directory the demo was given.
-    expect(fs.existsSync(path.join(dataDir, 'api-tokens.json'))).toBe(true);
-  }, 100_000);
+    // The cumulative epsilon is finite after the private rounds (nothing was released without DP before them)...
+    expect(second.privacy?.epsilonCumulative).toBeGreaterThan(first.privacy?.epsilonCumulative as number);
+    expect(second.privacy?.epsilonCumulative).toBeLessThanOrEqual(plan.epsilon + 1e-9);
+    // ...and unbounded once the opted-in baseline released a model without DP.
+    expect(baseline.privacy?.mode).toBe('none');
+    expect(demo.privacy.epsilonCumulative).toBeNull();
+    expect(rounds.map((r) => r.modelVersion)).toEqual([2, 3, 4]);
+    expect(fs.readdirSync(dataDir)).toEqual(expect.arrayContaining(['api-tokens.json']));
+  }, 160_000);
+
+  it('by default runs under the deployment cap, which audit verify reads from the data directory', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-demo-it-'));
+    const { stdout } = await run(process.execPath, [bin, 'demo', '--rounds', '1', '--exit', '--json', '--port', '0', '--users', '400', '--clients-per-round', '30', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 150_000 });
+    const demo = JSON.parse(stdout) as DemoJson;
+    expect(demo.privacy.cap).toEqual({ epsilon: 8, delta: 1e-6 });
+    expect(demo.rounds.map((r) => [r.status, r.privacy?.mode])).toEqual([['committed', 'distributed']]);
+    expect(demo.privacy.epsilonCumulative).toBe(demo.rounds[0]!.privacy?.epsilonCumulative);
+    // The cap is the data directory's (the compliance page and the ledger's budget checks read it); the ledger verifies.
+    expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'budget-cap.json'), 'utf8'))).toMatchObject({ cap: { epsilon: 8, delta: 1e-6 } });
+    const verify = await run(process.execPath, [bin, 'audit', 'verify', '--data-dir', dataDir, '--json'], { maxBuffer: 1 << 24, timeout: 60_000 });
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, epsilon: demo.privacy.epsilonCumulative, delta: 1e-6 });
+  }, 160_000);
 });
