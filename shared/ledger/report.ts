@@ -117,12 +117,17 @@ function summaryLines(r: LedgerReport): string[] {
   return lines;
 }
 
+/** The chart's heading: "against the cap" only when there is one. */
+function chartHeading(r: LedgerReport): string {
+  return r.cap ? 'Cumulative epsilon against the cap' : 'Cumulative epsilon (no deployment cap configured)';
+}
+
 export function renderMarkdown(r: LedgerReport): string {
   const out = ['# Privacy ledger report', '', `Generated ${r.generatedAt}.`, '', ...summaryLines(r).map((l) => `- ${l}`), '', '## Rounds', ''];
   out.push(`| entry | round | outcome | mode | clip | noise z | q | t | cohort | survivors | delta | epsilon this round (at its delta) | ${cumulativeHeader(r, 'epsilon', 'delta')} |`);
   out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${x.delta || '-'} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
-  out.push('', '## Cumulative epsilon against the cap', '', '```');
+  out.push('', `## ${chartHeading(r)}`, '', '```');
   const scale = Math.max(r.cap?.epsilon ?? 0, ...r.rounds.map((x) => x.epsilonCumulative ?? 0), 1e-9);
   const width = 50;
   const capAt = r.cap ? Math.round((r.cap.epsilon / scale) * width) : -1;
@@ -157,8 +162,12 @@ export function epsilonChartSvg(r: LedgerReport, id = 'epsilon-chart'): string {
   const parts = [
     `<svg id="${id}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="cumulative epsilon per round against the cap">`,
     `<line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#555"/><line x1="${pad}" y1="${pad / 2}" x2="${pad}" y2="${h - pad}" stroke="#555"/>`,
-    `<text x="${pad}" y="${h - 10}" font-size="12">rounds (${r.rounds.length})</text><text x="4" y="${pad / 2 + 4}" font-size="12">ε ${top.toFixed(2)}</text>`,
+    `<text x="${pad}" y="${h - 10}" font-size="12">rounds (${r.rounds.length})</text>`,
   ];
+  // The axis is labelled only by values it draws: with no finite point and no cap there is no scale
+  // to read (an all-unbounded ledger once read "ε 1.10" beside a round that spent 11.69).
+  if (finite.length > 0 || r.cap) parts.push(`<text x="4" y="${pad / 2 + 4}" font-size="12">ε ${top.toFixed(2)}</text><text x="${pad - 14}" y="${h - pad + 4}" font-size="12">0</text>`);
+  else parts.push(`<text class="no-scale" x="${pad + 8}" y="${h / 2}" font-size="12">no finite cumulative epsilon to draw</text>`);
   if (r.cap) parts.push(`<line class="cap" x1="${pad}" y1="${yAt(r.cap.epsilon).toFixed(1)}" x2="${w - pad}" y2="${yAt(r.cap.epsilon).toFixed(1)}" stroke="#c00" stroke-dasharray="6 4"/><text x="${w - pad - 90}" y="${(yAt(r.cap.epsilon) - 4).toFixed(1)}" font-size="12" fill="#c00">cap ε = ${r.cap.epsilon}</text>`);
   if (finite.length > 0) parts.push(`<polyline class="spent" fill="none" stroke="#06c" stroke-width="2" points="${path}"/>`);
   points.forEach((v, i) => {
@@ -184,7 +193,7 @@ export function renderHtml(r: LedgerReport): string {
 <style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.bad{color:#c00;font-weight:bold}</style></head>
 <body><h1>Privacy ledger report</h1><p>Generated ${escapeHtml(r.generatedAt)}.</p>
 <ul>${summaryLines(r).map((l, i) => `<li${i === 0 && !r.verify.ok ? ' class="bad"' : ''}>${escapeHtml(l)}</li>`).join('')}</ul>
-<h2>Cumulative epsilon against the cap</h2>${epsilonChartSvg(r)}
+<h2>${escapeHtml(chartHeading(r))}</h2>${epsilonChartSvg(r)}
 <h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>δ</th><th>ε this round (at its δ)</th><th>${escapeHtml(cumulativeHeader(r, 'ε', 'δ'))}</th></tr></thead>
 <tbody>
 ${rows}

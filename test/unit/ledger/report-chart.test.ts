@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { PrivacyLedger } from '../../../server/ledger/ledger.ts';
 import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
-import { buildReport, epsilonChartSvg } from '../../../shared/ledger/report.ts';
+import { buildReport, epsilonChartSvg, renderHtml, renderMarkdown } from '../../../shared/ledger/report.ts';
 import { verifyLedger } from '../../../shared/ledger/verify.ts';
 import { fixedClock, roundSpend, seededKey } from './fixtures.ts';
 
@@ -44,9 +44,19 @@ describe('epsilon chart', () => {
     expect(Number(/ε (\d+\.\d+)<\/text>/.exec(svg)![1])).toBeCloseTo((report.rounds[0]!.epsilonCumulative as number) * 1.1, 2);
   });
 
-  it('never labels an all-unbounded ledger ε 0.00', async () => {
+  it('never labels an all-unbounded ledger with a scale it does not draw (it read "ε 1.10")', async () => {
     const { svg } = await chartOf([noDp(1)]);
-    expect(svg).not.toContain('ε 0.00');
+    expect(svg).not.toMatch(/ε \d/);
+    expect(svg).toContain('no finite cumulative epsilon to draw');
     expect(svg).toContain('unbounded from round 1');
+  });
+
+  it('heads the chart "against the cap" only when a cap is configured', async () => {
+    const { report } = await chartOf([roundSpend({ roundId: 1 })]);
+    expect(renderHtml(report)).toContain('<h2>Cumulative epsilon (no deployment cap configured)</h2>');
+    expect(renderMarkdown(report)).toContain('## Cumulative epsilon (no deployment cap configured)');
+    const capped = { ...report, cap: { epsilon: 8, delta: 1e-6 } };
+    expect(renderHtml(capped)).toContain('<h2>Cumulative epsilon against the cap</h2>');
+    expect(epsilonChartSvg(capped)).toContain('cap ε = 8');
   });
 });
