@@ -90,10 +90,12 @@ export class EventStore {
     return request(this.db.transaction(EVENTS, 'readonly').objectStore(EVENTS).count());
   }
 
-  async clear(): Promise<void> {
+  /** Deletes every event and every record except those named in `keep`. */
+  async clear(keep: readonly string[] = []): Promise<void> {
     const tx = this.db.transaction([EVENTS, RECORDS], 'readwrite');
     tx.objectStore(EVENTS).clear();
-    tx.objectStore(RECORDS).clear();
+    const records = tx.objectStore(RECORDS);
+    for (const key of (await request(records.getAllKeys())) as string[]) if (!keep.includes(key)) records.delete(key);
     await done(tx);
   }
 

@@ -415,8 +415,13 @@ class BrowserDevice {
     return { portrait, modelVersion: cached.version };
   }
 
+  /**
+   * Forget me: every event and counter goes, but not the device's privacy ledger. It holds no
+   * behaviour (round ids and the epsilon each spent), and erasing it would let the device spend
+   * its whole privacy cap again on the same shopper.
+   */
   async clear(): Promise<void> {
-    await this.store.clear();
+    await this.store.clear([LEDGER_KEY]);
     this.client?.refreshExamples();
     this.status.events = 0;
     await this.refreshReadiness();

@@ -276,5 +276,13 @@ describe.runIf(run)('the demo shop', () => {
     for (const [i, shop] of shops.entries()) expect((await shop.longTasks()).filter((t) => t.duration > 50 && t.start >= started[i]!)).toEqual([]);
     await sample.page.waitForFunction(() => /model v2/.test(document.querySelector('#portrait-header')?.textContent ?? ''), null, { timeout: 20_000 });
     await sample.page.screenshot({ path: artifactPath('browser', 'shop-private-round.png') });
+
+    // "Forget me" erases the events, not the device's privacy ledger: after a reload the spend is still counted.
+    const spent = (await sample.status())!.privacy.epsilonSpent;
+    await sample.page.evaluate(() => (window as unknown as { portrait: { clear(): Promise<void> } }).portrait.clear());
+    await sample.page.reload();
+    await sample.page.waitForSelector('body[data-ready="true"]');
+    await sample.waitStatus('s.events === 0');
+    expect((await sample.status())!.privacy).toMatchObject({ epsilonSpent: spent, rounds: 1 });
   });
 });
