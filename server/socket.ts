@@ -10,7 +10,7 @@ import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import type { ErrorBody } from '../shared/protocol/errors.ts';
 import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
-import { nodeEd25519Verify } from './rounds/secagg-session.ts';
+import { nodeEd25519Verify } from './auth/native-ed25519.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
 import type { Ack } from '../shared/protocol/messages.ts';

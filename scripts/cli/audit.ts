@@ -15,6 +15,7 @@ import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
+import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
@@ -102,7 +103,7 @@ async function load(options: SourceOptions): Promise<Loaded> {
   const entries = await readDataDir(dataDir);
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
   const dirCap = cap ?? readBudgetCap(dataDir);
-  const result = await verifyLedger(entries, { ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
+  const result = await verifyLedger(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
   return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE), dataDir };
 }
 

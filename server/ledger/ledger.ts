@@ -12,6 +12,7 @@ import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
 import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
 import { accountSpend, verifyLedger, verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
+import { nodeEd25519Verify } from '../auth/native-ed25519.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
 import type { LaunchBudget } from '../../shared/protocol/messages.ts';
 import type { CrashHook } from './crash-seam.ts';
@@ -58,7 +59,7 @@ export class PrivacyLedger {
   /** Verifies what the store holds (LedgerCorruptError if it does not) and writes genesis if empty. */
   static async open(options: PrivacyLedgerOptions): Promise<PrivacyLedger> {
     const stored = await options.store.all();
-    const { result: state, total: verifiedTotal } = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta } : {});
+    const { result: state, total: verifiedTotal } = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
     if (!state.ok || verifiedTotal === null) throw new LedgerCorruptError(state);
     const key = typeof options.key === 'function' ? options.key(state.currentKey) : options.key;
     const keyHex = toHex(key.publicKey);
@@ -171,7 +172,7 @@ export class PrivacyLedger {
   }
 
   async verify(): Promise<VerifyResult> {
-    return verifyLedger(await this.options.store.all(), this.cap ? { delta: this.cap.delta } : {});
+    return verifyLedger(await this.options.store.all(), this.cap ? { delta: this.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
   }
 
   /** The signed, self-contained bundle for offline audit. */

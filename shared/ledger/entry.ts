@@ -132,11 +132,11 @@ export function signEntry(unsigned: UnsignedEntry, key: SigningKey, newKey?: Sig
   return LedgerEntrySchema.parse({ ...body, signature });
 }
 
-export function verifySignature(entry: object, field: 'signature' | 'newKeySignature', publicKeyHex: string): boolean {
+export function verifySignature(entry: object, field: 'signature' | 'newKeySignature', publicKeyHex: string, verify: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean = nacl.sign.detached.verify): boolean {
   const record = entry as Record<string, unknown>;
   const without = field === 'signature' ? ['signature'] : ['signature', 'newKeySignature'];
   try {
-    return nacl.sign.detached.verify(signedBytes(entry, without), fromHex(field, record[field], 64), fromHex('publicKey', publicKeyHex, 32));
+    return verify(signedBytes(entry, without), fromHex(field, record[field], 64), fromHex('publicKey', publicKeyHex, 32));
   } catch {
     return false;
   }

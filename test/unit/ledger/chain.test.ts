@@ -186,3 +186,16 @@ describe('audit bundle', () => {
     expect(await verifyBundle({ nope: true })).toMatchObject({ ok: false, firstBadEntry: 1 });
   });
 });
+
+describe("verification with Node's native Ed25519 (the CLI's and the coordinator's)", () => {
+  it('gives the very result tweetnacl gives, on a good ledger and on a forged signature', async () => {
+    const { nodeEd25519Verify } = await import('../../../server/auth/native-ed25519.ts');
+    const { entries } = await sampleLedger();
+    expect(await verifyLedger(entries, { verify: nodeEd25519Verify })).toEqual(await verifyLedger(entries));
+    expect((await verifyLedger(entries, { verify: nodeEd25519Verify })).ok).toBe(true);
+    const forged = entries.map((e, i) => (i === 2 ? { ...e, signature: e.signature.replace(/^./, (c) => (c === '0' ? '1' : '0')) } : e));
+    const native = await verifyLedger(forged, { verify: nodeEd25519Verify });
+    expect(native).toEqual(await verifyLedger(forged));
+    expect(native).toMatchObject({ ok: false, firstBadEntry: 3 });
+  });
+});
