@@ -23,5 +23,9 @@ export function utf8(text: string): Uint8Array<ArrayBuffer> {
 
 /** SHA-256 of the UTF-8 bytes of `text`, as lowercase hex. */
 export async function sha256Hex(text: string): Promise<string> {
-  return toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', utf8(text))));
+  return toHex(await sha256Bytes(utf8(text)));
+}
+
+export async function sha256Bytes(bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
 }
