@@ -1,9 +1,12 @@
 /**
  * One writer per data directory: while a real coordinator runs on a directory, a second
  * coordinator and `portrait audit rotate-key` are refused with UNAVAILABLE and the ledger is
- * untouched; once it stops (or if its process is gone) they proceed.
+ * untouched; once it stops (or if its process is gone) they proceed. Racing starters, each its own
+ * process, have exactly one winner, also when they race to take over a stale lock; a release
+ * leaves a lock that is not its own.
  */
-import { spawnSync } from 'node:child_process';
+import { fork, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -66,5 +69,89 @@ describe('data directory lock', () => {
     expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid });
     release();
     expect(fs.existsSync(file)).toBe(false);
+  });
+});
+
+interface RaceAnswer {
+  ready?: boolean;
+  won?: boolean;
+  code?: string;
+  message?: string;
+  released?: boolean;
+}
+
+/** A lock racer process (test/fixtures/lock-racer.ts) and its answers in order. */
+class Racer {
+  private readonly answers: RaceAnswer[] = [];
+  private waiting: { resolve: (answer: RaceAnswer) => void; reject: (err: Error) => void } | null = null;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (answer: RaceAnswer) => {
+      const waiting = this.waiting;
+      this.waiting = null;
+      if (waiting) waiting.resolve(answer);
+      else this.answers.push(answer);
+    });
+    child.once('exit', (code) => this.waiting?.reject(new Error(`racer ${child.pid} exited with ${code}`)));
+  }
+
+  next(): Promise<RaceAnswer> {
+    const queued = this.answers.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  send(message: object): void {
+    this.child.send(message);
+  }
+}
+
+const RACERS = 8;
+const TRIALS = 20;
+const deadPid = () => spawnSync(process.execPath, ['-e', 'process.exit(0)']).pid as number;
+
+describe('data directory lock under racing processes', () => {
+  it(`has exactly one winner in each of ${TRIALS} races of ${RACERS} processes (no lock, a dead holder's lock, an old unreadable lock)`, async () => {
+    const fixture = path.resolve('test/fixtures/lock-racer.ts');
+    const racers = Array.from({ length: RACERS }, () => new Racer(fork(fixture, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })));
+    try {
+      for (const r of racers) expect(await r.next()).toEqual({ ready: true });
+      for (let trial = 0; trial < TRIALS; trial++) {
+        const dataDir = tempDataDir();
+        const file = path.join(dataDir, DATA_DIR_LOCK_FILE);
+        const setup = (['none', 'dead holder', 'old unreadable'] as const)[trial % 3];
+        if (setup === 'dead holder') fs.writeFileSync(file, JSON.stringify({ pid: deadPid(), host: os.hostname(), since: new Date(0).toISOString() }));
+        if (setup === 'old unreadable') {
+          fs.writeFileSync(file, '');
+          const old = new Date(Date.now() - 60_000);
+          fs.utimesSync(file, old, old);
+        }
+        const at = Date.now() + 300;
+        for (const r of racers) r.send({ dir: dataDir, at });
+        const answers = await Promise.all(racers.map((r) => r.next()));
+        const winners = racers.filter((_, i) => answers[i]!.won);
+        expect({ trial, setup, winners: winners.length }).toEqual({ trial, setup, winners: 1 });
+        for (const a of answers.filter((x) => !x.won)) expect(a).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/in use by a coordinator|could not take the lock/) });
+        expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toMatchObject({ pid: winners[0]!.child.pid });
+        winners[0]!.send({ release: true });
+        expect(await winners[0]!.next()).toEqual({ released: true });
+        // Nothing is left behind: no lock, no claim, no temporary file.
+        expect(fs.readdirSync(dataDir)).toEqual([]);
+      }
+    } finally {
+      for (const r of racers) r.send({ exit: true });
+    }
+  }, 180_000);
+
+  it("releases only its own lock: a lock that has been replaced stays", () => {
+    const dataDir = tempDataDir();
+    const file = path.join(dataDir, DATA_DIR_LOCK_FILE);
+    const release = acquireDataDirLock(dataDir);
+    const other = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString(), nonce: 'another-holder' });
+    fs.writeFileSync(file, other);
+    release();
+    expect(fs.readFileSync(file, 'utf8')).toBe(other);
   });
 });
