@@ -422,6 +422,9 @@ class BrowserDevice {
    */
   async clear(): Promise<void> {
     await this.store.clear([LEDGER_KEY]);
+    // The counters go too (in memory as on disk, or the next event would write them back); the spend stays, from the ledger.
+    this.usage = { ...this.usage, cpuMs: 0, uploadBytes: 0 };
+    this.status.today = { ...this.status.today, cpuMs: 0, uploadBytes: 0 };
     this.client?.refreshExamples();
     this.status.events = 0;
     await this.refreshReadiness();

@@ -21,6 +21,8 @@ import type { ShopPage } from './shop-harness.ts';
 
 const run = chromiumAvailable();
 const MS_PER_DAY = 86_400_000;
+/** No main-thread task this long: training or a portrait on the main thread would take seconds. */
+const MAIN_THREAD_BOUND_MS = 500;
 
 interface ShopWindow {
   portrait: { track(events: unknown[]): Promise<number>; rounds(): readonly RoundLogEntry[] };
@@ -112,8 +114,11 @@ describe.runIf(run)('the demo shop', () => {
       { timeout: 15_000, polling: 100 },
     );
     expect(Number(/, (\d+) events/.exec(await text(shop, '#portrait-header'))![1])).toBeGreaterThanOrEqual(loaded + 3);
+    // The recompute runs in the worker: on the main thread it would be a task of seconds. The bound
+    // is well above 50 ms, which garbage collection or layout alone can pass on a loaded machine
+    // (the 50 ms budget is measured in bench:browser, not asserted here).
     const tasks = await shop.longTasks();
-    expect(tasks.filter((t) => t.duration > 50 && t.start >= started)).toEqual([]);
+    expect(tasks.filter((t) => t.duration > MAIN_THREAD_BOUND_MS && t.start >= started)).toEqual([]);
     await shop.page.close();
   });
 
@@ -273,16 +278,22 @@ describe.runIf(run)('the demo shop', () => {
     expect((await waitingShop!.status())!.reason).toBe(declined!.reason);
 
     // Training and the portrait stayed in the workers.
-    for (const [i, shop] of shops.entries()) expect((await shop.longTasks()).filter((t) => t.duration > 50 && t.start >= started[i]!)).toEqual([]);
+    for (const [i, shop] of shops.entries()) expect((await shop.longTasks()).filter((t) => t.duration > MAIN_THREAD_BOUND_MS && t.start >= started[i]!)).toEqual([]);
     await sample.page.waitForFunction(() => /model v2/.test(document.querySelector('#portrait-header')?.textContent ?? ''), null, { timeout: 20_000 });
     await sample.page.screenshot({ path: artifactPath('browser', 'shop-private-round.png') });
 
     // "Forget me" erases the events, not the device's privacy ledger: after a reload the spend is still counted.
     const spent = (await sample.status())!.privacy.epsilonSpent;
+    const uploaded = (await sample.status())!.today.uploadBytes;
+    expect(uploaded).toBeGreaterThan(1_000);
     await sample.page.evaluate(() => (window as unknown as { portrait: { clear(): Promise<void> } }).portrait.clear());
     await sample.page.reload();
     await sample.page.waitForSelector('body[data-ready="true"]');
     await sample.waitStatus('s.events === 0');
     expect((await sample.status())!.privacy).toMatchObject({ epsilonSpent: spent, rounds: 1 });
+    // The day's counters were erased too (the page may have sent a few bytes since the reload, not a masked update).
+    const counters = (await sample.status())!.today;
+    expect(counters.cpuMs).toBe(0);
+    expect(counters.uploadBytes).toBeLessThan(uploaded / 10);
   });
 });

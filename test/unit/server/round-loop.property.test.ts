@@ -130,6 +130,12 @@ async function runScenario(seed: number): Promise<{ records: RoundRecord[]; log:
   const devices: Device[] = Array.from({ length: 6 }, (_, i) => ({ id: `device-${i}`, connected: true, keys: generateSigningKeyPair(random), behaviour: new Map(), secagg: null, stopAt: 'advertise-keys' }));
   const byId = new Map(devices.map((d) => [d.id, d]));
   const log: string[] = [];
+  /** Device work in flight (SecAgg+ crypto runs on WebCrypto, outside virtual time): time moves only once it is done. */
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>) => {
+    const settled = work.catch(() => undefined).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+  };
   let nonce = 0;
   const nextNonce = () => `nonce-${seed}-${(nonce++).toString().padStart(12, '0')}`;
   /** A device action after a virtual delay (its reply is a message in flight). */
@@ -164,7 +170,7 @@ async function runScenario(seed: number): Promise<{ records: RoundRecord[]; log:
       },
     });
     device.secagg = session;
-    void session.start();
+    track(session.start());
   };
 
   const transport: RoundTransport = {
@@ -206,7 +212,7 @@ async function runScenario(seed: number): Promise<{ records: RoundRecord[]; log:
       const session = device.secagg;
       // Server messages are in flight for a while; a few arrive after the stage closed.
       later(Math.floor(pick() * STAGE_MS * 0.5), () => {
-        if (device.connected && device.secagg === session && session) void session.receive(message).catch(() => undefined);
+        if (device.connected && device.secagg === session && session) track(session.receive(message));
       });
     },
     broadcastRoundClosed: ({ roundId, status }) => log.push(`round ${roundId} ${status}`),
@@ -237,13 +243,13 @@ async function runScenario(seed: number): Promise<{ records: RoundRecord[]; log:
     });
   }
 
-  // Until every launched round is final: let the loop run (stores, SecAgg+ workers) until it is idle, then fire the next timer.
+  // Until every launched round is final: let the loop and the devices run (stores, SecAgg+ workers, WebCrypto) until all wait, then fire the next timer.
   const realDeadline = Date.now() + 20_000;
   for (;;) {
     for (let idle = 0; idle < 2; ) {
       if (Date.now() > realDeadline) throw new Error(`seed ${seed}: the round loop never went idle\n${log.join('\n')}`);
       await new Promise((resolve) => setImmediate(resolve));
-      idle = runner.idle ? idle + 1 : 0;
+      idle = runner.idle && inFlight.size === 0 ? idle + 1 : 0;
     }
     const all = await rounds.list(1_000);
     const launched = launchAt.every((at) => time.now >= 1_700_000_000_000 + at);
