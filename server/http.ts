@@ -7,7 +7,8 @@
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
-import { ENROLLMENT_BATCH_LIMITS, issueEnrollmentTokens } from '../shared/protocol/enrollment.ts';
+import { ENROLLMENT_BATCH_LIMITS } from '../shared/protocol/enrollment.ts';
+import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
@@ -177,7 +178,9 @@ export function createHttpApp(options: HttpOptions): express.Express {
     const { maxCount, defaultTtlSeconds, maxTtlSeconds } = ENROLLMENT_BATCH_LIMITS;
     const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), maxCount);
     const ttlSeconds = body.ttlSeconds === undefined ? defaultTtlSeconds : positiveInt('ttlSeconds', String(body.ttlSeconds), maxTtlSeconds);
-    res.status(201).json(issueEnrollmentTokens(options.platformSecretKey, { count, ttlSeconds, now: options.clock(), sign: nodeEd25519Sign }));
+    // Signed in slices that yield to the event loop: 10,000 at once would hold it for about half a second.
+    const batch = await issueEnrollmentTokensInSlices(options.platformSecretKey, { count, ttlSeconds, now: options.clock(), sign: nodeEd25519Sign, cancelled: () => req.socket.destroyed });
+    res.status(201).json(batch);
   }, 'issue enrollment tokens'));
 
   if (options.ledger) api.use('/ledger', ledgerRouter({ ledger: options.ledger, tokens: options.tokens, modelHeads: () => options.registry.current.config.heads, clock: options.clock }));
