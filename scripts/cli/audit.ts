@@ -94,7 +94,7 @@ async function load(options: SourceOptions): Promise<Loaded> {
       // Without a pinned key the bundle vouches for itself: a forger could re-sign a whole ledger.
       log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key');
     }
-    const result = await verifyBundle(raw, publicKey);
+    const result = await verifyBundle(raw, { ...(publicKey ? { publicKey } : {}), verify: nodeEd25519Verify });
     const b = raw as Partial<LedgerBundle>;
     const entries = Array.isArray(b.entries) ? b.entries : [];
     return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle` };
@@ -158,7 +158,7 @@ export function registerAuditCommands(program: Command): void {
   sourceOptions(audit.command('verify').description('check the hash chain, every signature, and recompute every epsilon; exit 1 naming the first bad entry')).action(
     action(async (options: SourceOptions) => {
       const { entries, result, source } = await load(options);
-      const { headHash: _h, currentKey: _k, ...json } = result;
+      const { headHash: _h, currentKey: _k, rootHash: _r, ...json } = result;
       if (!result.ok) process.exitCode = 1;
       const spent = releasedWithoutDp(entries)
         ? `cumulative epsilon unbounded (a model was released without differential privacy)${result.delta === null ? '' : ` at delta ${result.delta}`}`

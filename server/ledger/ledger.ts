@@ -3,14 +3,20 @@
  * (docs/ledger.md). Opening verifies the stored chain and writes the genesis entry on first
  * use; a round entry's epsilons come from shared/ledger's accountant over every entry so far,
  * the same code `portrait audit verify` runs. Appends are serialised, and each resolves only
- * when the store has made the entry durable (write-ahead: before any sum is decoded).
+ * when the store has made the entry durable (write-ahead: before any sum is decoded). The
+ * entries are also the leaves of the transparency log's Merkle tree (shared/ledger/tree-head.ts),
+ * kept in memory from the verified entries and each append: the ledger signs tree heads (RFC 9162
+ * Sec. 4.10) and proves inclusion and consistency (Sec. 2.1.3, 2.1.4) for auditors and devices.
  */
 import { ACCOUNTANT_METHOD, LEDGER_ORDERS, RdpTotal, spendRdp } from '../../shared/ledger/accountant.ts';
-import { buildBundle, signHead } from '../../shared/ledger/bundle.ts';
+import { buildBundle } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
 import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
 import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
+import { leafHash, MerkleTree } from '../../shared/ledger/merkle.ts';
+import { entryLeafData, signTreeHead, TREE_HEAD_FORMAT } from '../../shared/ledger/tree-head.ts';
+import type { SignedTreeHead } from '../../shared/ledger/tree-head.ts';
 import { accountSpend, verifyLedger, verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
 import { nodeEd25519Verify } from '../auth/native-ed25519.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
@@ -47,25 +53,32 @@ export class PrivacyLedger {
   private prevHash: string;
   private key: SigningKey;
   private readonly clock: () => number;
+  /** The Merkle tree over every entry so far (the transparency log). */
+  private readonly tree: MerkleTree;
+  /** The genesis key: the log's identity in its tree heads. */
+  private readonly genesisKey: string;
 
-  private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal) {
+  private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal, tree: MerkleTree, genesisKey: string) {
     this.clock = options.clock ?? Date.now;
     this.key = key;
     this.seq = state.entries;
     this.prevHash = state.headHash;
     this.total = total;
+    this.tree = tree;
+    this.genesisKey = genesisKey;
   }
 
   /** Verifies what the store holds (LedgerCorruptError if it does not) and writes genesis if empty. */
   static async open(options: PrivacyLedgerOptions): Promise<PrivacyLedger> {
     const stored = await options.store.all();
-    const { result: state, total: verifiedTotal } = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
+    const verified = await verifyLedgerWithTotal(stored, options.cap ? { delta: options.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
+    const { result: state, total: verifiedTotal } = verified;
     if (!state.ok || verifiedTotal === null) throw new LedgerCorruptError(state);
     const key = typeof options.key === 'function' ? options.key(state.currentKey) : options.key;
     const keyHex = toHex(key.publicKey);
     if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
     // The running total the verification built (an empty ledger's starts from the ledger's own orders).
-    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, verifiedTotal);
+    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, verifiedTotal, verified.tree, verified.entries[0]?.keyId ?? keyHex);
     if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
     return ledger;
   }
@@ -114,9 +127,11 @@ export class PrivacyLedger {
     } as UnsignedEntry;
     const entry = signEntry(unsigned, this.key, newKey);
     const hash = await entryHash(entry);
+    const leaf = await leafHash(entryLeafData(entry));
     await this.options.store.append(entry);
     this.seq = entry.seq;
     this.prevHash = hash;
+    await this.tree.appendLeafHash(leaf);
     return entry;
   }
 
@@ -175,12 +190,47 @@ export class PrivacyLedger {
     return verifyLedger(await this.options.store.all(), this.cap ? { delta: this.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
   }
 
-  /** The signed, self-contained bundle for offline audit. */
+  /** The current head of the transparency log, signed by the current key (RFC 9162 Sec. 4.10). */
+  async signHead(): Promise<SignedTreeHead> {
+    return signTreeHead({ format: TREE_HEAD_FORMAT, genesisKey: this.genesisKey, treeSize: this.tree.size, rootHash: toHex(await this.tree.rootHash()), timestamp: this.clock() }, this.key);
+  }
+
+  /** The signed head of the ledger as it stands, after every append queued before the call. */
+  treeHead(): Promise<SignedTreeHead> {
+    return this.exclusive(() => this.signHead());
+  }
+
+  /**
+   * RFC 9162 Sec. 2.1.4.1: the consistency proof from the tree of `first` entries to that of
+   * `second` (default: the current one, whose signed head comes with it, taken at the same moment).
+   */
+  consistency(first: number, second?: number): Promise<{ first: number; second: number; proof: string[]; head?: SignedTreeHead }> {
+    return this.exclusive(async () => {
+      const to = second ?? this.tree.size;
+      const proof = (await this.tree.consistencyProof(first, to)).map(toHex);
+      return { first, second: to, proof, ...(second === undefined ? { head: await this.signHead() } : {}) };
+    });
+  }
+
+  /**
+   * RFC 9162 Sec. 2.1.3.1: the inclusion proof of entry `seq` (leaf seq - 1) in the tree of
+   * `treeSize` entries (default: the current one, whose signed head comes with it).
+   */
+  inclusion(seq: number, treeSize?: number): Promise<{ seq: number; leafIndex: number; treeSize: number; leafHash: string; proof: string[]; head?: SignedTreeHead }> {
+    return this.exclusive(async () => {
+      const size = treeSize ?? this.tree.size;
+      const proof = (await this.tree.inclusionProof(seq - 1, size)).map(toHex);
+      return { seq, leafIndex: seq - 1, treeSize: size, leafHash: toHex(this.tree.leafHashAt(seq - 1)), proof, ...(treeSize === undefined ? { head: await this.signHead() } : {}) };
+    });
+  }
+
+  /** The signed, self-contained bundle for offline audit (shared/ledger/bundle.ts). */
   exportBundle(): Promise<LedgerBundle> {
     return this.exclusive(async () => {
       const entries = (await this.options.store.all()).map((e) => LedgerEntrySchema.parse(e));
-      const head = signHead({ entries: entries.length, hash: this.prevHash, keyId: toHex(this.key.publicKey), exportedAt: new Date(this.clock()).toISOString() }, this.key);
-      return buildBundle(entries, head, { method: ACCOUNTANT_METHOD, orders: [...this.total.orders] }, this.cap);
+      const genesis = entries[0];
+      if (genesis?.kind !== 'genesis' || entries.length !== this.tree.size) throw new Error(`the ledger store holds ${entries.length} entries, this ledger ${this.tree.size}: another writer?`);
+      return buildBundle(entries, await this.signHead(), genesis.accountant, this.cap, this.key);
     });
   }
 }

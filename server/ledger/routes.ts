@@ -1,7 +1,11 @@
 /**
  * The auditor's read-only REST view of the ledger under /api/v1/ledger (any read token):
  * `GET /` the entries, `/verify` the verification result, `/report?format=json[&chart=svg]|md|html|svg` (svg: the budget chart alone; chart=svg adds it to the JSON as `chartSvg`),
- * `/public-key`, and `/bundle` the signed export that `portrait audit verify` checks offline.
+ * `/public-key`, `/bundle` the signed export that `portrait audit verify` checks offline, and the
+ * transparency log's `/head` (the signed tree head to keep, RFC 9162 Sec. 4.10),
+ * `/consistency?first=M[&second=N]` (Sec. 2.1.4) and `/inclusion?seq=S[&treeSize=N]` (Sec. 2.1.3),
+ * modelled on CT's get-sth, get-sth-consistency and get-proof-by-hash (Sec. 5.2-5.4; an entry is
+ * named by its seq here, not its hash).
  */
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
@@ -20,6 +24,26 @@ export interface LedgerRoutesOptions {
 }
 
 const REPORT_FORMATS = ['json', 'md', 'html'] as const;
+
+/** A tree size or entry number from the query: digits only, at least `min`; undefined when absent and optional. */
+function querySize(req: Request, name: string, min: number, required: true): number;
+function querySize(req: Request, name: string, min: number, required: false): number | undefined;
+function querySize(req: Request, name: string, min: number, required: boolean): number | undefined {
+  const raw = req.query[name];
+  if (raw === undefined && !required) return undefined;
+  if (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw) || Number(raw) < min) throw new ProtocolError('INVALID_ARGUMENT', `"${name}" expected an integer >= ${min}, got ${JSON.stringify(raw ?? null)}`);
+  return Number(raw);
+}
+
+/** A size past the ledger's end is the caller's mistake: INVALID_ARGUMENT with the tree's own message. */
+async function sized<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof RangeError) throw new ProtocolError('INVALID_ARGUMENT', err.message);
+    throw err;
+  }
+}
 
 export async function ledgerReport(options: LedgerRoutesOptions): Promise<ReturnType<typeof buildReport>> {
   const entries = await options.ledger.all();
@@ -41,8 +65,21 @@ export function ledgerRouter(options: LedgerRoutesOptions): express.Router {
     res.json({ entries: await options.ledger.all() });
   }));
   router.get('/verify', read(async (_req, res) => {
-    const { headHash: _h, currentKey: _k, ...result } = await options.ledger.verify();
+    const { headHash: _h, currentKey: _k, rootHash: _r, ...result } = await options.ledger.verify();
     res.json(result);
+  }));
+  router.get('/head', read(async (_req, res) => {
+    res.json(await options.ledger.treeHead());
+  }));
+  router.get('/consistency', read(async (req, res) => {
+    const first = querySize(req, 'first', 0, true);
+    const second = querySize(req, 'second', 0, false);
+    res.json(await sized(() => options.ledger.consistency(first, second)));
+  }));
+  router.get('/inclusion', read(async (req, res) => {
+    const seq = querySize(req, 'seq', 1, true);
+    const treeSize = querySize(req, 'treeSize', 1, false);
+    res.json(await sized(() => options.ledger.inclusion(seq, treeSize)));
   }));
   router.get('/public-key', read(async (_req, res) => {
     const entries = await options.ledger.all();

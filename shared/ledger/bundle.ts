@@ -1,8 +1,11 @@
 /**
  * The self-contained audit bundle that `portrait audit export` writes: every entry, the genesis
- * public key, the accountant's parameters, the deployment cap, and a head signed by the current
- * ledger key that names the entry count and the last hash, so entries cut from the end are
- * detected too (a chain alone cannot show truncation).
+ * public key, the accountant's parameters, the deployment cap, and the signed tree head of the
+ * transparency log over the entries (tree-head.ts, RFC 9162 Sec. 4.10), all signed by the current
+ * ledger key. Nothing in a bundle is unsigned: the entries are signed one by one and bound by the
+ * head's root hash and size (so entries cut from the end or reordered are detected), and the
+ * bundle's own signature covers everything else (format, key, accountant, cap, head). A verifier
+ * refuses a bundle whose fields disagree with what the signed entries say.
  */
 import nacl from 'tweetnacl';
 import { z } from 'zod';
@@ -10,10 +13,14 @@ import { canonicalJson } from './canonical.ts';
 import { fromHex, toHex, utf8 } from './digest.ts';
 import { checkSigningKey } from './entry.ts';
 import type { LedgerEntry, SigningKey } from './entry.ts';
-import { verifyLedger } from './verify.ts';
+import { keptHeadProblem, SignedTreeHeadSchema, treeHeadSignatureVerifies } from './tree-head.ts';
+import type { Ed25519Verify, KeptHeadCheck, SignedTreeHead } from './tree-head.ts';
+import { verifyLedgerWithTotal } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
 
-export const BUNDLE_FORMAT = 'portrait-ledger-bundle/1';
+export const BUNDLE_FORMAT = 'portrait-ledger-bundle/2';
+/** The first bundle format: its cap, accountant and format were not signed; refused since. */
+export const UNSIGNED_BUNDLE_FORMAT = 'portrait-ledger-bundle/1';
 
 const Hex32 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -28,60 +35,83 @@ export function checkBudgetCap(cap: BudgetCap): BudgetCap {
   return cap;
 }
 
-const HeadSchema = z.object({ entries: z.number().int().min(0), hash: Hex32, keyId: Hex32, exportedAt: z.string(), signature: z.string().regex(/^[0-9a-f]{128}$/) }).strict();
-export type BundleHead = z.infer<typeof HeadSchema>;
+const AccountantSchema = z.object({ method: z.string(), orders: z.array(z.number()) }).strict();
 
 export const LedgerBundleSchema = z
   .object({
     format: z.literal(BUNDLE_FORMAT),
     publicKey: Hex32,
-    accountant: z.object({ method: z.string(), orders: z.array(z.number()) }).strict(),
+    accountant: AccountantSchema,
     cap: BudgetCapSchema.nullable(),
+    head: SignedTreeHeadSchema,
     entries: z.array(z.unknown()),
-    head: HeadSchema,
+    /** Ed25519 by head.keyId over the canonical JSON of every other field but `entries`. */
+    signature: z.string().regex(/^[0-9a-f]{128}$/),
   })
   .strict();
 export type LedgerBundle = z.infer<typeof LedgerBundleSchema>;
 
-export function signHead(head: Omit<BundleHead, 'signature'>, key: SigningKey): BundleHead {
+type BundleBody = Omit<LedgerBundle, 'entries' | 'signature'>;
+
+function bodyBytes(bundle: BundleBody): Uint8Array {
+  const { format, publicKey, accountant, cap, head } = bundle;
+  return utf8(canonicalJson({ format, publicKey, accountant, cap, head }));
+}
+
+/** The bundle of `entries` under `head` (signed by `key`, the ledger's current key). */
+export function buildBundle(entries: readonly LedgerEntry[], head: SignedTreeHead, accountant: LedgerBundle['accountant'], cap: BudgetCap | null, key: SigningKey): LedgerBundle {
   checkSigningKey(key);
-  return { ...head, signature: toHex(nacl.sign.detached(utf8(canonicalJson(head)), key.secretKey)) };
-}
-
-function headVerifies(head: BundleHead): boolean {
-  const { signature, ...rest } = head;
-  try {
-    return nacl.sign.detached.verify(utf8(canonicalJson(rest)), fromHex('signature', signature, 64), fromHex('keyId', head.keyId, 32));
-  } catch {
-    return false;
-  }
-}
-
-export function buildBundle(entries: readonly LedgerEntry[], head: BundleHead, accountant: LedgerBundle['accountant'], cap: BudgetCap | null): LedgerBundle {
   const genesis = entries[0];
   if (!genesis || genesis.kind !== 'genesis') throw new RangeError('"entries" expected to start with the genesis entry');
-  return { format: BUNDLE_FORMAT, publicKey: genesis.keyId, accountant, cap, entries: [...entries], head };
+  if (head.treeSize !== entries.length) throw new RangeError(`"head.treeSize" expected ${entries.length}, got ${head.treeSize}`);
+  if (head.keyId !== toHex(key.publicKey)) throw new RangeError(`"head.keyId" expected the signing key ${toHex(key.publicKey)}, got ${head.keyId}`);
+  const body: BundleBody = { format: BUNDLE_FORMAT, publicKey: genesis.keyId, accountant, cap, head };
+  return { ...body, entries: [...entries], signature: toHex(nacl.sign.detached(bodyBytes(body), key.secretKey)) };
 }
 
-/** Verifies a bundle (parsed JSON of any shape); `publicKey` pins the trusted genesis key. */
-export async function verifyBundle(raw: unknown, publicKey?: string): Promise<VerifyResult> {
+export interface BundleVerifyOptions {
+  /** The auditor's pinned genesis key (hex). */
+  publicKey?: string;
+  /** A tree head kept from an earlier look: the bundle must extend it consistently. */
+  since?: KeptHeadCheck;
+  verify?: Ed25519Verify;
+}
+
+function sameAccountant(a: LedgerBundle['accountant'], b: { method: string; orders: readonly number[] }): boolean {
+  return a.method === b.method && a.orders.length === b.orders.length && a.orders.every((v, i) => v === b.orders[i]);
+}
+
+/** Verifies a bundle (parsed JSON of any shape); never throws for bad input, it reports it. */
+export async function verifyBundle(raw: unknown, options: BundleVerifyOptions = {}): Promise<VerifyResult> {
+  const refused = (reason: string, delta: number | null = null): VerifyResult => ({ ok: false, entries: 0, epsilon: null, delta, firstBadEntry: 1, reason, headHash: '', currentKey: null, rootHash: '' });
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (format === UNSIGNED_BUNDLE_FORMAT) return refused(`a ${UNSIGNED_BUNDLE_FORMAT} bundle leaves its cap, accountant and format unsigned, so they could be edited unseen: export it again (portrait audit export) as ${BUNDLE_FORMAT}`);
   const parsed = LedgerBundleSchema.safeParse(raw);
-  if (!parsed.success) {
-    return { ok: false, entries: 0, epsilon: null, delta: null, firstBadEntry: 1, reason: `not a ${BUNDLE_FORMAT} bundle: ${parsed.error.issues.map((i) => `"${i.path.join('.')}": ${i.message}`).join('; ')}`, headHash: '', currentKey: null };
-  }
+  if (!parsed.success) return refused(`not a ${BUNDLE_FORMAT} bundle: ${parsed.error.issues.map((i) => `"${i.path.join('.')}": ${i.message}`).join('; ')}`);
   const bundle = parsed.data;
-  if (publicKey !== undefined && bundle.publicKey !== publicKey) {
-    return { ok: false, entries: 0, epsilon: null, delta: bundle.cap?.delta ?? null, firstBadEntry: 1, reason: `bundle public key ${bundle.publicKey} is not the trusted key ${publicKey}`, headHash: '', currentKey: null };
-  }
-  const result = await verifyLedger(bundle.entries, { publicKey: bundle.publicKey, ...(bundle.cap ? { delta: bundle.cap.delta } : {}) });
-  if (!result.ok) return result;
+  const delta = bundle.cap?.delta ?? null;
+  if (options.publicKey !== undefined && bundle.publicKey !== options.publicKey) return refused(`bundle public key ${bundle.publicKey} is not the trusted key ${options.publicKey}`, delta);
+  const verified = await verifyLedgerWithTotal(bundle.entries, { publicKey: bundle.publicKey, ...(bundle.cap ? { delta: bundle.cap.delta } : {}), ...(options.verify ? { verify: options.verify } : {}) });
+  const { result } = verified;
+  if (!result.ok || verified.entries === null) return result;
+  const n = verified.entries.length;
+  const bad = (reason: string, firstBadEntry?: number): VerifyResult => ({ ...result, ok: false, reason, ...(firstBadEntry === undefined ? {} : { firstBadEntry }) });
   const { head } = bundle;
-  const n = bundle.entries.length;
-  if (head.entries !== n) {
-    return { ...result, ok: false, firstBadEntry: Math.min(head.entries, n) + 1, reason: `the signed head names ${head.entries} entries, the bundle holds ${n}: entries were removed or added at the end` };
+  const genesis = verified.entries[0];
+  // The fields beside the entries must say what the signed entries say.
+  if (genesis?.kind === 'genesis' && !sameAccountant(bundle.accountant, genesis.accountant)) return bad("the bundle's accountant parameters differ from the genesis entry's signed ones", 1);
+  if (head.genesisKey !== bundle.publicKey) return bad(`the bundle's tree head is of the ledger with genesis key ${head.genesisKey}, not ${bundle.publicKey}`);
+  if (head.treeSize !== n) return bad(`the signed tree head names ${head.treeSize} entries, the bundle holds ${n}: entries were removed or added at the end`, Math.min(head.treeSize, n) + 1);
+  if (head.rootHash !== result.rootHash) return bad('the entries do not hash to the root of the signed tree head (RFC 9162 Sec. 2.1.1): an entry was changed, removed or reordered', Math.max(1, n));
+  if (head.keyId !== result.currentKey || !treeHeadSignatureVerifies(head, options.verify)) return bad('the tree head is not signed by the current ledger key', Math.max(1, n));
+  let signed = false;
+  try {
+    signed = (options.verify ?? nacl.sign.detached.verify)(bodyBytes(bundle), fromHex('signature', bundle.signature, 64), fromHex('keyId', head.keyId, 32));
+  } catch {
+    signed = false;
   }
-  if (head.hash !== result.headHash || head.keyId !== result.currentKey || !headVerifies(head)) {
-    return { ...result, ok: false, firstBadEntry: Math.max(1, n), reason: 'the bundle head is not signed by the current ledger key over the last entry' };
-  }
-  return result;
+  if (!signed) return bad("the bundle's signature does not verify under the current ledger key: its format, key, accountant, cap or head was edited");
+  // Last, the kept head: it judges the history, once the bundle is known to be what was signed.
+  const problem = options.since ? await keptHeadProblem(options.since, verified.entries, verified.tree, verified.keyAfter, options.verify) : null;
+  return problem ? bad(problem.reason, problem.firstBadEntry) : result;
 }

@@ -71,7 +71,7 @@ describe('privacy ledger on a coordinator', () => {
     const key = await api<{ genesis: string; current: string }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/public-key');
     expect(key.body.genesis).toBe(entries[0]!.keyId);
     const bundle = await api<LedgerBundle>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/bundle');
-    expect(await verifyBundle(bundle.body, key.body.genesis)).toMatchObject({ ok: true, entries: 3 });
+    expect(await verifyBundle(bundle.body, { publicKey: key.body.genesis })).toMatchObject({ ok: true, entries: 3 });
   });
 
   it('serves the report in three formats and refuses requests without a token', async () => {

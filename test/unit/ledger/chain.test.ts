@@ -173,16 +173,16 @@ describe('audit bundle', () => {
     const { ledger } = await sampleLedger();
     const bundle = await ledger.exportBundle();
     expect(await verifyBundle(bundle)).toMatchObject({ ok: true, entries: 5 });
-    expect(await verifyBundle(JSON.parse(JSON.stringify(bundle)), toHex(seededKey(1).publicKey))).toMatchObject({ ok: true });
+    expect(await verifyBundle(JSON.parse(JSON.stringify(bundle)), { publicKey: toHex(seededKey(1).publicKey) })).toMatchObject({ ok: true });
     const cut = { ...bundle, entries: bundle.entries.slice(0, 4) };
-    expect(await verifyBundle(cut)).toMatchObject({ ok: false, firstBadEntry: 5, reason: expect.stringMatching(/signed head names 5 entries/) });
+    expect(await verifyBundle(cut)).toMatchObject({ ok: false, firstBadEntry: 5, reason: expect.stringMatching(/signed tree head names 5 entries/) });
   });
 
   it('detects a bundle whose key was swapped for a forger\'s', async () => {
     const { ledger, entries } = await sampleLedger();
     const bundle = await ledger.exportBundle();
     const forged = { ...bundle, publicKey: toHex(seededKey(9).publicKey), entries: await resign(entries, 1, seededKey(9)) };
-    expect(await verifyBundle(forged, toHex(seededKey(1).publicKey))).toMatchObject({ ok: false, firstBadEntry: 1 });
+    expect(await verifyBundle(forged, { publicKey: toHex(seededKey(1).publicKey) })).toMatchObject({ ok: false, firstBadEntry: 1 });
     expect(await verifyBundle({ nope: true })).toMatchObject({ ok: false, firstBadEntry: 1 });
   });
 });

