@@ -16,8 +16,23 @@ import type { RoundStore } from '../storage/stores.ts';
 import { passedCap } from './ledger.ts';
 import type { PrivacyLedger } from './ledger.ts';
 
-/** RDP of one round of `spec` if released; null when unbounded (no DP). */
+/**
+ * RDP of one round of `spec` if released; null when unbounded (no DP). A spec the accountant
+ * cannot project (a round stored before launch ranges were checked, e.g. a noise multiplier of
+ * 1e-300 whose noise variance is 0) counts as an infinite spend at every order: an over-count,
+ * never an under-count, and never an internal error for every later launch that projects it.
+ */
 export function projectedRoundRdp(spec: RoundSpec, dimension: number, orders: readonly number[]): Float64Array | null {
+  try {
+    const rdp = accountedProjection(spec, dimension, orders);
+    if (rdp === null || rdp.every((v) => v >= 0)) return rdp;
+  } catch (err) {
+    if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+  }
+  return new Float64Array(orders.length).fill(Infinity);
+}
+
+function accountedProjection(spec: RoundSpec, dimension: number, orders: readonly number[]): Float64Array | null {
   const p = spec.privacy;
   if (!p || p.mode === 'none') return null;
   const selection = spec.selection === 'poisson' && spec.samplingRate !== undefined ? { method: 'poisson' as const, rate: spec.samplingRate } : null;

@@ -158,6 +158,8 @@ export function buildPrivacyConfig(input: PrivacyConfigInput): PrivacyConfig {
   const clientNoiseVariance = mode === 'distributed' ? fullVariance / minSurvivors : mode === 'local' ? fullVariance : 0;
   const serverNoiseVariance = mode === 'central' ? fullVariance : 0;
   if (clientNoiseVariance >= 2 ** 60 || serverNoiseVariance >= 2 ** 60) throw new RangeError(`"granularity" ${granularity} makes the grid noise variance exceed 2^60; use a coarser grid`);
+  // A DP mode whose noise squares to 0 (z = 1e-300 underflows) adds none, and the accountant cannot count it.
+  if (mode !== 'none' && !(clientNoiseVariance + serverNoiseVariance > 0)) throw new RangeError(`"noiseMultiplier" ${noiseMultiplier} gives a grid noise variance of 0 (it underflows): no noise would be added`);
   const accountingSamplingRate = poissonSampling && mode !== 'local' ? samplingRate : 1;
 
   return Object.freeze({

@@ -61,6 +61,26 @@ export type UpdateMessage = z.infer<typeof UpdateMessageSchema>;
 
 export type Ack = { ok: true } | { ok: false; error: ErrorBody };
 
+/**
+ * The ranges a launch's numbers must fall in, refused with INVALID_ARGUMENT naming the field.
+ * Outside them a round is no meaningful private round, or its arithmetic leaves the range it is
+ * computed in: a noise multiplier of 1e-300 squares to a grid noise variance of 0 (no noise, and
+ * an accountant that cannot count it), one below 0.1 spends an epsilon in the hundreds per round;
+ * a sampling rate below 1e-6 selects nobody from any fleet a coordinator holds; a delta below
+ * 1e-30 is no tighter in any practical sense. docs/protocol.md, "Launch limits".
+ */
+export const LAUNCH_LIMITS = {
+  clip: { min: 1e-6, max: 1e6 },
+  noiseMultiplier: { min: 0.1, max: 1e4 },
+  delta: { min: 1e-30 },
+  samplingRate: { min: 1e-6, max: 1 },
+  tau: { min: 1e-9, max: 1e3 },
+  maxUpdateNorm: { min: 1e-6, max: 1e6 },
+} as const;
+
+/** L2 bound on each plaintext update of a round without DP, when the launch gives none: honest deltas measure 0.2–20 here (docs/protocol.md). */
+export const DEFAULT_MAX_UPDATE_NORM = 100;
+
 /** Local training defaults; lr 0.1 diverges on the summed multi-label loss (docs/model.md, federated tuning). */
 export const DEFAULT_TRAIN = { epochs: 1, batchSize: 16, learningRate: 0.02, optimizer: 'sgd' } as const;
 
@@ -86,8 +106,14 @@ export const AggregationConfigSchema = z
     exampleCap: z.number().int().min(1).max(MAX_CLAIMED_EXAMPLES).default(64),
     beta1: z.number().min(0).lt(1).default(0.9),
     beta2: z.number().min(0).lt(1).default(0.99),
-    /** FedAdam's adaptivity τ (Reddi et al. 2021, Alg. 2). */
-    tau: z.number().positive().default(1e-3),
+    /** FedAdam's adaptivity τ (Reddi et al. 2021, Alg. 2); below 1e-9 it rounds to 0 in Float32 and 0/0 makes the step NaN. */
+    tau: z.number().min(LAUNCH_LIMITS.tau.min).max(LAUNCH_LIMITS.tau.max).default(1e-3),
+    /**
+     * Rounds without DP: the coordinator clips each plaintext update to this L2 norm before
+     * averaging (default DEFAULT_MAX_UPDATE_NORM), so no single client can move the model further.
+     * DP rounds are bounded by `privacy.clip` instead (and their decoded sum is checked against it).
+     */
+    maxUpdateNorm: z.number().min(LAUNCH_LIMITS.maxUpdateNorm.min).max(LAUNCH_LIMITS.maxUpdateNorm.max).optional(),
   })
   .strict();
 export type AggregationConfig = z.infer<typeof AggregationConfigSchema> & { serverLearningRate: number };
@@ -113,9 +139,10 @@ export const DEFAULT_PRIVACY = { mode: 'distributed', clip: 1, noiseMultiplier: 
 export const PrivacySpecSchema = z
   .object({
     mode: z.enum(PRIVACY_MODES).default(DEFAULT_PRIVACY.mode),
-    clip: z.number().positive().max(1e6).default(DEFAULT_PRIVACY.clip),
-    noiseMultiplier: z.number().min(0).max(1e6).optional(),
-    delta: z.number().gt(0).lt(1).default(DEFAULT_PRIVACY.delta),
+    clip: z.number().min(LAUNCH_LIMITS.clip.min).max(LAUNCH_LIMITS.clip.max).default(DEFAULT_PRIVACY.clip),
+    /** In a DP mode within LAUNCH_LIMITS.noiseMultiplier (checked in parseLaunchRequest, which knows the mode); ignored in `none`. */
+    noiseMultiplier: z.number().min(0).max(LAUNCH_LIMITS.noiseMultiplier.max).optional(),
+    delta: z.number().min(LAUNCH_LIMITS.delta.min).lt(1).default(DEFAULT_PRIVACY.delta),
     t: z.number().int().min(1).max(100_000).optional(),
     /** Users who could ever take part; delta must be below 1/population. */
     population: z.number().int().min(1).max(1e12).default(DEFAULT_PRIVACY.population),
@@ -168,7 +195,7 @@ export const RoundSpecSchema = z
     minClients: z.number().int().min(1).max(100_000).optional(),
     selection: z.enum(SELECTION_METHODS).default('fixed'),
     /** Poisson sampling rate q; when absent, q = min(1, clientsPerRound / checked-in clients). */
-    samplingRate: z.number().gt(0).max(1).optional(),
+    samplingRate: z.number().min(LAUNCH_LIMITS.samplingRate.min).max(LAUNCH_LIMITS.samplingRate.max).optional(),
     train: TrainConfigSchema.default({ ...DEFAULT_TRAIN }),
     aggregation: AggregationConfigSchema.default({ serverOptimizer: 'fedavg', exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-3 }),
     deadlines: DeadlinesSchema.default({ checkinMs: 10_000, trainingMs: 60_000 }),
@@ -238,12 +265,17 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   const serverLearningRate = rest.aggregation.serverLearningRate ?? (rest.aggregation.serverOptimizer === 'fedadam' ? 0.01 : 1);
   const t = p.t ?? minClients;
   if (t > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.t" expected at most clientsPerRound (${rest.clientsPerRound}), got ${t}`);
-  if (p.mode !== 'none' && p.noiseMultiplier === 0) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number > 0 in mode ${p.mode}, got 0`);
+  if (p.population < rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"privacy.population" expected at least clientsPerRound (${rest.clientsPerRound}): every cohort is drawn from it, got ${p.population}`);
+  const { min: zMin, max: zMax } = LAUNCH_LIMITS.noiseMultiplier;
+  if (p.mode !== 'none' && p.noiseMultiplier !== undefined && !(p.noiseMultiplier >= zMin && p.noiseMultiplier <= zMax)) {
+    throw new ProtocolError('INVALID_ARGUMENT', `"privacy.noiseMultiplier" expected a number in [${zMin}, ${zMax}] in mode ${p.mode}, got ${p.noiseMultiplier}`);
+  }
   const noiseMultiplier = p.mode === 'none' ? 0 : (p.noiseMultiplier ?? DEFAULT_PRIVACY.noiseMultiplier);
   const privacy: PrivacySpec = { mode: p.mode, clip: p.clip, noiseMultiplier, delta: p.delta, t, population: p.population };
   if (rest.epsilonCap !== undefined && privacy.mode === 'none') throw new ProtocolError('INVALID_ARGUMENT', `"epsilonCap" needs differential privacy: rounds in privacy mode none have unbounded epsilon`);
   const secagg = resolveSecAgg(rest.secagg, privacy.mode, rest.clientsPerRound);
-  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate }, privacy, secagg } };
+  const maxUpdateNorm = rest.aggregation.maxUpdateNorm ?? DEFAULT_MAX_UPDATE_NORM;
+  return { rounds, spec: { ...rest, minClients, aggregation: { ...rest.aggregation, serverLearningRate, maxUpdateNorm }, privacy, secagg } };
 }
 
 /**
@@ -455,7 +487,8 @@ export const RoundRecordSchema = z.object({
   metrics: z
     .object({
       heads: z.record(z.string(), z.record(z.string(), MetricValue)).optional(),
-      aggregate: z.object({ examples: z.number(), weight: z.number(), updateNorm: z.number() }).optional(),
+      /** `clipped`: plaintext updates the coordinator scaled down to `aggregation.maxUpdateNorm` (rounds without DP; absent when none was). */
+      aggregate: z.object({ examples: z.number(), weight: z.number(), updateNorm: z.number(), clipped: z.number().int().optional() }).optional(),
     })
     .nullable(),
   privacy: RoundPrivacyRecordSchema.optional(),
