@@ -8,7 +8,7 @@
 import type { Example } from '../../shared/features/examples.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import { CheckinMessageSchema, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
+import { CheckinMessageSchema, DEFAULT_MAX_UPDATE_NORM, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
 import type { DeclineReason } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, checkRoundId, closeTraining, commitRound, declineRound, dropClient, markReported, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
@@ -22,9 +22,10 @@ import { addCentralNoise, decodeAggregate } from '../../shared/privacy/mechanism
 import { addModular } from '../../shared/privacy/modular.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { randomSigns } from '../../shared/privacy/rotation.ts';
-import { uniformMean, UpdateAccumulator } from '../aggregation/accumulator.ts';
+import { UpdateAccumulator } from '../aggregation/accumulator.ts';
+import { plainRoundStep, privateRoundStep } from '../aggregation/bounds.ts';
+import type { BoundedStep } from '../aggregation/bounds.ts';
 import { configuredPrivacyRecord, pendingPrivacyRecord, PrivacyHistory } from './accounting.ts';
-import { serverStep } from '../aggregation/server-optimizer.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { RoundStore } from '../storage/stores.ts';
 import { fromBase64 } from '../../shared/secagg/bytes.ts';
@@ -318,7 +319,7 @@ export class RoundRunner {
         };
       } else {
         privacyRecord = { ...privacyRecord, samplingMethod: state.selection?.method ?? null, dimension: current.weights.length };
-        this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap);
+        this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap, record.config.aggregation.maxUpdateNorm ?? DEFAULT_MAX_UPDATE_NORM);
       }
       const secaggSpec = record.config.secagg;
       if (secaggSpec) {
@@ -386,10 +387,14 @@ export class RoundRunner {
       }
 
       const aggregationStarted = clock();
+      const optimizerState = await registry.store.optimizerState(base);
+      // Without DP the coordinator holds the plaintext updates anyway: their mean and the step it
+      // makes are checked (server/aggregation/bounds.ts) before the release entry, so a round that
+      // fails its bounds releases nothing; a DP sum is checked once decoded, after its release.
+      const plain = dp ? null : plainRoundStep(this.accumulator as UpdateAccumulator, record.config.aggregation, current.weights, optimizerState);
       // Write-ahead (docs/ledger.md): the signed entry is durable before any sum is decoded; a cap breach throws here.
       await this.options.ledger?.beforeRelease(record.id);
-      let mean;
-      let aggregateCounts: { examples: number; weight: number };
+      let bounded: BoundedStep;
       if (dp) {
         // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
         // is reconstructed (SecAgg+ unmasking) or decoded.
@@ -400,20 +405,13 @@ export class RoundRunner {
         await rounds.update(record.id, { privacy: privacyRecord });
         if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
-        mean = uniformMean(decodeAggregate(noised, dp.config, dp.signs), dp.count);
-        aggregateCounts = { examples: dp.count, weight: dp.count };
+        bounded = privateRoundStep(decodeAggregate(noised, dp.config, dp.signs), dp.config, dp.count, record.config.aggregation, current.weights, optimizerState);
       } else {
-        const accumulator = this.accumulator as UpdateAccumulator;
-        mean = accumulator.mean();
-        aggregateCounts = { examples: accumulator.examples, weight: accumulator.weight };
+        bounded = plain as BoundedStep;
+        if (bounded.clipped) log(`round ${record.id}: ${bounded.clipped} of ${state.reported.size} updates clipped to norm ${(this.accumulator as UpdateAccumulator).maxNorm}`);
       }
-      let step;
-      try {
-        step = serverStep(record.config.aggregation, current.weights, mean, await registry.store.optimizerState(base));
-      } finally {
-        mean.dispose();
-      }
-      const aggregate = { ...aggregateCounts, updateNorm: step.updateNorm };
+      const { step } = bounded;
+      const aggregate = { examples: bounded.examples, weight: bounded.weight, updateNorm: step.updateNorm, ...(bounded.clipped ? { clipped: bounded.clipped } : {}) };
       const model = await registry.commit(step.weights, record.id, step.state, this.iso());
       timings.aggregationMs = clock() - aggregationStarted;
       let heads: Record<string, Record<string, number | null>> | undefined;

@@ -75,6 +75,12 @@ export const ERROR_CODES = {
   BELOW_THRESHOLD: 409,
   /** Reconstructed SecAgg+ secrets inconsistent with the advertised keys. */
   RECONSTRUCTION_FAILED: 500,
+  /**
+   * A round's aggregate or new weights are non-finite or beyond their bound (a decoded sum larger
+   * than clipped updates plus noise can be, a weight past MAX_ABS_MODEL_WEIGHT): the round
+   * aborts and nothing is committed. Only ever a round's abort reason, never a refusal on the wire.
+   */
+  AGGREGATE_OUT_OF_BOUNDS: 500,
   /** The coordinator cannot serve the request yet (e.g. no model version exists). */
   UNAVAILABLE: 503,
   INTERNAL: 500,
