@@ -52,6 +52,38 @@ function positiveInt(name: string, text: unknown, max: number): number {
   return n;
 }
 
+/** A JSON body field that must be an integer in [1, max]: a number, not a string or `[5]` that stringifies to one. */
+function bodyInt(name: string, value: unknown, max: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > max) throw new ProtocolError('INVALID_ARGUMENT', `"${name}" expected an integer in [1, ${max}], got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * A request body express.json could not read, as the API's error (body-parser's http-errors carry
+ * a status and a type): an unknown Content-Encoding or a charset other than UTF-8 is 415, a body
+ * that does not decompress as labelled or does not match its length 400; otherwise null (500).
+ */
+function bodyReadError(err: unknown): ProtocolError | null {
+  const e = err as { type?: unknown; status?: unknown; code?: unknown; charset?: unknown; encoding?: unknown } | null;
+  if (typeof e !== 'object' || e === null || typeof e.status !== 'number' || e.status < 400 || e.status >= 500) return null;
+  switch (e.type) {
+    case 'entity.parse.failed':
+      return new ProtocolError('MALFORMED_MESSAGE', 'request body is not valid JSON');
+    case 'entity.too.large':
+      return new ProtocolError('PAYLOAD_TOO_LARGE', 'request body too large');
+    case 'charset.unsupported':
+      return new ProtocolError('UNSUPPORTED_MEDIA_TYPE', `request body charset ${JSON.stringify(String(e.charset ?? '')).slice(0, 40)} is not read: send UTF-8 JSON`);
+    case 'encoding.unsupported':
+      return new ProtocolError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(String(e.encoding ?? '')).slice(0, 40)} is not read: send identity, gzip, deflate or br`);
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return new ProtocolError('MALFORMED_MESSAGE', 'request body does not match its Content-Length');
+    default:
+      // zlib's own error (Z_DATA_ERROR, brotli's ERR_...), passed on with status 400 and no type.
+      return e.status === 400 && typeof e.code === 'string' ? new ProtocolError('MALFORMED_MESSAGE', 'request body does not decompress as its Content-Encoding says') : null;
+  }
+}
+
 type Handler = (req: Request, res: Response, token: ApiTokenRecord) => Promise<void>;
 
 export function createHttpApp(options: HttpOptions): express.Express {
@@ -176,8 +208,8 @@ export function createHttpApp(options: HttpOptions): express.Express {
     if (!options.platformSecretKey) throw new ProtocolError('UNAVAILABLE', 'this coordinator holds no platform key; tokens come from the platform');
     const body = (req.body ?? {}) as { count?: unknown; ttlSeconds?: unknown };
     const { maxCount, defaultTtlSeconds, maxTtlSeconds } = ENROLLMENT_BATCH_LIMITS;
-    const count = body.count === undefined ? 1 : positiveInt('count', String(body.count), maxCount);
-    const ttlSeconds = body.ttlSeconds === undefined ? defaultTtlSeconds : positiveInt('ttlSeconds', String(body.ttlSeconds), maxTtlSeconds);
+    const count = body.count === undefined ? 1 : bodyInt('count', body.count, maxCount);
+    const ttlSeconds = body.ttlSeconds === undefined ? defaultTtlSeconds : bodyInt('ttlSeconds', body.ttlSeconds, maxTtlSeconds);
     // Signed in slices that yield to the event loop: 10,000 at once would hold it for about half a second.
     const batch = await issueEnrollmentTokensInSlices(options.platformSecretKey, { count, ttlSeconds, now: options.clock(), sign: nodeEd25519Sign, cancelled: () => req.socket.destroyed });
     res.status(201).json(batch);
@@ -191,12 +223,9 @@ export function createHttpApp(options: HttpOptions): express.Express {
   app.use((req, _res, next) => next(req.path.startsWith('/socket.io/') ? undefined : new ProtocolError('NOT_FOUND', `no such path ${req.path}`)));
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number } | undefined;
-    let body = errorBody(err);
-    if (e?.type === 'entity.parse.failed') body = { code: 'MALFORMED_MESSAGE', message: 'request body is not valid JSON' };
-    else if (e?.type === 'entity.too.large') body = { code: 'PAYLOAD_TOO_LARGE', message: 'request body too large' };
-    const status = err instanceof ProtocolError ? err.httpStatus : body.code === 'MALFORMED_MESSAGE' ? 400 : body.code === 'PAYLOAD_TOO_LARGE' ? 413 : 500;
-    res.status(status).json(body);
+    const refusal = err instanceof ProtocolError ? err : bodyReadError(err);
+    if (refusal) res.status(refusal.httpStatus).json(refusal.toJSON());
+    else res.status(500).json(errorBody(err));
   });
   return app;
 }

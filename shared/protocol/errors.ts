@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   WEIGHTS_NOT_FINITE: 400,
   /** A payload larger than the transport or the API accepts. */
   PAYLOAD_TOO_LARGE: 413,
+  /** A REST body in a content encoding or charset the API does not read (it reads UTF-8 JSON, identity, gzip, deflate or br). */
+  UNSUPPORTED_MEDIA_TYPE: 415,
   /** A round id that the coordinator never issued. */
   UNKNOWN_ROUND: 404,
   /** A round id of a round that is already over. */

@@ -1,10 +1,12 @@
 /**
  * The REST API against a real coordinator: bearer tokens with roles (operator launches, auditor
- * only reads), tokens stored hashed, `{code, message}` errors with their HTTP status, and
- * enrollment tokens issued by the platform key that then authenticate a Socket.IO client.
+ * only reads), tokens stored hashed, `{code, message}` errors with their HTTP status (a body in an
+ * unknown encoding or charset 415, one that does not decompress 400), and enrollment tokens issued
+ * by the platform key that then authenticate a Socket.IO client.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
@@ -84,6 +86,23 @@ describe('REST API', () => {
     expect(models.body.current).toBe(1);
     const status = await api<{ model: { version: number } }>(coordinator, coordinator.auditor, 'GET', '/api/v1/status');
     expect(status.body.model.version).toBe(1);
+  });
+
+  it('answers a body it cannot read 415 or 400, never 500, and a count that is not a JSON integer 400', async () => {
+    const post = async (headers: Record<string, string>, body: string | Uint8Array) => {
+      const res = await fetch(`${coordinator.url}/api/v1/enrollment-tokens`, { method: 'POST', headers: { authorization: `Bearer ${coordinator.operator}`, 'content-type': 'application/json', ...headers }, body });
+      return [res.status, ((await res.json()) as ErrorBody).code];
+    };
+    expect(await post({ 'content-encoding': 'x-foo' }, '{"count":1}')).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    expect(await post({ 'content-type': 'application/json; charset=latin1' }, '{"count":1}')).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    for (const encoding of ['gzip', 'deflate', 'br']) expect(await post({ 'content-encoding': encoding }, '{"count":1}')).toEqual([400, 'MALFORMED_MESSAGE']);
+    // A body that is what its label says is read.
+    expect(await post({ 'content-encoding': 'gzip' }, new Uint8Array(zlib.gzipSync('{"count":1}')))).toEqual([201, undefined]);
+    for (const body of ['{"count":[5]}', '{"count":"5"}', '{"count":2.5}', '{"count":true}', '{"ttlSeconds":[60]}']) {
+      const res = await api<ErrorBody>(coordinator, coordinator.operator, 'POST', '/api/v1/enrollment-tokens', JSON.parse(body));
+      expect([body, res.status, res.body.code]).toEqual([body, 400, 'INVALID_ARGUMENT']);
+      expect(res.body.message).toMatch(/^"(count|ttlSeconds)" expected an integer in \[1, \d+\]/);
+    }
   });
 
   it('hands the demo shop page no enrollment token unless the coordinator was started as the demo', async () => {
