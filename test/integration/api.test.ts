@@ -89,7 +89,7 @@ describe('REST API', () => {
   });
 
   it('answers a body it cannot read 415 or 400, never 500, and a count that is not a JSON integer 400', async () => {
-    const post = async (headers: Record<string, string>, body: string | Uint8Array) => {
+    const post = async (headers: Record<string, string>, body: BodyInit) => {
       const res = await fetch(`${coordinator.url}/api/v1/enrollment-tokens`, { method: 'POST', headers: { authorization: `Bearer ${coordinator.operator}`, 'content-type': 'application/json', ...headers }, body });
       return [res.status, ((await res.json()) as ErrorBody).code];
     };
