@@ -38,6 +38,52 @@ export interface SocketLayerOptions {
   maxMessageBytes?: number;
 }
 
+/** The key a handshake payload that is not an object is handed on under (refuseNonObjectAuth). */
+const AUTH_NOT_OBJECT = '$portraitAuthNotObject';
+
+/**
+ * A CONNECT packet (`0`, an optional `/namespace,`, then the JSON auth payload) whose payload is
+ * not a JSON object, rewritten to `{"$portraitAuthNotObject": "<what it was>"}`; any other
+ * packet, or an object payload, unchanged.
+ */
+function objectConnectPayload(encoded: string): string {
+  if (encoded[0] !== '0') return encoded;
+  let start = 1;
+  if (encoded[1] === '/') {
+    const comma = encoded.indexOf(',', 1);
+    if (comma < 0) return encoded;
+    start = comma + 1;
+  }
+  const body = encoded.slice(start);
+  // No payload (auth defaults to {}), or an ack id the parser reads first: its own rules apply.
+  if (body === '' || /^\d/.test(body)) return encoded;
+  let payload: unknown;
+  try {
+    payload = JSON.parse(body);
+  } catch {
+    payload = undefined;
+  }
+  if (typeof payload === 'object' && payload !== null && !Array.isArray(payload)) return encoded;
+  const kind = payload === undefined ? 'not JSON' : Array.isArray(payload) ? 'an array' : payload === null ? 'null' : `a ${typeof payload}`;
+  return `${encoded.slice(0, start)}${JSON.stringify({ [AUTH_NOT_OBJECT]: kind })}`;
+}
+
+/**
+ * socket.io-parser drops a CONNECT packet whose auth payload is not an object ("invalid payload")
+ * and the connection just closes: no connect_error, no code. From here on every connection decodes
+ * with a Decoder that hands such a payload on as an object naming what it was, which the handshake
+ * refuses with UNAUTHENTICATED like any other bad credential.
+ */
+function refuseNonObjectAuth(io: CoordinatorIo): void {
+  const parser = io._parser;
+  class HandshakeDecoder extends parser.Decoder {
+    override add(packet: unknown): void {
+      super.add(typeof packet === 'string' ? objectConnectPayload(packet) : packet);
+    }
+  }
+  (io as { _parser: typeof parser })._parser = { ...parser, Decoder: HandshakeDecoder };
+}
+
 /** Approximate wire size of a decoded Socket.IO payload: bytes of binary, characters of strings. */
 export function payloadBytes(value: unknown, budget = Number.MAX_SAFE_INTEGER): number {
   let total = 0;
@@ -65,9 +111,13 @@ export class SocketLayer implements RoundTransport {
     private readonly options: SocketLayerOptions,
   ) {
     this.maxMessageBytes = options.maxMessageBytes ?? io.engine.opts.maxHttpBufferSize ?? 1e6;
+    refuseNonObjectAuth(io);
     io.use((socket, next) => {
       try {
         const auth: unknown = socket.handshake.auth;
+        if (typeof auth === 'object' && auth !== null && AUTH_NOT_OBJECT in auth) {
+          throw new ProtocolError('UNAUTHENTICATED', `the handshake's auth must be an object {token}, got ${String((auth as Record<string, unknown>)[AUTH_NOT_OBJECT])}`);
+        }
         const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
         const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), nodeEd25519Verify);
         socket.data.clientId = claims.sub;

@@ -1,9 +1,9 @@
 /**
  * Bad input and faults against a real coordinator (port 0, SQLite in a temp dir) with real
- * socket.io-client sockets: unauthenticated, forged and expired tokens; malformed, oversized and
- * ack-less messages; wrong-length and non-finite weight vectors; stale and unknown round ids;
- * replays and duplicates; updates from outside the cohort; and clients that vanish at every
- * stage. Each refusal carries its error code, the round still commits (or aborts saying why),
+ * socket.io-client sockets: unauthenticated, forged and expired tokens, and handshake auth that is
+ * not an object; malformed, oversized and ack-less messages; wrong-length and non-finite weight
+ * vectors; stale and unknown round ids; replays and duplicates; updates from outside the cohort;
+ * and clients that vanish at every stage. Each refusal carries its error code, the round still commits (or aborts saying why),
  * and the next round runs. A payload over the protocol's own limit (below Socket.IO's transport
  * limit) is refused with PAYLOAD_TOO_LARGE in the ack and the socket stays up; a device without
  * training examples declines check-in instead of holding the round until its deadline.
@@ -19,9 +19,10 @@ import { encodeWeights } from '../../shared/protocol/weights.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
 import { FAST, launch, rawSocket, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
-async function connectError(url: string, auth: Record<string, unknown>): Promise<ErrorBody> {
+async function connectError(url: string, auth: unknown): Promise<ErrorBody> {
   const { io } = await import('socket.io-client');
-  const socket = io(url, { auth, transports: ['websocket'], reconnection: false, forceNew: true });
+  // `auth` is typed an object; a string or an array is what a broken or hostile client sends.
+  const socket = io(url, { auth: auth as Record<string, unknown>, transports: ['websocket'], reconnection: false, forceNew: true });
   try {
     return await new Promise<ErrorBody>((resolve, reject) => {
       socket.once('connect', () => reject(new Error('connected without valid credentials')));
@@ -63,7 +64,12 @@ describe('bad input and faults', () => {
     expect((await connectError(coordinator.url, { token: forged })).code).toBe('UNAUTHENTICATED');
     const expired = coordinator.token(1_000, Date.now() - 5_000);
     expect((await connectError(coordinator.url, { token: expired })).code).toBe('TOKEN_EXPIRED');
+    // An auth payload that is not an object is refused with a code too (socket.io-parser used to drop the connection unexplained).
+    expect(await connectError(coordinator.url, coordinator.token())).toEqual({ code: 'UNAUTHENTICATED', message: "the handshake's auth must be an object {token}, got a string" });
+    expect(await connectError(coordinator.url, [coordinator.token()])).toEqual({ code: 'UNAUTHENTICATED', message: "the handshake's auth must be an object {token}, got an array" });
     expect(coordinator.sockets.connectedClients()).toBe(0);
+    // A well-formed handshake on the same coordinator still connects.
+    (await rawSocket(coordinator, coordinator.token())).close();
   });
 
   it('refuses malformed, ack-less, unknown and oversized messages and stays up', async () => {
