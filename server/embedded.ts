@@ -14,6 +14,7 @@ import { openSqliteStores } from './storage/sqlite.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
 import { openDataDirLedger, writeBudgetCap } from './ledger/data-dir.ts';
+import { checkModelsReleased } from './ledger/models.ts';
 
 export { API_TOKENS_FILE, readApiTokens } from './auth/bootstrap-tokens.ts';
 export type { BootstrapTokens } from './auth/bootstrap-tokens.ts';
@@ -28,6 +29,11 @@ export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'mo
    * own key pair (the coordinator is also the platform).
    */
   platformPublicKey?: Uint8Array;
+  /**
+   * The ledger signing key's file, kept apart from the data directory in production (default:
+   * PORTRAIT_LEDGER_KEY_FILE, else ledger-key.json in the data directory; docs/ledger.md).
+   */
+  ledgerKeyFile?: string;
 }
 
 /** Resolves when `port` can be listened on, or rejects with listen's own error (EADDRINUSE when busy). */
@@ -40,7 +46,7 @@ function checkPortFree(port: number, host: string): Promise<void> {
 }
 
 export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promise<Coordinator & { dataDir: string }> {
-  const { dataDir, epsilonCap, platformPublicKey, ...rest } = options;
+  const { dataDir, epsilonCap, platformPublicKey, ledgerKeyFile, ...rest } = options;
   if (platformPublicKey && rest.demoShopTokens) throw new RangeError('"demoShopTokens" needs the platform secret key: it cannot be combined with an external "platformPublicKey"');
   // A busy port is refused before the data directory is touched: a start that fails there leaves
   // no lock, database, keys or token file behind. (Only a race can still take it before listen.)
@@ -50,8 +56,10 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
   let ledgerStore: { close(): void } | undefined;
   try {
     stores = openSqliteStores(dataDir);
-    const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}) });
+    const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}), ...(ledgerKeyFile !== undefined ? { keyFile: ledgerKeyFile } : {}), ...(options.log ? { log: options.log } : {}) });
     ledgerStore = store;
+    // Every model version served must have its release entry (a ledger cut after the fact would not).
+    await checkModelsReleased(stores.models, ledger);
     writeBudgetCap(dataDir, epsilonCap ?? null);
     if ((await stores.tokens.all()).length === 0) {
       const now = new Date().toISOString();

@@ -3,7 +3,10 @@
  * ledger (docs/ledger.md). The ledger comes from a signed bundle file (`--bundle`), a
  * coordinator (`--server URL`, fetched as a bundle with a read token and verified here, never
  * trusting the server's own verdict), or else the data directory's `ledger.db` (`--data-dir`,
- * default ./data). `verify --json` prints `{ ok, entries, epsilon, delta, firstBadEntry?, reason? }`
+ * default ./data). The auditor keeps the ledger's tree head (`--save-head FILE`) and later
+ * requires the ledger to extend it consistently (`--since FILE`, RFC 9162 Sec. 2.1.4); from a
+ * data directory or a server, every published model version must also have its release entry.
+ * `verify --json` prints `{ ok, entries, epsilon, delta, firstBadEntry?, reason?, head?, models? }`
  * and exits 1 when the ledger does not verify.
  */
 import fs from 'node:fs';
@@ -11,13 +14,22 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { BudgetCapSchema, verifyBundle } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
+import { describeIssues } from '../../shared/protocol/messages.ts';
+import { fromHex } from '../../shared/ledger/digest.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import type { LedgerEntry } from '../../shared/ledger/entry.ts';
+import { verifyConsistency } from '../../shared/ledger/merkle.ts';
+import { unreleasedModels } from '../../shared/ledger/models.ts';
+import type { PublishedModel } from '../../shared/ledger/models.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
-import { verifyLedger } from '../../shared/ledger/verify.ts';
+import { describeTreeHead, KeptTreeHeadSchema, TREE_HEAD_FORMAT } from '../../shared/ledger/tree-head.ts';
+import type { KeptHeadCheck, KeptTreeHead, SignedTreeHead } from '../../shared/ledger/tree-head.ts';
+import { verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
 import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
-import { openDataDirLedger, readBudgetCap, rotateDataDirKey } from '../../server/ledger/data-dir.ts';
+import { LEDGER_KEY_FILE_ENV, ledgerKeyFile, openDataDirLedger, readBudgetCap, rotateLedgerKeyFile } from '../../server/ledger/data-dir.ts';
+import { readPublishedModels } from '../../server/ledger/models.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
@@ -33,6 +45,10 @@ interface SourceOptions {
   epsilonCap?: string;
   delta?: string;
   json?: boolean;
+  /** A tree head kept earlier (--save-head, or a bundle): the ledger must extend it. */
+  since?: string;
+  /** Where to keep this ledger's tree head, once it verifies. */
+  saveHead?: string;
 }
 
 interface Loaded {
@@ -43,6 +59,10 @@ interface Loaded {
   source: string;
   /** Set when the ledger was read from a data directory (whose model store `report` then reads). */
   dataDir?: string;
+  /** The head to keep when the ledger verifies: a bundle's signed head, or one computed here from a data directory. */
+  head: KeptTreeHead | null;
+  /** The published model versions checked against the ledger (data directory or server); null when none were. */
+  models: { published: number; withoutRelease: number[] } | null;
 }
 
 function capFrom(options: SourceOptions): BudgetCap | null {
@@ -65,6 +85,47 @@ async function fetchBundle(options: SourceOptions & { server: string }): Promise
   return { bundle, enabledHeads: report.sensitiveHeads.enabled };
 }
 
+/** `--since FILE`: a head written by --save-head, or a whole bundle kept (its head). */
+function readKeptHead(file: string): KeptHeadCheck {
+  const text = readInputFile('since', file);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new CliError('INVALID_ARGUMENT', `"since": ${path.resolve(file)} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const candidate = raw !== null && typeof raw === 'object' && 'entries' in raw && 'head' in raw ? (raw as { head: unknown }).head : raw;
+  const parsed = KeptTreeHeadSchema.safeParse(candidate);
+  if (!parsed.success) throw new CliError('INVALID_ARGUMENT', `"since": ${path.resolve(file)} is not a ${TREE_HEAD_FORMAT} tree head (audit verify --save-head writes one) or a bundle: ${describeIssues(parsed.error)}`);
+  return { head: parsed.data, name: `the tree head kept in ${file}` };
+}
+
+/**
+ * With a server and a kept head, the coordinator is also asked for the consistency proof from the
+ * kept head to the head it just signed, and the proof is checked (RFC 9162 Sec. 2.1.4.2): the
+ * check a monitor that does not keep the entries relies on. The reason it fails, or null.
+ */
+async function servedConsistencyProblem(options: SourceOptions & { server: string }, kept: KeptHeadCheck, current: SignedTreeHead): Promise<string | null> {
+  const first = kept.head.treeSize;
+  const served = await callApi<{ proof: string[] }>(options.server, resolveToken(options, 'auditor'), 'GET', `/ledger/consistency?first=${first}&second=${current.treeSize}`);
+  const hash = (hex: string) => fromHex('hash', hex, 32);
+  let ok = false;
+  try {
+    ok = await verifyConsistency(first, current.treeSize, hash(kept.head.rootHash), hash(current.rootHash), served.proof.map(hash));
+  } catch {
+    ok = false;
+  }
+  return ok ? null : `the coordinator's consistency proof from ${kept.name} to its tree head of size ${current.treeSize} does not verify (RFC 9162 Sec. 2.1.4.2)`;
+}
+
+/** Every published model version against the verified entries: the result fails naming the first without a release entry. */
+function checkModels(result: VerifyResult, models: readonly PublishedModel[], entries: readonly LedgerEntry[]): { result: VerifyResult; models: NonNullable<Loaded['models']> } {
+  const problems = unreleasedModels(models, entries);
+  const summary = { published: models.length, withoutRelease: problems.map((p) => p.version) };
+  if (!result.ok || problems.length === 0) return { result, models: summary };
+  return { result: { ...result, ok: false, reason: problems.map((p) => p.reason).join('; ') }, models: summary };
+}
+
 function readDataDir(dataDir: string): Promise<unknown[]> {
   const file = path.join(dataDir, LEDGER_DATABASE_FILE);
   if (!fs.existsSync(file)) throw new CliError('NOT_FOUND', `no ledger at ${file}: pass --data-dir, --server or --bundle`);
@@ -75,6 +136,7 @@ function readDataDir(dataDir: string): Promise<unknown[]> {
 async function load(options: SourceOptions): Promise<Loaded> {
   const publicKey = checkKey(options.publicKey);
   const cap = capFrom(options);
+  const since = options.since === undefined ? undefined : readKeptHead(options.since);
   if (options.bundle || options.server) {
     let raw: unknown;
     let enabledHeads: string[] | null = null;
@@ -90,21 +152,50 @@ async function load(options: SourceOptions): Promise<Loaded> {
       raw = fetched.bundle;
       enabledHeads = fetched.enabledHeads;
     }
-    if (!publicKey) {
-      // Without a pinned key the bundle vouches for itself: a forger could re-sign a whole ledger.
-      log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key');
+    if (!publicKey && !since) {
+      // Without a pinned key or a kept head the bundle vouches for itself: a forger could re-sign a whole ledger.
+      log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key (and keep its tree head: --save-head, then --since)');
     }
-    const result = await verifyBundle(raw, { ...(publicKey ? { publicKey } : {}), verify: nodeEd25519Verify });
+    let result = await verifyBundle(raw, { ...(publicKey ? { publicKey } : {}), ...(since ? { since } : {}), verify: nodeEd25519Verify });
     const b = raw as Partial<LedgerBundle>;
     const entries = Array.isArray(b.entries) ? b.entries : [];
-    return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle` };
+    let models: Loaded['models'] = null;
+    if (result.ok && options.server) {
+      const server = options as SourceOptions & { server: string };
+      const bundle = raw as LedgerBundle;
+      const problem = since ? await servedConsistencyProblem(server, since, bundle.head) : null;
+      if (problem) result = { ...result, ok: false, reason: problem };
+      const listed = await callApi<{ models: PublishedModel[] }>(server.server, resolveToken(server, 'auditor'), 'GET', '/models');
+      ({ result, models } = checkModels(result, listed.models, entries.map((e) => LedgerEntrySchema.parse(e))));
+    }
+    return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle`, head: result.ok ? (b.head as SignedTreeHead) : null, models };
   }
   const dataDir = path.resolve(options.dataDir);
   const entries = await readDataDir(dataDir);
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
   const dirCap = cap ?? readBudgetCap(dataDir);
-  const result = await verifyLedger(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}) });
-  return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE), dataDir };
+  const verified = await verifyLedgerWithTotal(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}), ...(since ? { since } : {}) });
+  let { result } = verified;
+  let models: Loaded['models'] = null;
+  const published = readPublishedModels(dataDir);
+  if (published !== null && verified.entries !== null) ({ result, models } = checkModels(result, published, verified.entries));
+  // From a data directory the head is computed here, not signed: the auditor vouches for it to itself.
+  const genesis = verified.entries?.[0];
+  const head: KeptTreeHead | null = result.ok && genesis ? { format: TREE_HEAD_FORMAT, genesisKey: genesis.keyId, treeSize: result.entries, rootHash: result.rootHash, timestamp: Date.now() } : null;
+  return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE), dataDir, head, models };
+}
+
+/** `--save-head FILE`: keeps the head of a ledger that verified; a ledger that did not leaves the file as it was. */
+function saveHead(file: string | undefined, head: KeptTreeHead | null): void {
+  if (file === undefined) return;
+  if (head === null) {
+    log(`tree head not saved to ${file}: the ledger does not verify`);
+    return;
+  }
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, `${JSON.stringify(head, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+  log(`tree head kept in ${file} (${describeTreeHead(head)}): pass it as --since next time`);
 }
 
 /**
@@ -141,6 +232,8 @@ function sourceOptions(command: Command): Command {
     .option('--public-key <hex>', 'the trusted genesis ledger public key (hex); default: the one the ledger names')
     .option('--epsilon-cap <e>', 'deployment cap to report against (a bundle carries its own)')
     .option('--delta <d>', 'delta of the cap')
+    .option('--since <file>', 'a tree head kept earlier (--save-head, or a bundle): fail unless the ledger extends it consistently')
+    .option('--save-head <file>', "keep the ledger's tree head in this file once it verifies (for a later --since)")
     .option('--json', 'machine-readable output');
 }
 
@@ -152,20 +245,33 @@ function releasedWithoutDp(entries: readonly unknown[]): boolean {
   });
 }
 
+/** The ledger key file an audit command signs with (--ledger-key, else the environment, else the data directory's); NOT_FOUND when absent. */
+function existingKeyFile(dataDir: string, flag: string | undefined): string {
+  const file = ledgerKeyFile(dataDir, { ...(flag !== undefined ? { keyFile: flag } : {}), env: process.env });
+  if (!fs.existsSync(file)) throw new CliError('NOT_FOUND', `no ledger key at ${file}: pass the coordinator's key file with --ledger-key FILE (or ${LEDGER_KEY_FILE_ENV})`);
+  return file;
+}
+
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the signed privacy ledger: export, verify offline, report for compliance');
 
   sourceOptions(audit.command('verify').description('check the hash chain, every signature, and recompute every epsilon; exit 1 naming the first bad entry')).action(
     action(async (options: SourceOptions) => {
-      const { entries, result, source } = await load(options);
-      const { headHash: _h, currentKey: _k, rootHash: _r, ...json } = result;
+      const { entries, result, source, head, models } = await load(options);
+      const { headHash: _h, currentKey: _k, rootHash: _r, ...verdict } = result;
       if (!result.ok) process.exitCode = 1;
+      saveHead(options.saveHead, head);
       const spent = releasedWithoutDp(entries)
         ? `cumulative epsilon unbounded (a model was released without differential privacy)${result.delta === null ? '' : ` at delta ${result.delta}`}`
         : result.delta === null
           ? 'no differentially private round released yet'
           : `cumulative epsilon ${result.epsilon === null ? 'unbounded' : result.epsilon.toFixed(6)} at delta ${result.delta}`;
-      emit(options, json, () => (result.ok ? `ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${spent}` : `ledger FAILED (${source}) at entry ${result.firstBadEntry}: ${result.reason}`));
+      const json = { ...verdict, ...(head ? { head } : {}), ...(models ? { models } : {}) };
+      emit(options, json, () => {
+        if (!result.ok) return `ledger FAILED (${source})${result.firstBadEntry === undefined ? '' : ` at entry ${result.firstBadEntry}`}: ${result.reason}`;
+        const extra = [options.since ? `a consistent extension of the tree head kept in ${options.since}` : null, models ? `${models.published} published model versions, each released by a ledger entry` : null].filter((x) => x !== null);
+        return [`ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${spent}`, ...extra.map((x) => `  ${x}`), `tree head to keep: size ${head?.treeSize}, root ${head?.rootHash}`].join('\n');
+      });
     }),
   );
 
@@ -175,9 +281,10 @@ export function registerAuditCommands(program: Command): void {
     .action(
       action(async (options: SourceOptions & { format: string; out?: string }) => {
         if (!['md', 'html', 'json'].includes(options.format)) throw new CliError('INVALID_ARGUMENT', `"--format" expected md, html or json, got ${JSON.stringify(options.format)}`);
-        const { entries, result, cap, enabledHeads, dataDir } = await load(options);
+        const { entries, result, cap, enabledHeads, dataDir, head } = await load(options);
+        saveHead(options.saveHead, head);
         const heads = enabledHeads ?? (dataDir === undefined ? null : await latestModelHeads(dataDir));
-        const report = buildReport(entries, result, { cap, enabledHeads: heads, generatedAt: new Date().toISOString() });
+        const report = buildReport(entries, result, { cap, enabledHeads: heads, generatedAt: new Date().toISOString(), head });
         const text = options.format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : options.format === 'html' ? renderHtml(report) : renderMarkdown(report);
         if (!result.ok) process.exitCode = 1;
         if (options.out) {
@@ -194,19 +301,21 @@ export function registerAuditCommands(program: Command): void {
     .option('--server <url>', 'export from a running coordinator')
     .option('--token <token>', 'read API token for --server')
     .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; reading is safe while the server runs)', './data')
+    .option('--ledger-key <file>', `the ledger key file, when it is kept outside the data directory (default: ${LEDGER_KEY_FILE_ENV}, else ledger-key.json in --data-dir)`)
     .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir; default: the cap the coordinator last ran with)')
     .option('--delta <d>', 'delta of the cap')
+    .option('--save-head <file>', "also keep the bundle's signed tree head in this file (for a later audit verify --since)")
     .option('--force', 'overwrite --out if it exists')
     .option('--json', 'machine-readable output')
     .action(
-      action(async (options: SourceOptions & { out: string; force?: boolean }) => {
+      action(async (options: SourceOptions & { out: string; force?: boolean; ledgerKey?: string }) => {
         if (fs.existsSync(options.out) && options.force !== true) throw new CliError('INVALID_ARGUMENT', `"--out": ${path.resolve(options.out)} exists; refusing to overwrite it (pass --force)`);
         let bundle: LedgerBundle;
         if (options.server) bundle = (await fetchBundle(options as SourceOptions & { server: string })).bundle;
         else {
           const dataDir = path.resolve(options.dataDir);
           if (!fs.existsSync(path.join(dataDir, LEDGER_DATABASE_FILE))) throw new CliError('NOT_FOUND', `no ledger in ${dataDir}`);
-          const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options) ?? readBudgetCap(dataDir), env: {} });
+          const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options) ?? readBudgetCap(dataDir), env: {}, keyFile: existingKeyFile(dataDir, options.ledgerKey), createKey: false });
           try {
             bundle = await ledger.exportBundle();
           } finally {
@@ -214,7 +323,8 @@ export function registerAuditCommands(program: Command): void {
           }
         }
         fs.writeFileSync(options.out, `${JSON.stringify(bundle, null, 2)}\n`);
-        emit(options, { out: path.resolve(options.out), entries: bundle.entries.length, publicKey: bundle.publicKey }, () => `${bundle.entries.length} entries written to ${options.out} (genesis key ${bundle.publicKey})`);
+        saveHead(options.saveHead, bundle.head);
+        emit(options, { out: path.resolve(options.out), entries: bundle.entries.length, publicKey: bundle.publicKey, head: bundle.head }, () => `${bundle.entries.length} entries written to ${options.out} (genesis key ${bundle.publicKey})`);
       }),
     );
 
@@ -222,21 +332,23 @@ export function registerAuditCommands(program: Command): void {
     .command('rotate-key')
     .description('rotate the ledger signing key of a data directory (a signed entry; refused while a coordinator runs on it)')
     .option('--data-dir <dir>', 'coordinator data directory', './data')
+    .option('--ledger-key <file>', `the ledger key file, when it is kept outside the data directory (default: ${LEDGER_KEY_FILE_ENV}, else ledger-key.json in --data-dir); the new key replaces it there`)
     .option('--reason <text>', 'recorded in the rotation entry', 'scheduled rotation')
     .option('--json', 'machine-readable output')
     .action(
-      action(async (options: { dataDir: string; reason: string; json?: boolean }) => {
+      action(async (options: { dataDir: string; reason: string; json?: boolean; ledgerKey?: string }) => {
         const dataDir = path.resolve(options.dataDir);
         // A running coordinator appends to the same ledger from its own idea of the head.
+        const keyFile = existingKeyFile(dataDir, options.ledgerKey);
         const release = acquireDataDirLock(dataDir, 'cannot rotate the ledger key');
-        const { ledger, store } = await openDataDirLedger(dataDir, { env: {} }).catch((err: unknown) => {
+        const { ledger, store } = await openDataDirLedger(dataDir, { env: {}, keyFile, createKey: false }).catch((err: unknown) => {
           release();
           throw err;
         });
         try {
           const before = ledger.publicKey;
-          const after = await rotateDataDirKey(dataDir, ledger, options.reason);
-          log(`ledger key rotated in ${dataDir}`);
+          const after = await rotateLedgerKeyFile(keyFile, ledger, options.reason);
+          log(`ledger key rotated in ${keyFile}`);
           emit(options, { previousKey: before, publicKey: after, entries: ledger.entries }, () => `ledger key rotated: ${before} -> ${after}`);
         } finally {
           store.close();

@@ -28,6 +28,7 @@ interface ServerOptions {
   platformPublicKey?: string;
   epsilonCap?: string;
   delta?: string;
+  ledgerKey?: string;
   json?: boolean;
 }
 
@@ -48,6 +49,7 @@ export function registerServerCommand(program: Command): void {
     .option('--delta <d>', 'delta of the epsilon cap', '1e-5')
     .option('--demo-shop', 'let the demo shop page (/shop) fetch enrollment tokens itself, standing in for the shop platform')
     .option('--platform-public-key <hex|file>', 'verify enrollment tokens with the shop platform\'s key (64 hex characters or a `portrait platform keygen` file); this server then issues none')
+    .option('--ledger-key <file>', 'the privacy ledger\'s signing key (JSON or PKCS#8 PEM; written when the ledger is created), kept outside the data directory in production (default: PORTRAIT_LEDGER_KEY_FILE, else ledger-key.json in --data-dir)')
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions) => {
@@ -70,6 +72,7 @@ export function registerServerCommand(program: Command): void {
           allowNoDp: options.allowNoDp === true,
           demoShopTokens: options.demoShop === true,
           ...(options.platformPublicKey !== undefined ? { platformPublicKey: parsePlatformPublicKey(options.platformPublicKey) } : {}),
+          ...(options.ledgerKey !== undefined ? { ledgerKeyFile: path.resolve(options.ledgerKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
         }, true);

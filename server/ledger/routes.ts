@@ -45,10 +45,14 @@ async function sized<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-export async function ledgerReport(options: LedgerRoutesOptions): Promise<ReturnType<typeof buildReport>> {
-  const entries = await options.ledger.all();
-  const verify = await options.ledger.verify();
-  return buildReport(entries, verify, { cap: options.ledger.cap, enabledHeads: options.modelHeads(), generatedAt: new Date(options.clock()).toISOString() });
+/** The report, with the signed tree head of the very entries it covers (read in one turn of the ledger's queue). */
+export function ledgerReport(options: LedgerRoutesOptions): Promise<ReturnType<typeof buildReport>> {
+  return options.ledger.exclusive(async () => {
+    const entries = await options.ledger.all();
+    const verify = await options.ledger.verify();
+    const head = await options.ledger.signHead();
+    return buildReport(entries, verify, { cap: options.ledger.cap, enabledHeads: options.modelHeads(), generatedAt: new Date(options.clock()).toISOString(), head });
+  });
 }
 
 export function ledgerRouter(options: LedgerRoutesOptions): express.Router {

@@ -9,6 +9,8 @@ import { SENSITIVE_HEADS } from '../model/spec.ts';
 import { RdpTotal, spendRdp } from './accountant.ts';
 import type { BudgetCap } from './bundle.ts';
 import { LedgerEntrySchema } from './entry.ts';
+import { isSignedTreeHead } from './tree-head.ts';
+import type { KeptTreeHead } from './tree-head.ts';
 import type { VerifyResult } from './verify.ts';
 
 export interface ReportRound {
@@ -44,11 +46,17 @@ export interface LedgerReport {
   sensitiveHeads: { sensitive: string[]; enabled: string[] | null };
   keyRotations: number;
   rounds: ReportRound[];
+  /** The transparency log's head to keep for a later `audit verify --since` (tree-head.ts); null when the ledger does not verify. */
+  head: KeptTreeHead | null;
 }
 
-/** `entries` should be the verified prefix (the report says when verification failed). */
-export function buildReport(entries: readonly unknown[], verify: VerifyResult, options: { cap: BudgetCap | null; enabledHeads?: readonly string[] | null; generatedAt: string }): LedgerReport {
-  const parsed = entries.slice(0, verify.ok ? entries.length : (verify.firstBadEntry ?? 1) - 1).map((e) => LedgerEntrySchema.parse(e));
+/**
+ * `entries` should be the verified prefix (the report says when verification failed): a failure
+ * at an entry cuts the figures before it; one that names no entry (a kept head contradicted, a
+ * model without its release) leaves every entry, which verified, in them.
+ */
+export function buildReport(entries: readonly unknown[], verify: VerifyResult, options: { cap: BudgetCap | null; enabledHeads?: readonly string[] | null; generatedAt: string; head?: KeptTreeHead | null }): LedgerReport {
+  const parsed = entries.slice(0, verify.ok || verify.firstBadEntry === undefined ? entries.length : verify.firstBadEntry - 1).map((e) => LedgerEntrySchema.parse(e));
   const genesis = parsed[0];
   const total = new RdpTotal(genesis?.kind === 'genesis' ? genesis.accountant.orders : undefined);
   const delta = options.cap?.delta ?? verify.delta;
@@ -94,6 +102,7 @@ export function buildReport(entries: readonly unknown[], verify: VerifyResult, o
     sensitiveHeads: { sensitive: [...SENSITIVE_HEADS], enabled: options.enabledHeads ? options.enabledHeads.filter((h) => (SENSITIVE_HEADS as readonly string[]).includes(h)) : null },
     keyRotations,
     rounds,
+    head: verify.ok ? (options.head ?? null) : null,
   };
 }
 
@@ -106,7 +115,11 @@ function cumulativeHeader(r: LedgerReport, epsilon: string, delta: string): stri
 
 function summaryLines(r: LedgerReport): string[] {
   const lines = [
-    r.verify.ok ? `The ledger verifies: ${r.verify.entries} signed entries, hash chain intact, every epsilon recomputed and matching.` : `WARNING: the ledger does NOT verify. First bad entry: ${r.verify.firstBadEntry} (${r.verify.reason}). Figures below cover only the entries before it.`,
+    r.verify.ok
+      ? `The ledger verifies: ${r.verify.entries} signed entries, hash chain intact, every epsilon recomputed and matching.`
+      : r.verify.firstBadEntry === undefined
+        ? `WARNING: the ledger does NOT verify: ${r.verify.reason}.`
+        : `WARNING: the ledger does NOT verify. First bad entry: ${r.verify.firstBadEntry} (${r.verify.reason}). Figures below cover only the entries before it.`,
     `Privacy spent so far: epsilon = ${fmt(r.epsilonSpent)} at delta = ${r.delta ?? 'n/a'}.`,
     r.cap ? `Deployment cap: epsilon = ${r.cap.epsilon} at delta = ${r.cap.delta}; left: ${fmt(r.budgetLeft)}.` : 'No deployment cap is configured.',
     `Rounds recorded: ${r.rounds.length} (${r.rounds.filter((x) => x.outcome === 'released').length} released a model update, ${r.rounds.filter((x) => x.outcome === 'aborted').length} aborted without spending).`,
@@ -114,7 +127,14 @@ function summaryLines(r: LedgerReport): string[] {
     `Sensitive model heads (age, gender, career, life stage are inferred personal traits): ${r.sensitiveHeads.sensitive.join(', ')}; enabled in the current model: ${r.sensitiveHeads.enabled === null ? 'unknown here' : r.sensitiveHeads.enabled.length > 0 ? r.sensitiveHeads.enabled.join(', ') : 'none'}.`,
     `Ledger key rotations: ${r.keyRotations}. Genesis public key: ${r.publicKey ?? 'n/a'}.`,
   ];
+  if (r.head) lines.push(headLine(r.head));
   return lines;
+}
+
+/** The head to keep, in words: with it, a later audit proves the ledger was only appended to. */
+function headLine(head: KeptTreeHead): string {
+  const by = isSignedTreeHead(head) ? `signed by ${head.keyId} at ${new Date(head.timestamp).toISOString()}` : `computed from these entries at ${new Date(head.timestamp).toISOString()}`;
+  return `Tree head to keep (transparency log, RFC 9162): size ${head.treeSize}, root hash ${head.rootHash}, ${by}. Keep it (audit verify --save-head FILE) and check later ledgers with audit verify --since FILE: a ledger cut or rewritten since then fails.`;
 }
 
 /** The chart's heading: "against the cap" only when there is one. */
@@ -138,6 +158,7 @@ export function renderMarkdown(r: LedgerReport): string {
   }
   if (r.cap) out.push(`${' '.repeat(11)}${' '.repeat(Math.max(0, capAt))}^ cap ${r.cap.epsilon}`);
   out.push('```', '');
+  if (r.head) out.push('## Tree head to keep', '', '```json', JSON.stringify(r.head, null, 2), '```', '');
   return out.join('\n');
 }
 
@@ -197,6 +218,6 @@ export function renderHtml(r: LedgerReport): string {
 <h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>δ</th><th>ε this round (at its δ)</th><th>${escapeHtml(cumulativeHeader(r, 'ε', 'δ'))}</th></tr></thead>
 <tbody>
 ${rows}
-</tbody></table></body></html>
+</tbody></table>${r.head ? `\n<h2>Tree head to keep</h2><pre id="tree-head">${escapeHtml(JSON.stringify(r.head, null, 2))}</pre>` : ''}</body></html>
 `;
 }

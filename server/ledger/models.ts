@@ -1,0 +1,50 @@
+/**
+ * Models and ledger agree (shared/ledger/models.ts), on the coordinator and for `audit verify
+ * --data-dir`: a coordinator refuses to start while a published model version has no release
+ * entry (a ledger cut after the fact, or a model stored outside a round), and the audit reads the
+ * model records of a data directory directly, read-only, so neither tfjs nor the model store's
+ * code loads for a verify.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import { unreleasedModels } from '../../shared/ledger/models.ts';
+import type { PublishedModel } from '../../shared/ledger/models.ts';
+import type { ModelStore } from '../storage/stores.ts';
+import type { PrivacyLedger } from './ledger.ts';
+
+/** server/storage/sqlite.ts's DATABASE_FILE, named here so that importing it does not load tfjs (a test checks they agree). */
+export const MODEL_DATABASE_FILE = 'portrait.db';
+
+/** The published model versions of a data directory (its `models` table); null when it has no model database. */
+export function readPublishedModels(dataDir: string): PublishedModel[] | null {
+  const file = path.join(dataDir, MODEL_DATABASE_FILE);
+  if (!fs.existsSync(file)) return null;
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'models'").get();
+    if (!table) return [];
+    const rows = db.prepare('SELECT record FROM models ORDER BY version').all() as { record: string }[];
+    return rows.map((r) => {
+      const { version, roundId, parentVersion } = JSON.parse(r.record) as PublishedModel;
+      return { version, roundId, parentVersion };
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export class UnreleasedModelError extends Error {
+  constructor(readonly problems: { version: number; reason: string }[]) {
+    super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve a model the ledger does not account for: restore the ledger (audit verify --since a kept tree head shows what was cut), or remove the version`);
+    this.name = 'UnreleasedModelError';
+  }
+}
+
+/** Throws UnreleasedModelError unless every version in `models` was released by an entry of `ledger`. */
+export async function checkModelsReleased(models: ModelStore, ledger: PrivacyLedger): Promise<void> {
+  const entries = (await ledger.all()).map((e) => LedgerEntrySchema.parse(e));
+  const problems = unreleasedModels(await models.list(), entries);
+  if (problems.length > 0) throw new UnreleasedModelError(problems);
+}

@@ -1,0 +1,133 @@
+/**
+ * The transparency log on a real coordinator (port 0, SQLite in a temp dir, real clients): its
+ * ledger key is a PKCS#8 file outside the data directory (`ledgerKeyFile`, what `portrait server
+ * --ledger-key` passes), and the data directory holds none. The auditor's REST routes serve the
+ * signed tree head and inclusion and consistency proofs that verify (RFC 9162 Sec. 2.1.3.2,
+ * 2.1.4.2); `audit verify --server` keeps the head and later checks the ledger against it, the
+ * served consistency proof and every published model included. Cut after the fact, the ledger
+ * no longer accounts for a published model, and the coordinator refuses to start on it.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { Command } from 'commander';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { fromHex } from '../../shared/ledger/digest.ts';
+import { verifyConsistency, verifyInclusion } from '../../shared/ledger/merkle.ts';
+import type { SignedTreeHead } from '../../shared/ledger/tree-head.ts';
+import { treeHeadSignatureVerifies } from '../../shared/ledger/tree-head.ts';
+import type { ErrorBody } from '../../shared/protocol/errors.ts';
+import { LEDGER_KEY_FILE } from '../../server/ledger/key.ts';
+import { MODEL_DATABASE_FILE } from '../../server/ledger/models.ts';
+import { LEDGER_DATABASE_FILE } from '../../server/ledger/sqlite.ts';
+import { DATABASE_FILE } from '../../server/storage/sqlite.ts';
+import { registerAuditCommands } from '../../scripts/cli/audit.ts';
+import type { TestClient, TestCoordinator } from './harness.ts';
+import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitForRound } from './harness.ts';
+
+const hash = (hex: string) => fromHex('hash', hex, 32);
+
+async function audit(...args: string[]): Promise<Record<string, unknown> & { code: number }> {
+  const program = new Command().exitOverride();
+  registerAuditCommands(program);
+  const chunks: string[] = [];
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    chunks.push(String(chunk));
+    return true;
+  });
+  process.exitCode = undefined;
+  try {
+    await program.parseAsync(['node', 'portrait', 'audit', ...args, '--json']);
+  } finally {
+    write.mockRestore();
+  }
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = undefined;
+  return { ...(JSON.parse(chunks.join('')) as Record<string, unknown>), code };
+}
+
+describe('the transparency log on a coordinator', () => {
+  const dataDir = tempDataDir();
+  const secrets = tempDataDir();
+  const keyFile = path.join(secrets, 'ledger.pem');
+  let coordinator: TestCoordinator;
+  let clients: TestClient[] = [];
+  let publicKey = '';
+  let closed = false;
+
+  beforeAll(async () => {
+    await useNodeBackend();
+    const pair = generateKeyPairSync('ed25519');
+    fs.writeFileSync(keyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    publicKey = Buffer.from((pair.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString('hex');
+    coordinator = await startTestCoordinator(dataDir, { ledgerKeyFile: keyFile });
+    clients = await startClients(coordinator, 3);
+  });
+
+  afterAll(async () => {
+    stopAll(clients);
+    if (!closed) await coordinator?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(secrets, { recursive: true, force: true });
+  });
+
+  const read = <T>(pathname: string) => api<T>(coordinator, coordinator.auditor, 'GET', pathname);
+
+  it('signs with the key outside the data directory, and serves heads and proofs that verify', async () => {
+    expect(MODEL_DATABASE_FILE).toBe(DATABASE_FILE);
+    expect(fs.existsSync(path.join(dataDir, LEDGER_KEY_FILE))).toBe(false);
+    const genesisHead = (await read<SignedTreeHead>('/api/v1/ledger/head')).body;
+    expect(genesisHead).toMatchObject({ treeSize: 1, genesisKey: publicKey, keyId: publicKey });
+    expect(treeHeadSignatureVerifies(genesisHead)).toBe(true);
+
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 3, minClients: 3, ...FAST });
+    expect((await waitForRound(coordinator, r!.id)).status).toBe('committed');
+    const consistency = (await read<{ first: number; second: number; proof: string[]; head: SignedTreeHead }>('/api/v1/ledger/consistency?first=1')).body;
+    expect(consistency).toMatchObject({ first: 1, second: 2, head: { treeSize: 2, keyId: publicKey } });
+    expect(treeHeadSignatureVerifies(consistency.head)).toBe(true);
+    expect(await verifyConsistency(1, 2, hash(genesisHead.rootHash), hash(consistency.head.rootHash), consistency.proof.map(hash))).toBe(true);
+    for (const seq of [1, 2]) {
+      const inclusion = (await read<{ leafHash: string; leafIndex: number; treeSize: number; proof: string[]; head: SignedTreeHead }>(`/api/v1/ledger/inclusion?seq=${seq}`)).body;
+      expect(inclusion).toMatchObject({ leafIndex: seq - 1, treeSize: 2 });
+      expect(await verifyInclusion(hash(inclusion.leafHash), seq - 1, 2, inclusion.proof.map(hash), hash(inclusion.head.rootHash))).toBe(true);
+    }
+    // The report carries the head the compliance page shows.
+    expect((await read<{ head: SignedTreeHead }>('/api/v1/ledger/report?format=json')).body.head).toMatchObject({ treeSize: 2, rootHash: consistency.head.rootHash });
+    for (const [query, message] of [
+      ['/consistency?first=abc', /"first" expected an integer >= 0, got "abc"/],
+      ['/consistency?first=3', /"first" expected an integer in \[0, 2\], got 3/],
+      ['/consistency', /"first" expected an integer >= 0, got null/],
+      ['/inclusion?seq=0', /"seq" expected an integer >= 1, got "0"/],
+      ['/inclusion?seq=2&treeSize=1', /"index" expected an integer in \[0, 0\], got 1/],
+    ] as const) {
+      const res = await read<ErrorBody>(`/api/v1/ledger${query}`);
+      expect(res.status, query).toBe(400);
+      expect(res.body, query).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(message) });
+    }
+    for (const p of ['/api/v1/ledger/head', '/api/v1/ledger/consistency?first=1', '/api/v1/ledger/inclusion?seq=1']) expect((await api(coordinator, undefined, 'GET', p)).status).toBe(401);
+  });
+
+  it('audit verify --server keeps the head, then checks the grown ledger against it (served proof and models included)', async () => {
+    const head = path.join(secrets, 'head.json');
+    const server = ['--server', coordinator.url, '--token', coordinator.auditor, '--public-key', publicKey];
+    expect(await audit('verify', ...server, '--save-head', head)).toMatchObject({ code: 0, ok: true, entries: 2, models: { published: 2, withoutRelease: [] } });
+    expect(JSON.parse(fs.readFileSync(head, 'utf8'))).toMatchObject({ treeSize: 2, keyId: publicKey, signature: expect.stringMatching(/^[0-9a-f]{128}$/) });
+    const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 3, minClients: 3, ...FAST });
+    expect((await waitForRound(coordinator, r!.id)).status).toBe('committed');
+    expect(await audit('verify', ...server, '--since', head)).toMatchObject({ code: 0, ok: true, entries: 3, head: { treeSize: 3 }, models: { published: 3, withoutRelease: [] } });
+  });
+
+  it('refuses to start on a ledger cut after the fact: a published model has lost its release entry', async () => {
+    stopAll(clients);
+    await coordinator.close();
+    closed = true;
+    const db = new Database(path.join(dataDir, LEDGER_DATABASE_FILE));
+    db.prepare('DELETE FROM ledger_entries WHERE seq >= 3').run();
+    db.close();
+    await expect(startTestCoordinator(dataDir, { ledgerKeyFile: keyFile })).rejects.toThrow(/^the model store and the privacy ledger disagree: model version 3 \(round 2\) is published, but no ledger entry released it/);
+    // The refusal released the data directory: a second start fails for the same reason, not on its lock.
+    await expect(startTestCoordinator(dataDir, { ledgerKeyFile: keyFile })).rejects.toThrow(/model version 3/);
+  });
+});
