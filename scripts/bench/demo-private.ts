@@ -19,12 +19,13 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`"--rounds" ex
 
 interface DemoJson {
   initial: { metrics: { heads: { interests?: { microAuc?: number | null } } } };
-  rounds: { status: string; privacy?: { mode: string; epsilonCumulative: number | null } | null; metrics?: { heads?: { interests?: { microAuc?: number | null } } } }[];
+  rounds: { id: number; status: string; reason?: string; privacy?: { mode: string; epsilonCumulative: number | null } | null; metrics?: { heads?: { interests?: { microAuc?: number | null } } } }[];
   privacy: { epsilonCumulative: number | null; plan: { noiseMultiplier: number; epsilonUnamplified: number } };
 }
 
 const bin = path.resolve('bin/portrait.js');
 const rows: (string | number)[][] = [];
+const aborts: string[] = [];
 let better = 0;
 let backend = 'wasm';
 for (let run = 1; run <= runs; run++) {
@@ -39,6 +40,7 @@ for (let run = 1; run <= runs; run++) {
   const after = last?.metrics?.heads?.interests?.microAuc ?? Number.NaN;
   const allPrivate = demo.rounds.every((r) => r.status === 'committed' && r.privacy?.mode === 'distributed');
   if (after > before) better++;
+  for (const r of demo.rounds) if (r.status === 'aborted') aborts.push(`run ${run}, round ${r.id}: ${r.reason ?? 'no reason'}`);
   rows.push([
     run,
     allPrivate ? `${demo.rounds.length} of ${rounds}, all distributed DP` : demo.rounds.map((r) => `${r.status}/${r.privacy?.mode ?? 'none'}`).join(', '),
@@ -58,6 +60,7 @@ const notes =
   `The last round beat round 0 in ${better} of ${runs} runs. Each run is \`node bin/portrait.js demo --rounds ${rounds} --exit --json --port 0\` at its defaults ` +
   '(synthetic population of 5,000, about 3,400 devices, Poisson q = 140 / devices, clip 0.1, FedAdam lr 0.1, a 16-8 trunk; docs/privacy.md "The demo\'s private rounds"), ' +
   'each from a fresh temporary data directory; held-out users are the same in every run (the population is seeded), the noise and the cohorts are not. ' +
-  'Seconds include generating the population, starting the fleet and scoring every round.';
+  'Seconds include generating the population, starting the fleet and scoring every round.' +
+  (aborts.length > 0 ? ` Aborted rounds: ${aborts.join('; ')}.` : '');
 if (flag('--no-write')) process.stdout.write(`${table}\n\n${notes}\n`);
 else writeBenchmark({ key: `demo-private/rounds=${rounds}`, title: `The demo's private rounds learn (${rounds} rounds)`, tfjsBackend: backend, table, notes });

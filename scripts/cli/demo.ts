@@ -143,7 +143,9 @@ export function planPrivateRounds(input: PrivatePlanInput): PrivatePlan {
     samplingRate: q,
     train: { epochs: input.train.epochs, batchSize: 16, learningRate: input.train.learningRate, optimizer: 'sgd' },
     aggregation: { serverOptimizer: 'fedadam', serverLearningRate: input.serverLearningRate, exampleCap: 64, beta1: 0.9, beta2: 0.99, tau: 1e-4 },
-    deadlines: { checkinMs: 10_000, trainingMs: 60_000 },
+    // Check-in closes as soon as every connected device has answered; the long window is for a
+    // loaded machine, where a fleet of thousands answers slowly and a short window shrinks the pool.
+    deadlines: { checkinMs: 30_000, trainingMs: 90_000 },
     privacy: { mode: 'distributed', clip, noiseMultiplier, delta, t, population },
     secagg: 'on',
   };
