@@ -2,8 +2,8 @@
  * The embedded default storage: one SQLite file (better-sqlite3, WAL) under the data directory
  * for rounds, model records and API token hashes, and model files in `models/<version>/` in the
  * standard tfjs layout, written atomically before their record is inserted, so a record never
- * points at a missing or half-written model. A write the storage cannot take (disk full, I/O
- * error) throws StorageUnavailableError (UNAVAILABLE, failures.ts).
+ * points at a missing or half-written model. A round or model write the storage cannot take (disk
+ * full, I/O error) throws StorageUnavailableError (UNAVAILABLE, failures.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -183,7 +183,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   constructor(private readonly db: Database.Database) {}
 
   async add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string): Promise<ApiTokenRecord> {
-    const id = mapStorageErrors(() => Number(this.db.prepare('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)').run(name, role, Buffer.from(tokenHash), createdAt).lastInsertRowid));
+    const id = Number(this.db.prepare('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)').run(name, role, Buffer.from(tokenHash), createdAt).lastInsertRowid);
     return { id, name, role, createdAt };
   }
 
