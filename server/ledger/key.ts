@@ -55,7 +55,7 @@ function encodeKey(key: SigningKey, format: KeyFileFormat): string {
 function decodeKey(file: string, text: string): SigningKey {
   if (text.trimStart().startsWith('-----BEGIN')) {
     const key = createPrivateKey(text);
-    if (key.asymmetricKeyType !== 'ed25519') throw new RangeError(`"${file}" holds a ${key.asymmetricKeyType ?? 'non-asymmetric'} key, expected an Ed25519 private key`);
+    if (key.asymmetricKeyType !== 'ed25519') throw new RangeError(`"${file}" holds a key of type ${key.asymmetricKeyType ?? 'unknown'}, expected an Ed25519 private key`);
     const jwk = key.export({ format: 'jwk' }) as { d?: string; x?: string };
     const seed = new Uint8Array(Buffer.from(jwk.d ?? '', 'base64url'));
     const pair = nacl.sign.keyPair.fromSeed(seed);

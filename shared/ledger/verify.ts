@@ -109,16 +109,16 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
   const good: LedgerEntry[] = [];
   /** keys[n]: the ledger key after n entries. */
   const keys: (string | null)[] = [null];
-  let rootHash = toHex(await tree.rootHash());
-  const fail = (position: number | undefined, reason: string, count = (position ?? 1) - 1): Verified => {
-    const result: VerifyResult = { ...summary(count), ok: false, reason };
+  const fail = async (position: number | undefined, reason: string, count = (position ?? 1) - 1): Promise<Verified> => {
+    const result: VerifyResult = { ...(await summary(count)), ok: false, reason };
     if (position !== undefined) result.firstBadEntry = position;
     return { result, total: null, entries: null, tree: null, keyAfter: null };
   };
-  const summary = (count: number): VerifyResult => {
+  // The root covers the entries that verified (the tree holds only those).
+  const summary = async (count: number): Promise<VerifyResult> => {
     const delta = options.delta ?? lastDelta;
     const eps = delta !== null && delta > 0 ? total.epsilon(delta) : null;
-    return { ok: true, entries: count, epsilon: eps?.epsilon ?? null, delta, headHash: prevHash, currentKey, rootHash };
+    return { ok: true, entries: count, epsilon: eps?.epsilon ?? null, delta, headHash: prevHash, currentKey, rootHash: toHex(await tree.rootHash()) };
   };
   for (let i = 0; i < entries.length; i++) {
     const position = i + 1;
@@ -148,7 +148,6 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
     }
     prevHash = await entryHash(entry);
     await tree.appendLeaf(entryLeafData(entry));
-    rootHash = toHex(await tree.rootHash());
     good.push(entry);
     keys.push(currentKey);
   }
@@ -157,5 +156,5 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
     const problem = await keptHeadProblem(options.since, good, tree, keyAfter, options.verify);
     if (problem) return fail(problem.firstBadEntry, problem.reason, entries.length);
   }
-  return { result: summary(entries.length), total, entries: good, tree, keyAfter };
+  return { result: await summary(entries.length), total, entries: good, tree, keyAfter };
 }

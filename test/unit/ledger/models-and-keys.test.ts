@@ -1,0 +1,85 @@
+/**
+ * Models and ledger agree (shared/ledger/models.ts): which published versions a ledger accounts
+ * for, case by case; and the ledger key file (server/ledger/key.ts): JSON and PKCS#8 PEM read the
+ * same key, a rotation stages the next key beside the current one in its format, and a crash
+ * between the steps resolves to the key the ledger names.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { toHex } from '../../../shared/ledger/digest.ts';
+import { LedgerEntrySchema } from '../../../shared/ledger/entry.ts';
+import { unreleasedModels } from '../../../shared/ledger/models.ts';
+import { PrivacyLedger } from '../../../server/ledger/ledger.ts';
+import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
+import { nextKeyFile, readKeyFile, resolveLedgerKey, stageNextKey, writeKeyFile } from '../../../server/ledger/key.ts';
+import { fixedClock, roundSpend, seededKey } from './fixtures.ts';
+
+describe('models and ledger agree', () => {
+  it('accounts for the seed model and every version a release entry names with its round; names the rest', async () => {
+    const store = new MemoryLedgerStore();
+    const ledger = await PrivacyLedger.open({ store, key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    await ledger.recordRound({ ...roundSpend({ roundId: 1 }), modelVersionOut: 2 });
+    // Round 2's release was entered, then the round failed before publishing (an over-count); round 3 published version 3.
+    await ledger.recordRound({ ...roundSpend({ roundId: 2 }), modelVersionOut: 3 });
+    await ledger.recordRound({ ...roundSpend({ roundId: 2, outcome: 'aborted' }) });
+    await ledger.recordRound({ ...roundSpend({ roundId: 3 }), modelVersionOut: 3 });
+    await ledger.recordRound({ ...roundSpend({ roundId: 4, outcome: 'aborted' }) });
+    const entries = (await store.all()).map((e) => LedgerEntrySchema.parse(e));
+    const agree = [
+      { version: 1, roundId: null, parentVersion: null },
+      { version: 2, roundId: 1, parentVersion: 1 },
+      { version: 3, roundId: 3, parentVersion: 2 },
+    ];
+    expect(unreleasedModels(agree, entries)).toEqual([]);
+    expect(unreleasedModels([...agree, { version: 4, roundId: 4, parentVersion: 3 }], entries)).toEqual([{ version: 4, reason: 'model version 4 (round 4) is published, but no ledger entry released it: its release entry was removed, or the model was stored outside a round' }]);
+    expect(unreleasedModels([{ version: 3, roundId: 5, parentVersion: 2 }], entries)[0]?.reason).toBe('model version 3 (round 5) is published, but no ledger entry released it (the release entries naming version 3 are of round 2, 3): its release entry was removed, or the model was stored outside a round');
+    expect(unreleasedModels([{ version: 2, roundId: null, parentVersion: null }], entries)[0]?.reason).toBe('model version 2 is published without a round: only version 1, the initial model, may be');
+    expect(unreleasedModels([{ version: 1, roundId: null, parentVersion: null }], [])).toEqual([]);
+  });
+});
+
+describe('the ledger key file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-key-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the same key from our JSON and from a PKCS#8 PEM, and refuses a mismatched or foreign key', () => {
+    const key = seededKey(3);
+    writeKeyFile(path.join(dir, 'k.json'), key);
+    writeKeyFile(path.join(dir, 'k.pem'), key);
+    expect(fs.readFileSync(path.join(dir, 'k.pem'), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+    for (const f of ['k.json', 'k.pem']) {
+      expect(readKeyFile(path.join(dir, f))).toEqual(key);
+      expect(fs.statSync(path.join(dir, f)).mode & 0o777).toBe(0o600);
+    }
+    // A PEM written by OpenSSL's own encoder reads as the key it holds.
+    const pair = generateKeyPairSync('ed25519');
+    fs.writeFileSync(path.join(dir, 'openssl.key'), pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const raw = Buffer.from((pair.publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+    expect(toHex(readKeyFile(path.join(dir, 'openssl.key'))?.publicKey as Uint8Array)).toBe(raw.toString('hex'));
+    fs.writeFileSync(path.join(dir, 'bad.json'), JSON.stringify({ publicKey: toHex(seededKey(4).publicKey), secretKey: toHex(key.secretKey) }));
+    expect(() => readKeyFile(path.join(dir, 'bad.json'))).toThrow(/holds a secret key that does not match its public key/);
+    fs.writeFileSync(path.join(dir, 'ec.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    expect(() => readKeyFile(path.join(dir, 'ec.pem'))).toThrow(/holds a key of type ec, expected an Ed25519 private key/);
+  });
+
+  it('stages the next key beside the current one, in its format; after a crash, keeps the key the ledger names', () => {
+    expect(nextKeyFile('/s/ledger-key.json')).toBe('/s/ledger-key.next.json');
+    expect(nextKeyFile('/s/ledger.pem')).toBe('/s/ledger.next.pem');
+    expect(nextKeyFile('/s/ledger')).toBe('/s/ledger.next');
+    const file = path.join(dir, 'openssl.key');
+    const current = readKeyFile(file);
+    stageNextKey(file, seededKey(5));
+    expect(fs.readFileSync(nextKeyFile(file), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    // Crash before the rotation entry: the staged key is dropped.
+    expect(resolveLedgerKey(file, toHex(current?.publicKey as Uint8Array))).toEqual(current);
+    expect(fs.existsSync(nextKeyFile(file))).toBe(false);
+    // Crash after the entry, before the rename: the staged key becomes the key.
+    stageNextKey(file, seededKey(5));
+    expect(resolveLedgerKey(file, toHex(seededKey(5).publicKey))).toEqual(seededKey(5));
+    expect(readKeyFile(file)).toEqual(seededKey(5));
+    expect(() => resolveLedgerKey(path.join(dir, 'absent.json'), null, false)).toThrow(/"ledger key" expected a key file at .*absent\.json, found none/);
+  });
+});
