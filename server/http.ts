@@ -137,7 +137,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
   // `describe` names the refused action in the FORBIDDEN message when it is not the permission itself.
   const route = (action: 'read' | 'launch', handler: Handler, describe: string = action) => async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const token = await authenticate(options.tokens, req.get('authorization'));
+      const token = await authenticate(options.tokens, req.get('authorization'), options.clock());
       requireRole(token, action, describe);
       await handler(req, res, token);
     } catch (err) {

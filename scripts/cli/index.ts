@@ -15,6 +15,7 @@ import { registerPrivacyCommands } from './privacy.ts';
 import { registerRoundCommands } from './round.ts';
 import { registerServerCommand } from './server.ts';
 import { registerSimulateCommand } from './simulate.ts';
+import { registerTokenCommands } from './token.ts';
 
 export function registerCommands(program: Command): void {
   registerCentralCommands(program);
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerDemoCommand(program);
   registerAuditCommands(program);
   registerPlatformCommands(program);
+  registerTokenCommands(program);
 }

@@ -104,14 +104,22 @@ export class MemoryModelStore implements ModelStore {
 export class MemoryApiTokenStore implements ApiTokenStore {
   private readonly tokens: (ApiTokenRecord & { hash: Uint8Array })[] = [];
 
-  async add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string): Promise<ApiTokenRecord> {
-    const record = { id: this.tokens.length + 1, name, role, createdAt };
+  async add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string, expiresAt: string | null = null): Promise<ApiTokenRecord> {
+    const record: ApiTokenRecord = { id: this.tokens.length + 1, name, role, createdAt, expiresAt, revokedAt: null };
     this.tokens.push({ ...record, hash: tokenHash.slice() });
-    return record;
+    return { ...record };
   }
 
   async all(): Promise<(ApiTokenRecord & { hash: Uint8Array })[]> {
     return this.tokens.map((t) => ({ ...t, hash: t.hash.slice() }));
+  }
+
+  async revoke(id: number, revokedAt: string): Promise<ApiTokenRecord | undefined> {
+    const token = this.tokens.find((t) => t.id === id);
+    if (!token) return undefined;
+    token.revokedAt ??= revokedAt;
+    const { hash: _hash, ...record } = token;
+    return record;
   }
 
   close(): void {}

@@ -1,9 +1,10 @@
 /**
  * The embedded default storage: one SQLite file (better-sqlite3, WAL) under the data directory
- * for rounds, model records and API token hashes, and model files in `models/<version>/` in the
- * standard tfjs layout, written atomically before their record is inserted, so a record never
- * points at a missing or half-written model. A round or model write the storage cannot take (disk
- * full, I/O error) throws StorageUnavailableError (UNAVAILABLE, failures.ts).
+ * for rounds, model records and API token hashes (sqlite-tokens.ts), and model files in
+ * `models/<version>/` in the standard tfjs layout, written atomically before their record is
+ * inserted, so a record never points at a missing or half-written model. A round or model write
+ * the storage cannot take (disk full, I/O error) throws StorageUnavailableError (UNAVAILABLE,
+ * failures.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,9 +16,10 @@ import { mapStorageErrors } from './failures.ts';
 import { modelDigest } from './model-digest.ts';
 import { readModelFiles, writeModelFiles } from './model-files.ts';
 import { newRoundRecord } from './round-record.ts';
-import type { ApiRole, ApiTokenRecord, ApiTokenStore, ModelStore, NewModel, RoundPatch, RoundStore } from './stores.ts';
+import { DATABASE_FILE, prepareApiTokenTable, SqliteApiTokenStore } from './sqlite-tokens.ts';
+import type { ModelStore, NewModel, RoundPatch, RoundStore } from './stores.ts';
 
-export const DATABASE_FILE = 'portrait.db';
+export { DATABASE_FILE, SqliteApiTokenStore } from './sqlite-tokens.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS rounds (
@@ -31,13 +33,6 @@ CREATE TABLE IF NOT EXISTS models (
   record TEXT NOT NULL,
   optimizer_state BLOB
 );
-CREATE TABLE IF NOT EXISTS api_tokens (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  name TEXT NOT NULL,
-  role TEXT NOT NULL,
-  hash BLOB NOT NULL UNIQUE,
-  created_at TEXT NOT NULL
-);
 `;
 
 export function openDatabase(dataDir: string): Database.Database {
@@ -46,6 +41,7 @@ export function openDatabase(dataDir: string): Database.Database {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.exec(SCHEMA);
+  prepareApiTokenTable(db);
   return db;
 }
 
@@ -174,22 +170,6 @@ export class SqliteModelStore implements ModelStore {
   async list(): Promise<ModelRecord[]> {
     const rows = this.db.prepare('SELECT record FROM models ORDER BY version DESC').all() as RecordRow[];
     return rows.map((r) => JSON.parse(r.record) as ModelRecord);
-  }
-
-  close(): void {}
-}
-
-export class SqliteApiTokenStore implements ApiTokenStore {
-  constructor(private readonly db: Database.Database) {}
-
-  async add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string): Promise<ApiTokenRecord> {
-    const id = Number(this.db.prepare('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)').run(name, role, Buffer.from(tokenHash), createdAt).lastInsertRowid);
-    return { id, name, role, createdAt };
-  }
-
-  async all(): Promise<(ApiTokenRecord & { hash: Uint8Array })[]> {
-    const rows = this.db.prepare('SELECT id, name, role, hash, created_at FROM api_tokens').all() as { id: number; name: string; role: ApiRole; hash: Buffer; created_at: string }[];
-    return rows.map((r) => ({ id: r.id, name: r.name, role: r.role, createdAt: r.created_at, hash: new Uint8Array(r.hash) }));
   }
 
   close(): void {}

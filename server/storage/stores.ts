@@ -54,12 +54,18 @@ export interface ApiTokenRecord {
   name: string;
   role: ApiRole;
   createdAt: string;
+  /** ISO time from which the token no longer authenticates; null: it does not expire. */
+  expiresAt: string | null;
+  /** ISO time it was revoked; null: not revoked. */
+  revokedAt: string | null;
 }
 
 export interface ApiTokenStore {
-  /** Stores only the SHA-256 of the token. */
-  add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string): Promise<ApiTokenRecord>;
-  /** Every stored hash, compared by the caller in constant time. */
+  /** Stores only the SHA-256 of the token; `expiresAt` null (the default): it does not expire. */
+  add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string, expiresAt?: string | null): Promise<ApiTokenRecord>;
+  /** Every stored hash, compared by the caller in constant time, revoked and expired ones included. */
   all(): Promise<(ApiTokenRecord & { hash: Uint8Array })[]>;
+  /** Marks token `id` revoked (a second revocation keeps the first time); undefined when there is no such token. */
+  revoke(id: number, revokedAt: string): Promise<ApiTokenRecord | undefined>;
   close(): void;
 }

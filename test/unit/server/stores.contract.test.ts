@@ -9,9 +9,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { ModelFiles } from '../../../shared/model/artifacts.ts';
 import { parseLaunchRequest } from '../../../shared/protocol/messages.ts';
-import { hashToken } from '../../../server/auth/api-tokens.ts';
+import Database from 'better-sqlite3';
+import { authenticate, createApiToken, hashToken } from '../../../server/auth/api-tokens.ts';
 import { MemoryApiTokenStore, MemoryModelStore, MemoryRoundStore } from '../../../server/storage/memory.ts';
-import { openSqliteStores } from '../../../server/storage/sqlite.ts';
+import { DATABASE_FILE, openSqliteStores } from '../../../server/storage/sqlite.ts';
+import { openApiTokenStore } from '../../../server/storage/sqlite-tokens.ts';
+import type { ProtocolError } from '../../../shared/protocol/errors.ts';
 import type { ApiTokenStore, ModelStore, RoundStore } from '../../../server/storage/stores.ts';
 
 interface Stores {
@@ -90,9 +93,55 @@ describe.each(implementations)('%s stores', (_name, open) => {
     expect(all[0]?.hash).toEqual(hashToken('secret-1'));
     s.close();
   });
+
+  it('keeps API tokens with an expiry, revokes them once, and authenticates only live ones, saying which failed', async () => {
+    const s = open();
+    const now = Date.parse('2026-11-27T00:00:00.000Z');
+    const forever = await createApiToken(s.tokens, 'ops', 'operator', '2026-11-01T00:00:00.000Z');
+    const month = await createApiToken(s.tokens, 'audit', 'auditor', '2026-11-01T00:00:00.000Z', undefined, '2026-12-01T00:00:00.000Z');
+    const lapsed = await createApiToken(s.tokens, 'old', 'auditor', '2026-10-01T00:00:00.000Z', undefined, '2026-11-01T00:00:00.000Z');
+    expect(forever.record).toMatchObject({ expiresAt: null, revokedAt: null });
+    expect(month.record).toMatchObject({ role: 'auditor', expiresAt: '2026-12-01T00:00:00.000Z', revokedAt: null });
+
+    const bearer = (t: { token: string }) => `Bearer ${t.token}`;
+    expect(await authenticate(s.tokens, bearer(month), now)).toMatchObject({ id: month.record.id, name: 'audit' });
+    const failure = (t: { token: string }, at = now) => authenticate(s.tokens, bearer(t), at).then(() => 'ok', (e: ProtocolError) => `${e.code}: ${e.message}`);
+    expect(await failure(lapsed)).toBe(`UNAUTHENTICATED: API token ${lapsed.record.id} ("old") expired at 2026-11-01T00:00:00.000Z`);
+    expect(await failure(month, Date.parse('2026-12-01T00:00:00.000Z'))).toMatch(/^UNAUTHENTICATED: API token \d+ \("audit"\) expired at/);
+
+    expect(await s.tokens.revoke(month.record.id, '2026-11-20T00:00:00.000Z')).toMatchObject({ id: month.record.id, revokedAt: '2026-11-20T00:00:00.000Z' });
+    // A second revocation keeps the first time; an unknown id is undefined.
+    expect((await s.tokens.revoke(month.record.id, '2026-11-21T00:00:00.000Z'))?.revokedAt).toBe('2026-11-20T00:00:00.000Z');
+    expect(await s.tokens.revoke(999, '2026-11-21T00:00:00.000Z')).toBeUndefined();
+    expect(await failure(month)).toBe(`UNAUTHENTICATED: API token ${month.record.id} ("audit") was revoked at 2026-11-20T00:00:00.000Z`);
+    expect(await failure(forever)).toBe('ok');
+    expect((await s.tokens.all()).map((t) => [t.name, t.expiresAt, t.revokedAt])).toEqual([
+      ['ops', null, null],
+      ['audit', '2026-12-01T00:00:00.000Z', '2026-11-20T00:00:00.000Z'],
+      ['old', '2026-11-01T00:00:00.000Z', null],
+    ]);
+    s.close();
+  });
 });
 
 describe('sqlite persistence', () => {
+  it('opens a database from before API tokens could expire: its tokens neither expire nor are revoked, and can be', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-store-'));
+    const old = new Database(path.join(dir, DATABASE_FILE));
+    old.exec('CREATE TABLE api_tokens (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, role TEXT NOT NULL, hash BLOB NOT NULL UNIQUE, created_at TEXT NOT NULL)');
+    old.prepare('INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)').run('legacy', 'operator', Buffer.from(hashToken('legacy')), 't');
+    old.close();
+    const s = sqlite(dir);
+    expect((await s.tokens.all()).map(({ hash: _hash, ...t }) => t)).toEqual([{ id: 1, name: 'legacy', role: 'operator', createdAt: 't', expiresAt: null, revokedAt: null }]);
+    expect((await s.tokens.revoke(1, 'r'))?.revokedAt).toBe('r');
+    s.close();
+    // The CLI's own handle on the same file sees it; it needs the database to exist.
+    const cli = openApiTokenStore(dir);
+    expect((await cli.all())[0]?.revokedAt).toBe('r');
+    cli.close();
+    expect(() => openApiTokenStore(path.join(dir, 'nowhere'))).toThrow(/no coordinator database at/);
+  });
+
   it('keeps rounds, models and files across reopening', async () => {
     const s = sqlite();
     await s.rounds.createRounds([spec], 't');
