@@ -20,6 +20,7 @@ import { SocketLayer } from './socket.ts';
 import type { PrivacyLedger } from './ledger/ledger.ts';
 import { LedgerRoundHook } from './ledger/round-hook.ts';
 import type { CoordinatorIo } from './socket.ts';
+import { ReadinessCheck } from './storage/readiness.ts';
 import type { ApiTokenStore, ModelStore, RoundStore } from './storage/stores.ts';
 
 /** How long a closing coordinator lets HTTP requests in flight finish before it drops their connections. */
@@ -65,6 +66,8 @@ export interface CoordinatorOptions {
   /** The signed privacy ledger (server/ledger): write-ahead entries, launch budget, auditor API. */
   ledger?: PrivacyLedger;
   log?: (line: string) => void;
+  /** Readiness probe of the storage (the embedded default writes a small file to its data directory): rejects when it takes no writes. */
+  storageProbe?: () => Promise<void>;
   /** Called last by close() (closes the database of the embedded default). */
   onClose?: () => void;
 }
@@ -111,7 +114,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
   const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, ...(options.ledger ? { ledger: options.ledger } : {}) };
+  const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.ledger ? { ledger: options.ledger } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>

@@ -10,6 +10,7 @@ import { writeApiTokens } from './auth/bootstrap-tokens.ts';
 import { loadOrCreatePlatformKey } from './auth/platform-key.ts';
 import { startCoordinator } from './coordinator.ts';
 import type { Coordinator, CoordinatorOptions } from './coordinator.ts';
+import { dataDirWriteProbe } from './storage/readiness.ts';
 import { openSqliteStores } from './storage/sqlite.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
@@ -19,7 +20,7 @@ import { checkModelsReleased } from './ledger/models.ts';
 export { API_TOKENS_FILE, readApiTokens } from './auth/bootstrap-tokens.ts';
 export type { BootstrapTokens } from './auth/bootstrap-tokens.ts';
 
-export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose' | 'ledger'> {
+export interface EmbeddedOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose' | 'ledger' | 'storageProbe'> {
   dataDir: string;
   /** Deployment privacy budget: launches and releases beyond this epsilon at delta are refused. */
   epsilonCap?: BudgetCap;
@@ -77,6 +78,8 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
       platformPublicKey: key.publicKey,
       ...('secretKey' in key ? { platformSecretKey: key.secretKey } : {}),
       ledger,
+      // Readiness (/readyz) probes the data directory with a small write: a full disk answers 503.
+      storageProbe: dataDirWriteProbe(dataDir),
       onClose: () => {
         stores?.close();
         store.close();

@@ -26,6 +26,8 @@ import { browserRouter } from './browser/routes.ts';
 import type { ModelRegistry } from './registry.ts';
 import { EpsilonProjections } from './rounds/projection.ts';
 import type { RoundRunner } from './rounds/runner.ts';
+import { asStorageError } from './storage/failures.ts';
+import type { Readiness } from './storage/readiness.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
 
 export interface HttpOptions {
@@ -42,6 +44,8 @@ export interface HttpOptions {
   clock: () => number;
   /** The privacy ledger: launch budget check, /api/v1/ledger for auditors, the compliance page. */
   ledger?: PrivacyLedger;
+  /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
+  readiness?: () => Promise<Readiness>;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -104,6 +108,16 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
+  });
+
+  // Readiness: 503 UNAVAILABLE while storage takes no writes (a full disk), with what is being retried.
+  app.get('/readyz', async (_req, res, next) => {
+    try {
+      const report = options.readiness ? await options.readiness() : { ready: true };
+      res.status(report.ready ? 200 : 503).set('Cache-Control', 'no-store').json(report);
+    } catch (err) {
+      next(err);
+    }
   });
 
   app.get('/models/current', (_req, res) => {
@@ -222,7 +236,9 @@ export function createHttpApp(options: HttpOptions): express.Express {
   // reach this app too (engine.io passes them on) and are left alone.
   app.use((req, _res, next) => next(req.path.startsWith('/socket.io/') ? undefined : new ProtocolError('NOT_FOUND', `no such path ${req.path}`)));
 
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((thrown: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    // A write the storage could not take (a store that does not map it itself: the ledger's, model files) is UNAVAILABLE.
+    const err = asStorageError(thrown);
     const refusal = err instanceof ProtocolError ? err : bodyReadError(err);
     if (refusal) res.status(refusal.httpStatus).json(refusal.toJSON());
     else res.status(500).json(errorBody(err));

@@ -27,6 +27,8 @@ import { plainRoundStep, privateRoundStep } from '../aggregation/bounds.ts';
 import type { BoundedStep } from '../aggregation/bounds.ts';
 import { configuredPrivacyRecord, pendingPrivacyRecord, PrivacyHistory } from './accounting.ts';
 import type { ModelRegistry } from '../registry.ts';
+import { asStorageError, isStorageFailure } from '../storage/failures.ts';
+import type { StorageFailure } from '../storage/failures.ts';
 import type { RoundStore } from '../storage/stores.ts';
 import { fromBase64 } from '../../shared/secagg/bytes.ts';
 import type { ServerMessage as SecAggServerMessage } from '../../shared/secagg/messages.ts';
@@ -68,6 +70,8 @@ export interface RunnerOptions {
   /** The signed privacy ledger (server/ledger): entered before any sum is decoded, and on abort. */
   ledger?: RoundLedger;
   log: (line: string) => void;
+  /** Backoff of store writes that fail for want of storage (disk full, I/O error): first wait, doubling up to the longest; default 500 ms to 30 s. */
+  storageRetry?: { firstMs: number; maxMs: number };
 }
 
 /** The DP state of a round in flight: its config, public rotation signs and the modular sum. */
@@ -130,10 +134,22 @@ export class RoundRunner {
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
   private stopped = false;
   private readonly wakeup: Wakeup;
+  /** Ends a storage backoff early only on stop (not on every device message: that would spin while the disk is full). */
+  private readonly backoff: Wakeup;
+  private failure: (Omit<StorageFailure, 'retryInMs'> & { retryAt: number }) | null = null;
   private loop: Promise<void> | null = null;
 
   constructor(private readonly options: RunnerOptions) {
     this.wakeup = new Wakeup(options.timers);
+    this.backoff = new Wakeup(options.timers);
+  }
+
+  /** The store write being retried for want of storage, or null when none (readiness, server/http.ts /readyz). */
+  get storageFailure(): StorageFailure | null {
+    const f = this.failure;
+    if (!f) return null;
+    const { retryAt, ...rest } = f;
+    return { ...rest, retryInMs: Math.max(0, retryAt - this.options.clock()) };
   }
 
   /** True while the loop is idle: waiting for a message, a launch or a deadline (not for a store or a worker). */
@@ -243,18 +259,55 @@ export class RoundRunner {
   }
 
   private async run(): Promise<void> {
+    let failures = 0;
     while (!this.stopped) {
       try {
         const next = await this.options.rounds.nextPending();
+        failures = 0;
         if (!next) {
           await this.wakeup.wait(60_000);
           continue;
         }
         await this.runRound(next);
       } catch (err) {
-        // A store failure (disk full, I/O error) must not kill the coordinator: log, back off, retry.
-        this.options.log(`round loop: ${err instanceof Error ? err.name : 'error'}: ${err instanceof Error ? err.message : String(err)}; retrying in 5 s`);
-        await this.wakeup.wait(5_000);
+        // A store failure (disk full, I/O error) must not kill the coordinator, nor spin: log, back off (doubling), retry.
+        const delay = this.retryDelay(failures++);
+        this.options.log(`round loop: ${err instanceof Error ? err.name : 'error'}: ${err instanceof Error ? err.message : String(err)}; retrying in ${delay} ms`);
+        await this.backoff.wait(delay);
+      }
+    }
+  }
+
+  private retryDelay(attempt: number): number {
+    const { firstMs, maxMs } = this.options.storageRetry ?? { firstMs: 500, maxMs: 30_000 };
+    return Math.min(maxMs, firstMs * 2 ** Math.min(attempt, 30));
+  }
+
+  /**
+   * Runs a store or ledger write until it goes through. A write the storage cannot take (disk
+   * full, I/O error: storage/failures.ts) is tried again after a backoff that doubles up to
+   * storageRetry.maxMs, with one log line a try, and readiness reports it meanwhile; any other
+   * error, or a stop, ends the tries with that error (a restart then finishes the round).
+   */
+  private async durably<T>(what: string, write: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await write();
+        if (attempt > 0) {
+          this.failure = null;
+          this.options.log(`${what}: written after ${attempt} ${attempt === 1 ? 'retry' : 'retries'}`);
+        }
+        return result;
+      } catch (err) {
+        if (this.stopped || !isStorageFailure(err)) {
+          this.failure = null;
+          throw err;
+        }
+        const delay = this.retryDelay(attempt);
+        const reason = (asStorageError(err) as Error).message;
+        this.failure = { what, reason, since: this.failure?.since ?? this.iso(), attempts: attempt + 1, retryAt: this.options.clock() + delay };
+        this.options.log(`${what} failed: ${reason}; retry ${attempt + 1} in ${delay} ms`);
+        await this.backoff.wait(delay);
       }
     }
   }
@@ -424,7 +477,8 @@ export class RoundRunner {
       this.state = state;
       await this.finish(record.id, state, started, timings, { modelVersion: model.version, metrics: heads ? { heads, aggregate } : { aggregate } });
       transport.announceModel(this.announcement());
-    } catch (err) {
+    } catch (thrown) {
+      const err = asStorageError(thrown);
       const reason = err instanceof ProtocolError ? err.message : `internal error: ${err instanceof Error ? err.message : String(err)}`;
       log(`round ${record.id}: aborted: ${reason}`);
       if (this.secagg) this.deliver(this.secagg.abort(reason));
@@ -501,9 +555,11 @@ export class RoundRunner {
       ...(extra.metrics ? { metrics: extra.metrics } : {}),
       ...(this.secagg ? { secagg: this.secagg.record() } : {}),
     } as const;
-    const finished = await this.options.rounds.update(id, patch);
+    // Every round reaches its final record and, aborted, its ledger entry, even through a full disk.
+    const finished = await this.durably(`round ${id}: recording its ${status === 'committed' ? 'commit' : 'abort'}`, () => this.options.rounds.update(id, patch));
     this.history?.add(finished);
-    if (status === 'aborted') await this.options.ledger?.afterAbort(id, state.reason ?? 'aborted');
+    const ledger = this.options.ledger;
+    if (status === 'aborted' && ledger) await this.durably(`round ${id}: entering its abort in the ledger`, () => ledger.afterAbort(id, state.reason ?? 'aborted'));
     this.options.log(`round ${id}: ${status}${state.reason ? ` (${state.reason})` : ''} with ${state.reported.size} updates in ${durationMs} ms`);
     const closed: RoundClosed = { roundId: id, status };
     if (state.reason) closed.reason = state.reason;
@@ -515,6 +571,7 @@ export class RoundRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wakeup.notify();
+    this.backoff.notify();
     await this.loop;
   }
 }
