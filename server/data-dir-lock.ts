@@ -159,9 +159,9 @@ export function acquireDataDirLock(dataDir: string, what = 'cannot start the coo
   const body: LockBody = { pid: process.pid, host: os.hostname(), since: new Date().toISOString(), nonce };
   const lockTemp = path.join(dataDir, `${DATA_DIR_LOCK_FILE}.${nonce}.tmp`);
   const claimTemp = path.join(dataDir, `${DATA_DIR_LOCK_FILE}.${nonce}.claim.tmp`);
-  fs.writeFileSync(lockTemp, `${JSON.stringify(body)}\n`, { flag: 'wx', mode: 0o600 });
-  fs.writeFileSync(claimTemp, `${JSON.stringify(body)}\n`, { flag: 'wx', mode: 0o600 });
   try {
+    fs.writeFileSync(lockTemp, `${JSON.stringify(body)}\n`, { flag: 'wx', mode: 0o600 });
+    fs.writeFileSync(claimTemp, `${JSON.stringify(body)}\n`, { flag: 'wx', mode: 0o600 });
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (linkOrExists(lockTemp, file)) return releaseOf(file, nonce);
       const current = readLock(file);
