@@ -10,7 +10,8 @@ import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import type { ErrorBody } from '../shared/protocol/errors.ts';
 import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
-import { nodeEd25519Verify } from './auth/native-ed25519.ts';
+import { nativeEd25519VerifierFor } from './auth/native-ed25519-key.ts';
+import { HandshakePacer } from './handshake-pacer.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
 import type { Ack } from '../shared/protocol/messages.ts';
@@ -112,25 +113,33 @@ export class SocketLayer implements RoundTransport {
   ) {
     this.maxMessageBytes = options.maxMessageBytes ?? io.engine.opts.maxHttpBufferSize ?? 1e6;
     refuseNonObjectAuth(io);
-    io.use((socket, next) => {
-      try {
-        const auth: unknown = socket.handshake.auth;
-        if (typeof auth === 'object' && auth !== null && AUTH_NOT_OBJECT in auth) {
-          throw new ProtocolError('UNAUTHENTICATED', `the handshake's auth must be an object {token}, got ${String((auth as Record<string, unknown>)[AUTH_NOT_OBJECT])}`);
+    // Native Ed25519 under the platform key, its key object built once (not at every handshake).
+    const verifyToken = nativeEd25519VerifierFor(options.platformPublicKey);
+    // A storm of devices connecting at once is taken in paced turns (handshake-pacer.ts): the
+    // upgrade and engine.io open of each new connection, then its token check and connect.
+    const pacer = new HandshakePacer();
+    io.engine.opts.allowRequest = (_req, admit) => pacer.admit(() => admit(null, true));
+    io.use((socket, next) =>
+      pacer.admit(() => {
+        try {
+          const auth: unknown = socket.handshake.auth;
+          if (typeof auth === 'object' && auth !== null && AUTH_NOT_OBJECT in auth) {
+            throw new ProtocolError('UNAUTHENTICATED', `the handshake's auth must be an object {token}, got ${String((auth as Record<string, unknown>)[AUTH_NOT_OBJECT])}`);
+          }
+          const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
+          const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), verifyToken);
+          socket.data.clientId = claims.sub;
+          socket.data.expiresAt = claims.exp;
+          next();
+        } catch (err) {
+          const body = errorBody(err);
+          this.count(body);
+          const refusal = new Error(body.message) as Error & { data: ErrorBody };
+          refusal.data = body;
+          next(refusal);
         }
-        const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
-        const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), nodeEd25519Verify);
-        socket.data.clientId = claims.sub;
-        socket.data.expiresAt = claims.exp;
-        next();
-      } catch (err) {
-        const body = errorBody(err);
-        this.count(body);
-        const refusal = new Error(body.message) as Error & { data: ErrorBody };
-        refusal.data = body;
-        next(refusal);
-      }
-    });
+      }),
+    );
     io.on('connection', (socket) => this.onConnection(socket));
   }
 
