@@ -31,9 +31,23 @@ const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 /** Verification (a malformed key or signature is false, never a throw): ~0.1 ms against tweetnacl's ~17 ms here. */
 export const nodeEd25519Verify: Ed25519Verify = (message, signature, publicKey) => {
   try {
-    const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    return nodeVerify(null, message, key, signature);
+    return nodeVerify(null, message, publicKeyObject(publicKey), signature);
   } catch {
     return false;
   }
 };
+
+/** Recently used verify keys (the ledger's, a round's cohort), by their bytes: building a KeyObject costs more than the check. */
+const publicKeys = new Map<string, KeyObject>();
+const PUBLIC_KEY_CACHE = 4_096;
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const id = Buffer.from(publicKey).toString('base64');
+  let key = publicKeys.get(id);
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.delete(publicKeys.keys().next().value as string);
+    publicKeys.set(id, key);
+  }
+  return key;
+}

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { mapStorageErrors } from './failures.ts';
 import type { ApiRole, ApiTokenRecord, ApiTokenStore } from './stores.ts';
 
 export const DATABASE_FILE = 'portrait.db';
@@ -65,7 +66,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   ) {}
 
   async add(name: string, role: ApiRole, tokenHash: Uint8Array, createdAt: string, expiresAt: string | null = null): Promise<ApiTokenRecord> {
-    const id = Number(this.db.prepare('INSERT INTO api_tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(name, role, Buffer.from(tokenHash), createdAt, expiresAt).lastInsertRowid);
+    const id = Number(mapStorageErrors(() => this.db.prepare('INSERT INTO api_tokens (name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(name, role, Buffer.from(tokenHash), createdAt, expiresAt).lastInsertRowid));
     return { id, name, role, createdAt, expiresAt, revokedAt: null };
   }
 
@@ -75,7 +76,7 @@ export class SqliteApiTokenStore implements ApiTokenStore {
   }
 
   async revoke(id: number, revokedAt: string): Promise<ApiTokenRecord | undefined> {
-    this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(revokedAt, id);
+    mapStorageErrors(() => this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(revokedAt, id));
     const row = this.db.prepare(`${SELECT} WHERE id = ?`).get(id) as TokenRow | undefined;
     return row && tokenRecord(row);
   }
