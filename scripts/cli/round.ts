@@ -25,6 +25,7 @@ interface LaunchOptions {
   serverOptimizer: string;
   serverLearningRate?: string;
   exampleCap: string;
+  maxUpdateNorm?: string;
   checkinMs: string;
   trainingMs: string;
   dp?: string;
@@ -163,6 +164,7 @@ export function registerRoundCommands(program: Command): void {
     .option('--server-optimizer <name>', 'fedavg | fedadam', 'fedavg')
     .option('--server-learning-rate <eta>', 'server learning rate (default 1 for fedavg, 0.01 for fedadam)')
     .option('--example-cap <n>', 'cap on one client\'s FedAvg weight (examples)', '64')
+    .option('--max-update-norm <N>', 'rounds without DP: each plaintext update is clipped to this L2 norm (default 100)')
     .option('--checkin-ms <ms>', 'check-in window', '10000')
     .option('--training-ms <ms>', 'update deadline after the config is sent', '60000')
     .option('--dp <mode>', 'privacy mode: distributed | central | local | none (central and none need the server\'s opt-in)', 'distributed')
@@ -195,6 +197,7 @@ export function registerRoundCommands(program: Command): void {
           aggregation: {
             serverOptimizer: options.serverOptimizer as 'fedavg' | 'fedadam',
             exampleCap: parseInteger('example-cap', options.exampleCap),
+            ...(options.maxUpdateNorm === undefined ? {} : { maxUpdateNorm: parseNumber('max-update-norm', options.maxUpdateNorm) }),
             ...(options.serverLearningRate === undefined ? {} : { serverLearningRate: parseNumber('server-learning-rate', options.serverLearningRate) }),
           },
           deadlines: { checkinMs: parseInteger('checkin-ms', options.checkinMs), trainingMs: parseInteger('training-ms', options.trainingMs) },

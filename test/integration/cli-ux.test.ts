@@ -186,6 +186,15 @@ describe('client commands against a real coordinator', () => {
     expect(await (await fetch(`${coordinator.url}/healthz`)).json()).toEqual({ ok: true });
   });
 
+  it('round launch --max-update-norm bounds plaintext updates of rounds without DP; out of range is INVALID_ARGUMENT', async () => {
+    const args = ['round', 'launch', '--server', coordinator.url, '--clients-per-round', '2', '--dp', 'none', '--checkin-ms', '300', '--json'];
+    const kept = await portrait([...args, '--max-update-norm', '0.5'], { cwd: work });
+    expect(kept.code).toBe(0);
+    expect((JSON.parse(kept.stdout) as { rounds: RoundRecord[] }).rounds[0]?.config.aggregation).toMatchObject({ maxUpdateNorm: 0.5 });
+    const e = jsonError(await portrait([...args, '--max-update-norm', '1e9'], { cwd: work }));
+    expect(e).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('maxUpdateNorm') });
+  }, 60_000);
+
   it('round launch --epsilon-cap: a cap the projection passes is BUDGET_EXCEEDED; one it fits is kept and shown', async () => {
     const args = ['round', 'launch', '--server', coordinator.url, '--clients-per-round', '4', '--checkin-ms', '300'];
     const refused = await portrait([...args, '--epsilon-cap', '0.01', '--json'], { cwd: work });
