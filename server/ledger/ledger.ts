@@ -6,7 +6,8 @@
  * when the store has made the entry durable (write-ahead: before any sum is decoded). The
  * entries are also the leaves of the transparency log's Merkle tree (shared/ledger/tree-head.ts),
  * kept in memory from the verified entries and each append: the ledger signs tree heads (RFC 9162
- * Sec. 4.10) and proves inclusion and consistency (Sec. 2.1.3, 2.1.4) for auditors and devices.
+ * Sec. 4.10) and proves inclusion and consistency (Sec. 2.1.3, 2.1.4) for auditors, and hands out
+ * the receipt of a release entry (shared/ledger/receipt.ts) that devices check and keep.
  */
 import { ACCOUNTANT_METHOD, LEDGER_ORDERS, RdpTotal, spendRdp } from '../../shared/ledger/accountant.ts';
 import { buildBundle } from '../../shared/ledger/bundle.ts';
@@ -15,6 +16,8 @@ import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
 import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
 import { leafHash, MerkleTree } from '../../shared/ledger/merkle.ts';
+import { buildReceipt } from '../../shared/ledger/receipt.ts';
+import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { entryLeafData, signTreeHead, TREE_HEAD_FORMAT } from '../../shared/ledger/tree-head.ts';
 import type { SignedTreeHead } from '../../shared/ledger/tree-head.ts';
 import { accountSpend, verifyLedger, verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
@@ -57,8 +60,10 @@ export class PrivacyLedger {
   private readonly tree: MerkleTree;
   /** The genesis key: the log's identity in its tree heads. */
   private readonly genesisKey: string;
+  /** Every key-rotation entry so far: a receipt carries them, so a device can follow the key from genesis. */
+  private readonly rotations: KeyRotationEntry[];
 
-  private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal, tree: MerkleTree, genesisKey: string) {
+  private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal, tree: MerkleTree, genesisKey: string, rotations: KeyRotationEntry[]) {
     this.clock = options.clock ?? Date.now;
     this.key = key;
     this.seq = state.entries;
@@ -66,6 +71,7 @@ export class PrivacyLedger {
     this.total = total;
     this.tree = tree;
     this.genesisKey = genesisKey;
+    this.rotations = rotations;
   }
 
   /** Verifies what the store holds (LedgerCorruptError if it does not) and writes genesis if empty. */
@@ -78,7 +84,7 @@ export class PrivacyLedger {
     const keyHex = toHex(key.publicKey);
     if (state.currentKey !== null && state.currentKey !== keyHex) throw new RangeError(`"key" expected the ledger's current key ${state.currentKey}, got ${keyHex}`);
     // The running total the verification built (an empty ledger's starts from the ledger's own orders).
-    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, verifiedTotal, verified.tree, verified.entries[0]?.keyId ?? keyHex);
+    const ledger = new PrivacyLedger(options, key, { ...state, headHash: state.entries === 0 ? GENESIS_PREV_HASH : state.headHash }, verifiedTotal, verified.tree, verified.entries[0]?.keyId ?? keyHex, verified.entries.filter((e): e is KeyRotationEntry => e.kind === 'key-rotation'));
     if (state.entries === 0) await ledger.append({ kind: 'genesis', accountant: { method: ACCOUNTANT_METHOD, orders: [...LEDGER_ORDERS] } });
     return ledger;
   }
@@ -178,6 +184,7 @@ export class PrivacyLedger {
     return this.exclusive(async () => {
       const entry = (await this.append({ kind: 'key-rotation', newPublicKey: toHex(newKey.publicKey), reason }, newKey)) as KeyRotationEntry;
       this.key = newKey;
+      this.rotations.push(entry);
       return entry;
     });
   }
@@ -221,6 +228,18 @@ export class PrivacyLedger {
       const size = treeSize ?? this.tree.size;
       const proof = (await this.tree.inclusionProof(seq - 1, size)).map(toHex);
       return { seq, leafIndex: seq - 1, treeSize: size, leafHash: toHex(this.tree.leafHashAt(seq - 1)), proof, ...(treeSize === undefined ? { head: await this.signHead() } : {}) };
+    });
+  }
+
+  /**
+   * The receipt of a round's release entry for the devices that witness it: the entry, its
+   * inclusion proof (RFC 9162 Sec. 2.1.3.1) in the current tree and that tree's signed head, and the
+   * key rotations so far (shared/ledger/receipt.ts).
+   */
+  receipt(entry: RoundEntry): Promise<LedgerReceipt> {
+    return this.exclusive(async () => {
+      const proof = (await this.tree.inclusionProof(entry.seq - 1, this.tree.size)).map(toHex);
+      return buildReceipt(entry, proof, await this.signHead(), this.rotations);
     });
   }
 

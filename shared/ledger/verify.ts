@@ -5,8 +5,9 @@
  * signature, and recompute every round's RDP and epsilons with the accountant. Stops at the
  * first bad entry. The entries are also the leaves of the transparency log's Merkle tree
  * (tree-head.ts, RFC 9162 Sec. 2.1): the result names its root, and with a kept tree head
- * (`since`) the ledger must be a consistent extension of it. Pure (WebCrypto + tweetnacl), so a
- * browser can run it as the CLI does.
+ * (`since`) the ledger must be a consistent extension of it; with device receipts (`receipts`,
+ * receipt.ts) it must still hold every round a device witnessed. Pure (WebCrypto + tweetnacl), so
+ * a browser can run it as the CLI does.
  */
 import { describeIssues } from '../protocol/messages.ts';
 import { LEDGER_ORDERS, nearlyEqual, RdpTotal, spendRdp } from './accountant.ts';
@@ -14,6 +15,8 @@ import { entryHash, GENESIS_PREV_HASH, LedgerEntrySchema, verifySignature } from
 import type { LedgerEntry, RoundSpend } from './entry.ts';
 import { toHex } from './digest.ts';
 import { MerkleTree } from './merkle.ts';
+import { checkReceipts, withReceiptFindings } from './receipt.ts';
+import type { ReceiptCheck, ReceiptFinding } from './receipt.ts';
 import { entryLeafData, keptHeadProblem } from './tree-head.ts';
 import type { KeptHeadCheck } from './tree-head.ts';
 
@@ -26,6 +29,8 @@ export interface VerifyOptions {
   verify?: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean;
   /** A tree head the auditor kept: the ledger must extend it consistently (tree-head.ts). */
   since?: KeptHeadCheck;
+  /** Receipts devices kept (receipt.ts): the ledger must hold each witnessed entry under its head. */
+  receipts?: readonly ReceiptCheck[];
 }
 
 export interface VerifyResult {
@@ -43,6 +48,8 @@ export interface VerifyResult {
   currentKey: string | null;
   /** Root hash (hex) of the transparency log's Merkle tree over the entries verified (RFC 9162 Sec. 2.1.1). */
   rootHash: string;
+  /** With `receipts`: how many were checked, and each that the ledger contradicts (or that does not verify). */
+  receipts?: { checked: number; failed: ReceiptFinding[] };
 }
 
 /** The spend fields a round entry must carry, recomputed from its parameters and the total so far. */
@@ -91,8 +98,14 @@ export async function verifyLedger(entries: readonly unknown[], options: VerifyO
  * `verifyLedger`, also handing back the RDP total of the entries when all of them verify (null
  * otherwise), so a ledger that opens after verifying does not recompute every round's curve.
  */
-export function verifyLedgerWithTotal(entries: readonly unknown[], options: VerifyOptions = {}): Promise<Verified> {
-  return walk(entries, options);
+export async function verifyLedgerWithTotal(entries: readonly unknown[], options: VerifyOptions = {}): Promise<Verified> {
+  const verified = await walk(entries, options);
+  const checks = options.receipts;
+  if (!checks || checks.length === 0) return verified;
+  // Receipts are held against the entries as stored, whether or not the chain verified: a deleted round is named by the receipt that witnessed it.
+  const findings = await checkReceipts(checks, entries, { ...(options.publicKey ? { publicKey: options.publicKey } : {}), ...(options.verify ? { verify: options.verify } : {}), keyAfter: verified.keyAfter });
+  const result = withReceiptFindings(verified.result, checks.length, findings);
+  return result.ok ? { ...verified, result } : { result, total: null, entries: null, tree: null, keyAfter: null };
 }
 
 /** The result, and when every entry verified, their RDP total, parsed entries and Merkle tree. */
