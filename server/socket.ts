@@ -3,8 +3,10 @@
  * client, and the one place a ProtocolError becomes a Socket.IO answer (`{ ok: false, error }` on
  * the acknowledgement, or a `protocol:error` event when the sender gave no callback). Logs record
  * refusal codes only, never a payload. SecAgg+ messages travel here both ways (`secagg` event); the
- * runner's session does the checking. Payloads above the protocol's own limit are refused with
- * PAYLOAD_TOO_LARGE in the ack while the socket stays up (Socket.IO's transport limit sits above it).
+ * runner's session does the checking. A survivor's ledger receipt (`round:receipt`) is emitted just
+ * before its unmask request on the same socket, so it arrives first. Payloads above the protocol's
+ * own limit are refused with PAYLOAD_TOO_LARGE in the ack while the socket stays up (Socket.IO's
+ * transport limit sits above it).
  */
 import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
@@ -236,6 +238,10 @@ export class SocketLayer implements RoundTransport {
 
   sendSecAgg(clientId: string, message: SecAggServerMessage): void {
     this.clients.get(clientId)?.emit(EVENTS.secagg, message);
+  }
+
+  sendReceipt(clientId: string, message: Parameters<RoundTransport['sendReceipt']>[1]): void {
+    this.clients.get(clientId)?.emit(EVENTS.roundReceipt, message);
   }
 
   broadcastRoundClosed(message: Parameters<RoundTransport['broadcastRoundClosed']>[0]): void {

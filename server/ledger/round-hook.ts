@@ -2,12 +2,15 @@
  * The round runner's view of the ledger: `beforeStart` refuses a round whose projection already
  * passes a cap, before any device trains for it; `beforeRelease` enters a round that is about to
  * decode its sum (write-ahead; it throws and nothing is released when the deployment cap or the
- * round's launch cap would be exceeded); `afterAbort` enters a round that ended without a release
+ * round's launch cap would be exceeded) and returns the entry's receipt, which a SecAgg+ round's
+ * survivors check before they send their unmask shares; `afterAbort` enters a round that ended without a release
  * (zero spend) or failed after it. The entry is built from the round record as the RoundStore
  * holds it at that point.
  */
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
+import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { RoundRecord } from '../../shared/protocol/messages.ts';
 import type { RoundStore } from '../storage/stores.ts';
@@ -19,7 +22,8 @@ import type { PrivacyLedger, RoundSpendInput } from './ledger.ts';
 export interface RoundLedger {
   /** Before check-in opens: throws BUDGET_EXCEEDED when the round, projected at full release, would already pass a cap. */
   beforeStart(record: RoundRecord, dimension: number): Promise<void>;
-  beforeRelease(roundId: number): Promise<void>;
+  /** Enters the release (durable when it resolves) and returns its receipt for the devices (shared/ledger/receipt.ts). */
+  beforeRelease(roundId: number): Promise<LedgerReceipt>;
   afterAbort(roundId: number, reason: string): Promise<void>;
 }
 
@@ -89,15 +93,17 @@ export class LedgerRoundHook implements RoundLedger {
     }
   }
 
-  async beforeRelease(roundId: number): Promise<void> {
+  async beforeRelease(roundId: number): Promise<LedgerReceipt> {
     const record = await this.record(roundId);
+    let entry: RoundEntry;
     try {
-      await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()), launchCap(record));
+      entry = await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()), launchCap(record));
     } catch (err) {
       if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
       throw err;
     }
     this.released.add(roundId);
+    return this.ledger.receipt(entry);
   }
 
   /**

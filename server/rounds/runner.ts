@@ -10,7 +10,7 @@ import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { CheckinMessageSchema, DEFAULT_MAX_UPDATE_NORM, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
 import type { DeclineReason } from '../../shared/protocol/messages.ts';
-import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, checkRoundId, closeTraining, commitRound, declineRound, dropClient, markReported, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
 import type { RoundState } from '../../shared/protocol/round.ts';
 import { decodeResidues, decodeWeights } from '../../shared/protocol/weights.ts';
@@ -38,6 +38,7 @@ import type { StageClose } from './secagg-session.ts';
 import { Wakeup } from './wakeup.ts';
 import type { Timers } from './wakeup.ts';
 import type { RoundLedger } from '../ledger/round-hook.ts';
+import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 
 /** What the runner needs from the transport (Socket.IO in the coordinator). */
 export interface RoundTransport {
@@ -48,6 +49,8 @@ export interface RoundTransport {
   sendNotSelected(clientId: string, roundId: number): void;
   /** One SecAgg+ server message (round keys, forwarded shares, unmask request, abort) to one client. */
   sendSecAgg(clientId: string, message: SecAggServerMessage): void;
+  /** The ledger receipt of the round's release to one survivor, before its unmask request (and on the same ordered channel). */
+  sendReceipt(clientId: string, message: RoundReceipt): void;
   broadcastRoundClosed(message: RoundClosed): void;
   announceModel(message: ModelAnnouncement): void;
 }
@@ -218,7 +221,9 @@ export class RoundRunner {
     checkRoundId(this.state, upload.roundId);
     const secagg = this.secagg;
     if (!secagg) throw new ProtocolError('WRONG_STAGE', `round ${this.state.roundId} is not running a SecAgg+ session now`);
-    if (this.state.stage !== 'training') throw new ProtocolError('LATE_MESSAGE', `round ${this.state.roundId} is in stage "${this.state.stage}": the SecAgg+ stages are over`);
+    // The unmask stage runs after the release entry, while the round is aggregating.
+    const unmasking = this.state.stage === 'aggregating' && secagg.stage === 'unmask';
+    if (this.state.stage !== 'training' && !unmasking) throw new ProtocolError('LATE_MESSAGE', `round ${this.state.roundId} is in stage "${this.state.stage}": the SecAgg+ stages are over`);
     if (this.options.clock() >= secagg.stageEndsAt) throw new ProtocolError('LATE_MESSAGE', `the deadline of SecAgg+ stage "${secagg.stage}" has passed`);
     const stage = secagg.stage;
     secagg.receive(clientId, upload.message);
@@ -412,10 +417,12 @@ export class RoundRunner {
       log(`round ${record.id}: ${state.cohort.size} of ${state.checkedIn.size} checked-in clients selected (${state.selection?.method}, rate ${state.selection?.rate.toFixed(3)})`);
       const trainingStarted = clock();
       const secagg = this.secagg;
+      let unmaskRequests: StageClose | null = null;
       if (secagg) {
-        // Training ends with advertise-keys; then share-keys, masked-input and unmask, each with its own deadline.
-        const collected = await this.runSecAggStages(secagg, timings);
-        if (!collected) {
+        // Training ends with advertise-keys; then share-keys and masked-input, each with its own
+        // deadline. The unmask requests wait for the release entry (below).
+        unmaskRequests = await this.runSecAggStages(secagg, timings);
+        if (!unmaskRequests) {
           const abort = secagg.session.summary().abort;
           state = abortRound(this.state, `SecAgg+ aborted at stage "${abort?.stage ?? secagg.stage}" (${abort?.code ?? 'BELOW_THRESHOLD'}): ${abort?.reason ?? 'too few clients left'}`);
           this.state = state;
@@ -445,8 +452,10 @@ export class RoundRunner {
       // makes are checked (server/aggregation/bounds.ts) before the release entry, so a round that
       // fails its bounds releases nothing; a DP sum is checked once decoded, after its release.
       const plain = dp ? null : plainRoundStep(this.accumulator as UpdateAccumulator, record.config.aggregation, current.weights, optimizerState);
-      // Write-ahead (docs/ledger.md): the signed entry is durable before any sum is decoded; a cap breach throws here.
-      await this.options.ledger?.beforeRelease(record.id);
+      // Write-ahead (docs/ledger.md): the signed entry is durable before any sum is decoded, and in a
+      // SecAgg+ round before the unmask requests go out (no sum can be reconstructed without their
+      // shares); a cap breach throws here. Its receipt goes to the survivors with their requests.
+      const receipt = await this.options.ledger?.beforeRelease(record.id);
       let bounded: BoundedStep;
       if (dp) {
         // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
@@ -456,7 +465,7 @@ export class RoundRunner {
         // Spent from here on, as in the ledger, whatever becomes of the round (even if its final write fails).
         this.history.add({ ...record, privacy: privacyRecord });
         await rounds.update(record.id, { privacy: privacyRecord });
-        if (secagg) dp.sum = await this.unmaskSum(secagg, timings);
+        if (secagg) dp.sum = await this.unmaskSum(secagg, unmaskRequests as StageClose, receipt ?? null, timings);
         const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
         bounded = privateRoundStep(decodeAggregate(noised, dp.config, dp.signs), dp.config, dp.count, record.config.aggregation, current.weights, optimizerState);
       } else {
@@ -497,37 +506,59 @@ export class RoundRunner {
     for (const { clientId, message } of close?.deliveries ?? []) this.options.transport.sendSecAgg(clientId, message);
   }
 
+  private get secaggStageMs(): number {
+    return this.current?.spec.secagg?.stageMs ?? 10_000;
+  }
+
   /**
-   * Drives advertise-keys (until the training deadline), share-keys, masked-input and the collection
-   * of unmask shares (each until stageMs after its requests went out, or until every expected client
-   * answered or left). Returns false when the session aborted, its abort messages delivered.
+   * Drives advertise-keys (until the training deadline), share-keys and masked-input (each until
+   * stageMs after its requests went out, or until every expected client answered or left). Returns
+   * the unmask requests that closing masked-input made, undelivered: they go out only after the
+   * release entry (unmaskSum). Null when the session aborted, its abort messages delivered.
    */
-  private async runSecAggStages(secagg: SecAggRound, timings: Record<string, number>): Promise<boolean> {
+  private async runSecAggStages(secagg: SecAggRound, timings: Record<string, number>): Promise<StageClose | null> {
     const { clock } = this.options;
-    const stageMs = this.current?.spec.secagg?.stageMs ?? 10_000;
     let stageStarted = clock();
     for (;;) {
       const stage = secagg.stage;
       await this.waitUntil(() => secagg.stageComplete(), () => secagg.stageEndsAt);
-      if (this.stopped) return true;
+      if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
       timings[`secagg.${stage}Ms`] = clock() - stageStarted;
-      if (stage === 'unmask') return true;
       const close = await secagg.closeStage();
+      if (close.outcome.status === 'aborted') {
+        this.deliver(close);
+        return null;
+      }
+      if (secagg.stage === 'unmask') return close;
       this.deliver(close);
-      if (close.outcome.status === 'aborted') return false;
       stageStarted = clock();
-      secagg.stageEndsAt = stageStarted + stageMs;
+      secagg.stageEndsAt = stageStarted + this.secaggStageMs;
     }
   }
 
-  /** Closes the unmask stage after the release point: the sum mod 2^32 of the survivors' residues, nothing else. */
-  private async unmaskSum(secagg: SecAggRound, timings: Record<string, number>): Promise<Uint32Array> {
-    const unmaskStarted = this.options.clock();
+  /**
+   * The unmask stage, after the release entry: each survivor gets the entry's receipt and then its
+   * unmask request (a device sends its shares only once it has checked and kept the receipt), the
+   * shares are collected until stageMs or until every survivor answered or left, and the session
+   * reconstructs the sum mod 2^32 of the survivors' residues, nothing else. A stage that falls short
+   * throws: the round aborts with its release entry standing (an over-count, never an under-count).
+   */
+  private async unmaskSum(secagg: SecAggRound, requests: StageClose, receipt: LedgerReceipt | null, timings: Record<string, number>): Promise<Uint32Array> {
+    const { clock, transport } = this.options;
+    const roundId = this.current?.roundId ?? 0;
+    if (receipt) for (const { clientId } of requests.deliveries) transport.sendReceipt(clientId, { roundId, receipt });
+    this.deliver(requests);
+    const stageStarted = clock();
+    secagg.stageEndsAt = stageStarted + this.secaggStageMs;
+    await this.waitUntil(() => secagg.stageComplete(), () => secagg.stageEndsAt);
+    if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
+    timings['secagg.unmaskMs'] = clock() - stageStarted;
+    const unmaskStarted = clock();
     const close = await secagg.reconstruct();
-    timings['secagg.reconstructMs'] = this.options.clock() - unmaskStarted;
+    timings['secagg.reconstructMs'] = clock() - unmaskStarted;
     this.deliver(close);
     if (close.outcome.status === 'done') {
-      this.onSecAggSum?.(this.current?.roundId ?? 0, close.outcome.sum.slice());
+      this.onSecAggSum?.(roundId, close.outcome.sum.slice());
       return close.outcome.sum;
     }
     const reason = close.outcome.status === 'aborted' ? close.outcome.reason : 'session did not finish';

@@ -4,7 +4,7 @@
  * Payloads are still parsed with the schemas of messages.ts on arrival.
  */
 import type { ErrorBody } from './errors.ts';
-import type { Ack, CheckinMessage, ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundNotSelected, RoundOpen, SecAggUpload, UpdateMessage } from './messages.ts';
+import type { Ack, CheckinMessage, ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundNotSelected, RoundOpen, RoundReceipt, SecAggUpload, UpdateMessage } from './messages.ts';
 import type { ServerMessage as SecAggServerMessage } from '../secagg/messages.ts';
 
 export const EVENTS = {
@@ -15,6 +15,8 @@ export const EVENTS = {
   roundConfig: 'round:config',
   roundNotSelected: 'round:not-selected',
   roundClosed: 'round:closed',
+  /** The signed ledger receipt of a SecAgg+ round's release, to each survivor before its unmask request. */
+  roundReceipt: 'round:receipt',
   protocolError: 'protocol:error',
   /** SecAgg+ messages both ways (shared/secagg/messages.ts): client uploads with an ack, server relays / requests. */
   secagg: 'secagg',
@@ -32,6 +34,7 @@ export interface ServerToClientEvents {
   'round:config': (message: RoundConfigMessage) => void;
   'round:not-selected': (message: RoundNotSelected) => void;
   'round:closed': (message: RoundClosed) => void;
+  'round:receipt': (message: RoundReceipt) => void;
   /** A refusal of a message sent without an acknowledgement callback. */
   'protocol:error': (error: ErrorBody) => void;
   /** round-keys, forwarded-shares, unmask-request or abort for this client's SecAgg+ session. */

@@ -10,6 +10,7 @@ import { ProtocolError } from './errors.ts';
 import type { ErrorBody } from './errors.ts';
 import type { RoundPrivacyParams } from './privacy.ts';
 import { ROUND_STAGES } from './stages.ts';
+import { LedgerReceiptSchema } from '../ledger/receipt.ts';
 import { PRIVACY_MODES } from '../privacy/config.ts';
 import type { PrivacyMode } from '../privacy/config.ts';
 import { DEFAULT_PRG, PRG_NAMES } from '../secagg/prg.ts';
@@ -406,6 +407,14 @@ export const RoundConfigEnvelopeSchema = z
     secagg: z.unknown(),
   })
   .strict();
+
+/**
+ * `round:receipt`: sent to each SecAgg+ survivor just before its unmask request, once the round's
+ * release entry is durable. The device checks the receipt (shared/ledger/receipt.ts) and keeps it
+ * before it sends its unmask shares; without a valid one it withholds them (docs/ledger.md).
+ */
+export const RoundReceiptSchema = z.object({ roundId: RoundIdSchema, receipt: LedgerReceiptSchema }).strict();
+export type RoundReceipt = z.infer<typeof RoundReceiptSchema>;
 
 export interface RoundClosed {
   roundId: number;

@@ -215,6 +215,8 @@ async function runScenario(seed: number): Promise<{ records: RoundRecord[]; log:
         if (device.connected && device.secagg === session && session) track(session.receive(message));
       });
     },
+    // No ledger here, so no receipts: the scripted devices run the participant without the receipt check.
+    sendReceipt: () => undefined,
     broadcastRoundClosed: ({ roundId, status }) => log.push(`round ${roundId} ${status}`),
     announceModel: () => undefined,
   };
