@@ -8,7 +8,10 @@
  * (Kairouz, Liu, Steinke 2021, Alg. 1, via shared/privacy) and only residues mod 2^32 leave it.
  * When the round also runs SecAgg+, the residues go out only masked, through a SecAggParticipant
  * (client/core/secagg-client.ts): advertise keys (signed with this device's Ed25519 key, pinned to
- * its enrollment at check-in) → share keys → masked input → unmask.
+ * its enrollment at check-in) → share keys → masked input → unmask. Before it sends its unmask
+ * shares the device checks the coordinator ledger's receipt of the round's release (round:receipt,
+ * shared/ledger/receipt.ts) against the ledger key it pinned, and keeps it; without a valid receipt
+ * it withholds them, so no sum is decoded that the ledger does not hold (docs/ledger.md).
  * Seams: `privatiseUpdate` (a float transform before DP) and `faults` (simulation only).
  */
 import { io } from 'socket.io-client';
@@ -23,7 +26,10 @@ import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { Ack, DeclineReason, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
-import { RoundClosedSchema, RoundConfigEnvelopeSchema, RoundNotSelectedSchema, RoundOpenSchema, SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
+import { RoundClosedSchema, RoundConfigEnvelopeSchema, RoundNotSelectedSchema, RoundOpenSchema, RoundReceiptSchema, SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
+import type { RoundReceipt } from '../../shared/protocol/messages.ts';
+import { verifyReceipt } from '../../shared/ledger/receipt.ts';
+import type { LedgerReceipt, WitnessedSpend } from '../../shared/ledger/receipt.ts';
 import type { z } from 'zod';
 import { toBase64 } from '../../shared/secagg/bytes.ts';
 import { generateSigningKeyPair } from '../../shared/secagg/keys.ts';
@@ -68,6 +74,10 @@ export type ClientEvent =
   | { type: 'malformed'; event: string; message: string }
   /** This device has no training examples, so it does not check in. */
   | { type: 'declined'; roundId: number; reason: string }
+  /** The ledger receipt of this round's release verified and was kept: the unmask shares may go. */
+  | { type: 'receipt-kept'; roundId: number; treeSize: number; leafIndex: number }
+  /** No valid ledger receipt for this round: its unmask shares are withheld. */
+  | { type: 'receipt-refused'; roundId: number; reason: string }
   | { type: 'secagg-finished'; roundId: number; status: 'done' | 'aborted' | 'refused' | 'dropped'; stage: SecAggStage | 'done'; reason?: string; bytesSent: number; computeMs: number }
   | { type: 'failed'; roundId: number; message: string };
 
@@ -96,6 +106,11 @@ export interface FederatedClientOptions {
   acceptPrivacyModes?: readonly PrivacyMode[];
   /** This device's own privacy ledger and cap (privacy-ledger.ts): rounds past the cap are refused, whatever the coordinator says. */
   privacyLedger?: ClientPrivacyLedger;
+  /**
+   * The coordinator ledger's genesis public key (hex, `GET /api/v1/ledger/public-key`): receipts must
+   * chain to it. Default: trust on first use, the key of the first receipt (kept in `privacyLedger`).
+   */
+  ledgerPublicKey?: string;
   /** CSPRNG for rounding and noise; default crypto.getRandomValues (inject a seeded one only in tests). */
   privacyRandom?: RandomSource;
   fetch?: FetchLike;
@@ -138,6 +153,14 @@ export class FederatedClient {
   private readonly signingKeys: KeyPair;
   /** The SecAgg+ session of the round this device is masking for, if any. */
   private secagg: SecAggParticipant | null = null;
+  /** The ledger keys receipts must chain to (genesis first), once pinned; see `pinnedLedgerKeys`. */
+  private ledgerKeys: string[] | null = null;
+  /** The noise the SecAgg+ round in flight was announced with: its release entry must account for it. */
+  private witnessed: { roundId: number; spend: WitnessedSpend } | null = null;
+  /** The check of the latest receipt: null when it verified and was kept, else why not. */
+  private receiptCheck: { roundId: number; outcome: Promise<string | null> } | null = null;
+  /** Receipts kept by this process (the privacy ledger, when there is one, keeps them durably). */
+  private readonly keptReceipts: LedgerReceipt[] = [];
 
   constructor(private readonly options: FederatedClientOptions) {
     this.clock = options.clock ?? Date.now;
@@ -145,6 +168,9 @@ export class FederatedClient {
     this.privacyRandom = options.privacyRandom ?? cryptoRandomSource();
     this.dropAt = options.faults?.dropAt;
     this.signingKeys = options.signingKeyPair ?? generateSigningKeyPair(this.privacyRandom);
+    if (options.ledgerPublicKey !== undefined && (typeof options.ledgerPublicKey !== 'string' || !/^[0-9a-f]{64}$/.test(options.ledgerPublicKey))) {
+      throw new RangeError(`"ledgerPublicKey" expected 32 bytes as 64 lowercase hex digits, got ${typeof options.ledgerPublicKey === 'string' ? `${options.ledgerPublicKey.length} characters` : typeof options.ledgerPublicKey}`);
+    }
     const fetchImpl: FetchLike = options.fetch ?? ((url) => fetch(url));
     this.models = new ModelCache(options.serverUrl, fetchImpl);
     const delay = options.reconnectionDelayMs ?? 250;
@@ -166,6 +192,7 @@ export class FederatedClient {
     this.socket.on(EVENTS.roundConfig, (m) => this.inbound(RoundConfigEnvelopeSchema, EVENTS.roundConfig, m, (config) => void this.onRoundConfig(config as RoundConfigMessage)));
     this.socket.on(EVENTS.roundNotSelected, (m) => this.inbound(RoundNotSelectedSchema, EVENTS.roundNotSelected, m, ({ roundId }) => this.emit({ type: 'not-selected', roundId })));
     this.socket.on(EVENTS.roundClosed, (m) => this.inbound(RoundClosedSchema, EVENTS.roundClosed, m, (closed) => this.emit({ type: 'round-closed', message: closed as RoundClosed })));
+    this.socket.on(EVENTS.roundReceipt, (m) => this.inbound(RoundReceiptSchema, EVENTS.roundReceipt, m, (message) => this.onReceipt(message)));
     this.socket.on(EVENTS.secagg, (m) => {
       const session = this.secagg;
       if (session) void session.receive(m).catch((err: unknown) => this.emit({ type: 'failed', roundId: session.roundId, message: err instanceof Error ? err.message : String(err) }));
@@ -181,6 +208,64 @@ export class FederatedClient {
       return;
     }
     handle(message);
+  }
+
+  /**
+   * The ledger receipts this device kept (oldest first): from its privacy ledger when it has one
+   * (all of them, across restarts), else those of this process. `portrait audit verify --receipt`
+   * reads them as a JSON array.
+   */
+  receipts(): readonly LedgerReceipt[] {
+    return this.options.privacyLedger?.receipts ?? [...this.keptReceipts];
+  }
+
+  /**
+   * The keys a receipt must chain to: the configured genesis key (with the rotations seen since,
+   * if they start from it), else those pinned by the first receipt; null before any (trust on first use).
+   */
+  private pinnedLedgerKeys(): readonly string[] | null {
+    const known = this.ledgerKeys ?? this.options.privacyLedger?.ledgerKeys ?? null;
+    const configured = this.options.ledgerPublicKey;
+    if (configured === undefined) return known;
+    return known && known[0] === configured ? known : [configured];
+  }
+
+  /** A receipt for the round this device is unmasking for: checked (and kept) now, awaited before its shares go. */
+  private onReceipt(message: RoundReceipt): void {
+    const witnessed = this.witnessed;
+    if (this.secagg?.roundId !== message.roundId || witnessed?.roundId !== message.roundId) return;
+    const outcome = this.keepReceipt(message, witnessed.spend);
+    this.receiptCheck = { roundId: message.roundId, outcome };
+  }
+
+  private async keepReceipt(message: RoundReceipt, spend: WitnessedSpend): Promise<string | null> {
+    const { roundId } = message;
+    try {
+      const verdict = await verifyReceipt(message.receipt, { roundId, pinnedKeys: this.pinnedLedgerKeys(), spend });
+      if (!verdict.ok) {
+        this.emit({ type: 'receipt-refused', roundId, reason: verdict.reason });
+        return verdict.reason;
+      }
+      // Kept (durably, with a privacy ledger) before the shares leave: the device can prove the round was entered.
+      await this.options.privacyLedger?.keepReceipt(verdict.receipt, verdict.keys);
+      this.ledgerKeys = verdict.keys;
+      this.keptReceipts.push(verdict.receipt);
+      this.emit({ type: 'receipt-kept', roundId, treeSize: verdict.receipt.head.treeSize, leafIndex: verdict.receipt.leafIndex });
+      return null;
+    } catch (err) {
+      const reason = `the receipt could not be kept: ${err instanceof Error ? err.message : String(err)}`;
+      this.emit({ type: 'receipt-refused', roundId, reason });
+      return reason;
+    }
+  }
+
+  /** Asked by the SecAgg+ participant before its unmask shares: null when this round's receipt verified and was kept. */
+  private async receiptFor(roundId: number): Promise<string | null> {
+    const check = this.receiptCheck;
+    if (check && check.roundId === roundId) return check.outcome;
+    const reason = `no ledger receipt for round ${roundId} came before its unmask request`;
+    this.emit({ type: 'receipt-refused', roundId, reason });
+    return reason;
   }
 
   /** The device's data changed (new events, retention): rebuild its examples at the next round. */
@@ -391,7 +476,7 @@ export class FederatedClient {
         const residues = privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom);
         this.options.inspectResidues?.(round.roundId, residues.slice());
         if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
-        await this.startSecAgg(round, residues);
+        await this.startSecAgg(round, residues, witnessedSpend(privacy.config));
         return;
       }
       // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
@@ -421,9 +506,10 @@ export class FederatedClient {
   }
 
   /** Hands the residues to a SecAgg+ participant and advertises its keys; later stages run on `secagg` events. */
-  private async startSecAgg(round: RoundConfigMessage, residues: Uint32Array): Promise<void> {
+  private async startSecAgg(round: RoundConfigMessage, residues: Uint32Array, witnessed: WitnessedSpend): Promise<void> {
     const wire = parseMessage(SecAggWireConfigSchema, 'round:config.secagg', round.secagg);
     const roundId = round.roundId;
+    this.witnessed = { roundId, spend: witnessed };
     const session = new SecAggParticipant({
       roundId,
       wire,
@@ -442,6 +528,7 @@ export class FederatedClient {
         this.stats.refusals++;
         this.emit({ type: 'update-refused', roundId, error });
       },
+      beforeUnmask: () => this.receiptFor(roundId),
       onFinished: (outcome) => {
         const bytesSent = Object.values(session.bytesSent).reduce((a, b) => a + b, 0);
         if (outcome.status === 'done') this.stats.updatesAccepted++;
@@ -454,4 +541,18 @@ export class FederatedClient {
     this.stats.updatesSent++;
     await session.start();
   }
+}
+
+/** The noise a round's release entry must account for, as this device was told it (shared/ledger/receipt.ts). */
+function witnessedSpend(config: PrivacyConfig): WitnessedSpend {
+  return {
+    mode: config.mode,
+    noiseMultiplier: config.noiseMultiplier,
+    t: config.minSurvivors,
+    delta: config.delta,
+    l2Sensitivity: config.l2Sensitivity,
+    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
+    shares: config.noiseShares,
+    paddedDimension: config.paddedDimension,
+  };
 }

@@ -8,8 +8,12 @@
  * rounds (Mironov 2017, Prop. 1), converted with Canonne, Kamath, Steinke 2020, Prop. 12.
  * Platform-free: state goes through `ClientLedgerStorage` (a JSON file in Node, IndexedDB or
  * localStorage in the browser). A round is recorded before its update leaves the device.
+ * It also keeps the coordinator ledger's receipts this device witnessed (shared/ledger/receipt.ts:
+ * the signed tree head over each SecAgg+ round's release entry, kept before the unmask shares
+ * leave) and the ledger keys it trusts, so that it can later prove those rounds were entered.
  */
 import { RdpTotal, spendRdp } from '../../shared/ledger/accountant.ts';
+import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import type { PrivacyConfig, PrivacyMode } from '../../shared/privacy/config.ts';
 
 export interface JoinedRound {
@@ -27,9 +31,18 @@ export interface JoinedRound {
   paddedDimension: number | null;
 }
 
+export interface KeptReceipt {
+  keptAt: string;
+  receipt: LedgerReceipt;
+}
+
 export interface ClientLedgerState {
   version: 1;
   rounds: JoinedRound[];
+  /** Receipts of the coordinator's ledger this device checked and kept, oldest first. */
+  receipts?: KeptReceipt[];
+  /** The coordinator ledger's keys this device trusts: its genesis key, then each rotation accepted since. */
+  ledgerKeys?: string[];
 }
 
 export interface ClientLedgerStorage {
@@ -120,6 +133,16 @@ export class ClientPrivacyLedger {
     return this.state.rounds;
   }
 
+  /** The ledger receipts kept so far, oldest first (what `portrait audit verify --receipt` reads). */
+  get receipts(): readonly LedgerReceipt[] {
+    return (this.state.receipts ?? []).map((k) => k.receipt);
+  }
+
+  /** The coordinator ledger's keys this device trusts (genesis first), or null before its first receipt. */
+  get ledgerKeys(): readonly string[] | null {
+    return this.state.ledgerKeys ?? null;
+  }
+
   /** This device's epsilon so far at its cap's delta (null: unbounded). */
   get spent(): number | null {
     return this.total.epsilon(this.cap.delta)?.epsilon ?? null;
@@ -143,10 +166,28 @@ export class ClientPrivacyLedger {
    * numbers from 1 again), and counting a round twice over-counts, which is safe.
    */
   record(roundId: number, config: PrivacyConfig | null): Promise<void> {
-    const run = async () => {
+    return this.serialised(async () => {
       const round = joinedRound(roundId, config, new Date(this.clock()).toISOString());
       this.state.rounds.push(round);
       this.total.add(roundRdp(round, this.total.orders));
+    });
+  }
+
+  /**
+   * Keeps a receipt the device verified (and the ledger keys it chained to, which it trusts from now
+   * on) durably; call before the unmask shares leave the device.
+   */
+  keepReceipt(receipt: LedgerReceipt, ledgerKeys: readonly string[]): Promise<void> {
+    return this.serialised(async () => {
+      this.state.receipts = [...(this.state.receipts ?? []), { keptAt: new Date(this.clock()).toISOString(), receipt }];
+      this.state.ledgerKeys = [...ledgerKeys];
+    });
+  }
+
+  /** Runs `change` after every earlier one, then saves the state. */
+  private serialised(change: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      await change();
       await this.storage.save(this.state);
     };
     const next = this.queue.then(run, run);

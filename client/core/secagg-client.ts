@@ -4,6 +4,9 @@
  * (signatures against the enrollment-bound verify keys, neighbours, survivor consistency, never both
  * shares of a peer), and only moves its messages over the socket. The input it masks is the DP
  * residue vector mod 2^32 the device already computed; nothing else about it ever leaves the device.
+ * Before it answers its unmask request it asks `beforeUnmask` (the device's ledger receipt check,
+ * docs/ledger.md): a refusal withholds the shares, and the session ends on this side with its
+ * secrets wiped.
  */
 import type { Ack, SecAggWireConfig } from '../../shared/protocol/messages.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
@@ -35,6 +38,8 @@ export interface SecAggParticipantOptions {
   /** Called before each send; returning true means the device vanished instead (simulation). */
   beforeSend?: (stage: ProtocolStage) => boolean;
   onRefused?: (stage: ProtocolStage, error: ErrorBody) => void;
+  /** Asked before the unmask shares are computed: null sends them, a reason withholds them (status refused, RECEIPT_REFUSED). */
+  beforeUnmask?: () => Promise<string | null>;
   /** The session ended on this side: done, aborted by the coordinator, or refused by this device. */
   onFinished?: (outcome: { status: 'done' | 'aborted' | 'refused' | 'dropped'; stage: ProtocolStage | 'done'; reason?: string }) => void;
 }
@@ -87,6 +92,11 @@ export class SecAggParticipant {
   /** A server message (round keys, forwarded shares, unmask request, abort); replies when the stage asks for it. */
   async receive(message: unknown): Promise<void> {
     if (this.#finished) return;
+    if (this.#options.beforeUnmask && this.#isOwnUnmaskRequest(message)) {
+      const withheld = await this.#options.beforeUnmask();
+      if (this.#finished) return;
+      if (withheld !== null) return this.#withhold(withheld);
+    }
     const stage = this.client.stage;
     let reply: ClientMessage | null;
     const started = performance.now();
@@ -108,6 +118,20 @@ export class SecAggParticipant {
     }
     await this.#send(reply);
     if (this.client.stage === 'done') this.#finish({ status: 'done', stage: 'done' });
+  }
+
+  /** An unmask request of this session addressed to this device (anything else goes to the core, which refuses or ignores it). */
+  #isOwnUnmaskRequest(message: unknown): boolean {
+    if (typeof message !== 'object' || message === null) return false;
+    const m = message as { type?: unknown; roundId?: unknown; to?: unknown };
+    return m.type === 'unmask-request' && m.roundId === this.#options.wire.sessionId && m.to === this.#options.wire.index && this.client.stage === 'unmask';
+  }
+
+  /** Ends the session without sending the unmask shares: the core takes a local abort, which wipes its keys and shares. */
+  async #withhold(reason: string): Promise<void> {
+    const { sessionId, index } = this.#options.wire;
+    await this.client.receive({ type: 'abort', roundId: sessionId, to: index, stage: 'unmask', code: 'RECEIPT_REFUSED', reason }).catch(() => null);
+    this.#finish({ status: 'refused', stage: 'unmask', reason: `RECEIPT_REFUSED: ${reason}` });
   }
 
   async #send(message: ClientMessage): Promise<void> {

@@ -6,8 +6,10 @@
  * default ./data). The auditor keeps the ledger's tree head (`--save-head FILE`) and later
  * requires the ledger to extend it consistently (`--since FILE`, RFC 9162 Sec. 2.1.4); from a
  * data directory or a server, every published model version must also have its release entry.
- * `verify --json` prints `{ ok, entries, epsilon, delta, firstBadEntry?, reason?, head?, models? }`
- * and exits 1 when the ledger does not verify.
+ * Devices' receipts (`--receipt FILE...`, shared/ledger/receipt.ts) must each find their round's
+ * release entry in the ledger under their signed head. `verify --json` prints `{ ok, entries,
+ * epsilon, delta, firstBadEntry?, reason?, head?, models?, receipts? }` and exits 1 when the ledger
+ * does not verify.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +22,8 @@ import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { LedgerEntry } from '../../shared/ledger/entry.ts';
 import { verifyConsistency } from '../../shared/ledger/merkle.ts';
 import { unreleasedModels } from '../../shared/ledger/models.ts';
+import { checkReceipts, withReceiptFindings } from '../../shared/ledger/receipt.ts';
+import type { ReceiptCheck } from '../../shared/ledger/receipt.ts';
 import type { PublishedModel } from '../../shared/ledger/models.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
@@ -49,6 +53,8 @@ interface SourceOptions {
   since?: string;
   /** Where to keep this ledger's tree head, once it verifies. */
   saveHead?: string;
+  /** Files of device receipts the ledger must agree with. */
+  receipt?: string[];
 }
 
 interface Loaded {
@@ -126,6 +132,27 @@ function checkModels(result: VerifyResult, models: readonly PublishedModel[], en
   return { result: { ...result, ok: false, reason: problems.map((p) => p.reason).join('; ') }, models: summary };
 }
 
+/**
+ * `--receipt FILE`: one receipt, a JSON array of them (FederatedClient.receipts()), or a device's
+ * privacy ledger file (`{ receipts: [{ keptAt, receipt }] }`), each named for the reasons.
+ */
+function readReceipts(files: readonly string[]): ReceiptCheck[] {
+  return files.flatMap((file) => {
+    const text = readInputFile('receipt', file);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new CliError('INVALID_ARGUMENT', `"receipt": ${path.resolve(file)} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const kept = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && Array.isArray((raw as { receipts?: unknown }).receipts) ? (raw as { receipts: unknown[] }).receipts : null;
+    const list = Array.isArray(raw) ? raw : kept ?? [raw];
+    if (list.length === 0) throw new CliError('INVALID_ARGUMENT', `"receipt": ${path.resolve(file)} holds no receipts`);
+    const unwrap = (item: unknown) => (item !== null && typeof item === 'object' && 'receipt' in item && 'keptAt' in item ? (item as { receipt: unknown }).receipt : item);
+    return list.map((item, i) => ({ receipt: unwrap(item), name: list.length === 1 ? `the receipt in ${file}` : `receipt ${i + 1} of ${list.length} in ${file}` }));
+  });
+}
+
 function readDataDir(dataDir: string): Promise<unknown[]> {
   const file = path.join(dataDir, LEDGER_DATABASE_FILE);
   if (!fs.existsSync(file)) throw new CliError('NOT_FOUND', `no ledger at ${file}: pass --data-dir, --server or --bundle`);
@@ -134,6 +161,17 @@ function readDataDir(dataDir: string): Promise<unknown[]> {
 }
 
 async function load(options: SourceOptions): Promise<Loaded> {
+  const loaded = await loadLedger(options);
+  const receipts = readReceipts(options.receipt ?? []);
+  if (receipts.length === 0) return loaded;
+  // Held against the entries as read, whether or not their chain verified: a deleted round is named by the receipt that witnessed it.
+  const publicKey = checkKey(options.publicKey);
+  const findings = await checkReceipts(receipts, loaded.entries, { ...(publicKey ? { publicKey } : {}), verify: nodeEd25519Verify });
+  const result = withReceiptFindings(loaded.result, receipts.length, findings);
+  return { ...loaded, result, head: result.ok ? loaded.head : null };
+}
+
+async function loadLedger(options: SourceOptions): Promise<Loaded> {
   const publicKey = checkKey(options.publicKey);
   const cap = capFrom(options);
   const since = options.since === undefined ? undefined : readKeptHead(options.since);
@@ -234,6 +272,7 @@ function sourceOptions(command: Command): Command {
     .option('--delta <d>', 'delta of the cap')
     .option('--since <file>', 'a tree head kept earlier (--save-head, or a bundle): fail unless the ledger extends it consistently')
     .option('--save-head <file>', "keep the ledger's tree head in this file once it verifies (for a later --since)")
+    .option('--receipt <file...>', "device receipts (one, a JSON array, or a device's privacy ledger file): fail unless the ledger holds each witnessed release entry under its signed head")
     .option('--json', 'machine-readable output');
 }
 
@@ -269,7 +308,11 @@ export function registerAuditCommands(program: Command): void {
       const json = { ...verdict, ...(head ? { head } : {}), ...(models ? { models } : {}) };
       emit(options, json, () => {
         if (!result.ok) return `ledger FAILED (${source})${result.firstBadEntry === undefined ? '' : ` at entry ${result.firstBadEntry}`}: ${result.reason}`;
-        const extra = [options.since ? `a consistent extension of the tree head kept in ${options.since}` : null, models ? `${models.published} published model versions, each released by a ledger entry` : null].filter((x) => x !== null);
+        const extra = [
+          options.since ? `a consistent extension of the tree head kept in ${options.since}` : null,
+          models ? `${models.published} published model versions, each released by a ledger entry` : null,
+          result.receipts ? `${result.receipts.checked} device receipt(s): each witnessed release entry is in the ledger under its signed tree head` : null,
+        ].filter((x) => x !== null);
         return [`ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${spent}`, ...extra.map((x) => `  ${x}`), `tree head to keep: size ${head?.treeSize}, root ${head?.rootHash}`].join('\n');
       });
     }),
