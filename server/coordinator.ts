@@ -112,10 +112,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const ledgerHook = options.ledger ? new LedgerRoundHook(options.ledger, options.rounds, async () => ((await options.models.latest())?.version ?? 0) + 1) : undefined;
   const entered = await ledgerHook?.enterUnrecordedAborts();
   if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
+  // Every stored version's files against its publication entry; a start refuses when they disagree.
+  const publications = await ledgerHook?.enterUnrecordedPublications(options.models);
+  if (publications) log(`privacy ledger: entered the publication of ${publications} model version(s) it lacked`);
   const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.ledger ? { ledger: options.ledger } : {}) };
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>

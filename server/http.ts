@@ -44,6 +44,8 @@ export interface HttpOptions {
   clock: () => number;
   /** The privacy ledger: launch budget check, /api/v1/ledger for auditors, the compliance page. */
   ledger?: PrivacyLedger;
+  /** Whether a model version's files are bound by a publication entry (checked at start, server/ledger/round-hook.ts); absent: every stored version is served. */
+  modelPublished?: (version: number) => boolean;
   /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
   readiness?: () => Promise<Readiness>;
 }
@@ -131,6 +133,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
       if (file !== 'model.json' && file !== WEIGHTS_FILE) throw new ProtocolError('NOT_FOUND', `no file ${JSON.stringify(file)} in a model version`);
       const record = await options.registry.store.get(version);
       if (!record) throw new ProtocolError('NOT_FOUND', `model version ${version} does not exist`);
+      if (options.modelPublished && !options.modelPublished(version)) throw new ProtocolError('MODEL_NOT_PUBLISHED', `model version ${version} has no publication entry in the privacy ledger binding its files: not served`);
       const etag = `"${record.sha256}-${file === 'model.json' ? 'j' : 'w'}"`;
       res.set({ 'Cache-Control': IMMUTABLE, ETag: etag });
       if (req.get('if-none-match') === etag) {

@@ -5,12 +5,14 @@
  * trusting the server's own verdict), or else the data directory's `ledger.db` (`--data-dir`,
  * default ./data). The auditor keeps the ledger's tree head (`--save-head FILE`) and later
  * requires the ledger to extend it consistently (`--since FILE`, RFC 9162 Sec. 2.1.4); from a
- * data directory or a server, every published model version must also have its release entry.
+ * data directory or a server, every published model version must also have its release entry, and
+ * its files (as stored, or as the server serves them) the digest its publication entry binds.
  * Devices' receipts (`--receipt FILE...`, shared/ledger/receipt.ts) must each find their round's
  * release entry in the ledger under their signed head. `verify --json` prints `{ ok, entries,
  * epsilon, delta, firstBadEntry?, reason?, head?, models?, receipts? }` and exits 1 when the ledger
  * does not verify.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -21,10 +23,10 @@ import { fromHex } from '../../shared/ledger/digest.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { LedgerEntry } from '../../shared/ledger/entry.ts';
 import { verifyConsistency } from '../../shared/ledger/merkle.ts';
-import { unreleasedModels } from '../../shared/ledger/models.ts';
+import { modelDigestProblems, unreleasedModels } from '../../shared/ledger/models.ts';
 import { checkReceipts, withReceiptFindings } from '../../shared/ledger/receipt.ts';
 import type { ReceiptCheck } from '../../shared/ledger/receipt.ts';
-import type { PublishedModel } from '../../shared/ledger/models.ts';
+import type { PublishedModel, StoredModel } from '../../shared/ledger/models.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import { describeTreeHead, KeptTreeHeadSchema, TREE_HEAD_FORMAT } from '../../shared/ledger/tree-head.ts';
@@ -68,7 +70,14 @@ interface Loaded {
   /** The head to keep when the ledger verifies: a bundle's signed head, or one computed here from a data directory. */
   head: KeptTreeHead | null;
   /** The published model versions checked against the ledger (data directory or server); null when none were. */
-  models: { published: number; withoutRelease: number[] } | null;
+  models: { published: number; withoutRelease: number[]; digestMismatch: number[]; versionOnly: number[] } | null;
+}
+
+/** How the files of the published versions were checked, for the verify summary. */
+function describeDigestCheck(models: NonNullable<Loaded['models']>): string {
+  const bound = models.published - models.versionOnly.length;
+  const byVersion = models.versionOnly.length === 0 ? '' : `; ${models.versionOnly.length === models.published ? 'all' : models.versionOnly.length} (${models.versionOnly.join(', ')}) checked by version only: the ledger predates publication entries, which bind a version's files to their digest`;
+  return `${bound > 0 ? `, ${bound === models.published ? 'each' : bound} with files matching the digest its publication entry binds` : ''}${byVersion}`;
 }
 
 function capFrom(options: SourceOptions): BudgetCap | null {
@@ -124,12 +133,40 @@ async function servedConsistencyProblem(options: SourceOptions & { server: strin
   return ok ? null : `the coordinator's consistency proof from ${kept.name} to its tree head of size ${current.treeSize} does not verify (RFC 9162 Sec. 2.1.4.2)`;
 }
 
-/** Every published model version against the verified entries: the result fails naming the first without a release entry. */
-function checkModels(result: VerifyResult, models: readonly PublishedModel[], entries: readonly LedgerEntry[]): { result: VerifyResult; models: NonNullable<Loaded['models']> } {
-  const problems = unreleasedModels(models, entries);
-  const summary = { published: models.length, withoutRelease: problems.map((p) => p.version) };
+/**
+ * Every published model version against the verified entries: the result fails naming each
+ * without a release entry, or whose files disagree with the digest its publication entry binds.
+ */
+function checkModels(result: VerifyResult, models: readonly StoredModel[], entries: readonly LedgerEntry[]): { result: VerifyResult; models: NonNullable<Loaded['models']> } {
+  const unreleased = unreleasedModels(models, entries);
+  const digests = modelDigestProblems(models, entries);
+  const problems = [...unreleased, ...digests.problems];
+  const summary = { published: models.length, withoutRelease: unreleased.map((p) => p.version), digestMismatch: digests.problems.map((p) => p.version), versionOnly: digests.versionOnly };
   if (!result.ok || problems.length === 0) return { result, models: summary };
   return { result: { ...result, ok: false, reason: problems.map((p) => p.reason).join('; ') }, models: summary };
+}
+
+/** Each listed version's digest as the server serves it (model.json then weights.bin, public routes); null, with why, when it does not. */
+async function servedModels(server: string, models: readonly PublishedModel[]): Promise<StoredModel[]> {
+  const get = async (url: URL): Promise<Buffer> => {
+    const res = await fetch(url);
+    if (!res.ok) {
+      const body = (await res.json().catch(() => ({}))) as { code?: string };
+      throw new Error(`HTTP ${res.status}${body.code ? ` ${body.code}` : ''}`);
+    }
+    return Buffer.from(await res.arrayBuffer());
+  };
+  return Promise.all(
+    models.map(async ({ version, roundId, parentVersion }) => {
+      try {
+        const [json, weights] = await Promise.all([get(new URL(`/models/${version}/model.json`, server)), get(new URL(`/models/${version}/weights.bin`, server))]);
+        return { version, roundId, parentVersion, sha256: createHash('sha256').update(json).update(weights).digest('hex') };
+      } catch (err) {
+        log(`model version ${version}: ${server} does not serve its files (${err instanceof Error ? err.message : String(err)})`);
+        return { version, roundId, parentVersion, sha256: null };
+      }
+    }),
+  );
 }
 
 /**
@@ -204,7 +241,7 @@ async function loadLedger(options: SourceOptions): Promise<Loaded> {
       const problem = since ? await servedConsistencyProblem(server, since, bundle.head) : null;
       if (problem) result = { ...result, ok: false, reason: problem };
       const listed = await callApi<{ models: PublishedModel[] }>(server.server, resolveToken(server, 'auditor'), 'GET', '/models');
-      ({ result, models } = checkModels(result, listed.models, entries.map((e) => LedgerEntrySchema.parse(e))));
+      ({ result, models } = checkModels(result, await servedModels(server.server, listed.models), entries.map((e) => LedgerEntrySchema.parse(e))));
     }
     return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle`, head: result.ok ? (b.head as SignedTreeHead) : null, models };
   }
@@ -310,7 +347,7 @@ export function registerAuditCommands(program: Command): void {
         if (!result.ok) return `ledger FAILED (${source})${result.firstBadEntry === undefined ? '' : ` at entry ${result.firstBadEntry}`}: ${result.reason}`;
         const extra = [
           options.since ? `a consistent extension of the tree head kept in ${options.since}` : null,
-          models ? `${models.published} published model versions, each released by a ledger entry` : null,
+          models ? `${models.published} published model versions, each released by a ledger entry${describeDigestCheck(models)}` : null,
           result.receipts ? `${result.receipts.checked} device receipt(s): each witnessed release entry is in the ledger under its signed tree head` : null,
         ].filter((x) => x !== null);
         return [`ledger OK (${source}): ${result.entries} entries, chain and signatures verified, epsilons recomputed; ${spent}`, ...extra.map((x) => `  ${x}`), `tree head to keep: size ${head?.treeSize}, root ${head?.rootHash}`].join('\n');

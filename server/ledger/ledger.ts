@@ -14,7 +14,7 @@ import { buildBundle } from '../../shared/ledger/bundle.ts';
 import type { BudgetCap, LedgerBundle } from '../../shared/ledger/bundle.ts';
 import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, GENESIS_PREV_HASH, LEDGER_FORMAT, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
-import type { KeyRotationEntry, LedgerEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
+import type { KeyRotationEntry, LedgerEntry, Publication, PublicationEntry, RoundEntry, RoundSpend, SigningKey, UnsignedEntry } from '../../shared/ledger/entry.ts';
 import { leafHash, MerkleTree } from '../../shared/ledger/merkle.ts';
 import { buildReceipt } from '../../shared/ledger/receipt.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
@@ -121,7 +121,7 @@ export class PrivacyLedger {
     return next;
   }
 
-  private async append(body: { kind: 'genesis'; accountant: { method: string; orders: number[] } } | { kind: 'round'; round: RoundSpend } | { kind: 'key-rotation'; newPublicKey: string; reason: string }, newKey?: SigningKey): Promise<LedgerEntry> {
+  private async append(body: { kind: 'genesis'; accountant: { method: string; orders: number[] } } | { kind: 'round'; round: RoundSpend } | { kind: 'publication'; publication: Publication } | { kind: 'key-rotation'; newPublicKey: string; reason: string }, newKey?: SigningKey): Promise<LedgerEntry> {
     const unsigned = {
       format: LEDGER_FORMAT,
       seq: this.seq + 1,
@@ -157,6 +157,14 @@ export class PrivacyLedger {
       this.options.crash?.('after-ledger');
       return entry;
     });
+  }
+
+  /**
+   * Binds a stored model version to its digest (a `publication` entry, after the release entry
+   * naming it: verifyLedger refuses one without). Spends nothing.
+   */
+  recordPublication(publication: Publication): Promise<PublicationEntry> {
+    return this.exclusive(async () => (await this.append({ kind: 'publication', publication })) as PublicationEntry);
   }
 
   /**

@@ -5,15 +5,20 @@
  * round's launch cap would be exceeded) and returns the entry's receipt, which a SecAgg+ round's
  * survivors check before they send their unmask shares; `afterAbort` enters a round that ended without a release
  * (zero spend) or failed after it. The entry is built from the round record as the RoundStore
- * holds it at that point.
+ * holds it at that point. `afterCommit` binds the version the round committed to its digest (a
+ * `publication` entry); at start, `enterUnrecordedPublications` checks every stored version's files
+ * against its publication and enters those missing (crash recovery), and `isPublished` answers for
+ * the model routes from what was checked then and published since (no hashing per request).
  */
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { RoundEntry } from '../../shared/ledger/entry.ts';
+import { isInitialModel, publicationEntries } from '../../shared/ledger/models.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import type { RoundRecord } from '../../shared/protocol/messages.ts';
-import type { RoundStore } from '../storage/stores.ts';
+import type { ModelRecord, RoundRecord } from '../../shared/protocol/messages.ts';
+import { modelDigest } from '../storage/model-digest.ts';
+import type { ModelStore, RoundStore } from '../storage/stores.ts';
 import { pendingPrivacyRecord } from '../rounds/accounting.ts';
 import { projectedRoundRdp } from './budget.ts';
 import { BudgetExceededError } from './ledger.ts';
@@ -25,6 +30,16 @@ export interface RoundLedger {
   /** Enters the release (durable when it resolves) and returns its receipt for the devices (shared/ledger/receipt.ts). */
   beforeRelease(roundId: number): Promise<LedgerReceipt>;
   afterAbort(roundId: number, reason: string): Promise<void>;
+  /** Enters the publication of the version a round just committed (durable when it resolves). */
+  afterCommit(model: ModelRecord): Promise<void>;
+}
+
+/** A start refused: a stored model version's files disagree with the digest the ledger (or its record) binds. */
+export class ModelDigestMismatchError extends Error {
+  constructor(readonly problems: { version: number; reason: string }[]) {
+    super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve model files the ledger did not publish: restore the version's files, or remove the version`);
+    this.name = 'ModelDigestMismatchError';
+  }
 }
 
 export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): RoundSpendInput {
@@ -65,6 +80,8 @@ export function launchCap(record: RoundRecord): BudgetCap | null {
 export class LedgerRoundHook implements RoundLedger {
   /** Rounds already entered as released by this process (an abort after release adds a zero-spend note). */
   private readonly released = new Set<number>();
+  /** Versions whose files were checked against their publication at start, or published since. */
+  private readonly published = new Set<number>();
 
   constructor(
     private readonly ledger: PrivacyLedger,
@@ -121,6 +138,51 @@ export class LedgerRoundHook implements RoundLedger {
       const reason = r.reason ?? 'aborted';
       await this.ledger.recordRound(spendInput(r, 'aborted', outcome.get(r.id) === 'released' ? `${reason} (after its release was entered: that spend stands)` : reason, null));
     }
+    return missing.length;
+  }
+
+  async afterCommit(model: ModelRecord): Promise<void> {
+    if (model.roundId === null) throw new RangeError(`"roundId" expected the round that committed model version ${model.version}, got null`);
+    await this.ledger.recordPublication({ modelVersion: model.version, roundId: model.roundId, parentVersion: model.parentVersion, sha256: model.sha256, bytes: model.bytes, entered: 'at-commit' });
+    this.published.add(model.version);
+  }
+
+  /** Whether `version`'s files are published: checked at start, or entered by this process since. */
+  isPublished(version: number): boolean {
+    return this.published.has(version);
+  }
+
+  /**
+   * At start: hashes every stored version's files (as served: server/storage/model-digest.ts) and
+   * checks them against its publication entry; a version without one (the seed model, a crash
+   * between the commit and the entry, a version from before these entries) is entered now, if its
+   * files still match the digest its model record kept at commit and a release entry names it.
+   * Throws ModelDigestMismatchError, entering nothing, when any version disagrees. Returns how many
+   * were entered.
+   */
+  async enterUnrecordedPublications(models: ModelStore): Promise<number> {
+    const entries = (await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw));
+    const publications = publicationEntries(entries);
+    const released = new Set<string>();
+    for (const e of entries) if (e.kind === 'round' && e.round.outcome === 'released') released.add(`${e.round.roundId}:${e.round.modelVersionOut}`);
+    const problems: { version: number; reason: string }[] = [];
+    const missing: ModelRecord[] = [];
+    for (const record of [...(await models.list())].sort((a, b) => a.version - b.version)) {
+      const files = await models.files(record.version);
+      const digest = files ? modelDigest(files).sha256 : null;
+      const entry = publications.get(record.version);
+      const bound = entry?.publication.sha256 ?? record.sha256;
+      const where = entry ? `its publication entry (seq ${entry.seq})` : 'its model record (it has no publication entry yet)';
+      if (digest === null) problems.push({ version: record.version, reason: `model version ${record.version} has no files to check against ${where}` });
+      else if (digest !== bound) problems.push({ version: record.version, reason: `model version ${record.version}'s files have SHA-256 ${digest}, but ${where} binds ${bound}: the files were replaced after publication` });
+      else if (!entry) {
+        if (isInitialModel(record) || (record.roundId !== null && released.has(`${record.roundId}:${record.version}`))) missing.push(record);
+        else problems.push({ version: record.version, reason: `model version ${record.version} has no release entry to publish it after` });
+      }
+    }
+    if (problems.length > 0) throw new ModelDigestMismatchError(problems);
+    for (const record of missing) await this.ledger.recordPublication({ modelVersion: record.version, roundId: record.roundId, parentVersion: record.parentVersion, sha256: record.sha256, bytes: record.bytes, entered: 'at-start' });
+    for (const record of await models.list()) this.published.add(record.version);
     return missing.length;
   }
 

@@ -475,6 +475,9 @@ export class RoundRunner {
       const { step } = bounded;
       const aggregate = { examples: bounded.examples, weight: bounded.weight, updateNorm: step.updateNorm, ...(bounded.clipped ? { clipped: bounded.clipped } : {}) };
       const model = await registry.commit(step.weights, record.id, step.state, this.iso());
+      // The version now exists: bind it to its digest after its release entry (a crash before this is entered at the next start).
+      const ledger = this.options.ledger;
+      if (ledger) await this.durably(`round ${record.id}: entering the publication of model version ${model.version}`, () => ledger.afterCommit(model));
       timings.aggregationMs = clock() - aggregationStarted;
       let heads: Record<string, Record<string, number | null>> | undefined;
       if (this.options.evaluation && this.options.evaluation.length > 0) {

@@ -1,7 +1,7 @@
 /**
  * The privacy ledger's entries: a genesis entry naming the first signing key and the
- * accountant's orders, one `round` entry per round that released a sum or was aborted, and
- * `key-rotation` entries. Every entry carries the SHA-256 of the previous entry's canonical
+ * accountant's orders, one `round` entry per round that released a sum or was aborted, one
+ * `publication` entry per stored model version binding it to its digest, and `key-rotation` entries. Every entry carries the SHA-256 of the previous entry's canonical
  * JSON (signature included) and an Ed25519 signature (tweetnacl, RFC 8032) over its own
  * canonical JSON without the `signature` field. docs/ledger.md describes the format.
  */
@@ -87,16 +87,42 @@ export const RoundEntrySchema = z
   .object({ ...Common, kind: z.literal('round'), round: RoundSpendSchema })
   .strict();
 
-export const LedgerEntrySchema = z.discriminatedUnion('kind', [GenesisEntrySchema, KeyRotationEntrySchema, RoundEntrySchema]);
+/**
+ * A model version as stored, bound to its digest after the fact: the release entry is written
+ * before the sum is decoded (write-ahead), so the version it names has no digest yet. The
+ * publication follows the round's release entry once the version is committed (`at-commit`), or is
+ * entered when a coordinator starts and finds a stored version without one (`at-start`: the seed
+ * model, a crash between the commit and the entry, a version published before these entries).
+ */
+export const PublicationSchema = z
+  .object({
+    modelVersion: z.number().int().min(1),
+    /** The round whose release entry named this version; null only for version 1, the seed model. */
+    roundId: z.number().int().min(1).nullable(),
+    parentVersion: z.number().int().min(1).nullable(),
+    /** SHA-256 (hex) over model.json as served then the weights (server/storage/model-digest.ts). */
+    sha256: Hex32,
+    bytes: z.number().int().min(0),
+    entered: z.enum(['at-commit', 'at-start']),
+  })
+  .strict();
+
+export const PublicationEntrySchema = z
+  .object({ ...Common, kind: z.literal('publication'), publication: PublicationSchema })
+  .strict();
+
+export const LedgerEntrySchema = z.discriminatedUnion('kind', [GenesisEntrySchema, KeyRotationEntrySchema, RoundEntrySchema, PublicationEntrySchema]);
 
 export type GenesisEntry = z.infer<typeof GenesisEntrySchema>;
 export type KeyRotationEntry = z.infer<typeof KeyRotationEntrySchema>;
 export type RoundSpend = z.infer<typeof RoundSpendSchema>;
 export type RoundEntry = z.infer<typeof RoundEntrySchema>;
+export type Publication = z.infer<typeof PublicationSchema>;
+export type PublicationEntry = z.infer<typeof PublicationEntrySchema>;
 export type LedgerEntry = z.infer<typeof LedgerEntrySchema>;
 
 type Unsigned<T> = Omit<T, 'signature'>;
-export type UnsignedEntry = Unsigned<GenesisEntry> | Unsigned<RoundEntry> | Omit<KeyRotationEntry, 'signature' | 'newKeySignature'>;
+export type UnsignedEntry = Unsigned<GenesisEntry> | Unsigned<RoundEntry> | Unsigned<PublicationEntry> | Omit<KeyRotationEntry, 'signature' | 'newKeySignature'>;
 
 export interface SigningKey {
   publicKey: Uint8Array;

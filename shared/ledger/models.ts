@@ -6,8 +6,14 @@
  * release entry was removed (a truncated ledger) or the model was put in the store outside a
  * round. The one exception is version 1 when it has no round and no parent: the initial model,
  * built from a seed before any round, from no one's data.
+ *
+ * And each version's files are the ones published: a `publication` entry (entry.ts) binds the
+ * version to the SHA-256 of its files, so files swapped under the same version number are caught
+ * by comparing that digest with the files as stored (or as served). A ledger holding no
+ * publication entry at all comes from before they existed: its versions are checked by version
+ * only, and the result says so.
  */
-import type { LedgerEntry } from './entry.ts';
+import type { LedgerEntry, PublicationEntry } from './entry.ts';
 
 /** What the check needs of a model record (server/storage's ModelRecord has these fields). */
 export interface PublishedModel {
@@ -43,4 +49,42 @@ export function unreleasedModels(models: readonly PublishedModel[], entries: rea
     }
   }
   return problems;
+}
+
+/** A published version with the SHA-256 of its files as stored or served (null: they cannot be read). */
+export interface StoredModel extends PublishedModel {
+  sha256: string | null;
+}
+
+export interface DigestCheck {
+  problems: { version: number; reason: string }[];
+  /** Versions checked by version only: the ledger predates publication entries. */
+  versionOnly: number[];
+}
+
+/** The publication entry of each model version. */
+export function publicationEntries(entries: readonly LedgerEntry[]): Map<number, PublicationEntry> {
+  const out = new Map<number, PublicationEntry>();
+  for (const entry of entries) if (entry.kind === 'publication') out.set(entry.publication.modelVersion, entry);
+  return out;
+}
+
+/** Each version's files against the digest its publication entry binds; empty problems when they agree. */
+export function modelDigestProblems(models: readonly StoredModel[], entries: readonly LedgerEntry[]): DigestCheck {
+  const publications = publicationEntries(entries);
+  const problems: DigestCheck['problems'] = [];
+  const versionOnly: number[] = [];
+  for (const model of [...models].sort((a, b) => a.version - b.version)) {
+    const entry = publications.get(model.version);
+    if (!entry) {
+      if (publications.size === 0) versionOnly.push(model.version);
+      else problems.push({ version: model.version, reason: `model version ${model.version} has no publication entry binding its digest (a coordinator stopped between the commit and the entry enters it at its next start)` });
+      continue;
+    }
+    const p = entry.publication;
+    if (p.roundId !== model.roundId) problems.push({ version: model.version, reason: `model version ${model.version} is stored as of round ${model.roundId ?? 'none'}, but its publication entry (seq ${entry.seq}) names round ${p.roundId ?? 'none'}` });
+    else if (model.sha256 === null) problems.push({ version: model.version, reason: `model version ${model.version}'s files cannot be read, so they cannot be checked against its publication entry (seq ${entry.seq})` });
+    else if (model.sha256 !== p.sha256) problems.push({ version: model.version, reason: `model version ${model.version}'s files have SHA-256 ${model.sha256}, but its publication entry (seq ${entry.seq}) binds ${p.sha256}: the files were replaced after publication` });
+  }
+  return { problems, versionOnly };
 }

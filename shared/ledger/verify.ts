@@ -2,7 +2,8 @@
  * Offline verification of a privacy ledger, the procedure of docs/ledger.md: parse each entry,
  * check its position (seq), the SHA-256 link to the previous entry, the signing key (the
  * genesis key, pinned by the auditor if given, then each rotation's new key), the Ed25519
- * signature, and recompute every round's RDP and epsilons with the accountant. Stops at the
+ * signature, recompute every round's RDP and epsilons with the accountant, and check that each
+ * model publication follows the release entry naming its version. Stops at the
  * first bad entry. The entries are also the leaves of the transparency log's Merkle tree
  * (tree-head.ts, RFC 9162 Sec. 2.1): the result names its root, and with a kept tree head
  * (`since`) the ledger must be a consistent extension of it; with device receipts (`receipts`,
@@ -12,7 +13,7 @@
 import { describeIssues } from '../protocol/messages.ts';
 import { LEDGER_ORDERS, nearlyEqual, RdpTotal, spendRdp } from './accountant.ts';
 import { entryHash, GENESIS_PREV_HASH, LedgerEntrySchema, verifySignature } from './entry.ts';
-import type { LedgerEntry, RoundSpend } from './entry.ts';
+import type { LedgerEntry, Publication, RoundSpend } from './entry.ts';
 import { toHex } from './digest.ts';
 import { MerkleTree } from './merkle.ts';
 import { checkReceipts, withReceiptFindings } from './receipt.ts';
@@ -89,6 +90,14 @@ function spendDifference(recorded: RoundSpend, expected: RoundSpend): string | n
   return null;
 }
 
+/** Why a publication entry cannot stand where it is (shared/ledger/models.ts): it must follow the release entry naming its version. */
+function publicationProblem(p: Publication, releases: ReadonlyMap<number, ReadonlySet<number>>, published: ReadonlySet<number>): string | null {
+  if (published.has(p.modelVersion)) return `a second publication entry for model version ${p.modelVersion}`;
+  if (p.roundId === null) return p.modelVersion === 1 && p.parentVersion === null ? null : `publication of model version ${p.modelVersion} without a round: only version 1, the seed model, may be`;
+  if (!releases.get(p.roundId)?.has(p.modelVersion)) return `publication of model version ${p.modelVersion} for round ${p.roundId}, but no earlier entry released that round as version ${p.modelVersion}`;
+  return null;
+}
+
 /** Verifies `entries` in order; never throws for bad input, it reports it. */
 export async function verifyLedger(entries: readonly unknown[], options: VerifyOptions = {}): Promise<VerifyResult> {
   return (await verifyLedgerWithTotal(entries, options)).result;
@@ -120,6 +129,9 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
   let lastDelta: number | null = null;
   const tree = new MerkleTree();
   const good: LedgerEntry[] = [];
+  /** Release entries so far (round id to the version each named), and the versions already published. */
+  const releases = new Map<number, Set<number>>();
+  const published = new Set<number>();
   /** keys[n]: the ledger key after n entries. */
   const keys: (string | null)[] = [null];
   const fail = async (position: number | undefined, reason: string, count = (position ?? 1) - 1): Promise<Verified> => {
@@ -158,6 +170,11 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
       if ('problem' in checked) return fail(position, checked.problem);
       total.add(checked.expected.rdp);
       if (entry.round.delta > 0) lastDelta = entry.round.delta;
+      if (entry.round.outcome === 'released' && entry.round.modelVersionOut !== null) releases.set(entry.round.roundId, (releases.get(entry.round.roundId) ?? new Set<number>()).add(entry.round.modelVersionOut));
+    } else if (entry.kind === 'publication') {
+      const problem = publicationProblem(entry.publication, releases, published);
+      if (problem) return fail(position, problem);
+      published.add(entry.publication.modelVersion);
     }
     prevHash = await entryHash(entry);
     await tree.appendLeaf(entryLeafData(entry));

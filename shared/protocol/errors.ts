@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   PRIVACY_MODE_DISABLED: 403,
   /** A launch or release that would take the deployment's cumulative epsilon past its cap (server/ledger). */
   BUDGET_EXCEEDED: 409,
+  /** A model version whose files the privacy ledger has no publication entry for (or, at start, no longer match it): not served. */
+  MODEL_NOT_PUBLISHED: 409,
   /** A client's refusal of a round whose privacy does not meet its own policy (it drops out). */
   PRIVACY_NOT_ACCEPTED: 403,
   /** A stage change that the round state machine does not allow (also a SecAgg+ message its stage does not accept). */

@@ -79,25 +79,27 @@ describe('the transparency log on a coordinator', () => {
     expect(MODEL_DATABASE_FILE).toBe(DATABASE_FILE);
     expect(fs.existsSync(path.join(dataDir, LEDGER_KEY_FILE))).toBe(false);
     const genesisHead = (await read<SignedTreeHead>('/api/v1/ledger/head')).body;
-    expect(genesisHead).toMatchObject({ treeSize: 1, genesisKey: publicKey, keyId: publicKey });
+    // Genesis, then the seed model's publication.
+    expect(genesisHead).toMatchObject({ treeSize: 2, genesisKey: publicKey, keyId: publicKey });
     expect(treeHeadSignatureVerifies(genesisHead)).toBe(true);
 
     const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 3, minClients: 3, ...FAST });
     expect((await waitForRound(coordinator, r!.id)).status).toBe('committed');
-    const consistency = (await read<{ first: number; second: number; proof: string[]; head: SignedTreeHead }>('/api/v1/ledger/consistency?first=1')).body;
-    expect(consistency).toMatchObject({ first: 1, second: 2, head: { treeSize: 2, keyId: publicKey } });
+    // The round's release entry, then its version's publication.
+    const consistency = (await read<{ first: number; second: number; proof: string[]; head: SignedTreeHead }>('/api/v1/ledger/consistency?first=2')).body;
+    expect(consistency).toMatchObject({ first: 2, second: 4, head: { treeSize: 4, keyId: publicKey } });
     expect(treeHeadSignatureVerifies(consistency.head)).toBe(true);
-    expect(await verifyConsistency(1, 2, hash(genesisHead.rootHash), hash(consistency.head.rootHash), consistency.proof.map(hash))).toBe(true);
-    for (const seq of [1, 2]) {
+    expect(await verifyConsistency(2, 4, hash(genesisHead.rootHash), hash(consistency.head.rootHash), consistency.proof.map(hash))).toBe(true);
+    for (const seq of [1, 2, 3, 4]) {
       const inclusion = (await read<{ leafHash: string; leafIndex: number; treeSize: number; proof: string[]; head: SignedTreeHead }>(`/api/v1/ledger/inclusion?seq=${seq}`)).body;
-      expect(inclusion).toMatchObject({ leafIndex: seq - 1, treeSize: 2 });
-      expect(await verifyInclusion(hash(inclusion.leafHash), seq - 1, 2, inclusion.proof.map(hash), hash(inclusion.head.rootHash))).toBe(true);
+      expect(inclusion).toMatchObject({ leafIndex: seq - 1, treeSize: 4 });
+      expect(await verifyInclusion(hash(inclusion.leafHash), seq - 1, 4, inclusion.proof.map(hash), hash(inclusion.head.rootHash))).toBe(true);
     }
     // The report carries the head the compliance page shows.
-    expect((await read<{ head: SignedTreeHead }>('/api/v1/ledger/report?format=json')).body.head).toMatchObject({ treeSize: 2, rootHash: consistency.head.rootHash });
+    expect((await read<{ head: SignedTreeHead }>('/api/v1/ledger/report?format=json')).body.head).toMatchObject({ treeSize: 4, rootHash: consistency.head.rootHash });
     for (const [query, message] of [
       ['/consistency?first=abc', /"first" expected an integer >= 0, got "abc"/],
-      ['/consistency?first=3', /"first" expected an integer in \[0, 2\], got 3/],
+      ['/consistency?first=5', /"first" expected an integer in \[0, 4\], got 5/],
       ['/consistency', /"first" expected an integer >= 0, got null/],
       ['/inclusion?seq=0', /"seq" expected an integer >= 1, got "0"/],
       ['/inclusion?seq=2&treeSize=1', /"index" expected an integer in \[0, 0\], got 1/],
@@ -112,11 +114,11 @@ describe('the transparency log on a coordinator', () => {
   it('audit verify --server keeps the head, then checks the grown ledger against it (served proof and models included)', async () => {
     const head = path.join(secrets, 'head.json');
     const server = ['--server', coordinator.url, '--token', coordinator.auditor, '--public-key', publicKey];
-    expect(await audit('verify', ...server, '--save-head', head)).toMatchObject({ code: 0, ok: true, entries: 2, models: { published: 2, withoutRelease: [] } });
-    expect(JSON.parse(fs.readFileSync(head, 'utf8'))).toMatchObject({ treeSize: 2, keyId: publicKey, signature: expect.stringMatching(/^[0-9a-f]{128}$/) });
+    expect(await audit('verify', ...server, '--save-head', head)).toMatchObject({ code: 0, ok: true, entries: 4, models: { published: 2, withoutRelease: [], digestMismatch: [], versionOnly: [] } });
+    expect(JSON.parse(fs.readFileSync(head, 'utf8'))).toMatchObject({ treeSize: 4, keyId: publicKey, signature: expect.stringMatching(/^[0-9a-f]{128}$/) });
     const [r] = await launch(coordinator, { rounds: 1, clientsPerRound: 3, minClients: 3, ...FAST });
     expect((await waitForRound(coordinator, r!.id)).status).toBe('committed');
-    expect(await audit('verify', ...server, '--since', head)).toMatchObject({ code: 0, ok: true, entries: 3, head: { treeSize: 3 }, models: { published: 3, withoutRelease: [] } });
+    expect(await audit('verify', ...server, '--since', head)).toMatchObject({ code: 0, ok: true, entries: 6, head: { treeSize: 6 }, models: { published: 3, withoutRelease: [], digestMismatch: [], versionOnly: [] } });
   });
 
   it('refuses to start on a ledger cut after the fact: a published model has lost its release entry', async () => {
@@ -124,7 +126,8 @@ describe('the transparency log on a coordinator', () => {
     await coordinator.close();
     closed = true;
     const db = new Database(path.join(dataDir, LEDGER_DATABASE_FILE));
-    db.prepare('DELETE FROM ledger_entries WHERE seq >= 3').run();
+    // Round 2's release entry (seq 5) and its version's publication (seq 6).
+    db.prepare('DELETE FROM ledger_entries WHERE seq >= 5').run();
     db.close();
     await expect(startTestCoordinator(dataDir, { ledgerKeyFile: keyFile })).rejects.toThrow(/^the model store and the privacy ledger disagree: model version 3 \(round 2\) is published, but no ledger entry released it/);
     // The refusal released the data directory: a second start fails for the same reason, not on its lock.

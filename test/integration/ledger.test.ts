@@ -8,16 +8,17 @@
  * (screenshot in artifacts/ledger-compliance.png). A launch's own `epsilonCap` is held the same
  * way, and a coordinator without the ledger refuses it rather than ignore it.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import type { LedgerBundle } from '../../shared/ledger/bundle.ts';
 import { verifyBundle } from '../../shared/ledger/bundle.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
-import type { RoundEntry } from '../../shared/ledger/entry.ts';
+import type { PublicationEntry, RoundEntry } from '../../shared/ledger/entry.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { parseLaunchRequest } from '../../shared/protocol/messages.ts';
-import type { LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { LaunchBudget, LaunchRequest, ModelRecord, RoundRecord } from '../../shared/protocol/messages.ts';
 import { PrivacyLedger } from '../../server/ledger/ledger.ts';
 import { MemoryLedgerStore } from '../../server/ledger/memory.ts';
 import { COMPLIANCE_ENDPOINTS } from '../../server/dashboard/compliance.ts';
@@ -57,21 +58,30 @@ describe('privacy ledger on a coordinator', () => {
     const ledger = await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger');
     expect(ledger.status).toBe(200);
     const entries = ledger.body.entries.map((e) => LedgerEntrySchema.parse(e));
-    expect(entries.map((e) => e.kind)).toEqual(['genesis', 'round', 'round']);
-    const released = (entries[1] as RoundEntry).round;
+    // The seed model's publication at first start; the round's release, then its version's publication.
+    expect(entries.map((e) => e.kind)).toEqual(['genesis', 'publication', 'round', 'publication', 'round']);
+    const released = (entries[2] as RoundEntry).round;
     expect(released).toMatchObject({ roundId: r!.id, outcome: 'released', mode: 'distributed', mechanism: 'distributed-discrete-gaussian', clip: 0.5, noiseMultiplier: 1.5, t: 3, delta: 1e-6, cohortSize: 4, survivors: 4, q: 1, modelVersionIn: record.baseModelVersion, modelVersionOut: record.modelVersion });
     expect(released.epsilonRound).toBe(record.privacy?.epsilonRound);
     expect(released.epsilonCumulative).toBe(record.privacy?.epsilonCumulative);
-    expect((entries[2] as RoundEntry).round).toMatchObject({ roundId: aborted!.id, outcome: 'aborted', epsilonRound: 0, epsilonCumulative: released.epsilonCumulative });
+    expect((entries[4] as RoundEntry).round).toMatchObject({ roundId: aborted!.id, outcome: 'aborted', epsilonRound: 0, epsilonCumulative: released.epsilonCumulative });
     // Write-ahead: the release entry predates the round's finish.
-    expect(Date.parse(entries[1]!.createdAt)).toBeLessThanOrEqual(Date.parse(record.finishedAt as string));
+    expect(Date.parse(entries[2]!.createdAt)).toBeLessThanOrEqual(Date.parse(record.finishedAt as string));
+    // Each version is bound to the digest of its files as served: the seed model, then the round's.
+    for (const [entry, version, roundId, entered] of [[entries[1], 1, null, 'at-start'], [entries[3], record.modelVersion, r!.id, 'at-commit']] as const) {
+      const model = await api<ModelRecord>(coordinator, coordinator.auditor, 'GET', `/api/v1/models/${version}`);
+      const served = await Promise.all(['model.json', 'weights.bin'].map(async (f) => Buffer.from(await (await fetch(`${coordinator.url}/models/${version}/${f}`)).arrayBuffer())));
+      const digest = createHash('sha256').update(served[0]!).update(served[1]!).digest('hex');
+      expect(model.body.sha256).toBe(digest);
+      expect((entry as PublicationEntry).publication).toEqual({ modelVersion: version, roundId, parentVersion: version === 1 ? null : record.baseModelVersion, sha256: digest, bytes: model.body.bytes, entered });
+    }
 
     const verify = await api<{ ok: boolean; entries: number; epsilon: number; delta: number }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/verify');
-    expect(verify.body).toEqual({ ok: true, entries: 3, epsilon: released.epsilonCumulative, delta: 1e-6 });
+    expect(verify.body).toEqual({ ok: true, entries: 5, epsilon: released.epsilonCumulative, delta: 1e-6 });
     const key = await api<{ genesis: string; current: string }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/public-key');
     expect(key.body.genesis).toBe(entries[0]!.keyId);
     const bundle = await api<LedgerBundle>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger/bundle');
-    expect(await verifyBundle(bundle.body, { publicKey: key.body.genesis })).toMatchObject({ ok: true, entries: 3 });
+    expect(await verifyBundle(bundle.body, { publicKey: key.body.genesis })).toMatchObject({ ok: true, entries: 5 });
   });
 
   it('serves the report in three formats and refuses requests without a token', async () => {
@@ -124,7 +134,7 @@ describe('privacy ledger on a coordinator', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(`${coordinator.url}/dashboard/compliance/#token=${coordinator.auditor}`);
       await page.waitForSelector('#verify.ok', { timeout: 10_000 });
-      expect(await page.textContent('#verify')).toMatch(/^Ledger verified: 3 signed entries/);
+      expect(await page.textContent('#verify')).toMatch(/^Ledger verified: 5 signed entries/);
       const rows = await page.$$eval('#rounds tbody tr', (trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent ?? '')));
       expect(rows).toHaveLength(2);
       expect(rows[0]?.[2]).toBe('released');
@@ -207,7 +217,7 @@ describe('a round whose projection passes its cap by the time it would start', (
       expect(behind.status).toBe(201);
       const after = behind.body.rounds[0]!.id;
       // The abort's ledger entry follows the record's update: wait for both.
-      await waitFor(async () => (await rounds.get(after))?.status === 'aborted' && realLedger.entries === 3, 20_000, 'the round behind it aborted and entered');
+      await waitFor(async () => (await rounds.get(after))?.status === 'aborted' && realLedger.entries === 4, 20_000, 'the round behind it aborted and entered');
       const refused = (await rounds.get(doomed!.id))!;
       expect(refused).toMatchObject({ status: 'aborted', stage: 'aborted', participants: 0 });
       expect(refused.reason).toMatch(/^privacy budget: at its projection, round \d+ would bring cumulative epsilon to \d+\.\d{4} at delta 0\.000001, above the launch's cap of 0\.001; not started$/);
