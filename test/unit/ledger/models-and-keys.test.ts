@@ -1,6 +1,6 @@
 /**
  * Models and ledger agree (shared/ledger/models.ts): which published versions a ledger accounts
- * for, case by case; and the ledger key file (server/ledger/key.ts): JSON and PKCS#8 PEM read the
+ * for, case by case, and whose files its publication entries bind; and the ledger key file (server/ledger/key.ts): JSON and PKCS#8 PEM read the
  * same key, a rotation stages the next key beside the current one in its format, and a crash
  * between the steps resolves to the key the ledger names.
  */
@@ -11,7 +11,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../../shared/ledger/digest.ts';
 import { LedgerEntrySchema } from '../../../shared/ledger/entry.ts';
-import { unreleasedModels } from '../../../shared/ledger/models.ts';
+import { modelDigestProblems, unreleasedModels } from '../../../shared/ledger/models.ts';
+import { verifyLedger } from '../../../shared/ledger/verify.ts';
+import type { Publication } from '../../../shared/ledger/entry.ts';
 import { PrivacyLedger } from '../../../server/ledger/ledger.ts';
 import { MemoryLedgerStore } from '../../../server/ledger/memory.ts';
 import { nextKeyFile, readKeyFile, resolveLedgerKey, stageNextKey, writeKeyFile } from '../../../server/ledger/key.ts';
@@ -38,6 +40,65 @@ describe('models and ledger agree', () => {
     expect(unreleasedModels([{ version: 3, roundId: 5, parentVersion: 2 }], entries)[0]?.reason).toBe('model version 3 (round 5) is published, but no ledger entry released it (the release entries naming version 3 are of round 2, 3): its release entry was removed, or the model was stored outside a round');
     expect(unreleasedModels([{ version: 2, roundId: null, parentVersion: null }], entries)[0]?.reason).toBe('model version 2 is published without a round: only version 1, the initial model, may be');
     expect(unreleasedModels([{ version: 1, roundId: null, parentVersion: null }], [])).toEqual([]);
+  });
+});
+
+describe('publication entries bind each version to its files', () => {
+  const digest = (n: number) => n.toString(16).padStart(64, '0');
+  const publication = (p: Partial<Publication> & { modelVersion: number }): Publication => ({ roundId: p.modelVersion === 1 ? null : p.modelVersion - 1, parentVersion: p.modelVersion === 1 ? null : p.modelVersion - 1, sha256: digest(p.modelVersion), bytes: 100, entered: 'at-commit', ...p });
+
+  async function ledgerWithPublications(): Promise<{ store: MemoryLedgerStore; ledger: PrivacyLedger }> {
+    const store = new MemoryLedgerStore();
+    const ledger = await PrivacyLedger.open({ store, key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    await ledger.recordPublication(publication({ modelVersion: 1, entered: 'at-start' }));
+    await ledger.recordRound({ ...roundSpend({ roundId: 1 }), modelVersionOut: 2 });
+    await ledger.recordPublication(publication({ modelVersion: 2 }));
+    await ledger.recordRound({ ...roundSpend({ roundId: 2 }), modelVersionOut: 3 });
+    return { store, ledger };
+  }
+
+  it('verifies publications after their release entries, signed and in the tree like every entry; refuses one out of place', async () => {
+    const { store, ledger } = await ledgerWithPublications();
+    await ledger.recordPublication(publication({ modelVersion: 3 }));
+    const entries = await store.all();
+    expect(await verifyLedger(entries)).toMatchObject({ ok: true, entries: 6 });
+    const edited = entries.map((e, i) => (i === 3 ? { ...(e as object), publication: { ...(e as { publication: Publication }).publication, sha256: digest(99) } } : e));
+    expect(await verifyLedger(edited)).toMatchObject({ ok: false, firstBadEntry: 4, reason: 'Ed25519 signature does not verify: the entry was edited or signed by another key' });
+
+    const cases: [string, Publication, string][] = [
+      ['before its release', publication({ modelVersion: 4, roundId: 3 }), 'publication of model version 4 for round 3, but no earlier entry released that round as version 4'],
+      ['for another round', publication({ modelVersion: 3, roundId: 1 }), 'publication of model version 3 for round 1, but no earlier entry released that round as version 3'],
+      ['a second time', publication({ modelVersion: 2 }), 'a second publication entry for model version 2'],
+      ['without a round', publication({ modelVersion: 3, roundId: null }), 'publication of model version 3 without a round: only version 1, the seed model, may be'],
+    ];
+    for (const [name, bad, reason] of cases) {
+      const fresh = await ledgerWithPublications();
+      await fresh.ledger.recordPublication(bad);
+      expect(await verifyLedger(await fresh.store.all()), name).toMatchObject({ ok: false, firstBadEntry: 6, reason });
+      // A ledger holding it no longer opens.
+      await expect(PrivacyLedger.open({ store: fresh.store, key: seededKey(1), software: 'portrait/test' }), name).rejects.toThrow(reason);
+    }
+  });
+
+  it('checks each version\'s files against the digest its publication binds; a ledger without publications by version only', async () => {
+    const { store, ledger } = await ledgerWithPublications();
+    const entries = (await store.all()).map((e) => LedgerEntrySchema.parse(e));
+    const stored = [
+      { version: 1, roundId: null, parentVersion: null, sha256: digest(1) },
+      { version: 2, roundId: 1, parentVersion: 1, sha256: digest(2) },
+    ];
+    expect(modelDigestProblems(stored, entries)).toEqual({ problems: [], versionOnly: [] });
+    // Version 2's files swapped for others under the same number.
+    expect(modelDigestProblems([stored[0]!, { ...stored[1]!, sha256: digest(7) }], entries).problems).toEqual([{ version: 2, reason: `model version 2's files have SHA-256 ${digest(7)}, but its publication entry (seq 4) binds ${digest(2)}: the files were replaced after publication` }]);
+    expect(modelDigestProblems([{ ...stored[1]!, sha256: null }], entries).problems[0]?.reason).toBe("model version 2's files cannot be read, so they cannot be checked against its publication entry (seq 4)");
+    expect(modelDigestProblems([{ ...stored[1]!, roundId: 5 }], entries).problems[0]?.reason).toBe('model version 2 is stored as of round 5, but its publication entry (seq 4) names round 1');
+    // Version 3 committed, its publication not entered yet (a crash between the two): named until the next start enters it.
+    expect(modelDigestProblems([...stored, { version: 3, roundId: 2, parentVersion: 2, sha256: digest(3) }], entries).problems).toEqual([{ version: 3, reason: 'model version 3 has no publication entry binding its digest (a coordinator stopped between the commit and the entry enters it at its next start)' }]);
+    await ledger.recordPublication(publication({ modelVersion: 3 }));
+    expect(modelDigestProblems([...stored, { version: 3, roundId: 2, parentVersion: 2, sha256: digest(3) }], (await store.all()).map((e) => LedgerEntrySchema.parse(e)))).toEqual({ problems: [], versionOnly: [] });
+    // A ledger from before publication entries: every version by version only, whatever its files.
+    const older = entries.filter((e) => e.kind !== 'publication');
+    expect(modelDigestProblems([{ ...stored[1]!, sha256: digest(7) }, stored[0]!], older)).toEqual({ problems: [], versionOnly: [1, 2] });
   });
 });
 

@@ -15,6 +15,7 @@ import { fromHex, toHex } from '../../../shared/ledger/digest.ts';
 import { LedgerEntrySchema } from '../../../shared/ledger/entry.ts';
 import type { LedgerEntry, SigningKey } from '../../../shared/ledger/entry.ts';
 import { verifyConsistency, verifyInclusion } from '../../../shared/ledger/merkle.ts';
+import { modelDigestProblems, unreleasedModels } from '../../../shared/ledger/models.ts';
 import { ledgerTree, TREE_HEAD_FORMAT } from '../../../shared/ledger/tree-head.ts';
 import type { KeptTreeHead, SignedTreeHead } from '../../../shared/ledger/tree-head.ts';
 import { verifyLedger } from '../../../shared/ledger/verify.ts';
@@ -139,7 +140,7 @@ describe('the ledger as a transparency log', () => {
     expect(await verifyLedger(forged, since(heads[4] as SignedTreeHead))).toMatchObject({ ok: false, firstBadEntry: 1, reason: expect.stringMatching(/is of the ledger with genesis key [0-9a-f]{64}, this ledger's genesis key is [0-9a-f]{64}: it is not the ledger the head was kept from/) });
   });
 
-  it('reads a ledger written before the transparency log: it verifies, its tree is computed over its entries, and a coordinator opens and extends it', async () => {
+  it('reads a ledger written before the transparency log: it verifies, its tree is computed over its entries, its models are checked by version only, and a coordinator opens and extends it', async () => {
     const fixture = JSON.parse(readFileSync(new URL('./pre-transparency-ledger.json', import.meta.url), 'utf8')) as { entries: unknown[] };
     const result = await verifyLedger(fixture.entries, { publicKey: toHex(seededKey(1).publicKey) });
     expect(result).toMatchObject({ ok: true, entries: 6, currentKey: toHex(seededKey(2).publicKey) });
@@ -148,6 +149,18 @@ describe('the ledger as a transparency log', () => {
     const { ledger } = await openLedger(seededKey(2), store);
     const before = await ledger.treeHead();
     expect(before).toMatchObject({ treeSize: 6, rootHash: result.rootHash, genesisKey: toHex(seededKey(1).publicKey), keyId: toHex(seededKey(2).publicKey) });
+    // Its model versions predate publication entries: checked by version only, whatever their files' digests.
+    const parsed = fixture.entries.map((e) => LedgerEntrySchema.parse(e));
+    const models = [
+      { version: 1, roundId: null, parentVersion: null, sha256: 'a'.repeat(64) },
+      { version: 2, roundId: 1, parentVersion: 1, sha256: 'b'.repeat(64) },
+      { version: 5, roundId: 4, parentVersion: 4, sha256: 'c'.repeat(64) },
+    ];
+    expect(unreleasedModels(models, parsed)).toEqual([]);
+    expect(modelDigestProblems(models, parsed)).toEqual({ problems: [], versionOnly: [1, 2, 5] });
+    // A coordinator of today binds them at its first start, after their release entries.
+    for (const m of models) await ledger.recordPublication({ modelVersion: m.version, roundId: m.roundId, parentVersion: m.parentVersion, sha256: m.sha256, bytes: 1, entered: 'at-start' });
+    expect(modelDigestProblems(models, (await store.all()).map((e) => LedgerEntrySchema.parse(e)))).toEqual({ problems: [], versionOnly: [] });
     await ledger.recordRound(roundSpend({ roundId: 5 }));
     expect((await verifyLedger(await store.all(), since(before))).ok).toBe(true);
     expect((await verifyBundle(await ledger.exportBundle(), { publicKey: toHex(seededKey(1).publicKey), ...since(before) })).ok).toBe(true);
