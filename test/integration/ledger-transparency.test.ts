@@ -5,7 +5,10 @@
  * signed tree head and inclusion and consistency proofs that verify (RFC 9162 Sec. 2.1.3.2,
  * 2.1.4.2); `audit verify --server` keeps the head and later checks the ledger against it, the
  * served consistency proof and every published model included. Cut after the fact, the ledger
- * no longer accounts for a published model, and the coordinator refuses to start on it.
+ * no longer accounts for a published model, and the coordinator refuses to start on it. Each
+ * version's files are bound by a publication entry: a publication lost to a crash is entered at
+ * the next start, and files swapped under a version number fail the audit (data directory and
+ * server) naming the version, and the coordinator's start.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -17,6 +20,8 @@ import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { fromHex } from '../../shared/ledger/digest.ts';
 import { verifyConsistency, verifyInclusion } from '../../shared/ledger/merkle.ts';
 import type { SignedTreeHead } from '../../shared/ledger/tree-head.ts';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import type { LedgerEntry, PublicationEntry } from '../../shared/ledger/entry.ts';
 import { treeHeadSignatureVerifies } from '../../shared/ledger/tree-head.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import { LEDGER_KEY_FILE } from '../../server/ledger/key.ts';
@@ -132,5 +137,88 @@ describe('the transparency log on a coordinator', () => {
     await expect(startTestCoordinator(dataDir, { ledgerKeyFile: keyFile })).rejects.toThrow(/^the model store and the privacy ledger disagree: model version 3 \(round 2\) is published, but no ledger entry released it/);
     // The refusal released the data directory: a second start fails for the same reason, not on its lock.
     await expect(startTestCoordinator(dataDir, { ledgerKeyFile: keyFile })).rejects.toThrow(/model version 3/);
+  });
+});
+
+describe('model files bound by publication entries', () => {
+  const dataDir = tempDataDir();
+  let coordinator: TestCoordinator | undefined;
+  let clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    await useNodeBackend();
+  });
+
+  afterAll(async () => {
+    stopAll(clients);
+    await coordinator?.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const ledgerEntries = (): LedgerEntry[] => {
+    const db = new Database(path.join(dataDir, LEDGER_DATABASE_FILE), { readonly: true });
+    try {
+      return (db.prepare('SELECT entry FROM ledger_entries ORDER BY seq').all() as { entry: string }[]).map((r) => LedgerEntrySchema.parse(JSON.parse(r.entry)));
+    } finally {
+      db.close();
+    }
+  };
+  const stop = async () => {
+    stopAll(clients);
+    clients = [];
+    await coordinator?.close();
+    coordinator = undefined;
+  };
+
+  it('a lost publication is entered at the next start; swapped files fail audit verify (data directory and server) naming the version, and the start; a version without a publication is not served', async () => {
+    const logs: string[] = [];
+    coordinator = await startTestCoordinator(dataDir, { log: (line) => logs.push(line) });
+    clients = await startClients(coordinator, 3);
+    for (const r of await launch(coordinator, { rounds: 2, clientsPerRound: 3, minClients: 3, ...FAST })) expect((await waitForRound(coordinator, r.id)).status).toBe('committed');
+    const server = ['--server', coordinator.url, '--token', coordinator.auditor];
+    const bound = { published: 3, withoutRelease: [], digestMismatch: [], versionOnly: [] };
+    expect(await audit('verify', ...server)).toMatchObject({ code: 0, ok: true, entries: 6, models: bound });
+    await stop();
+    expect(await audit('verify', '--data-dir', dataDir)).toMatchObject({ code: 0, ok: true, entries: 6, models: bound });
+
+    // A crash between version 3's commit and its publication: the entry is missing (the ledger's last).
+    const lost = ledgerEntries()[5] as PublicationEntry;
+    expect(lost.publication).toMatchObject({ modelVersion: 3, entered: 'at-commit' });
+    const db = new Database(path.join(dataDir, LEDGER_DATABASE_FILE));
+    db.prepare('DELETE FROM ledger_entries WHERE seq = 6').run();
+    db.close();
+    expect(await audit('verify', '--data-dir', dataDir)).toMatchObject({ code: 1, ok: false, reason: 'model version 3 has no publication entry binding its digest (a coordinator stopped between the commit and the entry enters it at its next start)', models: { digestMismatch: [3] } });
+    coordinator = await startTestCoordinator(dataDir, { log: (line) => logs.push(line) });
+    expect(logs).toContain('privacy ledger: entered the publication of 1 model version(s) it lacked');
+    const entered = (await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger')).body.entries.map((e) => LedgerEntrySchema.parse(e));
+    expect(entered).toHaveLength(6);
+    expect((entered[5] as PublicationEntry).publication).toEqual({ ...lost.publication, entered: 'at-start' });
+
+    // Version 2's weights swapped for version 1's (same size, other weights) under the running coordinator: the served files no longer match.
+    const weights = path.join(dataDir, 'models', '2', 'weights.bin');
+    const original = fs.readFileSync(weights);
+    fs.copyFileSync(path.join(dataDir, 'models', '1', 'weights.bin'), weights);
+    const swapped = await audit('verify', '--server', coordinator.url, '--token', coordinator.auditor);
+    expect(swapped).toMatchObject({ code: 1, ok: false, models: { digestMismatch: [2] } });
+    expect(swapped.reason).toMatch(/^model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry \(seq 4\) binds [0-9a-f]{64}: the files were replaced after publication$/);
+    await stop();
+    const offline = await audit('verify', '--data-dir', dataDir);
+    expect(offline).toMatchObject({ code: 1, ok: false, reason: swapped.reason, models: { digestMismatch: [2] } });
+    await expect(startTestCoordinator(dataDir)).rejects.toThrow(/^the model store and the privacy ledger disagree: model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry \(seq 4\) binds/);
+    // The refusal entered nothing and released the data directory: a second start fails the same way.
+    expect(ledgerEntries()).toHaveLength(6);
+    await expect(startTestCoordinator(dataDir)).rejects.toThrow(/model version 2's files/);
+    // Restored, they agree again.
+    fs.writeFileSync(weights, original);
+    coordinator = await startTestCoordinator(dataDir);
+    expect((await fetch(`${coordinator.url}/models/2/weights.bin`)).status).toBe(200);
+    // A version put in the store outside a round, under the running coordinator: no publication binds it, so it is not served.
+    const store = coordinator.registry.store;
+    const outside = await store.add({ files: (await store.files(3))!, roundId: 99, parentVersion: 3, parameters: coordinator.registry.parameters }, new Date().toISOString());
+    for (const file of ['model.json', 'weights.bin']) {
+      const res = await fetch(`${coordinator.url}/models/${outside.version}/${file}`);
+      expect(res.status, file).toBe(409);
+      expect(await res.json(), file).toEqual({ code: 'MODEL_NOT_PUBLISHED', message: `model version ${outside.version} has no publication entry in the privacy ledger binding its files: not served` });
+    }
   });
 });
