@@ -4,39 +4,15 @@
  * every @tensorflow module it resolves to stderr; `profile` (which picks a backend before it finds
  * its inputs missing) shows the hook sees tfjs when it is loaded. Also the build's freshness check.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildCli, staleReason } from '../../scripts/build-cli.ts';
+import { loadsTfjs, portraitWatchingTfjs } from './cli-process.ts';
 
-const bin = path.resolve('bin/portrait.js');
+const portrait = portraitWatchingTfjs;
 
-/** Runs on the hooks thread, so it writes with writeSync rather than through the main thread's stderr. */
-const HOOKS = `import { writeSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const resolved = await next(specifier, context);
-  if (resolved.url.includes('/@tensorflow/')) writeSync(2, 'resolved ' + resolved.url + '\\n');
-  return resolved;
-}`;
-const REGISTER_HOOKS = `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)});`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function portrait(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER_HOOKS)}`, bin, ...args], { maxBuffer: 1 << 24, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-const loadsTfjs = (r: Run) => /^resolved .*\/@tensorflow\/tfjs\//m.test(r.stderr);
 
 describe('portrait start', () => {
   it('loads tfjs only for the commands that use it', async () => {

@@ -4,7 +4,6 @@
  * `--ttl` authenticates until it expires, `token revoke` ends one from the coordinator's next
  * request, each refusal is UNAUTHENTICATED saying which, and the command does not load tfjs.
  */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -12,29 +11,9 @@ import { parseTtl } from '../../scripts/cli/token.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import type { TestCoordinator } from './harness.ts';
 import { api, startTestCoordinator, tempDataDir } from './harness.ts';
+import { loadsTfjs, portraitWatchingTfjs } from './cli-process.ts';
 
-const bin = path.resolve('bin/portrait.js');
-const HOOKS = `import { writeSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const resolved = await next(specifier, context);
-  if (resolved.url.includes('/@tensorflow/')) writeSync(2, 'resolved ' + resolved.url + '\\n');
-  return resolved;
-}`;
-const REGISTER_HOOKS = `import { register } from 'node:module';\nregister(${JSON.stringify(`data:text/javascript,${encodeURIComponent(HOOKS)}`)});`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function portrait(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(REGISTER_HOOKS)}`, bin, ...args], { maxBuffer: 1 << 24, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const portrait = portraitWatchingTfjs;
 
 interface CreatedToken {
   id: number;
@@ -61,7 +40,7 @@ describe('portrait token', () => {
   it('creates tokens with an expiry that authenticate until they expire, and revokes them while the coordinator runs', async () => {
     const created = await portrait(['token', 'create', '--role', 'auditor', '--name', 'quarterly audit', '--ttl', '30d', '--data-dir', dataDir, '--json']);
     expect(created.code, created.stderr).toBe(0);
-    expect(created.stderr).not.toMatch(/^resolved .*\/@tensorflow\//m);
+    expect(loadsTfjs(created)).toBe(false);
     const auditor = JSON.parse(created.stdout) as CreatedToken;
     expect(auditor).toMatchObject({ role: 'auditor', name: 'quarterly audit', revokedAt: null });
     expect(Date.parse(auditor.expiresAt as string) - Date.now()).toBeGreaterThan(29.9 * 86_400_000);
