@@ -39,7 +39,7 @@ import { SecAggParticipant } from './secagg-client.ts';
 import { encodeResidues, encodeWeights } from '../../shared/protocol/weights.ts';
 import { privacyConfigFromParams, RoundPrivacyParamsSchema, unpackSigns } from '../../shared/protocol/privacy.ts';
 import { parseMessage } from '../../shared/protocol/messages.ts';
-import { PRIVACY_MODES } from '../../shared/privacy/config.ts';
+import { accountedNoise, PRIVACY_MODES } from '../../shared/privacy/config.ts';
 import type { PrivacyConfig, PrivacyMode } from '../../shared/privacy/config.ts';
 import { privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { cryptoRandomSource } from '../../shared/privacy/random.ts';
@@ -550,9 +550,6 @@ function witnessedSpend(config: PrivacyConfig): WitnessedSpend {
     noiseMultiplier: config.noiseMultiplier,
     t: config.minSurvivors,
     delta: config.delta,
-    l2Sensitivity: config.l2Sensitivity,
-    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
-    shares: config.noiseShares,
-    paddedDimension: config.paddedDimension,
+    ...accountedNoise(config),
   };
 }

@@ -14,6 +14,7 @@
  */
 import { RdpTotal, spendRdp } from '../../shared/ledger/accountant.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
+import { accountedNoise } from '../../shared/privacy/config.ts';
 import type { PrivacyConfig, PrivacyMode } from '../../shared/privacy/config.ts';
 
 export interface JoinedRound {
@@ -98,10 +99,7 @@ function joinedRound(roundId: number, config: PrivacyConfig | null, joinedAt: st
     claimedQ: config.samplingRate,
     t: config.minSurvivors,
     delta: config.delta,
-    l2Sensitivity: config.l2Sensitivity,
-    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
-    shares: config.noiseShares,
-    paddedDimension: config.paddedDimension,
+    ...accountedNoise(config),
   };
 }
 

@@ -7,7 +7,7 @@
  * over-counts rather than under-counts (unknown q counts as 1).
  */
 import { spendRdp } from '../../shared/ledger/accountant.ts';
-import { buildPrivacyConfig } from '../../shared/privacy/config.ts';
+import { accountedNoise, buildPrivacyConfig } from '../../shared/privacy/config.ts';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { LaunchBudget, RoundSpec } from '../../shared/protocol/messages.ts';
@@ -43,10 +43,7 @@ function accountedProjection(spec: RoundSpec, dimension: number, orders: readonl
       mode: p.mode,
       q: config.accountingSamplingRate,
       delta: p.delta,
-      l2Sensitivity: config.l2Sensitivity,
-      shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
-      shares: config.noiseShares,
-      paddedDimension: config.paddedDimension,
+      ...accountedNoise(config),
     },
     orders,
   );

@@ -8,6 +8,7 @@
  */
 import { DEFAULT_RDP_ORDERS, epsilonFromRdp } from '../../shared/privacy/rdp.ts';
 import { spendRdp } from '../../shared/ledger/accountant.ts';
+import { accountedNoise } from '../../shared/privacy/config.ts';
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import type { PrivacySpec, RoundPrivacyRecord, RoundRecord } from '../../shared/protocol/messages.ts';
 
@@ -50,11 +51,8 @@ export function configuredPrivacyRecord(spec: PrivacySpec, config: PrivacyConfig
     q: config.accountingSamplingRate,
     samplingMethod,
     dimension: config.dimension,
-    paddedDimension: config.paddedDimension,
     granularity: config.granularity,
-    l2Sensitivity: config.l2Sensitivity,
-    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
-    shares: config.noiseShares,
+    ...accountedNoise(config),
   };
 }
 

@@ -203,6 +203,20 @@ function accountingOf(config: PrivacyConfig, rounds: number) {
   };
 }
 
+/**
+ * The noise a round with `config` adds, as the ledger records and the accountant reads it: the
+ * sensitivity, the variance of one noise share (the server's in central mode, each device's
+ * otherwise), how many shares the sum counts, and the padded dimension.
+ */
+export function accountedNoise(config: PrivacyConfig): { l2Sensitivity: number; shareVariance: number; shares: number; paddedDimension: number } {
+  return {
+    l2Sensitivity: config.l2Sensitivity,
+    shareVariance: config.mode === 'central' ? config.serverNoiseVariance : config.clientNoiseVariance,
+    shares: config.noiseShares,
+    paddedDimension: config.paddedDimension,
+  };
+}
+
 /** RDP of `rounds` rounds run with `config` (Infinity everywhere for `none`). */
 export function roundsRdp(config: PrivacyConfig, rounds: number, orders: readonly number[] = DEFAULT_RDP_ORDERS): Float64Array {
   if (!config.differentiallyPrivate) return new Float64Array(orders.length).fill(rounds === 0 ? 0 : Infinity);

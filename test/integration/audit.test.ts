@@ -15,15 +15,13 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../shared/ledger/digest.ts';
 import { entryHash, LedgerEntrySchema, signEntry } from '../../shared/ledger/entry.ts';
 import type { LedgerEntry, SigningKey } from '../../shared/ledger/entry.ts';
 import { openDataDirLedger } from '../../server/ledger/data-dir.ts';
 import { LEDGER_KEY_FILE, readKeyFile } from '../../server/ledger/key.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
-import { registerAuditCommands } from '../../scripts/cli/audit.ts';
 import { roundSpend, seededKey } from '../unit/ledger/fixtures.ts';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
@@ -33,42 +31,10 @@ import { openSqliteStores } from '../../server/storage/sqlite.ts';
 import { loadDataset } from '../../scripts/import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../../scripts/lib/central.ts';
 import { tempDataDir } from './harness.ts';
+import { auditCli, auditJson } from './audit-cli.ts';
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<CliResult> {
-  const program = new Command().exitOverride();
-  registerAuditCommands(program);
-  const chunks: string[] = [];
-  const errors: string[] = [];
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  });
-  const writeError = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    errors.push(String(chunk));
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'portrait', 'audit', ...args]);
-  } finally {
-    write.mockRestore();
-    writeError.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { code, stdout: chunks.join(''), stderr: errors.join('') };
-}
-
-async function json<T = Record<string, unknown>>(...args: string[]): Promise<T & { code: number }> {
-  const r = await cli(...args, '--json');
-  return { ...(JSON.parse(r.stdout) as T), code: r.code };
-}
+const cli = auditCli;
+const json = auditJson;
 
 /** Rewrites entries from `from` (1-based) on, re-signed with `key` and re-linked. */
 async function resign(entries: LedgerEntry[], from: number, key: SigningKey): Promise<LedgerEntry[]> {

@@ -14,8 +14,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { fromHex } from '../../shared/ledger/digest.ts';
 import { verifyConsistency, verifyInclusion } from '../../shared/ledger/merkle.ts';
@@ -28,30 +27,13 @@ import { LEDGER_KEY_FILE } from '../../server/ledger/key.ts';
 import { MODEL_DATABASE_FILE } from '../../server/ledger/models.ts';
 import { LEDGER_DATABASE_FILE } from '../../server/ledger/sqlite.ts';
 import { DATABASE_FILE } from '../../server/storage/sqlite.ts';
-import { registerAuditCommands } from '../../scripts/cli/audit.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
+import { auditJson } from './audit-cli.ts';
 import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitForRound } from './harness.ts';
 
 const hash = (hex: string) => fromHex('hash', hex, 32);
 
-async function audit(...args: string[]): Promise<Record<string, unknown> & { code: number }> {
-  const program = new Command().exitOverride();
-  registerAuditCommands(program);
-  const chunks: string[] = [];
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  });
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'portrait', 'audit', ...args, '--json']);
-  } finally {
-    write.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { ...(JSON.parse(chunks.join('')) as Record<string, unknown>), code };
-}
+const audit = (...args: string[]) => auditJson(...args);
 
 describe('the transparency log on a coordinator', () => {
   const dataDir = tempDataDir();

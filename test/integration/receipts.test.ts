@@ -13,9 +13,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { Command } from 'commander';
 import nacl from 'tweetnacl';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket as ServerSocket } from 'socket.io';
 import { ClientPrivacyLedger, textLedgerStorage } from '../../client/core/privacy-ledger.ts';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -26,8 +25,8 @@ import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { signTreeHead } from '../../shared/ledger/tree-head.ts';
 import type { LaunchRequest, RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
 import { LEDGER_DATABASE_FILE } from '../../server/ledger/sqlite.ts';
-import { registerAuditCommands } from '../../scripts/cli/audit.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
+import { auditJson } from './audit-cli.ts';
 import { api, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 const N = 5;
@@ -42,26 +41,7 @@ const ROUND: LaunchRequest = {
   secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 4_000 },
 };
 
-async function audit(...args: string[]): Promise<Record<string, unknown> & { code: number }> {
-  const program = new Command().exitOverride();
-  registerAuditCommands(program);
-  const chunks: string[] = [];
-  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return true;
-  });
-  const writeError = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  process.exitCode = undefined;
-  try {
-    await program.parseAsync(['node', 'portrait', 'audit', ...args, '--json']);
-  } finally {
-    write.mockRestore();
-    writeError.mockRestore();
-  }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = undefined;
-  return { ...(JSON.parse(chunks.join('')) as Record<string, unknown>), code };
-}
+const audit = (...args: string[]) => auditJson(...args);
 
 describe('devices witness the ledger: receipts before unmask shares', () => {
   const dataDir = tempDataDir();
