@@ -166,3 +166,17 @@ export const FAST: Pick<LaunchRequest, 'deadlines' | 'train' | 'privacy'> = {
   train: { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' },
   privacy: { mode: 'none' },
 };
+
+/**
+ * One distributed-DP round with SecAgg+ over five devices: with up to 40% dropout and no collusion
+ * assumed, chooseParameters gives k = 4, t = 3 (the sum needs three survivors' unmask shares).
+ */
+export const SECAGG_FIVE: LaunchRequest = {
+  rounds: 1,
+  clientsPerRound: 5,
+  minClients: 3,
+  deadlines: { checkinMs: 3_000, trainingMs: 8_000 },
+  train: { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' },
+  privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 3 },
+  secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 4_000 },
+};

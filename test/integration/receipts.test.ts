@@ -23,23 +23,14 @@ import type { LedgerEntry } from '../../shared/ledger/entry.ts';
 import { verifyReceipt } from '../../shared/ledger/receipt.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { signTreeHead } from '../../shared/ledger/tree-head.ts';
-import type { LaunchRequest, RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
 import { LEDGER_DATABASE_FILE } from '../../server/ledger/sqlite.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
 import { auditJson } from './audit-cli.ts';
-import { api, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
+import { api, launch, SECAGG_FIVE, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 const N = 5;
-const ROUND: LaunchRequest = {
-  rounds: 1,
-  clientsPerRound: N,
-  minClients: 3,
-  deadlines: { checkinMs: 3_000, trainingMs: 8_000 },
-  train: { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' },
-  privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 3 },
-  // n = 5, k = 4, t = 3: the sum needs three survivors' unmask shares.
-  secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 4_000 },
-};
+const ROUND = SECAGG_FIVE;
 
 const audit = (...args: string[]) => auditJson(...args);
 

@@ -12,20 +12,11 @@ import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { Ack, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { fromBase64 } from '../../shared/secagg/bytes.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
-import { api, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
+import { api, launch, SECAGG_FIVE, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 const N = 5;
-/** n = 5 with up to 40% dropout and no collusion assumed: chooseParameters gives k = 4, t = 3. */
 const SECAGG = { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 4_000 } as const;
-const ROUND: LaunchRequest = {
-  rounds: 1,
-  clientsPerRound: N,
-  minClients: 3,
-  deadlines: { checkinMs: 3_000, trainingMs: 8_000 },
-  train: { epochs: 1, batchSize: 16, learningRate: 0.05, optimizer: 'sgd' },
-  privacy: { mode: 'distributed', clip: 0.5, noiseMultiplier: 1, delta: 1e-6, t: 3 },
-  secagg: SECAGG,
-};
+const ROUND = SECAGG_FIVE;
 
 function sumOf(vectors: readonly Uint32Array[]): Uint32Array {
   const out = new Uint32Array(vectors[0]!.length);
