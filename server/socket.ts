@@ -12,7 +12,7 @@ import type { Server, Socket } from 'socket.io';
 import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import type { ErrorBody } from '../shared/protocol/errors.ts';
 import { verifyEnrollmentToken } from '../shared/protocol/enrollment.ts';
-import { nativeEd25519VerifierFor } from './auth/native-ed25519-key.ts';
+import { nodeEd25519Verify } from './auth/native-ed25519.ts';
 import { HandshakePacer } from './handshake-pacer.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
@@ -115,8 +115,6 @@ export class SocketLayer implements RoundTransport {
   ) {
     this.maxMessageBytes = options.maxMessageBytes ?? io.engine.opts.maxHttpBufferSize ?? 1e6;
     refuseNonObjectAuth(io);
-    // Native Ed25519 under the platform key, its key object built once (not at every handshake).
-    const verifyToken = nativeEd25519VerifierFor(options.platformPublicKey);
     // A storm of devices connecting at once is taken in paced turns (handshake-pacer.ts): the
     // upgrade and engine.io open of each new connection, then its token check and connect.
     const pacer = new HandshakePacer();
@@ -129,7 +127,7 @@ export class SocketLayer implements RoundTransport {
             throw new ProtocolError('UNAUTHENTICATED', `the handshake's auth must be an object {token}, got ${String((auth as Record<string, unknown>)[AUTH_NOT_OBJECT])}`);
           }
           const token = typeof auth === 'object' && auth !== null ? (auth as { token?: unknown }).token : undefined;
-          const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), verifyToken);
+          const claims = verifyEnrollmentToken(token, options.platformPublicKey, options.clock(), nodeEd25519Verify);
           socket.data.clientId = claims.sub;
           socket.data.expiresAt = claims.exp;
           next();
