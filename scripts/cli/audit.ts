@@ -24,7 +24,6 @@ import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { LedgerEntry } from '../../shared/ledger/entry.ts';
 import { verifyConsistency } from '../../shared/ledger/merkle.ts';
 import { modelDigestProblems, unreleasedModels } from '../../shared/ledger/models.ts';
-import { checkReceipts, withReceiptFindings } from '../../shared/ledger/receipt.ts';
 import type { ReceiptCheck } from '../../shared/ledger/receipt.ts';
 import type { PublishedModel, StoredModel } from '../../shared/ledger/models.ts';
 import { buildReport, renderHtml, renderMarkdown } from '../../shared/ledger/report.ts';
@@ -197,19 +196,15 @@ function readDataDir(dataDir: string): Promise<unknown[]> {
   return store.all().finally(() => store.close());
 }
 
-async function load(options: SourceOptions): Promise<Loaded> {
-  const loaded = await loadLedger(options);
-  const receipts = readReceipts(options.receipt ?? []);
-  if (receipts.length === 0) return loaded;
-  // Held against the entries as read, whether or not their chain verified: a deleted round is named by the receipt that witnessed it.
-  const publicKey = checkKey(options.publicKey);
-  const findings = await checkReceipts(receipts, loaded.entries, { ...(publicKey ? { publicKey } : {}), verify: nodeEd25519Verify });
-  const result = withReceiptFindings(loaded.result, receipts.length, findings);
-  return { ...loaded, result, head: result.ok ? loaded.head : null };
-}
-
+/**
+ * Reads and verifies the ledger of --data-dir, --bundle or --server, with --since and the devices'
+ * --receipt files held to it (the receipts against the entries as stored, whether or not their
+ * chain verified: a deleted round is named by the receipt that witnessed it).
+ */
 async function loadLedger(options: SourceOptions): Promise<Loaded> {
   const publicKey = checkKey(options.publicKey);
+  const receipts = readReceipts(options.receipt ?? []);
+  const witnessed = receipts.length > 0 ? { receipts } : {};
   const cap = capFrom(options);
   const since = options.since === undefined ? undefined : readKeptHead(options.since);
   if (options.bundle || options.server) {
@@ -231,7 +226,7 @@ async function loadLedger(options: SourceOptions): Promise<Loaded> {
       // Without a pinned key or a kept head the bundle vouches for itself: a forger could re-sign a whole ledger.
       log('warning: no --public-key given: the chain is checked against the key inside the bundle itself, which proves integrity but not who signed it; pass the coordinator\'s published ledger key (and keep its tree head: --save-head, then --since)');
     }
-    let result = await verifyBundle(raw, { ...(publicKey ? { publicKey } : {}), ...(since ? { since } : {}), verify: nodeEd25519Verify });
+    let result = await verifyBundle(raw, { ...(publicKey ? { publicKey } : {}), ...(since ? { since } : {}), ...witnessed, verify: nodeEd25519Verify });
     const b = raw as Partial<LedgerBundle>;
     const entries = Array.isArray(b.entries) ? b.entries : [];
     let models: Loaded['models'] = null;
@@ -249,7 +244,7 @@ async function loadLedger(options: SourceOptions): Promise<Loaded> {
   const entries = await readDataDir(dataDir);
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
   const dirCap = cap ?? readBudgetCap(dataDir);
-  const verified = await verifyLedgerWithTotal(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}), ...(since ? { since } : {}) });
+  const verified = await verifyLedgerWithTotal(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(dirCap ? { delta: dirCap.delta } : {}), ...(since ? { since } : {}), ...witnessed });
   let { result } = verified;
   let models: Loaded['models'] = null;
   const published = readPublishedModels(dataDir);
@@ -333,7 +328,7 @@ export function registerAuditCommands(program: Command): void {
 
   sourceOptions(audit.command('verify').description('check the hash chain, every signature, and recompute every epsilon; exit 1 naming the first bad entry')).action(
     action(async (options: SourceOptions) => {
-      const { entries, result, source, head, models } = await load(options);
+      const { entries, result, source, head, models } = await loadLedger(options);
       const { headHash: _h, currentKey: _k, rootHash: _r, ...verdict } = result;
       if (!result.ok) process.exitCode = 1;
       saveHead(options.saveHead, head);
@@ -361,7 +356,7 @@ export function registerAuditCommands(program: Command): void {
     .action(
       action(async (options: SourceOptions & { format: string; out?: string }) => {
         if (!['md', 'html', 'json'].includes(options.format)) throw new CliError('INVALID_ARGUMENT', `"--format" expected md, html or json, got ${JSON.stringify(options.format)}`);
-        const { entries, result, cap, enabledHeads, dataDir, head } = await load(options);
+        const { entries, result, cap, enabledHeads, dataDir, head } = await loadLedger(options);
         saveHead(options.saveHead, head);
         const heads = enabledHeads ?? (dataDir === undefined ? null : await latestModelHeads(dataDir));
         const report = buildReport(entries, result, { cap, enabledHeads: heads, generatedAt: new Date().toISOString(), head });

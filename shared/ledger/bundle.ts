@@ -17,6 +17,7 @@ import { keptHeadProblem, SignedTreeHeadSchema, treeHeadSignatureVerifies } from
 import type { Ed25519Verify, KeptHeadCheck, SignedTreeHead } from './tree-head.ts';
 import { verifyLedgerWithTotal } from './verify.ts';
 import type { VerifyResult } from './verify.ts';
+import type { ReceiptCheck } from './receipt.ts';
 
 export const BUNDLE_FORMAT = 'portrait-ledger-bundle/2';
 /** The first bundle format: its cap, accountant and format were not signed; refused since. */
@@ -75,6 +76,8 @@ export interface BundleVerifyOptions {
   /** A tree head kept from an earlier look: the bundle must extend it consistently. */
   since?: KeptHeadCheck;
   verify?: Ed25519Verify;
+  /** Devices' receipts the entries must bear out (verifyLedgerWithTotal holds them to the entries). */
+  receipts?: readonly ReceiptCheck[];
 }
 
 function sameAccountant(a: LedgerBundle['accountant'], b: { method: string; orders: readonly number[] }): boolean {
@@ -91,7 +94,7 @@ export async function verifyBundle(raw: unknown, options: BundleVerifyOptions = 
   const bundle = parsed.data;
   const delta = bundle.cap?.delta ?? null;
   if (options.publicKey !== undefined && bundle.publicKey !== options.publicKey) return refused(`bundle public key ${bundle.publicKey} is not the trusted key ${options.publicKey}`, delta);
-  const verified = await verifyLedgerWithTotal(bundle.entries, { publicKey: bundle.publicKey, ...(bundle.cap ? { delta: bundle.cap.delta } : {}), ...(options.verify ? { verify: options.verify } : {}) });
+  const verified = await verifyLedgerWithTotal(bundle.entries, { publicKey: bundle.publicKey, ...(bundle.cap ? { delta: bundle.cap.delta } : {}), ...(options.verify ? { verify: options.verify } : {}), ...(options.receipts ? { receipts: options.receipts } : {}) });
   const { result } = verified;
   if (!result.ok || verified.entries === null) return result;
   const n = verified.entries.length;
