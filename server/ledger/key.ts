@@ -18,7 +18,6 @@ import type { RandomSource } from '../../shared/privacy/random.ts';
 import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 
 export const LEDGER_KEY_FILE = 'ledger-key.json';
-export const NEXT_LEDGER_KEY_FILE = 'ledger-key.next.json';
 
 type KeyFileFormat = 'json' | 'pem';
 
@@ -94,11 +93,6 @@ export function loadOrCreateKeyFile(file: string, create = true, random?: Random
   const key = generateLedgerKey(random);
   writeKeyFile(file, key);
   return key;
-}
-
-export function loadOrCreateLedgerKey(dataDir: string, random?: RandomSource): SigningKey {
-  fs.mkdirSync(dataDir, { recursive: true });
-  return loadOrCreateKeyFile(path.join(dataDir, LEDGER_KEY_FILE), true, random);
 }
 
 /**

@@ -11,7 +11,6 @@ export interface DisplayName {
 }
 
 export type DisplayLanguage = keyof DisplayName;
-export const DISPLAY_LANGUAGES: readonly DisplayLanguage[] = ['zh', 'en'];
 
 type Pair = readonly [zh: string, en: string];
 
@@ -109,10 +108,4 @@ export function nameCategories(layout: CatalogueLayout): Map<string, DisplayName
     names.set(id, name);
   }
   return names;
-}
-
-/** The name to show in `language`, or the id itself for a category without one. */
-export function displayName(names: ReadonlyMap<string, DisplayName> | Readonly<Record<string, DisplayName>>, id: string, language: DisplayLanguage): string {
-  const name = names instanceof Map ? names.get(id) : (names as Readonly<Record<string, DisplayName>>)[id];
-  return name?.[language] ?? id;
 }
