@@ -9,7 +9,7 @@ import type { UserRecord } from '../../shared/features/dataset.ts';
 import { deviceWindows, eventsInWindows, exampleReadiness } from '../../shared/features/device-windows.ts';
 import type { DeviceWindows, ExampleReadiness } from '../../shared/features/device-windows.ts';
 import type { BehaviourEvent } from '../../shared/features/events.ts';
-import { sortEvents } from '../../shared/features/events.ts';
+import { dayFromMs, sortEvents } from '../../shared/features/events.ts';
 import type { Example } from '../../shared/features/examples.ts';
 import { userExamples } from '../../shared/features/examples.ts';
 import { featureContext } from '../../shared/features/extract.ts';
@@ -18,12 +18,8 @@ import type { ModelConfig } from '../../shared/model/spec.ts';
 /** The user id every event carries on the device: the page never needs to know who the shopper is. */
 export const DEVICE_USER = 'self';
 
-const MS_PER_DAY = 86_400_000;
-
 /** The device's UTC day (events' `day` is in UTC days too). */
-export function dayOf(ms: number): number {
-  return Math.floor(ms / MS_PER_DAY);
-}
+export const dayOf = dayFromMs;
 
 /** The model's windows on this device, whose clock reads `today`. */
 export function deviceWindowsFor(events: readonly BehaviourEvent[], config: ModelConfig, today: number): DeviceWindows {

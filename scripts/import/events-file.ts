@@ -10,7 +10,7 @@ import { basename, extname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ZodError } from 'zod';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import { EVENT_TYPES, MAX_PLAUSIBLE_PRICE, parseEvent, sortEvents } from '../../shared/features/events.ts';
+import { EVENT_TYPES, MAX_PLAUSIBLE_PRICE, MS_PER_DAY, parseEvent, sortEvents } from '../../shared/features/events.ts';
 import type { BehaviourEvent, BehaviourEventInput, EventType } from '../../shared/features/events.ts';
 import { ProfileLabelsSchema } from '../../shared/features/labels.ts';
 import type { ProfileLabels } from '../../shared/features/labels.ts';
@@ -28,7 +28,6 @@ type TableFormat = 'jsonl' | 'csv';
 
 const MAX_USER_ID_LENGTH = 128;
 const NUMBER_PATTERN = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const MS_PER_DAY = 86_400_000;
 /** 10000-01-01T00:00Z: a day index or ts at or past it is not a date anyone meant (20190615 read as days, say). */
 const END_OF_TIME_MS = Date.UTC(10000, 0, 1);
 /** How many line numbers each reason keeps in `droppedLines`. */

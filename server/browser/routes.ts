@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import type { DisplayName } from '../../shared/features/catalog-names.ts';
+import { dayFromMs } from '../../shared/features/events.ts';
 import { exampleReadiness } from '../../shared/features/device-windows.ts';
 import { syntheticCategoryNames, syntheticDataset } from '../../shared/features/synthetic.ts';
 import { DEFAULT_WINDOWS } from '../../shared/features/windows.ts';
@@ -51,7 +52,6 @@ const CATALOGUE_SEED = 1;
 const SHOP_PAGE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'shop.html');
 const WASM_FILES = new Set(['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']);
 const WASM_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
-const MS_PER_DAY = 86_400_000;
 const DEMO_TOKEN_TTL_MS = 86_400_000;
 
 let catalogue: { shop: ShopCatalogue; sample: ReturnType<typeof syntheticDataset>; plausible: number[] } | undefined;
@@ -93,8 +93,8 @@ export function shopCatalogue(categories = 12, perCategory = 4): { shop: ShopCat
 }
 
 /** The device's UTC day now. */
-export function today(now = Date.now()): number {
-  return Math.floor(now / MS_PER_DAY);
+function today(now = Date.now()): number {
+  return dayFromMs(now);
 }
 
 /**

@@ -7,7 +7,13 @@ import { z } from 'zod';
 export const EVENT_TYPES = ['view', 'click', 'favourite', 'cart', 'buy'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
-const MS_PER_DAY = 86_400_000;
+export const MS_PER_DAY = 86_400_000;
+
+/** The UTC day (days since the Unix epoch, events' `day`) of a time in ms since the epoch. */
+export function dayFromMs(ms: number): number {
+  return Math.floor(ms / MS_PER_DAY);
+}
+
 /** Prices above this (in the dataset's currency) are treated as absurd by cleaning. */
 export const MAX_PLAUSIBLE_PRICE = 1_000_000;
 
@@ -48,7 +54,7 @@ export interface BehaviourEvent {
 /** Parses and normalises one event; throws a ZodError naming the bad field. */
 export function parseEvent(input: unknown): BehaviourEvent {
   const e = BehaviourEventInputSchema.parse(input);
-  const day = e.day ?? Math.floor((e.ts as number) / MS_PER_DAY);
+  const day = e.day ?? dayFromMs(e.ts as number);
   const event: BehaviourEvent = { userId: e.userId, day, type: e.type, itemId: e.itemId, category: e.category };
   if (e.ts !== undefined) event.ts = e.ts;
   if (e.brand !== undefined) event.brand = e.brand;
