@@ -26,12 +26,6 @@ interface StoreOptions {
   json?: boolean;
 }
 
-function status(record: { expiresAt: string | null; revokedAt: string | null }, now: number): 'active' | 'expired' | 'revoked' {
-  if (record.revokedAt !== null) return 'revoked';
-  if (record.expiresAt !== null && !(Date.parse(record.expiresAt) > now)) return 'expired';
-  return 'active';
-}
-
 export function registerTokenCommands(program: Command): void {
   const token = program.command('token').description("the REST API's bearer tokens in a data directory (create with a role and expiry, list, revoke)");
 
@@ -69,11 +63,11 @@ export function registerTokenCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (options: StoreOptions) => {
-        const { openApiTokenStore } = await import('../../server/storage/sqlite-tokens.ts');
+        const [{ openApiTokenStore }, { tokenStatus }] = await Promise.all([import('../../server/storage/sqlite-tokens.ts'), import('../../server/auth/api-tokens.ts')]);
         const store = openApiTokenStore(options.dataDir);
         try {
           const now = Date.now();
-          const tokens = (await store.all()).map(({ hash: _hash, ...record }) => ({ ...record, status: status(record, now) }));
+          const tokens = (await store.all()).map(({ hash: _hash, ...record }) => ({ ...record, status: tokenStatus(record, now) }));
           emit(options, { tokens }, () => tokens.map((t) => `${t.id}\t${t.role}\t${t.status}\t${t.expiresAt ?? 'no expiry'}\t${t.name}`).join('\n'));
         } finally {
           store.close();

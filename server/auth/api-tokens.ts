@@ -27,6 +27,13 @@ export async function createApiToken(store: ApiTokenStore, name: string, role: A
 }
 
 /** Resolves an `Authorization` header value to its token record at time `now` (ms); throws UNAUTHENTICATED for an unknown, revoked or expired token. */
+/** Whether a token is active at `now`, or why not: the one rule `authenticate` and `portrait token list` apply. */
+export function tokenStatus(record: { expiresAt: string | null; revokedAt: string | null }, now: number): 'active' | 'expired' | 'revoked' {
+  if (record.revokedAt !== null) return 'revoked';
+  if (record.expiresAt !== null && !(Date.parse(record.expiresAt) > now)) return 'expired';
+  return 'active';
+}
+
 export async function authenticate(store: ApiTokenStore, header: string | undefined, now: number = Date.now()): Promise<ApiTokenRecord> {
   const match = /^Bearer ([A-Za-z0-9_-]{1,200})$/.exec(header ?? '');
   if (!match) throw new ProtocolError('UNAUTHENTICATED', 'expected "Authorization: Bearer <token>"');
@@ -38,8 +45,9 @@ export async function authenticate(store: ApiTokenStore, header: string | undefi
   }
   if (!found) throw new ProtocolError('UNAUTHENTICATED', 'unknown API token');
   const which = `API token ${found.id} (${JSON.stringify(found.name)})`;
-  if (found.revokedAt !== null) throw new ProtocolError('UNAUTHENTICATED', `${which} was revoked at ${found.revokedAt}`);
-  if (found.expiresAt !== null && !(Date.parse(found.expiresAt) > now)) throw new ProtocolError('UNAUTHENTICATED', `${which} expired at ${found.expiresAt}`);
+  const status = tokenStatus(found, now);
+  if (status === 'revoked') throw new ProtocolError('UNAUTHENTICATED', `${which} was revoked at ${found.revokedAt}`);
+  if (status === 'expired') throw new ProtocolError('UNAUTHENTICATED', `${which} expired at ${found.expiresAt}`);
   return found;
 }
 

@@ -9,6 +9,7 @@ import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { canonicalJson } from './canonical.ts';
 import { fromHex, sha256Hex, toHex, utf8 } from './digest.ts';
+import type { Ed25519Verify } from '../secagg/keys.ts';
 
 export const LEDGER_FORMAT = 'portrait-ledger/1';
 /** prevHash of the genesis entry. */
@@ -158,7 +159,7 @@ export function signEntry(unsigned: UnsignedEntry, key: SigningKey, newKey?: Sig
   return LedgerEntrySchema.parse({ ...body, signature });
 }
 
-export function verifySignature(entry: object, field: 'signature' | 'newKeySignature', publicKeyHex: string, verify: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean = nacl.sign.detached.verify): boolean {
+export function verifySignature(entry: object, field: 'signature' | 'newKeySignature', publicKeyHex: string, verify: Ed25519Verify = nacl.sign.detached.verify): boolean {
   const record = entry as Record<string, unknown>;
   const without = field === 'signature' ? ['signature'] : ['signature', 'newKeySignature'];
   try {

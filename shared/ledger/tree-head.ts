@@ -15,6 +15,7 @@ import { fromHex, toHex, utf8 } from './digest.ts';
 import { checkSigningKey } from './entry.ts';
 import type { LedgerEntry, SigningKey } from './entry.ts';
 import { MerkleTree } from './merkle.ts';
+import type { Ed25519Verify } from '../secagg/keys.ts';
 
 export const TREE_HEAD_FORMAT = 'portrait-tree-head/1';
 
@@ -43,7 +44,7 @@ export type TreeHead = z.infer<typeof TreeHeadSchema>;
 export type SignedTreeHead = z.infer<typeof SignedTreeHeadSchema>;
 export type KeptTreeHead = z.infer<typeof KeptTreeHeadSchema>;
 
-export type Ed25519Verify = (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean;
+export type { Ed25519Verify };
 
 /** The leaf data of an entry: its canonical JSON (signature included) as UTF-8. */
 export function entryLeafData(entry: LedgerEntry): Uint8Array {

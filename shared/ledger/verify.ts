@@ -20,6 +20,7 @@ import { checkReceipts, withReceiptFindings } from './receipt.ts';
 import type { ReceiptCheck, ReceiptFinding } from './receipt.ts';
 import { entryLeafData, keptHeadProblem } from './tree-head.ts';
 import type { KeptHeadCheck } from './tree-head.ts';
+import type { Ed25519Verify } from '../secagg/keys.ts';
 
 export interface VerifyOptions {
   /** The auditor's trusted genesis public key (hex); default: whatever the genesis entry names. */
@@ -27,7 +28,7 @@ export interface VerifyOptions {
   /** Delta for the cumulative epsilon; default: the last round entry's delta with delta > 0. */
   delta?: number;
   /** The Ed25519 check: tweetnacl by default (isomorphic); Node passes its native one (about 9 ms to 0.1 ms an entry). */
-  verify?: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean;
+  verify?: Ed25519Verify;
   /** A tree head the auditor kept: the ledger must extend it consistently (tree-head.ts). */
   since?: KeptHeadCheck;
   /** Receipts devices kept (receipt.ts): the ledger must hold each witnessed entry under its head. */

@@ -7,6 +7,7 @@
  */
 import nacl from 'tweetnacl';
 import { ProtocolError } from './errors.ts';
+import type { Ed25519Verify } from '../secagg/keys.ts';
 
 export interface EnrollmentClaims {
   v: 1;
@@ -79,7 +80,7 @@ export function issueEnrollmentTokens(platformSecretKey: Uint8Array, options: { 
  * Verifies signature and expiry; throws `UNAUTHENTICATED` or `TOKEN_EXPIRED`. `verify` is the Ed25519 check: tweetnacl by default (isomorphic); the coordinator passes Node's
  * native one (~0.1 ms instead of ~39 ms here), since every device handshake runs it on the event loop.
  */
-export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Array, now: number, verify: (message: Uint8Array, signature: Uint8Array, publicKey: Uint8Array) => boolean = (m, s, k) => nacl.sign.detached.verify(m, s, k)): EnrollmentClaims {
+export function verifyEnrollmentToken(token: unknown, platformPublicKey: Uint8Array, now: number, verify: Ed25519Verify = (m, s, k) => nacl.sign.detached.verify(m, s, k)): EnrollmentClaims {
   if (typeof token !== 'string' || token.length === 0) throw new ProtocolError('UNAUTHENTICATED', 'an enrollment token is required');
   if (token.length > MAX_TOKEN_LENGTH) throw new ProtocolError('UNAUTHENTICATED', 'enrollment token too long');
   const parts = token.split('.');
