@@ -201,8 +201,9 @@ export class PrivacyLedger {
     return this.options.store.all();
   }
 
-  async verify(): Promise<VerifyResult> {
-    return verifyLedger(await this.options.store.all(), this.cap ? { delta: this.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
+  /** Verifies the stored entries, or `entries` already read from the store. */
+  async verify(entries?: readonly unknown[]): Promise<VerifyResult> {
+    return verifyLedger(entries ?? (await this.options.store.all()), this.cap ? { delta: this.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
   }
 
   /** The current head of the transparency log, signed by the current key (RFC 9162 Sec. 4.10). */
