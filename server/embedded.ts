@@ -15,7 +15,6 @@ import { openSqliteStores } from './storage/sqlite.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import type { BudgetCap } from '../shared/ledger/bundle.ts';
 import { openDataDirLedger, writeBudgetCap } from './ledger/data-dir.ts';
-import { checkModelsReleased } from './ledger/models.ts';
 
 export { API_TOKENS_FILE, readApiTokens } from './auth/bootstrap-tokens.ts';
 export type { BootstrapTokens } from './auth/bootstrap-tokens.ts';
@@ -59,8 +58,6 @@ export async function startEmbeddedCoordinator(options: EmbeddedOptions): Promis
     stores = openSqliteStores(dataDir);
     const { ledger, store } = await openDataDirLedger(dataDir, { cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}), ...(ledgerKeyFile !== undefined ? { keyFile: ledgerKeyFile } : {}), ...(options.log ? { log: options.log } : {}) });
     ledgerStore = store;
-    // Every model version served must have its release entry (a ledger cut after the fact would not).
-    await checkModelsReleased(stores.models, ledger);
     writeBudgetCap(dataDir, epsilonCap ?? null);
     if ((await stores.tokens.all()).length === 0) {
       const now = new Date().toISOString();

@@ -10,12 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
-import { unreleasedModels } from '../../shared/ledger/models.ts';
 import type { StoredModel } from '../../shared/ledger/models.ts';
 import { modelDigest } from '../storage/model-digest.ts';
-import type { ModelStore } from '../storage/stores.ts';
-import type { PrivacyLedger } from './ledger.ts';
 
 /** server/storage/sqlite.ts's DATABASE_FILE, named here so that importing it does not load tfjs (a test checks they agree). */
 export const MODEL_DATABASE_FILE = 'portrait.db';
@@ -53,16 +49,10 @@ export function readPublishedModels(dataDir: string): StoredModel[] | null {
   }
 }
 
+/** A start refused: a stored model version the ledger does not account for (no release entry naming it, or files other than those its publication entry binds). */
 export class UnreleasedModelError extends Error {
   constructor(readonly problems: { version: number; reason: string }[]) {
-    super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve a model the ledger does not account for: restore the ledger (audit verify --since a kept tree head shows what was cut), or remove the version`);
+    super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve a model the ledger does not account for: restore the ledger (audit verify --since a kept tree head shows what was cut) or the version's files, or remove the version`);
     this.name = 'UnreleasedModelError';
   }
-}
-
-/** Throws UnreleasedModelError unless every version in `models` was released by an entry of `ledger`. */
-export async function checkModelsReleased(models: ModelStore, ledger: PrivacyLedger): Promise<void> {
-  const entries = (await ledger.all()).map((e) => LedgerEntrySchema.parse(e));
-  const problems = unreleasedModels(await models.list(), entries);
-  if (problems.length > 0) throw new UnreleasedModelError(problems);
 }

@@ -14,7 +14,8 @@ import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import type { RoundEntry } from '../../shared/ledger/entry.ts';
-import { isInitialModel, publicationEntries } from '../../shared/ledger/models.ts';
+import { publicationEntries, unreleasedModels } from '../../shared/ledger/models.ts';
+import { UnreleasedModelError } from './models.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { ModelRecord, RoundRecord } from '../../shared/protocol/messages.ts';
 import { modelDigest } from '../storage/model-digest.ts';
@@ -32,14 +33,6 @@ export interface RoundLedger {
   afterAbort(roundId: number, reason: string): Promise<void>;
   /** Enters the publication of the version a round just committed (durable when it resolves). */
   afterCommit(model: ModelRecord): Promise<void>;
-}
-
-/** A start refused: a stored model version's files disagree with the digest the ledger (or its record) binds. */
-export class ModelDigestMismatchError extends Error {
-  constructor(readonly problems: { version: number; reason: string }[]) {
-    super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve model files the ledger did not publish: restore the version's files, or remove the version`);
-    this.name = 'ModelDigestMismatchError';
-  }
 }
 
 export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): RoundSpendInput {
@@ -157,17 +150,19 @@ export class LedgerRoundHook implements RoundLedger {
    * checks them against its publication entry; a version without one (the seed model, a crash
    * between the commit and the entry, a version from before these entries) is entered now, if its
    * files still match the digest its model record kept at commit and a release entry names it.
-   * Throws ModelDigestMismatchError, entering nothing, when any version disagrees. Returns how many
+   * Throws UnreleasedModelError, entering nothing, when any version was not released or disagrees. Returns how many
    * were entered.
    */
   async enterUnrecordedPublications(models: ModelStore): Promise<number> {
     const entries = (await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw));
+    const stored = [...(await models.list())].sort((a, b) => a.version - b.version);
+    // First, every version must have been released (the same check audit verify makes).
+    const unreleased = unreleasedModels(stored, entries);
+    if (unreleased.length > 0) throw new UnreleasedModelError(unreleased);
     const publications = publicationEntries(entries);
-    const released = new Set<string>();
-    for (const e of entries) if (e.kind === 'round' && e.round.outcome === 'released') released.add(`${e.round.roundId}:${e.round.modelVersionOut}`);
     const problems: { version: number; reason: string }[] = [];
     const missing: ModelRecord[] = [];
-    for (const record of [...(await models.list())].sort((a, b) => a.version - b.version)) {
+    for (const record of stored) {
       const files = await models.files(record.version);
       const digest = files ? modelDigest(files).sha256 : null;
       const entry = publications.get(record.version);
@@ -175,12 +170,9 @@ export class LedgerRoundHook implements RoundLedger {
       const where = entry ? `its publication entry (seq ${entry.seq})` : 'its model record (it has no publication entry yet)';
       if (digest === null) problems.push({ version: record.version, reason: `model version ${record.version} has no files to check against ${where}` });
       else if (digest !== bound) problems.push({ version: record.version, reason: `model version ${record.version}'s files have SHA-256 ${digest}, but ${where} binds ${bound}: the files were replaced after publication` });
-      else if (!entry) {
-        if (isInitialModel(record) || (record.roundId !== null && released.has(`${record.roundId}:${record.version}`))) missing.push(record);
-        else problems.push({ version: record.version, reason: `model version ${record.version} has no release entry to publish it after` });
-      }
+      else if (!entry) missing.push(record);
     }
-    if (problems.length > 0) throw new ModelDigestMismatchError(problems);
+    if (problems.length > 0) throw new UnreleasedModelError(problems);
     for (const record of missing) await this.ledger.recordPublication({ modelVersion: record.version, roundId: record.roundId, parentVersion: record.parentVersion, sha256: record.sha256, bytes: record.bytes, entered: 'at-start' });
     for (const record of await models.list()) this.published.add(record.version);
     return missing.length;
