@@ -10,7 +10,7 @@ import { errorBody, ProtocolError } from '../shared/protocol/errors.ts';
 import { ENROLLMENT_BATCH_LIMITS } from '../shared/protocol/enrollment.ts';
 import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
-import { parseLaunchRequest } from '../shared/protocol/messages.ts';
+import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import { checkRoundSecAgg } from '../shared/secagg/round-config.ts';
@@ -179,7 +179,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.post('/rounds', route('launch', async (req, res) => {
     const { rounds, spec } = parseLaunchRequest(req.body);
-    const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, options.registry.parameters, spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
+    const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, roundDimension(spec, options.registry.parameters), spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
     if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (give it a ledger, or a data directory)');
     const create = () => options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());

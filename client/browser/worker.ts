@@ -151,6 +151,7 @@ class BrowserDevice {
         this.examplesDay = this.today();
         return deviceExamples(await this.store.all(), config, this.examplesDay);
       },
+      analyticsEvents: () => this.store.all(),
       eligible: () => this.decide(),
       declineReason: () => {
         // Each round opens here first: examples built on an earlier day have stale windows.

@@ -45,6 +45,8 @@ import { privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
+import { AnalyticsQuerySchema, deviceContribution } from '../../shared/analytics/queries.ts';
+import type { BehaviourEvent } from '../../shared/features/events.ts';
 import type { ClientPrivacyLedger } from './privacy-ledger.ts';
 import type { FetchLike } from './model-cache.ts';
 import type { DropStage } from './drop-stages.ts';
@@ -92,6 +94,12 @@ export interface FederatedClientOptions {
   token: string;
   /** This device's training examples, built with the model's vocabulary and windows. */
   examples: (config: ModelConfig) => readonly Example[] | Promise<readonly Example[]>;
+  /**
+   * This device's own events, for federated analytics rounds (shared/analytics/queries.ts): the
+   * query's bounded contribution is computed from them here and leaves only privatised (and, with
+   * SecAgg+, masked), like a model update. Absent: the device declines analytics rounds.
+   */
+  analyticsEvents?: () => readonly BehaviourEvent[] | Promise<readonly BehaviourEvent[]>;
   /** Checked before each check-in (idle, charging...): false defers the check-in within the window. */
   eligible?: () => boolean;
   /**
@@ -356,7 +364,11 @@ export class FederatedClient {
     }
     this.deferredOpen = null;
     try {
-      if (!(await this.hasExamples())) {
+      if (message.task === 'analytics' && !this.options.analyticsEvents) {
+        await this.decline(message.roundId, 'this device has no data source for analytics queries', 'QUERY_NOT_SUPPORTED', message.checkinMs);
+        return;
+      }
+      if (message.task !== 'analytics' && !(await this.hasExamples())) {
         // Say so, so check-in can close without waiting for this device; it is never selected.
         await this.decline(message.roundId, 'no training examples on this device', 'NO_EXAMPLES', message.checkinMs);
         return;
@@ -448,6 +460,10 @@ export class FederatedClient {
       const privacy = this.acceptPrivacy(round);
       // A refusal leaves the cohort at once, so the round does not wait for this device's deadline.
       if (privacy && 'refused' in privacy) return await this.decline(round.roundId, privacy.refused, 'PRIVACY_NOT_ACCEPTED', deadline - this.clock());
+      // An analytics query is checked before anything is recorded: one this device cannot answer leaves the cohort.
+      const query = round.query === undefined ? null : parseMessage(AnalyticsQuerySchema, 'round:config.query', round.query);
+      const source = this.options.analyticsEvents;
+      if (query && !source) return await this.decline(round.roundId, 'this device has no data source for analytics queries', 'QUERY_NOT_SUPPORTED', deadline - this.clock());
       const ledger = this.options.privacyLedger;
       if (ledger) {
         // The device's own budget; the round is recorded before anything of it leaves the device.
@@ -457,6 +473,13 @@ export class FederatedClient {
           return await this.decline(round.roundId, over, 'PRIVACY_NOT_ACCEPTED', deadline - this.clock());
         }
         await ledger.record(round.roundId, privacy ? privacy.config : null);
+      }
+      if (query && source) {
+        // The query's contribution, from this device's own events, takes the place of a model update and leaves the same way.
+        const started = this.clock();
+        const contribution = deviceContribution(query, await source());
+        this.emit({ type: 'trained', roundId: round.roundId, examples: 1, ms: this.clock() - started });
+        return await this.send(round, privacy, contribution, 1, deadline);
       }
       const fetchStarted = this.clock();
       const { model, fetched } = await this.models.ensure(round.modelVersion, round.modelUrl, round.parameters);
@@ -471,29 +494,7 @@ export class FederatedClient {
       this.emit({ type: 'trained', roundId: round.roundId, examples: update.examples, ms: this.clock() - trainStarted });
       if (this.drop('training', round.roundId)) return;
       const delta = this.options.privatiseUpdate ? await this.options.privatiseUpdate(update.delta, { round, examples: update.examples }) : update.delta;
-      if (round.secagg) {
-        if (!privacy) throw new Error('a SecAgg+ round without DP parameters: nothing to mask');
-        const residues = privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom);
-        this.options.inspectResidues?.(round.roundId, residues.slice());
-        if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
-        await this.startSecAgg(round, residues, witnessedSpend(privacy.config));
-        return;
-      }
-      // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
-      const body = privacy ? encodeResidues(privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom)) : encodeWeights(delta);
-      if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
-      const payload = { roundId: round.roundId, nonce: this.nonce(), examples: privacy ? 1 : update.examples, delta: body };
-      if (this.dropAt === 'upload') {
-        this.socket.emit(EVENTS.update, payload, () => undefined);
-        this.drop('upload', round.roundId);
-        return;
-      }
-      const sendStarted = this.clock();
-      this.stats.updatesSent++;
-      const ack = await this.socket.timeout(Math.max(1000, deadline - this.clock())).emitWithAck(EVENTS.update, payload);
-      if (this.refused(round.roundId, ack)) return;
-      this.stats.updatesAccepted++;
-      this.emit({ type: 'update-sent', roundId: round.roundId, bytes: payload.delta.byteLength, ms: this.clock() - sendStarted });
+      await this.send(round, privacy, delta, update.examples, deadline);
     } catch (err) {
       this.emit({ type: 'failed', roundId: round.roundId, message: err instanceof Error ? err.message : String(err) });
     } finally {
@@ -503,6 +504,33 @@ export class FederatedClient {
       const left = pending ? pending.closesAt - this.clock() : 0;
       if (pending && left > 0 && pending.message.roundId > round.roundId && this.socket.connected) void this.onRoundOpen({ roundId: pending.message.roundId, checkinMs: left });
     }
+  }
+
+  /** Sends a round's vector (a model delta or a query's contribution): privatised, masked in a SecAgg+ round, else in one update message. */
+  private async send(round: RoundConfigMessage, privacy: { config: PrivacyConfig; signs: Int8Array } | null, delta: Float32Array, examples: number, deadline: number): Promise<void> {
+    if (round.secagg) {
+      if (!privacy) throw new Error('a SecAgg+ round without DP parameters: nothing to mask');
+      const residues = privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom);
+      this.options.inspectResidues?.(round.roundId, residues.slice());
+      if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
+      await this.startSecAgg(round, residues, witnessedSpend(privacy.config));
+      return;
+    }
+    // DP rounds weight clients uniformly, so the example count (private) is not sent: 1 stands in.
+    const body = privacy ? encodeResidues(privatiseUpdate(delta, privacy.config, privacy.signs, this.privacyRandom)) : encodeWeights(delta);
+    if (this.clock() >= deadline) return await this.missedDeadline(round.roundId);
+    const payload = { roundId: round.roundId, nonce: this.nonce(), examples: privacy ? 1 : examples, delta: body };
+    if (this.dropAt === 'upload') {
+      this.socket.emit(EVENTS.update, payload, () => undefined);
+      this.drop('upload', round.roundId);
+      return;
+    }
+    const sendStarted = this.clock();
+    this.stats.updatesSent++;
+    const ack = await this.socket.timeout(Math.max(1000, deadline - this.clock())).emitWithAck(EVENTS.update, payload);
+    if (this.refused(round.roundId, ack)) return;
+    this.stats.updatesAccepted++;
+    this.emit({ type: 'update-sent', roundId: round.roundId, bytes: payload.delta.byteLength, ms: this.clock() - sendStarted });
   }
 
   /** Hands the residues to a SecAgg+ participant and advertises its keys; later stages run on `secagg` events. */

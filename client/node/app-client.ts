@@ -73,5 +73,5 @@ export async function startAppClient(options: AppClientOptions): Promise<Federat
   const loaded = await loadDeviceUser(eventsFile, userId);
   const { user } = loaded;
   const startDay = fixedStart ?? loaded.startDay;
-  return new FederatedClient({ ...rest, ...(privacyLedger ? { privacyLedger } : {}), examples: (config) => userExamples(user, featureContext(config.vocabulary, startDay), { windows: config.windows }) }).start();
+  return new FederatedClient({ ...rest, ...(privacyLedger ? { privacyLedger } : {}), examples: (config) => userExamples(user, featureContext(config.vocabulary, startDay), { windows: config.windows }), analyticsEvents: () => user.events }).start();
 }

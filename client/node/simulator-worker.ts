@@ -80,6 +80,7 @@ class SimulatedDevice {
         this.empty = examples.length === 0;
         return examples;
       },
+      analyticsEvents: () => user.events,
       eligible: () => !this.empty,
       privatiseUpdate: (delta, context) => this.beforeUpload(delta, context.round.roundId),
       reconnectionDelayMs: init.reconnectionDelayMs,

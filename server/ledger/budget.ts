@@ -10,6 +10,7 @@ import { spendRdp } from '../../shared/ledger/accountant.ts';
 import { accountedNoise, buildPrivacyConfig } from '../../shared/privacy/config.ts';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { roundDimension } from '../../shared/protocol/messages.ts';
 import type { LaunchBudget, RoundSpec } from '../../shared/protocol/messages.ts';
 import { privacyInput } from '../../shared/protocol/privacy.ts';
 import type { RoundStore } from '../storage/stores.ts';
@@ -22,9 +23,10 @@ import type { PrivacyLedger } from './ledger.ts';
  * 1e-300 whose noise variance is 0) counts as an infinite spend at every order: an over-count,
  * never an under-count, and never an internal error for every later launch that projects it.
  */
-export function projectedRoundRdp(spec: RoundSpec, dimension: number, orders: readonly number[]): Float64Array | null {
+export function projectedRoundRdp(spec: RoundSpec, modelParameters: number, orders: readonly number[]): Float64Array | null {
   try {
-    const rdp = accountedProjection(spec, dimension, orders);
+    // An analytics round's vector is its query's, not the model's.
+    const rdp = accountedProjection(spec, roundDimension(spec, modelParameters), orders);
     if (rdp === null || rdp.every((v) => v >= 0)) return rdp;
   } catch (err) {
     if (!(err instanceof RangeError || err instanceof TypeError)) throw err;

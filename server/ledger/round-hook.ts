@@ -21,6 +21,9 @@ import type { ModelRecord, RoundRecord } from '../../shared/protocol/messages.ts
 import { modelDigest } from '../storage/model-digest.ts';
 import type { ModelStore, RoundStore } from '../storage/stores.ts';
 import { pendingPrivacyRecord } from '../rounds/accounting.ts';
+import { planQuery } from '../../shared/analytics/queries.ts';
+import { canonicalJson } from '../../shared/ledger/canonical.ts';
+import { sha256Hex } from '../../shared/ledger/digest.ts';
 import { projectedRoundRdp } from './budget.ts';
 import { BudgetExceededError } from './ledger.ts';
 import type { PrivacyLedger, RoundSpendInput } from './ledger.ts';
@@ -35,8 +38,9 @@ export interface RoundLedger {
   afterCommit(model: ModelRecord): Promise<void>;
 }
 
-export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): RoundSpendInput {
+export async function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): Promise<RoundSpendInput> {
   const p = record.privacy ?? pendingPrivacyRecord(record.config.privacy ?? null);
+  const query = record.config.task === 'analytics' && record.config.query ? record.config.query : null;
   return {
     roundId: record.id,
     outcome,
@@ -60,6 +64,7 @@ export function spendInput(record: RoundRecord, outcome: 'released' | 'aborted',
     shares: p.shares,
     paddedDimension: p.paddedDimension,
     startedAt: record.startedAt,
+    ...(query ? { query: { ...planQuery(query), sha256: await sha256Hex(canonicalJson(query)) } } : {}),
   };
 }
 
@@ -107,7 +112,9 @@ export class LedgerRoundHook implements RoundLedger {
     const record = await this.record(roundId);
     let entry: RoundEntry;
     try {
-      entry = await this.ledger.recordRound(spendInput(record, 'released', null, await this.nextModelVersion()), launchCap(record));
+      // An analytics round publishes no model version: it releases its query's sum.
+      const versionOut = record.config.task === 'analytics' ? null : await this.nextModelVersion();
+      entry = await this.ledger.recordRound(await spendInput(record, 'released', null, versionOut), launchCap(record));
     } catch (err) {
       if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
       throw err;
@@ -129,7 +136,7 @@ export class LedgerRoundHook implements RoundLedger {
     const missing = (await this.rounds.list(Number.MAX_SAFE_INTEGER)).filter((r) => r.status === 'aborted' && outcome.get(r.id) !== 'aborted').reverse();
     for (const r of missing) {
       const reason = r.reason ?? 'aborted';
-      await this.ledger.recordRound(spendInput(r, 'aborted', outcome.get(r.id) === 'released' ? `${reason} (after its release was entered: that spend stands)` : reason, null));
+      await this.ledger.recordRound(await spendInput(r, 'aborted', outcome.get(r.id) === 'released' ? `${reason} (after its release was entered: that spend stands)` : reason, null));
     }
     return missing.length;
   }
@@ -181,6 +188,6 @@ export class LedgerRoundHook implements RoundLedger {
   async afterAbort(roundId: number, reason: string): Promise<void> {
     const record = await this.record(roundId);
     const note = this.released.has(roundId) ? `${reason} (after its release was entered: that spend stands)` : reason;
-    await this.ledger.recordRound(spendInput(record, 'aborted', note, null));
+    await this.ledger.recordRound(await spendInput(record, 'aborted', note, null));
   }
 }

@@ -10,6 +10,7 @@
  */
 import { spendRdp } from '../../shared/ledger/accountant.ts';
 import { DEFAULT_RDP_ORDERS, epsilonFromRdp } from '../../shared/privacy/rdp.ts';
+import { roundDimension } from '../../shared/protocol/messages.ts';
 import type { RoundRecord } from '../../shared/protocol/messages.ts';
 import { projectedRoundRdp } from '../ledger/budget.ts';
 
@@ -43,7 +44,7 @@ export class EpsilonProjections {
   }
 
   private fromSpec(spec: RoundRecord['config']): number | null {
-    const dimension = this.dimension();
+    const dimension = roundDimension(spec, this.dimension());
     const key = JSON.stringify([dimension, spec.privacy, spec.selection, spec.samplingRate, spec.clientsPerRound]);
     const cached = this.bySpec.get(key);
     if (cached !== undefined) return cached;

@@ -10,13 +10,17 @@ import type { HeadScores } from '../../shared/model/evaluate.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { CheckinMessageSchema, DEFAULT_MAX_UPDATE_NORM, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
 import type { DeclineReason } from '../../shared/protocol/messages.ts';
-import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { ModelAnnouncement, RoundClosed, RoundConfigMessage, RoundOpen, RoundPrivacyRecord, RoundReceipt, RoundRecord } from '../../shared/protocol/messages.ts';
 import { abortRound, acceptUpdate, checkIn, checkinComplete, checkRoundId, closeTraining, commitRound, declineRound, dropClient, markReported, openRound, selectCohort, trainingComplete } from '../../shared/protocol/round.ts';
 import type { RoundState } from '../../shared/protocol/round.ts';
 import { decodeResidues, decodeWeights } from '../../shared/protocol/weights.ts';
 import { packSigns, privacyInput } from '../../shared/protocol/privacy.ts';
 import type { PrivacyPolicy, RoundPrivacyParams } from '../../shared/protocol/privacy.ts';
-import { buildPrivacyConfig } from '../../shared/privacy/config.ts';
+import { buildPrivacyConfig, releasedNoiseStd } from '../../shared/privacy/config.ts';
+import { decodeQuery, planQuery } from '../../shared/analytics/queries.ts';
+import type { AnalyticsQuery } from '../../shared/analytics/queries.ts';
+import { roundDimension } from '../../shared/protocol/messages.ts';
+import type { AnalyticsResult } from '../../shared/protocol/messages.ts';
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import { addCentralNoise, decodeAggregate } from '../../shared/privacy/mechanism.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
@@ -77,6 +81,16 @@ export interface RunnerOptions {
   storageRetry?: { firstMs: number; maxMs: number };
 }
 
+/**
+ * An analytics round without DP (a baseline, `--allow-no-dp` only): the coordinator sees each
+ * contribution in plaintext, so it checks each against the query's bound and sums them.
+ */
+interface PlainAnalytics {
+  sum: Float64Array;
+  bound: number;
+  count: number;
+}
+
 /** The DP state of a round in flight: its config, public rotation signs and the modular sum. */
 interface DpRound {
   config: PrivacyConfig;
@@ -110,6 +124,7 @@ const DECLINE_MEANING: Record<DeclineReason | 'UNSPECIFIED', string> = {
   PRIVACY_NOT_ACCEPTED: "the device's privacy policy or its own privacy budget",
   NO_EXAMPLES: 'no training examples on the device',
   DEADLINE_MISSED: 'the device finished training after the stage deadline',
+  QUERY_NOT_SUPPORTED: 'the device cannot compute the analytics query (no data source for it)',
   UNSPECIFIED: 'no reason given',
 };
 
@@ -124,6 +139,7 @@ export class RoundRunner {
   private state: RoundState | null = null;
   private accumulator: UpdateAccumulator | null = null;
   private dp: DpRound | null = null;
+  private plainAnalytics: PlainAnalytics | null = null;
   /** The SecAgg+ session of the round in flight, when it runs with secure aggregation. */
   private secagg: SecAggRound | null = null;
   /** Ed25519 verify keys pinned to enrollment pseudonyms at their first check-in (for SecAgg+ advertisements). */
@@ -178,7 +194,7 @@ export class RoundRunner {
 
   roundOpenFor(now: number): RoundOpen | null {
     const s = this.state;
-    return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now) } : null;
+    return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now), ...(s.spec.task === 'analytics' ? { task: 'analytics' as const } : {}) } : null;
   }
 
   announcement(): ModelAnnouncement {
@@ -233,7 +249,7 @@ export class RoundRunner {
 
   handleUpdate(clientId: string, raw: unknown): void {
     const message = parseMessage(UpdateMessageSchema, 'update', raw);
-    if (!this.state || !(this.accumulator || this.dp)) {
+    if (!this.state || !(this.accumulator || this.dp || this.plainAnalytics)) {
       if (this.state) this.noRoundStage(this.state);
       this.noRound(message.roundId);
     }
@@ -244,6 +260,15 @@ export class RoundRunner {
       const residues = decodeResidues('delta', message.delta, this.dp.config.paddedDimension);
       addModular(this.dp.sum, residues);
       this.dp.count++;
+    } else if (this.plainAnalytics) {
+      const plain = this.plainAnalytics;
+      const contribution = decodeWeights('delta', message.delta, plain.sum.length);
+      let squares = 0;
+      for (const v of contribution) squares += v * v;
+      // Refused, not clipped: a device's own code never sends more than its query's bound.
+      if (Math.sqrt(squares) > plain.bound * (1 + 1e-6)) throw new ProtocolError('CONTRIBUTION_OUT_OF_BOUNDS', `the contribution's L2 norm ${Math.sqrt(squares).toPrecision(4)} exceeds the query's bound ${plain.bound.toPrecision(4)}`);
+      for (let i = 0; i < contribution.length; i++) plain.sum[i] = (plain.sum[i] as number) + (contribution[i] as number);
+      plain.count++;
     } else if (this.accumulator) {
       const delta = decodeWeights('delta', message.delta, this.options.registry.parameters);
       this.accumulator.add(delta, message.examples);
@@ -341,10 +366,12 @@ export class RoundRunner {
     this.state = state;
     this.declines = new Map();
     try {
-      await this.options.ledger?.beforeStart(record, registry.parameters);
+      const analytics: AnalyticsQuery | null = record.config.task === 'analytics' && record.config.query ? record.config.query : null;
+      const dimension = roundDimension(record.config, registry.parameters);
+      await this.options.ledger?.beforeStart(record, dimension);
       await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
       log(`round ${record.id}: check-in open for ${record.config.deadlines.checkinMs} ms (model v${base})`);
-      transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs });
+      transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs, ...(analytics ? { task: 'analytics' as const } : {}) });
       await this.waitUntil(() => checkinComplete(this.current as RoundState, clock(), transport.connectedClients()), () => (this.current as RoundState).stageEndsAt);
       if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
       timings.checkinMs = clock() - started;
@@ -359,7 +386,7 @@ export class RoundRunner {
       let privacyParams: RoundPrivacyParams | null = null;
       let privacyRecord = pendingPrivacyRecord(privacySpec, Boolean(record.config.secagg));
       if (privacySpec && privacySpec.mode !== 'none') {
-        const dpConfig = buildPrivacyConfig(privacyInput(privacySpec, current.weights.length, state.selection, state.cohort.size, this.options.privacyPolicy));
+        const dpConfig = buildPrivacyConfig(privacyInput(privacySpec, dimension, state.selection, state.cohort.size, this.options.privacyPolicy));
         const signs = randomSigns(dpConfig.paddedDimension, this.options.privacyRandom);
         this.dp = { config: dpConfig, signs, sum: new Uint32Array(dpConfig.paddedDimension), count: 0 };
         privacyRecord = configuredPrivacyRecord(privacySpec, dpConfig, state.selection?.method ?? null, Boolean(record.config.secagg));
@@ -375,6 +402,9 @@ export class RoundRunner {
           roundingBeta: dpConfig.roundingBeta,
           signs: packSigns(signs),
         };
+      } else if (analytics) {
+        privacyRecord = { ...privacyRecord, samplingMethod: state.selection?.method ?? null, dimension };
+        this.plainAnalytics = { sum: new Float64Array(dimension), bound: planQuery(analytics).bound, count: 0 };
       } else {
         privacyRecord = { ...privacyRecord, samplingMethod: state.selection?.method ?? null, dimension: current.weights.length };
         this.accumulator = new UpdateAccumulator(current.weights.length, record.config.aggregation.exampleCap, record.config.aggregation.maxUpdateNorm ?? DEFAULT_MAX_UPDATE_NORM);
@@ -411,6 +441,7 @@ export class RoundRunner {
         trainingMs: record.config.deadlines.trainingMs,
         privacy: privacyParams,
         secagg: null,
+        ...(analytics ? { query: analytics } : {}),
       };
       for (const id of state.checkedIn) if (!state.cohort.has(id)) transport.sendNotSelected(id, record.id);
       for (const id of state.cohort) transport.sendConfig(id, this.secagg ? { ...config, secagg: this.secagg.configFor(id) } : config);
@@ -445,6 +476,8 @@ export class RoundRunner {
         this.state = state;
         return await this.finish(record.id, state, started, timings);
       }
+
+      if (analytics) return await this.releaseAnalytics(record, analytics, state, privacyRecord, unmaskRequests, started, timings);
 
       const aggregationStarted = clock();
       const optimizerState = await registry.store.optimizerState(base);
@@ -500,9 +533,47 @@ export class RoundRunner {
       this.accumulator?.dispose();
       this.accumulator = null;
       this.dp = null;
+      this.plainAnalytics = null;
       this.secagg = null;
       this.state = null;
     }
+  }
+
+  /**
+   * The release of an analytics round, after the same write-ahead ledger entry as a training
+   * round (no model version: the entry names the query instead): the sum is unmasked (SecAgg+),
+   * noised (central) and decoded, then recorded with its noise scale and the query's numbers.
+   * Nothing is committed to the model registry and no model is announced.
+   */
+  private async releaseAnalytics(record: RoundRecord, query: AnalyticsQuery, closed: RoundState, privacy: RoundPrivacyRecord, unmaskRequests: StageClose | null, started: number, timings: Record<string, number>): Promise<void> {
+    const { clock, rounds } = this.options;
+    const releaseStarted = clock();
+    const receipt = await this.options.ledger?.beforeRelease(record.id);
+    let sum: ArrayLike<number>;
+    let noiseStd = 0;
+    let survivors: number;
+    const dp = this.dp;
+    if (dp) {
+      this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
+      const released = this.history.release(privacy);
+      this.history.add({ ...record, privacy: released });
+      await rounds.update(record.id, { privacy: released });
+      if (this.secagg) dp.sum = await this.unmaskSum(this.secagg, unmaskRequests as StageClose, receipt ?? null, timings);
+      const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
+      sum = decodeAggregate(noised, dp.config, dp.signs);
+      survivors = dp.count;
+      noiseStd = releasedNoiseStd(dp.config, survivors);
+    } else {
+      const plain = this.plainAnalytics as PlainAnalytics;
+      sum = plain.sum;
+      survivors = plain.count;
+    }
+    const plan = planQuery(query);
+    const result: AnalyticsResult = { ...plan, survivors, noiseStd, sum: Array.from(sum, (v) => Number(v)), summary: decodeQuery(query, sum, noiseStd, { seed: record.id }) };
+    timings.aggregationMs = clock() - releaseStarted;
+    const state = commitRound(closed);
+    this.state = state;
+    await this.finish(record.id, state, started, timings, { result });
   }
 
   private deliver(close: StageClose | null): void {
@@ -568,7 +639,7 @@ export class RoundRunner {
     throw new ProtocolError('BELOW_THRESHOLD', `SecAgg+ unmask stage fell short: ${reason}`);
   }
 
-  private async finish(id: number, state: RoundState, started: number, timings: Record<string, number>, extra: { modelVersion?: number; metrics?: RoundRecord['metrics'] } = {}): Promise<void> {
+  private async finish(id: number, state: RoundState, started: number, timings: Record<string, number>, extra: { modelVersion?: number; metrics?: RoundRecord['metrics']; result?: AnalyticsResult } = {}): Promise<void> {
     const durationMs = this.options.clock() - started;
     const status = state.stage === 'committed' ? 'committed' : 'aborted';
     const declined: Record<string, number> = {};
@@ -587,6 +658,7 @@ export class RoundRunner {
       ...(state.reason ? { reason: state.reason } : {}),
       ...(extra.modelVersion !== undefined ? { modelVersion: extra.modelVersion } : {}),
       ...(extra.metrics ? { metrics: extra.metrics } : {}),
+      ...(extra.result ? { result: extra.result } : {}),
       ...(this.secagg ? { secagg: this.secagg.record() } : {}),
     } as const;
     // Every round reaches its final record and, aborted, its ledger entry, even through a full disk.

@@ -81,6 +81,12 @@ export const RoundSpendSchema = z
     epsilonCumulative: Finite.nullable(),
     order: Finite.nullable(),
     startedAt: z.string().nullable(),
+    /**
+     * An analytics round's query (absent for training rounds): which statistic, its L2 bound on
+     * one device's contribution (the clip above) and its length, and the SHA-256 of the query's
+     * canonical JSON (its parameters, e.g. the category list), so the entry binds what was asked.
+     */
+    query: z.object({ statistic: z.string().min(1).max(64), dimension: z.number().int().min(1), bound: Finite, sha256: Hex32 }).strict().optional(),
   })
   .strict();
 

@@ -70,6 +70,18 @@ export function accountSpend(spend: Omit<RoundSpend, 'rdp' | 'epsilonRound' | 'e
   };
 }
 
+/**
+ * An analytics round's query must be what its noise was sized for: its bound on one device's
+ * contribution is the clip the sensitivity comes from, and its vector fits the noised dimension.
+ */
+function queryDifference(spend: RoundSpend): string | null {
+  const q = spend.query;
+  if (!q) return null;
+  if (Math.abs(q.bound - spend.clip) > 1e-9 * Math.max(1, q.bound)) return `the query's contribution bound ${q.bound} is not the clip ${spend.clip} the noise was sized for`;
+  if (spend.paddedDimension !== null && q.dimension > spend.paddedDimension) return `the query's dimension ${q.dimension} exceeds the noised dimension ${spend.paddedDimension}`;
+  return null;
+}
+
 /** The recomputed spend of `recorded` (its RDP curve feeds the running total), or what differs. */
 function checkSpend(recorded: RoundSpend, total: RdpTotal): { problem: string } | { expected: RoundSpend } {
   let expected: RoundSpend;
@@ -78,7 +90,7 @@ function checkSpend(recorded: RoundSpend, total: RdpTotal): { problem: string } 
   } catch (err) {
     return { problem: `the accountant cannot recompute this round: ${err instanceof Error ? err.message : String(err)}` };
   }
-  const problem = spendDifference(recorded, expected);
+  const problem = spendDifference(recorded, expected) ?? queryDifference(recorded);
   return problem === null ? { expected } : { problem };
 }
 

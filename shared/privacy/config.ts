@@ -217,6 +217,20 @@ export function accountedNoise(config: PrivacyConfig): { l2Sensitivity: number; 
   };
 }
 
+/**
+ * Standard deviation, in update units, of the noise on each coordinate of a decoded sum of
+ * `contributors` privatised updates: every contributor's discrete Gaussian share (distributed:
+ * σ² each, so more survivors than t only add noise; local: the full σ² each), or the server's
+ * (central), plus each contributor's randomised rounding, whose variance is at most 1/4 grid
+ * unit² per coordinate (Kairouz, Liu, Steinke 2021, Sec. 4.1); the rotation is orthonormal, so
+ * it keeps the per-coordinate variance. 0 for `none`.
+ */
+export function releasedNoiseStd(config: PrivacyConfig, contributors: number): number {
+  if (!config.differentiallyPrivate) return 0;
+  const noise = config.mode === 'central' ? config.serverNoiseVariance : contributors * config.clientNoiseVariance;
+  return config.granularity * Math.sqrt(noise + contributors / 4);
+}
+
 /** RDP of `rounds` rounds run with `config` (Infinity everywhere for `none`). */
 export function roundsRdp(config: PrivacyConfig, rounds: number, orders: readonly number[] = DEFAULT_RDP_ORDERS): Float64Array {
   if (!config.differentiallyPrivate) return new Float64Array(orders.length).fill(rounds === 0 ? 0 : Infinity);

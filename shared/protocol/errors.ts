@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   WEIGHTS_LENGTH: 400,
   /** A weight vector holding NaN or ±Infinity. */
   WEIGHTS_NOT_FINITE: 400,
+  /** A plaintext analytics contribution (a round without DP) whose L2 norm passes its query's bound. */
+  CONTRIBUTION_OUT_OF_BOUNDS: 400,
   /** A payload larger than the transport or the API accepts. */
   PAYLOAD_TOO_LARGE: 413,
   /** A REST body in a content encoding or charset the API does not read (it reads UTF-8 JSON, identity, gzip, deflate or br). */

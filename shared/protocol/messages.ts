@@ -17,6 +17,8 @@ import { DEFAULT_PRG, PRG_NAMES } from '../secagg/prg.ts';
 import type { PrgName } from '../secagg/prg.ts';
 import { chooseParameters } from '../secagg/parameters.ts';
 import { PROTOCOL_STAGES } from '../secagg/stages.ts';
+import { AnalyticsQuerySchema, planQuery } from '../analytics/queries.ts';
+import type { AnalyticsQuery, AnalyticsSummary, QueryPlan } from '../analytics/queries.ts';
 
 /** A fresh random value per client message; a repeat within a round is a replay. */
 export const NonceSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'expected 16-64 base64url characters');
@@ -39,7 +41,7 @@ export const CheckinMessageSchema = z
     /** True: this client declines the round (no training examples), so check-in can close without waiting for it. */
     decline: z.literal(true).optional(),
     /** Why, as a code only (no free text leaves the device): counted on the round record and named when the round aborts. */
-    reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED', 'DEADLINE_MISSED']).optional(),
+    reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED', 'DEADLINE_MISSED', 'QUERY_NOT_SUPPORTED']).optional(),
   })
   .strict()
   .refine((m) => m.reason === undefined || m.decline === true, { message: '"reason" goes only with "decline"', path: ['reason'] });
@@ -189,9 +191,20 @@ export interface SecAggSpec {
   prg: PrgName;
 }
 
+/**
+ * What a round asks of its devices: `train` (a model update) or `analytics` (a federated analytics
+ * query, shared/analytics/queries.ts: a bounded statistic of the device's own data, released only
+ * as a noised, securely aggregated sum through the same pipeline and ledger as training).
+ */
+export const ROUND_TASKS = ['train', 'analytics'] as const;
+export type RoundTask = (typeof ROUND_TASKS)[number];
+
 /** One round's configuration as an operator launches it (`privacy`/`secagg` are the seams for DP and SecAgg). */
 export const RoundSpecSchema = z
   .object({
+    task: z.enum(ROUND_TASKS).default('train'),
+    /** The analytics query of a round whose task is `analytics`; its bound is the round's clip. */
+    query: AnalyticsQuerySchema.optional(),
     clientsPerRound: z.number().int().min(1).max(100_000),
     minClients: z.number().int().min(1).max(100_000).optional(),
     selection: z.enum(SELECTION_METHODS).default('fixed'),
@@ -216,7 +229,9 @@ export const RoundSpecSchema = z
 
 export type RoundSpecInput = z.input<typeof RoundSpecSchema>;
 
-export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'minClients' | 'aggregation' | 'privacy' | 'secagg'> {
+export interface RoundSpec extends Omit<z.infer<typeof RoundSpecSchema>, 'task' | 'minClients' | 'aggregation' | 'privacy' | 'secagg'> {
+  /** Absent in records written before analytics rounds existed (training). */
+  task?: RoundTask;
   minClients: number;
   aggregation: AggregationConfig;
   /** null only in records written before DP existed (treated as `none`). */
@@ -259,7 +274,12 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   const parsed = LaunchRequestSchema.safeParse(body);
   if (!parsed.success) throw new ProtocolError('INVALID_ARGUMENT', describeIssues(parsed.error));
   const { rounds, ...rest } = parsed.data;
+  if (rest.task === 'analytics' && !rest.query) throw new ProtocolError('INVALID_ARGUMENT', '"query" is required: an analytics round computes a query on the devices');
+  if (rest.task !== 'analytics' && rest.query) throw new ProtocolError('INVALID_ARGUMENT', '"query" goes only with "task" analytics');
   const p = rest.privacy ?? PrivacySpecSchema.parse({});
+  // An analytics round's clip is its query's bound on one device's contribution: the sensitivity
+  // the accountant counts is the query's, whatever clip the launch gave.
+  if (rest.query) p.clip = planQuery(rest.query).bound;
   const minClients = rest.minClients ?? defaultMinClients(rest.clientsPerRound, p.mode);
   if (minClients > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"minClients" expected at most clientsPerRound (${rest.clientsPerRound}), got ${minClients}`);
   if (rest.samplingRate !== undefined && rest.selection !== 'poisson') throw new ProtocolError('INVALID_ARGUMENT', '"samplingRate" applies only to selection "poisson"');
@@ -319,6 +339,11 @@ function withoutMode(options: z.infer<typeof SecAggSpecSchema>): SecAggSpec {
   return { ...rest, ...(k !== undefined ? { k } : {}), ...(t !== undefined ? { t } : {}) };
 }
 
+/** The length of the vector a round's devices contribute: the model's parameters, or its query's dimension. */
+export function roundDimension(spec: Pick<RoundSpec, 'task' | 'query'>, modelParameters: number): number {
+  return spec.task === 'analytics' && spec.query ? planQuery(spec.query).dimension : modelParameters;
+}
+
 export function describeIssues(error: z.ZodError): string {
   return error.issues.map((i) => `"${i.path.join('.') || '(root)'}": ${i.message}`).join('; ');
 }
@@ -339,6 +364,8 @@ export interface ModelAnnouncement {
 
 export interface RoundOpen {
   roundId: number;
+  /** What the round asks (absent: train): a device without training examples still answers an analytics query. */
+  task?: RoundTask;
   /** Check-in closes this many ms after the message was sent (relative, so clock skew does not matter). */
   checkinMs: number;
 }
@@ -355,6 +382,8 @@ export interface RoundConfigMessage {
   privacy: RoundPrivacyParams | null;
   /** null: no secure aggregation, the update goes in one `update` message; else this client's SecAgg+ session. */
   secagg: SecAggWireConfig | null;
+  /** Analytics rounds: the query whose contribution the device sends instead of a model update. */
+  query?: AnalyticsQuery;
 }
 
 /**
@@ -391,7 +420,7 @@ export interface RoundNotSelected {
 const ModelPathSchema = z.string().max(500).regex(/^\/(?!\/)[A-Za-z0-9._~\-/]*$/, 'expected a path on the coordinator, like /models/3/model.json');
 
 export const ModelAnnouncementSchema = z.object({ version: z.number().int().min(1), modelUrl: ModelPathSchema, parameters: z.number().int().min(1).max(2 ** 28) }).strict();
-export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000) }).strict();
+export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000), task: z.enum(ROUND_TASKS).optional() }).strict();
 export const RoundNotSelectedSchema = z.object({ roundId: RoundIdSchema }).strict();
 export const RoundClosedSchema = z.object({ roundId: RoundIdSchema, status: z.enum(['committed', 'aborted']), reason: z.string().max(2_000).optional(), modelVersion: z.number().int().min(1).optional() }).strict();
 /** The envelope of a round config; `privacy` and `secagg` are parsed by the device with their own schemas. */
@@ -405,6 +434,7 @@ export const RoundConfigEnvelopeSchema = z
     trainingMs: z.number().int().min(1).max(3_600_000),
     privacy: z.unknown(),
     secagg: z.unknown(),
+    query: z.unknown().optional(),
   })
   .strict();
 
@@ -421,6 +451,18 @@ export interface RoundClosed {
   status: 'committed' | 'aborted';
   reason?: string;
   modelVersion?: number;
+}
+
+/**
+ * What an analytics round released: the noised sum of its devices' contributions (value units),
+ * the standard deviation of the noise on each of its coordinates, and the decoded numbers with
+ * their 95 % intervals.
+ */
+export interface AnalyticsResult extends QueryPlan {
+  survivors: number;
+  noiseStd: number;
+  sum: number[];
+  summary: AnalyticsSummary;
 }
 
 export const ROUND_STATUSES = ['pending', 'running', 'committed', 'aborted'] as const;
@@ -502,6 +544,8 @@ export const RoundRecordSchema = z.object({
     .nullable(),
   privacy: RoundPrivacyRecordSchema.optional(),
   secagg: SecAggRecordSchema.nullable().optional(),
+  /** Analytics rounds: the released result (shared/analytics/queries.ts). */
+  result: z.custom<AnalyticsResult>((v) => typeof v === 'object' && v !== null).optional(),
   /** Devices that declined the round or left it once selected, by the reason code they gave (absent: none did). */
   declined: z.record(z.string(), z.number().int()).optional(),
   /** Only on the round in flight, from the coordinator's memory: progress of the current stage. */

@@ -1,0 +1,255 @@
+/**
+ * Federated analytics queries: statistics that devices compute from their own events and that
+ * are released only as a sum through the training rounds' own pipeline (clip to the query's
+ * bound, distributed discrete Gaussian noise, SecAgg+, the ledger entry before the sum is
+ * unmasked). Each query fixes its vector's length and a bound on the L2 norm of one device's
+ * contribution; that bound is the round's clip, so the accountant's sensitivity is the query's.
+ * This is the primitive of Gboard-style federated analytics (Ramage & Mazzocchi, "Federated
+ * Analytics: Collaborative Data Science without Data Collection", Google AI blog 2020; Kairouz
+ * et al., "Advances and Open Problems in Federated Learning", 2021, Sec. 4.4).
+ *
+ * Every decoded number carries an interval: counts ± z·σ from the known per-coordinate noise σ,
+ * derived numbers (shares, means, quantiles) from a parametric bootstrap that re-noises the
+ * released sum (post-processing of public output, so a seeded generator is enough).
+ */
+import { z } from 'zod';
+import type { BehaviourEvent } from '../features/events.ts';
+import { logPrice } from '../features/vocabulary.ts';
+import { SeededRandom } from '../features/seeded-random.ts';
+
+/** Largest category list a `category-counts` query may carry (it goes to every selected device). */
+export const MAX_QUERY_CATEGORIES = 20_000;
+/** Upper end of the log1p price scale the price statistics use: log1p(1e6), the importers' plausible-price cap. */
+export const DEFAULT_MAX_LOG_PRICE = Math.log1p(1_000_000);
+
+export const CategoryCountsQuerySchema = z
+  .object({
+    statistic: z.literal('category-counts'),
+    /** The candidate categories (e.g. the shop's catalog); the vector has one cell per category. */
+    categories: z
+      .array(z.string().min(1).max(128))
+      .min(1)
+      .max(MAX_QUERY_CATEGORIES)
+      .refine((c) => new Set(c).size === c.length, 'expected distinct categories'),
+    /** A device counts at most this many of its categories (its most active ones). */
+    maxCategoriesPerDevice: z.number().int().min(1).max(1000).default(8),
+    /** Each of them counts at most this many events (1: the number of shoppers active in it). */
+    maxEventsPerCategory: z.number().int().min(1).max(1000).default(1),
+  })
+  .strict();
+
+export const LogPriceMomentsQuerySchema = z
+  .object({
+    statistic: z.literal('log-price-moments'),
+    /** A device counts at most this many priced events (its most recent). */
+    maxEventsPerDevice: z.number().int().min(1).max(10_000).default(16),
+    maxLogPrice: z.number().positive().max(100).default(DEFAULT_MAX_LOG_PRICE),
+  })
+  .strict();
+
+export const SpendHistogramQuerySchema = z
+  .object({
+    statistic: z.literal('spend-histogram'),
+    /** Equal-width bins of the device's mean log1p price of bought items over [0, maxLogPrice]. */
+    bins: z.number().int().min(2).max(4096).default(64),
+    maxLogPrice: z.number().positive().max(100).default(DEFAULT_MAX_LOG_PRICE),
+  })
+  .strict();
+
+export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema]);
+export type AnalyticsQuery = z.infer<typeof AnalyticsQuerySchema>;
+export type AnalyticsQueryInput = z.input<typeof AnalyticsQuerySchema>;
+export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram'] as const;
+export type AnalyticsStatistic = AnalyticsQuery['statistic'];
+
+/** What the ledger and the round record say about a query: which statistic, its bound and length. */
+export interface QueryPlan {
+  statistic: AnalyticsStatistic;
+  dimension: number;
+  /** Upper bound on the L2 norm of one device's contribution: the round's clip. */
+  bound: number;
+}
+
+export function planQuery(query: AnalyticsQuery): QueryPlan {
+  switch (query.statistic) {
+    case 'category-counts':
+      return { statistic: query.statistic, dimension: query.categories.length, bound: query.maxEventsPerCategory * Math.sqrt(query.maxCategoriesPerDevice) };
+    case 'log-price-moments':
+      // (k, Σx/B, Σx²/B²)/m with k ≤ m priced events and 0 ≤ x ≤ B: each cell is in [0, 1].
+      return { statistic: query.statistic, dimension: 3, bound: Math.sqrt(3) };
+    case 'spend-histogram':
+      return { statistic: query.statistic, dimension: query.bins, bound: 1 };
+  }
+}
+
+/**
+ * One device's contribution, from its own events only. Its L2 norm never exceeds
+ * `planQuery(query).bound` (the tests check it); the privacy pipeline clips to it all the same.
+ */
+export function deviceContribution(query: AnalyticsQuery, events: readonly BehaviourEvent[]): Float32Array {
+  const { dimension } = planQuery(query);
+  const out = new Float32Array(dimension);
+  switch (query.statistic) {
+    case 'category-counts': {
+      const index = new Map(query.categories.map((c, i) => [c, i]));
+      const counts = new Map<number, number>();
+      for (const e of events) {
+        const slot = index.get(e.category);
+        if (slot !== undefined) counts.set(slot, (counts.get(slot) ?? 0) + 1);
+      }
+      const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, query.maxCategoriesPerDevice);
+      for (const [slot, n] of ranked) out[slot] = Math.min(n, query.maxEventsPerCategory);
+      return out;
+    }
+    case 'log-price-moments': {
+      const priced = events.filter((e) => e.price !== undefined).sort((a, b) => (b.ts ?? b.day) - (a.ts ?? a.day)).slice(0, query.maxEventsPerDevice);
+      const m = query.maxEventsPerDevice;
+      const b = query.maxLogPrice;
+      for (const e of priced) {
+        const x = Math.min(logPrice(e.price as number), b) / b;
+        out[0] = (out[0] as number) + 1 / m;
+        out[1] = (out[1] as number) + x / m;
+        out[2] = (out[2] as number) + (x * x) / m;
+      }
+      return out;
+    }
+    case 'spend-histogram': {
+      let sum = 0;
+      let n = 0;
+      for (const e of events) {
+        if (e.type === 'buy' && e.price !== undefined) {
+          sum += logPrice(e.price);
+          n++;
+        }
+      }
+      if (n > 0) out[binOf(sum / n, query.bins, query.maxLogPrice)] = 1;
+      return out;
+    }
+  }
+}
+
+function binOf(value: number, bins: number, max: number): number {
+  return Math.max(0, Math.min(bins - 1, Math.floor((value / max) * bins)));
+}
+
+/** A number released by a query with its 95 % interval (null when the noise leaves it undefined). */
+export interface Estimate {
+  value: number | null;
+  interval: [number, number] | null;
+}
+
+export interface CategoryCount {
+  category: string;
+  count: Estimate;
+  /** The category's share of all counted activity. */
+  share: Estimate;
+}
+
+export type AnalyticsSummary =
+  | { statistic: 'category-counts'; total: Estimate; categories: CategoryCount[] }
+  | { statistic: 'log-price-moments'; events: Estimate; mean: Estimate; std: Estimate }
+  | { statistic: 'spend-histogram'; buyers: Estimate; quantiles: { q: number; logPrice: Estimate }[] };
+
+/** Two-sided 95 % normal quantile. */
+const Z95 = 1.959964;
+/** Re-noised copies of the sum for the intervals of derived numbers. */
+const BOOTSTRAP_DRAWS = 200;
+
+export interface DecodeOptions {
+  /** Quantiles of the spend histogram to report; default the tertiles (the spending-tier bounds). */
+  quantiles?: readonly number[];
+  /** How many categories to list, most counted first; default all. */
+  top?: number;
+  /** Seed of the bootstrap's generator (post-processing of public output only). */
+  seed?: number;
+}
+
+/**
+ * Decodes the released sum (the noised sum of the contributions, in value units) into the
+ * query's numbers with 95 % intervals. `noiseStd` is the standard deviation of the noise on each
+ * coordinate of `sum` (releasedNoiseStd in the coordinator); noisy counts below 0 count as 0.
+ */
+export function decodeQuery(query: AnalyticsQuery, sum: ArrayLike<number>, noiseStd: number, options: DecodeOptions = {}): AnalyticsSummary {
+  const { dimension } = planQuery(query);
+  if (sum.length !== dimension) throw new RangeError(`"sum" expected ${dimension} values for ${query.statistic}, got ${sum.length}`);
+  if (!(noiseStd >= 0) || !Number.isFinite(noiseStd)) throw new RangeError(`"noiseStd" expected a finite number >= 0, got ${noiseStd}`);
+  const values = Float64Array.from(sum);
+  const draws = bootstrap(values, noiseStd, options.seed ?? 1);
+  switch (query.statistic) {
+    case 'category-counts': {
+      const total = (v: Float64Array): number => v.reduce((a, x) => a + Math.max(0, x), 0);
+      const order = [...values.keys()].sort((a, b) => (values[b] as number) - (values[a] as number) || a - b).slice(0, options.top ?? dimension);
+      const categories = order.map((i) => ({
+        category: query.categories[i] as string,
+        count: countEstimate(values[i] as number, noiseStd),
+        share: estimate((v) => ratio(Math.max(0, v[i] as number), total(v)), values, draws),
+      }));
+      return { statistic: 'category-counts', total: estimate(total, values, draws), categories };
+    }
+    case 'log-price-moments': {
+      const m = query.maxEventsPerDevice;
+      const b = query.maxLogPrice;
+      const n = (v: Float64Array): number => (v[0] as number) * m;
+      const mean = (v: Float64Array): number => ratio((v[1] as number) * m * b, n(v));
+      const std = (v: Float64Array): number => {
+        const mu = mean(v);
+        const second = ratio((v[2] as number) * m * b * b, n(v));
+        return Number.isNaN(mu) || Number.isNaN(second) ? Number.NaN : Math.sqrt(Math.max(second - mu * mu, 0));
+      };
+      return { statistic: 'log-price-moments', events: countEstimate(n(values), noiseStd * m), mean: estimate(mean, values, draws), std: estimate(std, values, draws) };
+    }
+    case 'spend-histogram': {
+      const qs = options.quantiles ?? [1 / 3, 2 / 3];
+      const buyers = (v: Float64Array): number => v.reduce((a, x) => a + Math.max(0, x), 0);
+      return {
+        statistic: 'spend-histogram',
+        buyers: estimate(buyers, values, draws),
+        quantiles: qs.map((q) => ({ q, logPrice: estimate((v) => histogramQuantile(v, q, query.maxLogPrice), values, draws) })),
+      };
+    }
+  }
+}
+
+/** The q-quantile of a (noisy) histogram over [0, max]: negative cells count as 0, linear within a bin. */
+export function histogramQuantile(cells: ArrayLike<number>, q: number, max: number): number {
+  let total = 0;
+  for (let i = 0; i < cells.length; i++) total += Math.max(0, cells[i] as number);
+  if (!(total > 0)) return Number.NaN;
+  const target = q * total;
+  const width = max / cells.length;
+  let seen = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const c = Math.max(0, cells[i] as number);
+    if (c > 0 && seen + c >= target) return (i + (target - seen) / c) * width;
+    seen += c;
+  }
+  return max;
+}
+
+function ratio(a: number, b: number): number {
+  return b > 0 ? a / b : Number.NaN;
+}
+
+function countEstimate(value: number, noiseStd: number): Estimate {
+  return { value, interval: [value - Z95 * noiseStd, value + Z95 * noiseStd] };
+}
+
+/** Re-noised copies of the released sum: the noise the release carries, drawn again around it. */
+function bootstrap(values: Float64Array, noiseStd: number, seed: number): Float64Array[] {
+  if (noiseStd === 0) return [];
+  const random = new SeededRandom(seed >>> 0, values.length);
+  return Array.from({ length: BOOTSTRAP_DRAWS }, () => values.map((v) => v + noiseStd * random.normal()));
+}
+
+function estimate(f: (v: Float64Array) => number, values: Float64Array, draws: readonly Float64Array[]): Estimate {
+  const value = f(values);
+  if (!Number.isFinite(value)) return { value: null, interval: null };
+  if (draws.length === 0) return { value, interval: [value, value] };
+  const samples = draws.map(f).filter(Number.isFinite).sort((a, b) => a - b);
+  // The re-noised copies sit one noise draw further from the truth than the release: their spread
+  // around the release is the release's spread around the truth.
+  if (samples.length < draws.length * 0.9) return { value, interval: null };
+  const lo = samples[Math.floor(0.025 * (samples.length - 1))] as number;
+  const hi = samples[Math.ceil(0.975 * (samples.length - 1))] as number;
+  return { value, interval: [Math.min(lo, 2 * value - hi), Math.max(hi, 2 * value - lo)] };
+}
