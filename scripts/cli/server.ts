@@ -1,24 +1,36 @@
 /**
- * `portrait server [--port] [--host] [--data-dir] [--dataset]`: the coordinator on the embedded
- * default (SQLite and model files under the data directory). The dataset gives the initial
- * model's vocabulary (used only while the model store is empty) and the held-out test users the
- * server scores each new version on. Runs until SIGINT/SIGTERM.
+ * `portrait server [--port] [--host] [--data-dir] [--dataset | --catalog] [--production]`: the
+ * coordinator on the embedded default (SQLite and model files under the data directory). The
+ * initial model's vocabulary (used only while the model store is empty) comes from the shop's
+ * public catalogue (`--catalog`) or, in a simulation, from a dataset of user events, whose
+ * held-out test users the server then scores each new version on. `--production` refuses every
+ * option that would put shoppers' events (or trust in their raw updates) on this server; see
+ * docs/catalog.md. Runs until SIGINT/SIGTERM.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { prepareData } from '../../shared/features/prepare.ts';
+import { CatalogError, catalogVocabulary, parseCatalog } from '../../shared/features/shop-catalog.ts';
+import type { CatalogFormat } from '../../shared/features/shop-catalog.ts';
+import type { ModelConfig } from '../../shared/model/spec.ts';
+import type { EmbeddedOptions } from '../../server/embedded.ts';
 import { API_TOKENS_FILE } from '../../server/auth/bootstrap-tokens.ts';
 import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
-import { loadDatasetArg } from './inputs.ts';
-import { dataConfig, modelConfigFor } from '../lib/central-config.ts';
+import { loadDatasetArg, readInputFile } from './inputs.ts';
+import { dataConfig, modelConfigFor, modelConfigForVocabulary } from '../lib/central-config.ts';
+import type { DataConfig } from '../../shared/features/prepare.ts';
 import { startOnPort } from './demo.ts';
-import { action, emit, log, parseNumber } from './output.ts';
+import { action, CliError, emit, log, parseNumber } from './output.ts';
+
+const DEFAULT_DATASET = 'synthetic:200';
 
 interface ServerOptions {
   port: string;
   host: string;
   dataDir: string;
-  dataset: string;
+  dataset?: string;
+  catalog?: string;
+  production?: boolean;
   evaluation: boolean;
   seed: string;
   backend?: string;
@@ -32,6 +44,44 @@ interface ServerOptions {
   json?: boolean;
 }
 
+/**
+ * What `--production` refuses, and why. Each would put shoppers' events on this server, or let it
+ * see or release what distributed DP with secure aggregation keeps from it.
+ */
+const REFUSED_IN_PRODUCTION: readonly { flag: string; given: (o: ServerOptions, command: Command) => boolean; why: string }[] = [
+  { flag: '--dataset', given: (o, command) => o.dataset !== undefined && command.getOptionValueSource('dataset') !== 'default', why: "it puts user events on this server; a shop's initial vocabulary comes from its public catalog (--catalog FILE)" },
+  { flag: '--allow-no-dp', given: (o) => o.allowNoDp === true, why: 'it lets this server release models trained without differential privacy, which can memorise single shoppers' },
+  { flag: '--allow-central-dp', given: (o) => o.allowCentralDp === true, why: "it trusts this server to add the noise, so this server would see the sum of shoppers' unnoised updates" },
+];
+
+function checkProduction(options: ServerOptions, command: Command): void {
+  for (const refused of REFUSED_IN_PRODUCTION) {
+    if (refused.given(options, command)) throw new CliError('INVALID_ARGUMENT', `"${refused.flag}" is refused with --production: ${refused.why}`);
+  }
+  if (options.catalog === undefined) throw new CliError('INVALID_ARGUMENT', '"--catalog" is required with --production: the initial vocabulary comes from the shop\'s public catalog (CSV or JSON; see docs/catalog.md), since a production server holds no user events');
+}
+
+function catalogFormatOf(file: string): CatalogFormat | undefined {
+  const ext = path.extname(file).toLowerCase();
+  return ext === '.csv' ? 'csv' : ext === '.json' ? 'json' : undefined;
+}
+
+/** The initial model config from `--catalog FILE`, parsed before tfjs loads so a bad catalogue fails at once. */
+function catalogModelConfig(file: string, data: DataConfig): ModelConfig {
+  const text = readInputFile('catalog', file);
+  try {
+    const format = catalogFormatOf(file);
+    const catalog = format === undefined ? parseCatalog(text) : parseCatalog(text, format);
+    const vocabulary = catalogVocabulary(catalog, { topK: data.topK, hashBuckets: data.hashBuckets });
+    log(`initial vocabulary from catalog ${path.resolve(file)}: ${vocabulary.categories.length} of ${catalog.categories.length} categories, ${catalog.prices.length} product${catalog.prices.length === 1 ? '' : 's'} with a list price`);
+    if (catalog.prices.length === 0) log('warning: the catalog lists no prices, so the price features and the spending tier carry no information (add a "price" column; see docs/catalog.md)');
+    return modelConfigForVocabulary(vocabulary, data, 'mlp', false);
+  } catch (err) {
+    if (err instanceof CatalogError) throw new CliError('INVALID_ARGUMENT', `"catalog" ${path.resolve(file)}: ${err.message}`);
+    throw err;
+  }
+}
+
 export function registerServerCommand(program: Command): void {
   program
     .command('server')
@@ -39,7 +89,9 @@ export function registerServerCommand(program: Command): void {
     .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option('--data-dir <dir>', 'rounds, models, keys and API tokens', './data')
-    .option('--dataset <spec>', 'initial vocabulary and held-out users: synthetic:USERS | tianchi:DIR | events:FILE', 'synthetic:200')
+    .option('--dataset <spec>', 'simulation only: initial vocabulary and held-out users from user events: synthetic:USERS | tianchi:DIR | events:FILE', DEFAULT_DATASET)
+    .option('--catalog <file>', "initial vocabulary from the shop's public catalog (CSV or JSON; docs/catalog.md), with no user events on this server")
+    .option('--production', 'a shop\'s deployment: requires --catalog; refuses --dataset, --allow-no-dp and --allow-central-dp; no held-out evaluation')
     .option('--no-evaluation', 'do not score new versions on held-out users')
     .option('--seed <n>', 'initial model seed', '1')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
@@ -52,13 +104,28 @@ export function registerServerCommand(program: Command): void {
     .option('--ledger-key <file>', 'the privacy ledger\'s signing key (JSON or PKCS#8 PEM; written when the ledger is created), kept outside the data directory in production (default: PORTRAIT_LEDGER_KEY_FILE, else ledger-key.json in --data-dir)')
     .option('--json', 'print the address as one JSON document')
     .action(
-      action(async (options: ServerOptions) => {
+      action(async (options: ServerOptions, command: Command) => {
+        const production = options.production === true;
+        if (production) checkProduction(options, command);
+        const explicitDataset = command.getOptionValueSource('dataset') !== 'default';
+        if (options.catalog !== undefined && explicitDataset) throw new CliError('INVALID_ARGUMENT', '"--catalog" and "--dataset" both give the initial vocabulary: pass one');
+        const port = parseNumber('port', options.port);
+        const data = dataConfig();
+        const catalogConfig = options.catalog === undefined ? undefined : catalogModelConfig(options.catalog, data);
         const { useNodeBackend } = await import('../../client/node/tfjs-backend.ts');
         await useNodeBackend(options.backend);
-        const port = parseNumber('port', options.port);
-        const dataset = await loadDatasetArg(options.dataset);
-        const data = dataConfig();
-        const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
+        let config: ModelConfig;
+        let evaluation: Pick<EmbeddedOptions, 'evaluation'> = {};
+        if (catalogConfig !== undefined) config = catalogConfig;
+        else {
+          const spec = options.dataset ?? DEFAULT_DATASET;
+          log(`--dataset ${spec} puts ${spec.startsWith('synthetic:') ? 'simulated ' : ''}user events on this server (simulation only; use --production --catalog FILE for a shop)`);
+          const dataset = await loadDatasetArg(spec);
+          const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
+          config = modelConfigFor(prepared, data, 'mlp', false);
+          if (options.evaluation) evaluation = { evaluation: { users: prepared.users.test, startDay: dataset.startDay } };
+        }
+        if (production) log('production mode: no user events on this server (vocabulary from the catalog, no held-out evaluation); rounds without DP or under central DP are refused');
         const dataDir = path.resolve(options.dataDir);
         // A coordinator's port is what its clients are configured with: a busy one is refused
         // (UNAVAILABLE, naming --port 0), never swapped for another.
@@ -66,8 +133,8 @@ export function registerServerCommand(program: Command): void {
           dataDir,
           port,
           host: options.host,
-          initialModel: { config: modelConfigFor(prepared, data, 'mlp', false), seed: parseNumber('seed', options.seed) },
-          ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}),
+          initialModel: { config, seed: parseNumber('seed', options.seed) },
+          ...evaluation,
           allowCentralDp: options.allowCentralDp === true,
           allowNoDp: options.allowNoDp === true,
           demoShopTokens: options.demoShop === true,
@@ -76,8 +143,14 @@ export function registerServerCommand(program: Command): void {
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
         }, true);
-        emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version }, () =>
-          `coordinator listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
+        // The initial config only seeds an empty model store: a data directory that already holds a
+        // model (say, from a simulation) keeps that model's vocabulary, which the operator should know.
+        const served = coordinator.registry.current;
+        if (catalogConfig !== undefined && JSON.stringify(served.config.vocabulary) !== JSON.stringify(catalogConfig.vocabulary)) {
+          log(`warning: ${dataDir} already holds model version ${served.record.version}, whose vocabulary is not this catalog's; it is kept (the catalog's vocabulary seeds an empty data directory only)`);
+        }
+        emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version, production }, () =>
+          `coordinator${production ? ' (production mode)' : ''} listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
         );
         await new Promise<void>((resolve) => {
           const stop = () => resolve();

@@ -6,6 +6,7 @@
 import type { DataConfig, PreparedData } from '../../shared/features/prepare.ts';
 import { DEFAULT_DATA_CONFIG } from '../../shared/features/prepare.ts';
 import { DEFAULT_SPLIT } from '../../shared/features/split.ts';
+import type { Vocabulary } from '../../shared/features/vocabulary.ts';
 import { DEFAULT_WINDOWS } from '../../shared/features/windows.ts';
 import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
 import { makeModelConfig, NON_SENSITIVE_HEADS, SENSITIVE_HEADS } from '../../shared/model/spec.ts';
@@ -36,12 +37,17 @@ export function dataConfig(overrides: Partial<DataConfig> = {}): DataConfig {
 export const DEFAULT_HIDDEN_UNITS: [number, number] = [64, 32];
 
 export function modelConfigFor(prepared: PreparedData, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean, hiddenUnits: [number, number] = DEFAULT_HIDDEN_UNITS): ModelConfig {
+  return modelConfigForVocabulary(prepared.vocabulary, data, architecture, sensitiveHeads, hiddenUnits);
+}
+
+/** The same model configuration from a vocabulary alone: a production coordinator's comes from the shop's catalogue (shared/features/shop-catalog.ts), with no users to prepare. */
+export function modelConfigForVocabulary(vocabulary: Vocabulary, data: DataConfig, architecture: Architecture, sensitiveHeads: boolean, hiddenUnits: [number, number] = DEFAULT_HIDDEN_UNITS): ModelConfig {
   const heads: HeadName[] = sensitiveHeads ? [...NON_SENSITIVE_HEADS, ...SENSITIVE_HEADS] : [...NON_SENSITIVE_HEADS];
   return makeModelConfig({
     architecture,
     heads,
     enableSensitiveHeads: sensitiveHeads,
-    vocabulary: prepared.vocabulary,
+    vocabulary,
     windows: data.windows,
     sequenceLength: data.sequenceLength,
     hiddenUnits,
