@@ -52,6 +52,11 @@ export interface CoordinatorOptions {
   demoShopTokens?: boolean;
   initialModel?: InitialModel;
   evaluation?: EvaluationSet;
+  /**
+   * The shop's public catalog categories (`portrait server --catalog`): what a category-counts
+   * analytics query counts over when its launch gives no list; default the serving model's vocabulary.
+   */
+  catalogCategories?: readonly string[];
   /** Largest protocol message accepted (bigger ones are refused with PAYLOAD_TOO_LARGE); default: twice the weight vector plus 64 KiB, at least 1 MiB. */
   maxMessageBytes?: number;
   clock?: () => number;
@@ -118,7 +123,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>

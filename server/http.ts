@@ -11,6 +11,7 @@ import { ENROLLMENT_BATCH_LIMITS } from '../shared/protocol/enrollment.ts';
 import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
+import { MAX_QUERY_CATEGORIES } from '../shared/analytics/queries.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import { checkRoundSecAgg } from '../shared/secagg/round-config.ts';
@@ -46,6 +47,8 @@ export interface HttpOptions {
   ledger?: PrivacyLedger;
   /** Whether a model version's files are bound by a publication entry (checked at start, server/ledger/round-hook.ts); absent: every stored version is served. */
   modelPublished?: (version: number) => boolean;
+  /** What a category-counts query counts over when its launch gives no list (the shop's catalog); default the serving model's vocabulary. */
+  catalogCategories?: readonly string[];
   /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
   readiness?: () => Promise<Readiness>;
 }
@@ -179,6 +182,12 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.post('/rounds', route('launch', async (req, res) => {
     const { rounds, spec } = parseLaunchRequest(req.body);
+    // Every device of a round counts over the same list, fixed (and bound into the ledger entry) at launch.
+    if (spec.query?.statistic === 'category-counts' && !spec.query.categories) {
+      const categories = [...(options.catalogCategories ?? options.registry.current.config.vocabulary.categories)];
+      if (categories.length > MAX_QUERY_CATEGORIES) throw new ProtocolError('INVALID_ARGUMENT', `"query.categories": the catalog has ${categories.length} categories, more than the ${MAX_QUERY_CATEGORIES} one query may count over; give a list`);
+      spec.query = { ...spec.query, categories };
+    }
     const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, roundDimension(spec, options.registry.parameters), spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
     if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (give it a ledger, or a data directory)');

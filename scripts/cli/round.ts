@@ -3,16 +3,27 @@
  * them. Waiting shows a progress bar (stage, clients reporting, time left) on a terminal and
  * plain lines otherwise, always on stderr; `--json` prints the final round records on stdout.
  */
+import fs from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { DEFAULT_TRAIN } from '../../shared/protocol/messages.ts';
-import type { LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { AnalyticsResult, LaunchBudget, LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import { ANALYTICS_STATISTICS } from '../../shared/analytics/queries.ts';
+import type { AnalyticsQueryInput, Estimate } from '../../shared/analytics/queries.ts';
+import { catalogCategoryIds, parseCatalog } from '../../shared/features/shop-catalog.ts';
 import { LARGE_ROUND_EPSILON } from '../../shared/protocol/privacy.ts';
 import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 interface LaunchOptions {
   server: string;
+  task: string;
+  query?: string;
+  categories?: string;
+  maxCategoriesPerDevice?: string;
+  maxEventsPerCategory?: string;
+  maxEventsPerDevice?: string;
+  bins?: string;
   rounds: string;
   clientsPerRound: string;
   minClients?: string;
@@ -64,6 +75,60 @@ function secaggRequest(options: LaunchOptions): LaunchRequest['secagg'] {
   };
 }
 
+/** `--task analytics --query STATISTIC` and the query's own flags as the launch's `query`; undefined for training. */
+function queryRequest(options: LaunchOptions): AnalyticsQueryInput | undefined {
+  if (options.task !== 'train' && options.task !== 'analytics') throw new CliError('INVALID_ARGUMENT', `"--task" expected train or analytics, got ${options.task}`);
+  if (options.task === 'train') {
+    if (options.query !== undefined) throw new CliError('INVALID_ARGUMENT', '"--query" goes with --task analytics');
+    return undefined;
+  }
+  const statistic = options.query;
+  if (statistic === undefined) throw new CliError('INVALID_ARGUMENT', `"--query" is required with --task analytics: one of ${ANALYTICS_STATISTICS.join(', ')}`);
+  const int = (name: string, value: string | undefined) => (value === undefined ? {} : { [name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())]: parseInteger(name, value) });
+  switch (statistic) {
+    case 'category-counts':
+      return { statistic, ...(options.categories === undefined ? {} : { categories: readCategories(options.categories) }), ...int('max-categories-per-device', options.maxCategoriesPerDevice), ...int('max-events-per-category', options.maxEventsPerCategory) };
+    case 'log-price-moments':
+      return { statistic, ...int('max-events-per-device', options.maxEventsPerDevice) };
+    case 'spend-histogram':
+      return { statistic, ...int('bins', options.bins) };
+    default:
+      throw new CliError('INVALID_ARGUMENT', `"--query" expected one of ${ANALYTICS_STATISTICS.join(', ')}, got ${statistic}`);
+  }
+}
+
+/** `--categories FILE`: the category ids of a shop catalog file (docs/catalog.md), bad rows refused with their lines. */
+function readCategories(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError('INVALID_ARGUMENT', `"--categories" ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
+    return catalogCategoryIds(parseCatalog(text));
+  } catch (err) {
+    throw new CliError('INVALID_ARGUMENT', `"--categories" ${file}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+const fmt = (v: number | null, digits = 1): string => (v === null ? 'n/a' : v.toFixed(digits));
+const interval = (e: Estimate, digits = 1): string => (e.interval ? `${fmt(e.value, digits)} [${fmt(e.interval[0], digits)}, ${fmt(e.interval[1], digits)}]` : fmt(e.value, digits));
+
+/** One line of an analytics round's released numbers, with their 95 % intervals. */
+export function describeResult(result: AnalyticsResult): string {
+  const s = result.summary;
+  const head = `${s.statistic} from ${result.survivors} devices, noise σ=${result.noiseStd.toFixed(2)} per cell`;
+  switch (s.statistic) {
+    case 'category-counts':
+      return `${head}; top ${Math.min(5, s.categories.length)} of ${s.categories.length}: ${s.categories.slice(0, 5).map((c) => `${c.category} ${interval(c.count)}`).join(', ')}`;
+    case 'log-price-moments':
+      return `${head}; ${interval(s.events, 0)} priced events, log1p price mean ${interval(s.mean, 3)}, std ${interval(s.std, 3)}`;
+    case 'spend-histogram':
+      return `${head}; ${interval(s.buyers, 0)} buyers, ${s.quantiles.map((q) => `q${q.q.toFixed(2)} ${interval(q.logPrice, 3)}`).join(', ')} (log1p price)`;
+  }
+}
+
 interface StatusOptions {
   server: string;
   token?: string;
@@ -101,14 +166,16 @@ export function largeEpsilonWarning(round: (RoundRecord & { projectedEpsilonRoun
 
 export function describeRound(r: RoundRecord): string {
   const live = r.live && !FINISHED.has(r.status) ? ` ${r.live.stage}: ${r.live.reported}/${r.live.selected} reported, ${r.live.checkedIn} checked in, ${(r.live.stageEndsInMs / 1000).toFixed(1)} s left` : '';
-  const outcome = r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '';
+  const released = r.status === 'committed' && r.result ? ` → ${describeResult(r.result)}, ${r.durationMs} ms` : null;
+  const outcome = released ?? (r.status === 'committed' ? ` → model v${r.modelVersion}, ${r.participants} participants, ${r.durationMs} ms${metricSummary(r) ? `; ${metricSummary(r)}` : ''}` : r.status === 'aborted' ? `: ${r.reason ?? 'no reason'}` : '');
   const p = r.privacy;
   const cap = r.config.epsilonCap === undefined ? '' : `, launch cap ε≤${r.config.epsilonCap}`;
   const privacy = !p ? '' : p.mode === 'none' ? ' [no DP]' : ` [${p.mode} DP, z=${p.noiseMultiplier}, C=${p.clip}, t=${p.t}${p.epsilonRound != null ? `, ε=${p.epsilonRound.toFixed(3)} (total ${p.epsilonCumulative == null ? 'unbounded: a model was released without DP' : p.epsilonCumulative.toFixed(3)}) at δ=${p.delta}` : ''}${cap}]`;
   const sa = r.secagg;
   const secagg = sa ? ` [SecAgg+ n=${sa.n} k=${sa.k} t=${sa.t}, ${sa.survivors} survivors${sa.abortedStage ? `, fell short at ${sa.abortedStage}` : ''}]` : '';
   const declined = r.declined && r.status === 'committed' ? ` [declined by ${Object.entries(r.declined).map(([code, n]) => `${n} ${code}`).join(', ')}]` : '';
-  return `round ${r.id} ${r.status}${live}${outcome}${privacy}${secagg}${declined}`;
+  const task = r.config.task === 'analytics' ? ` [analytics: ${r.config.query?.statistic}]` : '';
+  return `round ${r.id}${task} ${r.status}${live}${outcome}${privacy}${secagg}${declined}`;
 }
 
 /**
@@ -153,6 +220,13 @@ export function registerRoundCommands(program: Command): void {
     .description('queue R rounds on a coordinator')
     .option('--server <url>', 'coordinator URL', DEFAULT_SERVER)
     .option('--rounds <R>', 'number of rounds', '1')
+    .option('--task <task>', 'train (a model update) | analytics (a federated analytics query, released through the same DP, SecAgg+ and ledger)', 'train')
+    .option('--query <statistic>', `with --task analytics: ${ANALYTICS_STATISTICS.join(' | ')}`)
+    .option('--categories <file>', 'category-counts: a catalog file whose categories are counted (default: the server\'s catalog, else its model\'s vocabulary)')
+    .option('--max-categories-per-device <m>', 'category-counts: a device counts at most its m most active categories (default 8)')
+    .option('--max-events-per-category <c>', 'category-counts: each counts at most c events (default 1: shoppers per category)')
+    .option('--max-events-per-device <m>', 'log-price-moments: a device counts at most its m most recent priced events (default 16)')
+    .option('--bins <n>', 'spend-histogram: bins over the log1p price scale (default 64)')
     .requiredOption('--clients-per-round <K>', 'cohort size (fixed) or expected size (poisson)')
     .option('--min-clients <T>', 'abort a round with fewer updates than this')
     .option('--selection <method>', 'fixed | poisson', 'fixed')
@@ -189,8 +263,10 @@ export function registerRoundCommands(program: Command): void {
       action(async (options: LaunchOptions) => {
         if (options.exitStatus && !options.wait) throw new CliError('INVALID_ARGUMENT', '"--exit-status" goes with --wait');
         const token = resolveToken(options, 'operator');
+        const query = queryRequest(options);
         const request: LaunchRequest = {
           rounds: parseInteger('rounds', options.rounds),
+          ...(query ? { task: 'analytics' as const, query } : {}),
           clientsPerRound: parseInteger('clients-per-round', options.clientsPerRound),
           selection: options.selection as 'fixed' | 'poisson',
           train: { epochs: parseInteger('epochs', options.epochs), batchSize: parseInteger('batch-size', options.batchSize), learningRate: parseNumber('learning-rate', options.learningRate), optimizer: options.localOptimizer as 'sgd' | 'adam' },

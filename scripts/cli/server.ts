@@ -10,7 +10,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { prepareData } from '../../shared/features/prepare.ts';
-import { CatalogError, catalogVocabulary, parseCatalog } from '../../shared/features/shop-catalog.ts';
+import { CatalogError, catalogCategoryIds, catalogVocabulary, parseCatalog } from '../../shared/features/shop-catalog.ts';
 import type { CatalogFormat } from '../../shared/features/shop-catalog.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
 import type { EmbeddedOptions } from '../../server/embedded.ts';
@@ -66,8 +66,11 @@ function catalogFormatOf(file: string): CatalogFormat | undefined {
   return ext === '.csv' ? 'csv' : ext === '.json' ? 'json' : undefined;
 }
 
-/** The initial model config from `--catalog FILE`, parsed before tfjs loads so a bad catalogue fails at once. */
-function catalogModelConfig(file: string, data: DataConfig): ModelConfig {
+/**
+ * The initial model config from `--catalog FILE`, parsed before tfjs loads so a bad catalogue
+ * fails at once, and the catalogue's categories (what category-counts analytics queries count over).
+ */
+function catalogModelConfig(file: string, data: DataConfig): { config: ModelConfig; categories: string[] } {
   const text = readInputFile('catalog', file);
   try {
     const format = catalogFormatOf(file);
@@ -75,7 +78,7 @@ function catalogModelConfig(file: string, data: DataConfig): ModelConfig {
     const vocabulary = catalogVocabulary(catalog, { topK: data.topK, hashBuckets: data.hashBuckets });
     log(`initial vocabulary from catalog ${path.resolve(file)}: ${vocabulary.categories.length} of ${catalog.categories.length} categories, ${catalog.prices.length} product${catalog.prices.length === 1 ? '' : 's'} with a list price`);
     if (catalog.prices.length === 0) log('warning: the catalog lists no prices, so the price features and the spending tier carry no information (add a "price" column; see docs/catalog.md)');
-    return modelConfigForVocabulary(vocabulary, data, 'mlp', false);
+    return { config: modelConfigForVocabulary(vocabulary, data, 'mlp', false), categories: catalogCategoryIds(catalog) };
   } catch (err) {
     if (err instanceof CatalogError) throw new CliError('INVALID_ARGUMENT', `"catalog" ${path.resolve(file)}: ${err.message}`);
     throw err;
@@ -111,7 +114,8 @@ export function registerServerCommand(program: Command): void {
         if (options.catalog !== undefined && explicitDataset) throw new CliError('INVALID_ARGUMENT', '"--catalog" and "--dataset" both give the initial vocabulary: pass one');
         const port = parseNumber('port', options.port);
         const data = dataConfig();
-        const catalogConfig = options.catalog === undefined ? undefined : catalogModelConfig(options.catalog, data);
+        const catalog = options.catalog === undefined ? undefined : catalogModelConfig(options.catalog, data);
+        const catalogConfig = catalog?.config;
         const { useNodeBackend } = await import('../../client/node/tfjs-backend.ts');
         await useNodeBackend(options.backend);
         let config: ModelConfig;
@@ -138,6 +142,7 @@ export function registerServerCommand(program: Command): void {
           allowCentralDp: options.allowCentralDp === true,
           allowNoDp: options.allowNoDp === true,
           demoShopTokens: options.demoShop === true,
+          ...(catalog ? { catalogCategories: catalog.categories } : {}),
           ...(options.platformPublicKey !== undefined ? { platformPublicKey: parsePlatformPublicKey(options.platformPublicKey) } : {}),
           ...(options.ledgerKey !== undefined ? { ledgerKeyFile: path.resolve(options.ledgerKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),

@@ -25,12 +25,17 @@ export const DEFAULT_MAX_LOG_PRICE = Math.log1p(1_000_000);
 export const CategoryCountsQuerySchema = z
   .object({
     statistic: z.literal('category-counts'),
-    /** The candidate categories (e.g. the shop's catalog); the vector has one cell per category. */
+    /**
+     * The candidate categories; the vector has one cell per category. A launch may leave them out:
+     * the coordinator fills in the shop's catalog (or the serving model's vocabulary) before the
+     * round is stored, so every device of a round counts over the same list.
+     */
     categories: z
       .array(z.string().min(1).max(128))
       .min(1)
       .max(MAX_QUERY_CATEGORIES)
-      .refine((c) => new Set(c).size === c.length, 'expected distinct categories'),
+      .refine((c) => new Set(c).size === c.length, 'expected distinct categories')
+      .optional(),
     /** A device counts at most this many of its categories (its most active ones). */
     maxCategoriesPerDevice: z.number().int().min(1).max(1000).default(8),
     /** Each of them counts at most this many events (1: the number of shoppers active in it). */
@@ -70,15 +75,34 @@ export interface QueryPlan {
   bound: number;
 }
 
-export function planQuery(query: AnalyticsQuery): QueryPlan {
+/** Upper bound on the L2 norm of one device's contribution (it does not depend on the category list). */
+export function queryBound(query: AnalyticsQuery): number {
   switch (query.statistic) {
     case 'category-counts':
-      return { statistic: query.statistic, dimension: query.categories.length, bound: query.maxEventsPerCategory * Math.sqrt(query.maxCategoriesPerDevice) };
+      return query.maxEventsPerCategory * Math.sqrt(query.maxCategoriesPerDevice);
     case 'log-price-moments':
       // (k, Σx/B, Σx²/B²)/m with k ≤ m priced events and 0 ≤ x ≤ B: each cell is in [0, 1].
-      return { statistic: query.statistic, dimension: 3, bound: Math.sqrt(3) };
+      return Math.sqrt(3);
     case 'spend-histogram':
-      return { statistic: query.statistic, dimension: query.bins, bound: 1 };
+      return 1;
+  }
+}
+
+/** The category list of a category-counts query, once the coordinator has filled it in. */
+export function queryCategories(query: Extract<AnalyticsQuery, { statistic: 'category-counts' }>): string[] {
+  if (!query.categories) throw new RangeError('"query.categories" expected the category list (the coordinator fills it in at launch), got none');
+  return query.categories;
+}
+
+export function planQuery(query: AnalyticsQuery): QueryPlan {
+  const bound = queryBound(query);
+  switch (query.statistic) {
+    case 'category-counts':
+      return { statistic: query.statistic, dimension: queryCategories(query).length, bound };
+    case 'log-price-moments':
+      return { statistic: query.statistic, dimension: 3, bound };
+    case 'spend-histogram':
+      return { statistic: query.statistic, dimension: query.bins, bound };
   }
 }
 
@@ -91,7 +115,7 @@ export function deviceContribution(query: AnalyticsQuery, events: readonly Behav
   const out = new Float32Array(dimension);
   switch (query.statistic) {
     case 'category-counts': {
-      const index = new Map(query.categories.map((c, i) => [c, i]));
+      const index = new Map(queryCategories(query).map((c, i) => [c, i]));
       const counts = new Map<number, number>();
       for (const e of events) {
         const slot = index.get(e.category);
@@ -180,7 +204,7 @@ export function decodeQuery(query: AnalyticsQuery, sum: ArrayLike<number>, noise
       const total = (v: Float64Array): number => v.reduce((a, x) => a + Math.max(0, x), 0);
       const order = [...values.keys()].sort((a, b) => (values[b] as number) - (values[a] as number) || a - b).slice(0, options.top ?? dimension);
       const categories = order.map((i) => ({
-        category: query.categories[i] as string,
+        category: queryCategories(query)[i] as string,
         count: countEstimate(values[i] as number, noiseStd),
         share: estimate((v) => ratio(Math.max(0, v[i] as number), total(v)), values, draws),
       }));

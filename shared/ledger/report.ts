@@ -18,6 +18,9 @@ export interface ReportRound {
   roundId: number;
   outcome: 'released' | 'aborted';
   reason: string | null;
+  /** What the round released: a model update, or an analytics query's sum (which statistic, its contribution bound and length). */
+  task: 'training' | 'analytics';
+  query: { statistic: string; dimension: number; bound: number } | null;
   mode: string;
   mechanism: string;
   /** The DP parameters; null for a round without DP (mode none), where they mean nothing. */
@@ -75,6 +78,8 @@ export function buildReport(entries: readonly unknown[], verify: VerifyResult, o
       roundId: r.roundId,
       outcome: r.outcome,
       reason: r.reason,
+      task: r.query ? 'analytics' : 'training',
+      query: r.query ? { statistic: r.query.statistic, dimension: r.query.dimension, bound: r.query.bound } : null,
       mode: r.mode,
       mechanism: r.mechanism,
       clip: dp ? r.clip : null,
@@ -122,13 +127,29 @@ function summaryLines(r: LedgerReport): string[] {
         : `WARNING: the ledger does NOT verify. First bad entry: ${r.verify.firstBadEntry} (${r.verify.reason}). Figures below cover only the entries before it.`,
     `Privacy spent so far: epsilon = ${fmt(r.epsilonSpent)} at delta = ${r.delta ?? 'n/a'}.`,
     r.cap ? `Deployment cap: epsilon = ${r.cap.epsilon} at delta = ${r.cap.delta}; left: ${fmt(r.budgetLeft)}.` : 'No deployment cap is configured.',
-    `Rounds recorded: ${r.rounds.length} (${r.rounds.filter((x) => x.outcome === 'released').length} released a model update, ${r.rounds.filter((x) => x.outcome === 'aborted').length} aborted without spending).`,
+    `Rounds recorded: ${r.rounds.length} (${r.rounds.filter((x) => x.outcome === 'released' && x.task === 'training').length} released a model update, ${r.rounds.filter((x) => x.outcome === 'released' && x.task === 'analytics').length} released an analytics query, ${r.rounds.filter((x) => x.outcome === 'aborted').length} aborted without spending).`,
+    analyticsLine(r),
     `Mechanisms used: ${r.mechanisms.length > 0 ? r.mechanisms.join('; ') : 'none yet'}.`,
     `Sensitive model heads (age, gender, career, life stage are inferred personal traits): ${r.sensitiveHeads.sensitive.join(', ')}; enabled in the current model: ${r.sensitiveHeads.enabled === null ? 'unknown here' : r.sensitiveHeads.enabled.length > 0 ? r.sensitiveHeads.enabled.join(', ') : 'none'}.`,
     `Ledger key rotations: ${r.keyRotations}. Genesis public key: ${r.publicKey ?? 'n/a'}.`,
   ];
   if (r.head) lines.push(headLine(r.head));
   return lines;
+}
+
+/** Analytics queries are spent from the same budget as training: say which ran and what they spent. */
+function analyticsLine(r: LedgerReport): string {
+  const queries = r.rounds.filter((x) => x.task === 'analytics' && x.outcome === 'released');
+  if (queries.length === 0) return 'Federated analytics queries released: none.';
+  const byStatistic = new Map<string, number>();
+  for (const x of queries) byStatistic.set(x.query?.statistic ?? '?', (byStatistic.get(x.query?.statistic ?? '?') ?? 0) + 1);
+  const own = queries.reduce((a, x) => (a === null || x.epsilonRound === null ? null : a + x.epsilonRound), 0 as number | null);
+  return `Federated analytics queries released: ${queries.length} (${[...byStatistic].map(([k, n]) => `${n} ${k}`).join(', ')}), counted in the cumulative epsilon like training rounds; their own epsilons sum to ${fmt(own)} (an upper bound on their share).`;
+}
+
+/** What a round released, for the tables. */
+function taskLabel(x: ReportRound): string {
+  return x.query ? `analytics: ${x.query.statistic} (d=${x.query.dimension}, bound ${Number(x.query.bound.toPrecision(4))})` : 'training';
 }
 
 /** The head to keep, in words: with it, a later audit proves the ledger was only appended to. */
@@ -144,9 +165,9 @@ function chartHeading(r: LedgerReport): string {
 
 export function renderMarkdown(r: LedgerReport): string {
   const out = ['# Privacy ledger report', '', `Generated ${r.generatedAt}.`, '', ...summaryLines(r).map((l) => `- ${l}`), '', '## Rounds', ''];
-  out.push(`| entry | round | outcome | mode | clip | noise z | q | t | cohort | survivors | delta | epsilon this round (at its delta) | ${cumulativeHeader(r, 'epsilon', 'delta')} |`);
-  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
-  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${x.delta || '-'} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
+  out.push(`| entry | round | released | outcome | mode | clip | noise z | q | t | cohort | survivors | delta | epsilon this round (at its delta) | ${cumulativeHeader(r, 'epsilon', 'delta')} |`);
+  out.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const x of r.rounds) out.push(`| ${x.seq} | ${x.roundId} | ${taskLabel(x)} | ${x.outcome}${x.reason ? ` (${x.reason.replaceAll('|', '/')})` : ''} | ${x.mode} | ${x.clip ?? '-'} | ${x.noiseMultiplier ?? '-'} | ${x.q ?? '-'} | ${x.t ?? '-'} | ${x.cohortSize} | ${x.survivors} | ${x.delta || '-'} | ${fmt(x.epsilonRound)} | ${fmt(x.epsilonCumulative)} |`);
   out.push('', `## ${chartHeading(r)}`, '', '```');
   const scale = Math.max(r.cap?.epsilon ?? 0, ...r.rounds.map((x) => x.epsilonCumulative ?? 0), 1e-9);
   const width = 50;
@@ -207,7 +228,7 @@ export function epsilonChartSvg(r: LedgerReport, id = 'epsilon-chart'): string {
 
 export function renderHtml(r: LedgerReport): string {
   const rows = r.rounds
-    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip ?? '-'}</td><td>${x.noiseMultiplier ?? '-'}</td><td>${x.q ?? '-'}</td><td>${x.t ?? '-'}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${x.delta || '-'}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
+    .map((x) => `<tr><td>${x.seq}</td><td>${x.roundId}</td><td>${escapeHtml(taskLabel(x))}</td><td>${escapeHtml(x.outcome + (x.reason ? ` (${x.reason})` : ''))}</td><td>${escapeHtml(x.mode)}</td><td>${x.clip ?? '-'}</td><td>${x.noiseMultiplier ?? '-'}</td><td>${x.q ?? '-'}</td><td>${x.t ?? '-'}</td><td>${x.cohortSize}</td><td>${x.survivors}</td><td>${x.delta || '-'}</td><td>${fmt(x.epsilonRound)}</td><td>${fmt(x.epsilonCumulative)}</td></tr>`)
     .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Privacy ledger report</title>
@@ -215,7 +236,7 @@ export function renderHtml(r: LedgerReport): string {
 <body><h1>Privacy ledger report</h1><p>Generated ${escapeHtml(r.generatedAt)}.</p>
 <ul>${summaryLines(r).map((l, i) => `<li${i === 0 && !r.verify.ok ? ' class="bad"' : ''}>${escapeHtml(l)}</li>`).join('')}</ul>
 <h2>${escapeHtml(chartHeading(r))}</h2>${epsilonChartSvg(r)}
-<h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>δ</th><th>ε this round (at its δ)</th><th>${escapeHtml(cumulativeHeader(r, 'ε', 'δ'))}</th></tr></thead>
+<h2>Rounds</h2><table><thead><tr><th>entry</th><th>round</th><th>released</th><th>outcome</th><th>mode</th><th>clip</th><th>noise z</th><th>q</th><th>t</th><th>cohort</th><th>survivors</th><th>δ</th><th>ε this round (at its δ)</th><th>${escapeHtml(cumulativeHeader(r, 'ε', 'δ'))}</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>${r.head ? `\n<h2>Tree head to keep</h2><pre id="tree-head">${escapeHtml(JSON.stringify(r.head, null, 2))}</pre>` : ''}</body></html>

@@ -17,7 +17,7 @@ import { DEFAULT_PRG, PRG_NAMES } from '../secagg/prg.ts';
 import type { PrgName } from '../secagg/prg.ts';
 import { chooseParameters } from '../secagg/parameters.ts';
 import { PROTOCOL_STAGES } from '../secagg/stages.ts';
-import { AnalyticsQuerySchema, planQuery } from '../analytics/queries.ts';
+import { AnalyticsQuerySchema, planQuery, queryBound } from '../analytics/queries.ts';
 import type { AnalyticsQuery, AnalyticsSummary, QueryPlan } from '../analytics/queries.ts';
 
 /** A fresh random value per client message; a repeat within a round is a replay. */
@@ -279,7 +279,7 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   const p = rest.privacy ?? PrivacySpecSchema.parse({});
   // An analytics round's clip is its query's bound on one device's contribution: the sensitivity
   // the accountant counts is the query's, whatever clip the launch gave.
-  if (rest.query) p.clip = planQuery(rest.query).bound;
+  if (rest.query) p.clip = queryBound(rest.query);
   const minClients = rest.minClients ?? defaultMinClients(rest.clientsPerRound, p.mode);
   if (minClients > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"minClients" expected at most clientsPerRound (${rest.clientsPerRound}), got ${minClients}`);
   if (rest.samplingRate !== undefined && rest.selection !== 'poisson') throw new ProtocolError('INVALID_ARGUMENT', '"samplingRate" applies only to selection "poisson"');

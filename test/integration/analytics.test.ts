@@ -22,7 +22,8 @@ import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import { randomId } from '../../shared/protocol/enrollment.ts';
 import type { Ack, LaunchRequest, RoundConfigMessage, RoundRecord } from '../../shared/protocol/messages.ts';
 import { encodeWeights } from '../../shared/protocol/weights.ts';
-import { auditJson } from './audit-cli.ts';
+import { auditCli, auditJson } from './audit-cli.ts';
+import type { LedgerReport } from '../../shared/ledger/report.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
 import { api, FAST, launch, rawSocket, SECAGG_FIVE, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
@@ -96,6 +97,12 @@ describe('federated analytics rounds', () => {
     expect(entry?.epsilonRound).toBeCloseTo(r.privacy!.epsilonRound!, 9);
     const verified = await auditJson('verify', '--data-dir', coordinator.dataDir);
     expect(verified).toMatchObject({ code: 0, ok: true });
+    // The compliance report lists the query with its spend, beside training rounds.
+    const report = JSON.parse((await auditCli('report', '--data-dir', coordinator.dataDir, '--format', 'json')).stdout) as LedgerReport;
+    expect(report.rounds.find((x) => x.roundId === r.id)).toMatchObject({ task: 'analytics', query: { statistic: 'category-counts', dimension: categories.length, bound: 2 }, outcome: 'released' });
+    const markdown = (await auditCli('report', '--data-dir', coordinator.dataDir)).stdout;
+    expect(markdown).toContain('Federated analytics queries released: 1 (1 category-counts)');
+    expect(markdown).toContain(`analytics: category-counts (d=${categories.length}, bound 2)`);
   }, 60_000);
 
   it('without DP releases exactly the sum of the contributions (log-price moments and the spend histogram)', async () => {
