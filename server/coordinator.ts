@@ -8,11 +8,13 @@ import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import type { UserRecord } from '../shared/features/dataset.ts';
 import type { Example } from '../shared/features/examples.ts';
+import type { ModelConfig } from '../shared/model/spec.ts';
 import { buildExamples } from '../shared/features/examples.ts';
 import { featureContext } from '../shared/features/extract.ts';
 import { cryptoRandomSource } from '../shared/privacy/random.ts';
 import type { RandomSource } from '../shared/privacy/random.ts';
 import { createHttpApp } from './http.ts';
+import { bootstrapModel } from './bootstrap.ts';
 import { ModelRegistry } from './registry.ts';
 import type { InitialModel } from './registry.ts';
 import { RoundRunner } from './rounds/runner.ts';
@@ -100,10 +102,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (aborted > 0) log(`marked ${aborted} unfinished round(s) aborted: ${RESTART_REASON}`);
   const lastIssued = (await options.rounds.list(1))[0]?.id ?? 0;
 
-  let evaluation: Example[] | undefined;
+  // Held-out examples are built with the serving model's vocabulary, again when a bootstrap version changes it.
+  let evaluation: ((config: ModelConfig) => readonly Example[]) | undefined;
   if (options.evaluation) {
-    const { config } = registry.current;
-    evaluation = buildExamples(options.evaluation.users, featureContext(config.vocabulary, options.evaluation.startDay), { windows: config.windows });
+    const set = options.evaluation;
+    let built: { key: string; examples: Example[] } | null = null;
+    evaluation = (config) => {
+      const key = JSON.stringify([config.vocabulary, config.windows]);
+      if (built?.key !== key) built = { key, examples: buildExamples(set.users, featureContext(config.vocabulary, set.startDay), { windows: config.windows }) };
+      return built.examples;
+    };
+    evaluation(registry.current.config);
   }
 
   const httpServer = createServer();
@@ -123,7 +132,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
+    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce: () => sockets.announceModel(runner.announcement()), clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>

@@ -12,6 +12,7 @@ import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
 import { MAX_QUERY_CATEGORIES } from '../shared/analytics/queries.ts';
+import type { BootstrapReply } from './bootstrap.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import { checkRoundSecAgg } from '../shared/secagg/round-config.ts';
@@ -47,6 +48,8 @@ export interface HttpOptions {
   ledger?: PrivacyLedger;
   /** Whether a model version's files are bound by a publication entry (checked at start, server/ledger/round-hook.ts); absent: every stored version is served. */
   modelPublished?: (version: number) => boolean;
+  /** POST /api/v1/models/bootstrap (server/bootstrap.ts): a version whose vocabulary comes from released analytics rounds. */
+  bootstrapModel?: (body: unknown) => Promise<BootstrapReply>;
   /** What a category-counts query counts over when its launch gives no list (the shop's catalog); default the serving model's vocabulary. */
   catalogCategories?: readonly string[];
   /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
@@ -213,6 +216,11 @@ export function createHttpApp(options: HttpOptions): express.Express {
   api.get('/models', route('read', async (_req, res) => {
     res.json({ current: options.registry.current.record.version, models: await options.registry.store.list() });
   }));
+
+  api.post('/models/bootstrap', route('launch', async (req, res) => {
+    if (!options.bootstrapModel) throw new ProtocolError('UNAVAILABLE', 'this coordinator cannot bootstrap model versions');
+    res.status(201).json(await options.bootstrapModel(req.body));
+  }, 'bootstrap a model version'));
 
   api.get('/models/:version', route('read', async (req, res) => {
     const version = positiveInt('version', req.params.version, Number.MAX_SAFE_INTEGER);

@@ -30,7 +30,7 @@ export interface CurrentModel {
 export class ModelRegistry {
   private constructor(
     readonly store: ModelStore,
-    private readonly model: tf.LayersModel,
+    private model: tf.LayersModel,
     private currentModel: CurrentModel,
   ) {}
 
@@ -65,6 +65,28 @@ export class ModelRegistry {
     const record = await this.store.add(optimizerState.byteLength > 0 ? { ...newModel, optimizerState } : newModel, createdAt);
     this.currentModel = { record, config: this.currentModel.config, weights: Float32Array.from(weights) };
     return record;
+  }
+
+  /**
+   * Stores a bootstrap version: fresh weights (seeded) for `config`, whose vocabulary was built
+   * from the released analytics rounds `derivedFrom`, and makes it current. No round trained it,
+   * so it has no parent; its publication entry names those rounds instead (server/ledger).
+   */
+  async bootstrap(config: ModelConfig, seed: number, derivedFrom: readonly number[], createdAt: string): Promise<ModelRecord> {
+    if (derivedFrom.length === 0) throw new RangeError('"derivedFrom" expected at least one analytics round');
+    const model = buildModel(config, seed);
+    try {
+      const files = await modelToFiles(model, config);
+      const weights = flattenWeights(model);
+      const record = await this.store.add({ files, roundId: null, parentVersion: null, parameters: weights.length, derivedFrom: [...derivedFrom] }, createdAt);
+      this.model.dispose();
+      this.model = model;
+      this.currentModel = { record, config, weights };
+      return record;
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
   }
 
   /** Scores the current weights on held-out examples (metric names of the evaluate command). */

@@ -41,8 +41,8 @@ export function readPublishedModels(dataDir: string): StoredModel[] | null {
     if (!table) return [];
     const rows = db.prepare('SELECT record FROM models ORDER BY version').all() as { record: string }[];
     return rows.map((r) => {
-      const { version, roundId, parentVersion } = JSON.parse(r.record) as StoredModel;
-      return { version, roundId, parentVersion, sha256: storedModelDigest(path.join(dataDir, 'models', String(version))) };
+      const { version, roundId, parentVersion, derivedFrom } = JSON.parse(r.record) as StoredModel;
+      return { version, roundId, parentVersion, ...(derivedFrom ? { derivedFrom } : {}), sha256: storedModelDigest(path.join(dataDir, 'models', String(version))) };
     });
   } finally {
     db.close();

@@ -141,6 +141,13 @@ export class LedgerRoundHook implements RoundLedger {
     return missing.length;
   }
 
+  /** Enters the publication of a bootstrap version (fresh weights on a vocabulary from released analytics queries). */
+  async afterBootstrap(model: ModelRecord): Promise<void> {
+    if (!model.derivedFrom || model.derivedFrom.length === 0) throw new RangeError(`"derivedFrom" expected the analytics rounds model version ${model.version} was built from, got none`);
+    await this.ledger.recordPublication({ modelVersion: model.version, roundId: null, parentVersion: model.parentVersion, sha256: model.sha256, bytes: model.bytes, entered: 'at-bootstrap', derivedFrom: model.derivedFrom });
+    this.published.add(model.version);
+  }
+
   async afterCommit(model: ModelRecord): Promise<void> {
     if (model.roundId === null) throw new RangeError(`"roundId" expected the round that committed model version ${model.version}, got null`);
     await this.ledger.recordPublication({ modelVersion: model.version, roundId: model.roundId, parentVersion: model.parentVersion, sha256: model.sha256, bytes: model.bytes, entered: 'at-commit' });
@@ -180,7 +187,7 @@ export class LedgerRoundHook implements RoundLedger {
       else if (!entry) missing.push(record);
     }
     if (problems.length > 0) throw new UnreleasedModelError(problems);
-    for (const record of missing) await this.ledger.recordPublication({ modelVersion: record.version, roundId: record.roundId, parentVersion: record.parentVersion, sha256: record.sha256, bytes: record.bytes, entered: 'at-start' });
+    for (const record of missing) await this.ledger.recordPublication({ modelVersion: record.version, roundId: record.roundId, parentVersion: record.parentVersion, sha256: record.sha256, bytes: record.bytes, entered: 'at-start', ...(record.derivedFrom ? { derivedFrom: record.derivedFrom } : {}) });
     for (const record of await models.list()) this.published.add(record.version);
     return missing.length;
   }

@@ -7,6 +7,7 @@
  */
 import type { Example } from '../../shared/features/examples.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
+import type { ModelConfig } from '../../shared/model/spec.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { CheckinMessageSchema, DEFAULT_MAX_UPDATE_NORM, parseMessage, SecAggUploadSchema, UpdateMessageSchema } from '../../shared/protocol/messages.ts';
 import type { DeclineReason } from '../../shared/protocol/messages.ts';
@@ -63,7 +64,8 @@ export interface RunnerOptions {
   rounds: RoundStore;
   registry: ModelRegistry;
   transport: RoundTransport;
-  evaluation?: readonly Example[];
+  /** Held-out examples for a model config (built with its vocabulary), scored after each commit. */
+  evaluation?: (config: ModelConfig) => readonly Example[];
   /** Wall clock in ms. */
   clock: () => number;
   /** Timers the deadlines are waited for with (the host's by default; a virtual clock's in tests). */
@@ -513,9 +515,10 @@ export class RoundRunner {
       if (ledger) await this.durably(`round ${record.id}: entering the publication of model version ${model.version}`, () => ledger.afterCommit(model));
       timings.aggregationMs = clock() - aggregationStarted;
       let heads: Record<string, Record<string, number | null>> | undefined;
-      if (this.options.evaluation && this.options.evaluation.length > 0) {
+      const evaluation = this.options.evaluation?.(registry.current.config);
+      if (evaluation && evaluation.length > 0) {
         const evaluationStarted = clock();
-        heads = jsonMetrics(registry.evaluate(this.options.evaluation));
+        heads = jsonMetrics(registry.evaluate(evaluation));
         timings.evaluationMs = clock() - evaluationStarted;
       }
       state = commitRound(state);

@@ -68,7 +68,7 @@ export class MemoryModelStore implements ModelStore {
 
   async add(model: NewModel, createdAt: string): Promise<ModelRecord> {
     const version = (Math.max(0, ...this.models.keys())) + 1;
-    const record: ModelRecord = { version, createdAt, roundId: model.roundId, parentVersion: model.parentVersion, parameters: model.parameters, ...modelDigest(model.files) };
+    const record: ModelRecord = { version, createdAt, roundId: model.roundId, parentVersion: model.parentVersion, parameters: model.parameters, ...modelDigest(model.files), ...(model.derivedFrom ? { derivedFrom: [...model.derivedFrom] } : {}) };
     const entry: { record: ModelRecord; files: ModelFiles; optimizerState?: Uint8Array } = { record, files: clone(model.files) };
     if (model.optimizerState) entry.optimizerState = model.optimizerState.slice();
     this.models.set(version, entry);

@@ -138,7 +138,7 @@ export class SqliteModelStore implements ModelStore {
     const version = (latest.v ?? 0) + 1;
     const dir = this.dir(version);
     // A directory without a record is what a crash between the two steps leaves: discard it.
-    const record: ModelRecord = { version, createdAt, roundId: model.roundId, parentVersion: model.parentVersion, parameters: model.parameters, ...modelDigest(model.files) };
+    const record: ModelRecord = { version, createdAt, roundId: model.roundId, parentVersion: model.parentVersion, parameters: model.parameters, ...modelDigest(model.files), ...(model.derivedFrom ? { derivedFrom: [...model.derivedFrom] } : {}) };
     return mapStorageErrors(() => {
       if (fs.existsSync(dir)) fs.rmSync(dir, { recursive: true, force: true });
       writeModelFiles(dir, model.files);

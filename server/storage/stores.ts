@@ -30,6 +30,8 @@ export interface NewModel {
   roundId: number | null;
   parentVersion: number | null;
   parameters: number;
+  /** A bootstrap version: the analytics rounds its vocabulary was built from (ModelRecord.derivedFrom). */
+  derivedFrom?: number[];
   /** Server optimiser state after this version (FedAdam's m and v), to resume after a restart. */
   optimizerState?: Uint8Array;
 }

@@ -110,7 +110,12 @@ export const PublicationSchema = z
     /** SHA-256 (hex) over model.json as served then the weights (server/storage/model-digest.ts). */
     sha256: Hex32,
     bytes: z.number().int().min(0),
-    entered: z.enum(['at-commit', 'at-start']),
+    entered: z.enum(['at-commit', 'at-start', 'at-bootstrap']),
+    /**
+     * A bootstrap version (roundId null): the analytics rounds whose released sums its vocabulary
+     * was built from; each must have an earlier release entry naming its query.
+     */
+    derivedFrom: z.array(z.number().int().min(1)).min(1).max(100).optional(),
   })
   .strict();
 

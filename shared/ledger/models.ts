@@ -20,10 +20,31 @@ export interface PublishedModel {
   version: number;
   roundId: number | null;
   parentVersion: number | null;
+  /** A bootstrap version: the analytics rounds its vocabulary was built from. */
+  derivedFrom?: readonly number[];
+}
+
+/** Rounds whose analytics query (a release entry naming a query, no model version) the ledger released. */
+export function releasedQueries(entries: readonly LedgerEntry[]): Set<number> {
+  const out = new Set<number>();
+  for (const entry of entries) if (entry.kind === 'round' && entry.round.outcome === 'released' && entry.round.query) out.add(entry.round.roundId);
+  return out;
+}
+
+/**
+ * Why a version with no training round is not accounted for, or null when it is: the seed model
+ * (version 1), or a bootstrap version whose every source round released an analytics query.
+ */
+export function roundlessProblem(model: { version: number; parentVersion: number | null; derivedFrom?: readonly number[] | undefined }, queries: ReadonlySet<number>): string | null {
+  if (model.version === 1 && model.parentVersion === null && !model.derivedFrom) return null;
+  const from = model.derivedFrom ?? [];
+  if (from.length === 0) return `model version ${model.version} is published without a round: only version 1, the initial model, or a bootstrap version built from released analytics queries may be`;
+  const missing = from.filter((id) => !queries.has(id));
+  return missing.length === 0 ? null : `model version ${model.version} is a bootstrap version built from analytics round(s) ${from.join(', ')}, but no ledger entry released the query of round ${missing.join(', ')}`;
 }
 
 export function isInitialModel(model: PublishedModel): boolean {
-  return model.version === 1 && model.roundId === null && model.parentVersion === null;
+  return model.version === 1 && model.roundId === null && model.parentVersion === null && !model.derivedFrom;
 }
 
 /** For each published version no release entry accounts for, the reason; empty when they agree. */
@@ -36,11 +57,13 @@ export function unreleasedModels(models: readonly PublishedModel[], entries: rea
     releases.set(entry.round.modelVersionOut, rounds);
   }
   const problems: { version: number; reason: string }[] = [];
+  const queries = releasedQueries(entries);
   for (const model of [...models].sort((a, b) => a.version - b.version)) {
     if (isInitialModel(model)) continue;
     const rounds = releases.get(model.version);
     if (model.roundId === null) {
-      problems.push({ version: model.version, reason: `model version ${model.version} is published without a round: only version 1, the initial model, may be` });
+      const problem = roundlessProblem(model, queries);
+      if (problem) problems.push({ version: model.version, reason: problem });
     } else if (!rounds?.has(model.roundId)) {
       problems.push({
         version: model.version,

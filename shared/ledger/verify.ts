@@ -16,6 +16,7 @@ import { entryHash, GENESIS_PREV_HASH, LedgerEntrySchema, verifySignature } from
 import type { LedgerEntry, Publication, RoundSpend } from './entry.ts';
 import { toHex } from './digest.ts';
 import { MerkleTree } from './merkle.ts';
+import { roundlessProblem } from './models.ts';
 import { checkReceipts, withReceiptFindings } from './receipt.ts';
 import type { ReceiptCheck, ReceiptFinding } from './receipt.ts';
 import { entryLeafData, keptHeadProblem } from './tree-head.ts';
@@ -104,9 +105,9 @@ function spendDifference(recorded: RoundSpend, expected: RoundSpend): string | n
 }
 
 /** Why a publication entry cannot stand where it is (shared/ledger/models.ts): it must follow the release entry naming its version. */
-function publicationProblem(p: Publication, releases: ReadonlyMap<number, ReadonlySet<number>>, published: ReadonlySet<number>): string | null {
+function publicationProblem(p: Publication, releases: ReadonlyMap<number, ReadonlySet<number>>, published: ReadonlySet<number>, queries: ReadonlySet<number>): string | null {
   if (published.has(p.modelVersion)) return `a second publication entry for model version ${p.modelVersion}`;
-  if (p.roundId === null) return p.modelVersion === 1 && p.parentVersion === null ? null : `publication of model version ${p.modelVersion} without a round: only version 1, the seed model, may be`;
+  if (p.roundId === null) return roundlessProblem(p.derivedFrom ? { version: p.modelVersion, parentVersion: p.parentVersion, derivedFrom: p.derivedFrom } : { version: p.modelVersion, parentVersion: p.parentVersion }, queries);
   if (!releases.get(p.roundId)?.has(p.modelVersion)) return `publication of model version ${p.modelVersion} for round ${p.roundId}, but no earlier entry released that round as version ${p.modelVersion}`;
   return null;
 }
@@ -145,6 +146,8 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
   /** Release entries so far (round id to the version each named), and the versions already published. */
   const releases = new Map<number, Set<number>>();
   const published = new Set<number>();
+  // Rounds that released an analytics query so far: what a bootstrap version may be derived from.
+  const queries = new Set<number>();
   /** keys[n]: the ledger key after n entries. */
   const keys: (string | null)[] = [null];
   const fail = async (position: number | undefined, reason: string, count = (position ?? 1) - 1): Promise<Verified> => {
@@ -183,9 +186,10 @@ async function walk(entries: readonly unknown[], options: VerifyOptions): Promis
       if ('problem' in checked) return fail(position, checked.problem);
       total.add(checked.expected.rdp);
       if (entry.round.delta > 0) lastDelta = entry.round.delta;
+      if (entry.round.outcome === 'released' && entry.round.query) queries.add(entry.round.roundId);
       if (entry.round.outcome === 'released' && entry.round.modelVersionOut !== null) releases.set(entry.round.roundId, (releases.get(entry.round.roundId) ?? new Set<number>()).add(entry.round.modelVersionOut));
     } else if (entry.kind === 'publication') {
-      const problem = publicationProblem(entry.publication, releases, published);
+      const problem = publicationProblem(entry.publication, releases, published, queries);
       if (problem) return fail(position, problem);
       published.add(entry.publication.modelVersion);
     }

@@ -563,5 +563,10 @@ export const ModelRecordSchema = z.object({
   parameters: z.number().int(),
   bytes: z.number().int(),
   sha256: z.string(),
+  /**
+   * A bootstrap version (issue 18): fresh weights on a vocabulary built from these analytics
+   * rounds' released sums (post-processing, no further privacy cost); no round or parent trained it.
+   */
+  derivedFrom: z.array(z.number().int().min(1)).optional(),
 });
 export type ModelRecord = z.infer<typeof ModelRecordSchema>;

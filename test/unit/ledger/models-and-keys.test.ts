@@ -38,8 +38,26 @@ describe('models and ledger agree', () => {
     expect(unreleasedModels(agree, entries)).toEqual([]);
     expect(unreleasedModels([...agree, { version: 4, roundId: 4, parentVersion: 3 }], entries)).toEqual([{ version: 4, reason: 'model version 4 (round 4) is published, but no ledger entry released it: its release entry was removed, or the model was stored outside a round' }]);
     expect(unreleasedModels([{ version: 3, roundId: 5, parentVersion: 2 }], entries)[0]?.reason).toBe('model version 3 (round 5) is published, but no ledger entry released it (the release entries naming version 3 are of round 2, 3): its release entry was removed, or the model was stored outside a round');
-    expect(unreleasedModels([{ version: 2, roundId: null, parentVersion: null }], entries)[0]?.reason).toBe('model version 2 is published without a round: only version 1, the initial model, may be');
+    expect(unreleasedModels([{ version: 2, roundId: null, parentVersion: null }], entries)[0]?.reason).toBe('model version 2 is published without a round: only version 1, the initial model, or a bootstrap version built from released analytics queries may be');
     expect(unreleasedModels([{ version: 1, roundId: null, parentVersion: null }], [])).toEqual([]);
+  });
+
+  it('accounts for a bootstrap version only when every round it names released an analytics query', async () => {
+    const store = new MemoryLedgerStore();
+    const ledger = await PrivacyLedger.open({ store, key: seededKey(1), software: 'portrait/test', clock: fixedClock() });
+    const spend = roundSpend({ roundId: 1 });
+    await ledger.recordRound({ ...spend, modelVersionOut: null, query: { statistic: 'category-counts', dimension: 10, bound: spend.clip, sha256: 'a'.repeat(64) } });
+    await ledger.recordRound({ ...roundSpend({ roundId: 2 }), modelVersionOut: 2 });
+    await ledger.recordRound({ ...roundSpend({ roundId: 3, outcome: 'aborted' }) });
+    const entries = (await store.all()).map((e) => LedgerEntrySchema.parse(e));
+    const seed = { version: 1, roundId: null, parentVersion: null };
+    expect(unreleasedModels([seed, { version: 2, roundId: null, parentVersion: null, derivedFrom: [1] }], entries)).toEqual([]);
+    // A training round's release, or an aborted round, is no released query.
+    for (const from of [[2], [1, 3]]) {
+      expect(unreleasedModels([seed, { version: 2, roundId: null, parentVersion: null, derivedFrom: from }], entries)[0]?.reason).toBe(`model version 2 is a bootstrap version built from analytics round(s) ${from.join(', ')}, but no ledger entry released the query of round ${from[from.length - 1]}`);
+    }
+    // Version 1 that names source rounds is a bootstrap version like any other.
+    expect(unreleasedModels([{ ...seed, derivedFrom: [3] }], entries)).toHaveLength(1);
   });
 });
 
@@ -69,7 +87,8 @@ describe('publication entries bind each version to its files', () => {
       ['before its release', publication({ modelVersion: 4, roundId: 3 }), 'publication of model version 4 for round 3, but no earlier entry released that round as version 4'],
       ['for another round', publication({ modelVersion: 3, roundId: 1 }), 'publication of model version 3 for round 1, but no earlier entry released that round as version 3'],
       ['a second time', publication({ modelVersion: 2 }), 'a second publication entry for model version 2'],
-      ['without a round', publication({ modelVersion: 3, roundId: null }), 'publication of model version 3 without a round: only version 1, the seed model, may be'],
+      ['without a round', publication({ modelVersion: 3, roundId: null }), 'model version 3 is published without a round: only version 1, the initial model, or a bootstrap version built from released analytics queries may be'],
+      ['bootstrapped from a training round', publication({ modelVersion: 3, roundId: null, parentVersion: null, entered: 'at-bootstrap', derivedFrom: [1] }), 'model version 3 is a bootstrap version built from analytics round(s) 1, but no ledger entry released the query of round 1'],
     ];
     for (const [name, bad, reason] of cases) {
       const fresh = await ledgerWithPublications();
