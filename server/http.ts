@@ -11,7 +11,9 @@ import { ENROLLMENT_BATCH_LIMITS } from '../shared/protocol/enrollment.ts';
 import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
-import { MAX_QUERY_CATEGORIES } from '../shared/analytics/queries.ts';
+import { MAX_QUERY_CATEGORIES, queryBound } from '../shared/analytics/queries.ts';
+import { evaluationBlock } from '../shared/analytics/federated-evaluation.ts';
+import { configFromModelJson } from '../shared/model/artifacts.ts';
 import type { BootstrapReply } from './bootstrap.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
@@ -190,6 +192,21 @@ export function createHttpApp(options: HttpOptions): express.Express {
       const categories = [...(options.catalogCategories ?? options.registry.current.config.vocabulary.categories)];
       if (categories.length > MAX_QUERY_CATEGORIES) throw new ProtocolError('INVALID_ARGUMENT', `"query.categories": the catalog has ${categories.length} categories, more than the ${MAX_QUERY_CATEGORIES} one query may count over; give a list`);
       spec.query = { ...spec.query, categories };
+    }
+    if (spec.query?.statistic === 'evaluate') {
+      const query = spec.query;
+      const blocks = [];
+      for (const version of query.versions) {
+        const record = await options.registry.store.get(version);
+        if (!record) throw new ProtocolError('NOT_FOUND', `"query.versions": model version ${version} does not exist`);
+        if (options.modelPublished && !options.modelPublished(version)) throw new ProtocolError('MODEL_NOT_PUBLISHED', `"query.versions": model version ${version} is not published in the privacy ledger, so devices cannot fetch it`);
+        const files = await options.registry.store.files(version);
+        if (!files) throw new ProtocolError('NOT_FOUND', `"query.versions": model version ${version} has no files`);
+        blocks.push(evaluationBlock(query, version, record.parameters, configFromModelJson(files.modelJson)));
+      }
+      spec.query = { ...query, blocks };
+      // The bound on one device's contribution comes from the versions' configs: it is the round's clip.
+      if (spec.privacy) spec.privacy.clip = queryBound(spec.query);
     }
     const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, roundDimension(spec, options.registry.parameters), spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);

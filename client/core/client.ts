@@ -45,7 +45,10 @@ import { privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
-import { AnalyticsQuerySchema, deviceContribution } from '../../shared/analytics/queries.ts';
+import { AnalyticsQuerySchema, deviceContribution, evaluateBlocks } from '../../shared/analytics/queries.ts';
+import type { EvaluateQuery } from '../../shared/analytics/queries.ts';
+import { evaluateContribution } from '../../shared/analytics/federated-evaluation.ts';
+import { predictExamples } from '../../shared/model/evaluate.ts';
 import type { BehaviourEvent } from '../../shared/features/events.ts';
 import type { ClientPrivacyLedger } from './privacy-ledger.ts';
 import type { FetchLike } from './model-cache.ts';
@@ -463,7 +466,7 @@ export class FederatedClient {
       // An analytics query is checked before anything is recorded: one this device cannot answer leaves the cohort.
       const query = round.query === undefined ? null : parseMessage(AnalyticsQuerySchema, 'round:config.query', round.query);
       const source = this.options.analyticsEvents;
-      if (query && !source) return await this.decline(round.roundId, 'this device has no data source for analytics queries', 'QUERY_NOT_SUPPORTED', deadline - this.clock());
+      if (query && query.statistic !== 'evaluate' && !source) return await this.decline(round.roundId, 'this device has no data source for analytics queries', 'QUERY_NOT_SUPPORTED', deadline - this.clock());
       const ledger = this.options.privacyLedger;
       if (ledger) {
         // The device's own budget; the round is recorded before anything of it leaves the device.
@@ -474,10 +477,11 @@ export class FederatedClient {
         }
         await ledger.record(round.roundId, privacy ? privacy.config : null);
       }
-      if (query && source) {
-        // The query's contribution, from this device's own events, takes the place of a model update and leaves the same way.
+      if (query) {
+        // The query's contribution, from this device's own data, takes the place of a model update and leaves the same way.
         const started = this.clock();
-        const contribution = deviceContribution(query, await source());
+        const contribution = query.statistic === 'evaluate' ? await this.scoreVersions(query) : deviceContribution(query, await (source as NonNullable<typeof source>)());
+        if (contribution === null) return await this.decline(round.roundId, 'no examples to evaluate on this device: leaving the round', 'NO_EXAMPLES', deadline - this.clock());
         this.emit({ type: 'trained', roundId: round.roundId, examples: 1, ms: this.clock() - started });
         return await this.send(round, privacy, contribution, 1, deadline);
       }
@@ -504,6 +508,22 @@ export class FederatedClient {
       const left = pending ? pending.closesAt - this.clock() : 0;
       if (pending && left > 0 && pending.message.roundId > round.roundId && this.socket.connected) void this.onRoundOpen({ roundId: pending.message.roundId, checkinMs: left });
     }
+  }
+
+  /**
+   * A federated evaluation: each version of the query scored on this device's own examples (built
+   * with that version's vocabulary and windows), as the sufficient statistics of the metrics
+   * (shared/analytics/federated-evaluation.ts). Null when the device has no example to score.
+   */
+  private async scoreVersions(query: EvaluateQuery): Promise<Float32Array | null> {
+    const scored = [];
+    for (const block of evaluateBlocks(query)) {
+      const { model } = await this.models.ensure(block.version, `/models/${block.version}/model.json`, block.parameters);
+      const examples = await this.examplesForConfig(model.config);
+      if (examples.length === 0) return null;
+      scored.push({ config: model.config, rows: predictExamples(model.model, model.config, examples), examples });
+    }
+    return evaluateContribution(query, scored);
   }
 
   /** Sends a round's vector (a model delta or a query's contribution): privatised, masked in a SecAgg+ round, else in one update message. */

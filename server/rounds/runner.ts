@@ -19,9 +19,11 @@ import { packSigns, privacyInput } from '../../shared/protocol/privacy.ts';
 import type { PrivacyPolicy, RoundPrivacyParams } from '../../shared/protocol/privacy.ts';
 import { buildPrivacyConfig, releasedNoiseStd } from '../../shared/privacy/config.ts';
 import { decodeQuery, planQuery } from '../../shared/analytics/queries.ts';
+import { decodeEvaluate } from '../../shared/analytics/federated-evaluation.ts';
+import { configFromModelJson } from '../../shared/model/artifacts.ts';
 import type { AnalyticsQuery } from '../../shared/analytics/queries.ts';
 import { roundDimension } from '../../shared/protocol/messages.ts';
-import type { AnalyticsResult } from '../../shared/protocol/messages.ts';
+import type { AnalyticsResult, RoundSpec } from '../../shared/protocol/messages.ts';
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import { addCentralNoise, decodeAggregate } from '../../shared/privacy/mechanism.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
@@ -137,6 +139,12 @@ function describeDeclines(declined: Record<string, number>): string {
   return `declined by ${total} device(s): ${parts.join(', ')}`;
 }
 
+/** The task a round's check-in announces (absent for training, as before analytics rounds existed). */
+function openTask(spec: Pick<RoundSpec, 'task' | 'query'>): Pick<RoundOpen, 'task'> {
+  if (spec.task !== 'analytics' || !spec.query) return {};
+  return { task: spec.query.statistic === 'evaluate' ? 'evaluate' : 'analytics' };
+}
+
 export class RoundRunner {
   private state: RoundState | null = null;
   private accumulator: UpdateAccumulator | null = null;
@@ -196,7 +204,7 @@ export class RoundRunner {
 
   roundOpenFor(now: number): RoundOpen | null {
     const s = this.state;
-    return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now), ...(s.spec.task === 'analytics' ? { task: 'analytics' as const } : {}) } : null;
+    return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now), ...openTask(s.spec) } : null;
   }
 
   announcement(): ModelAnnouncement {
@@ -373,7 +381,7 @@ export class RoundRunner {
       await this.options.ledger?.beforeStart(record, dimension);
       await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
       log(`round ${record.id}: check-in open for ${record.config.deadlines.checkinMs} ms (model v${base})`);
-      transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs, ...(analytics ? { task: 'analytics' as const } : {}) });
+      transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs, ...openTask(record.config) });
       await this.waitUntil(() => checkinComplete(this.current as RoundState, clock(), transport.connectedClients()), () => (this.current as RoundState).stageEndsAt);
       if (this.stopped) throw new ProtocolError('UNAVAILABLE', 'coordinator shut down');
       timings.checkinMs = clock() - started;
@@ -572,11 +580,23 @@ export class RoundRunner {
       survivors = plain.count;
     }
     const plan = planQuery(query);
-    const result: AnalyticsResult = { ...plan, survivors, noiseStd, sum: Array.from(sum, (v) => Number(v)), summary: decodeQuery(query, sum, noiseStd, { seed: record.id }) };
+    const summary = query.statistic === 'evaluate' ? decodeEvaluate(query, await this.versionConfigs(query.versions), sum, noiseStd) : decodeQuery(query, sum, noiseStd, { seed: record.id });
+    const result: AnalyticsResult = { ...plan, survivors, noiseStd, sum: Array.from(sum, (v) => Number(v)), summary };
     timings.aggregationMs = clock() - releaseStarted;
     const state = commitRound(closed);
     this.state = state;
     await this.finish(record.id, state, started, timings, { result });
+  }
+
+  /** The configs of the versions an evaluate query scored (read from their stored model.json). */
+  private async versionConfigs(versions: readonly number[]): Promise<ModelConfig[]> {
+    const configs: ModelConfig[] = [];
+    for (const version of versions) {
+      const files = await this.options.registry.store.files(version);
+      if (!files) throw new ProtocolError('NOT_FOUND', `model version ${version} has no files to decode its evaluation with`);
+      configs.push(configFromModelJson(files.modelJson));
+    }
+    return configs;
   }
 
   private deliver(close: StageClose | null): void {

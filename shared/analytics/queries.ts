@@ -16,6 +16,7 @@ import { z } from 'zod';
 import type { BehaviourEvent } from '../features/events.ts';
 import { logPrice } from '../features/vocabulary.ts';
 import { SeededRandom } from '../features/seeded-random.ts';
+import type { EvaluateSummary } from './federated-evaluation.ts';
 
 /** Largest category list a `category-counts` query may carry (it goes to every selected device). */
 export const MAX_QUERY_CATEGORIES = 20_000;
@@ -61,10 +62,42 @@ export const SpendHistogramQuerySchema = z
   })
   .strict();
 
-export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema]);
+/** One version's block of an evaluate query, fixed by the coordinator at launch from the version's config. */
+export const EvaluationBlockSchema = z
+  .object({
+    version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    /** The version's parameter count (the device checks the files it fetches against it). */
+    parameters: z.number().int().min(1).max(2 ** 28),
+    dimension: z.number().int().min(1).max(2 ** 24),
+    bound: z.number().positive().finite(),
+  })
+  .strict();
+export type EvaluationBlock = z.infer<typeof EvaluationBlockSchema>;
+
+/**
+ * Federated evaluation (federated-evaluation.ts): the devices score `versions` (two: a paired
+ * A/B comparison on the same devices) on their own examples and contribute the metrics'
+ * sufficient statistics. `blocks` is filled in by the coordinator; a launch may not give it.
+ */
+export const EvaluateQuerySchema = z
+  .object({
+    statistic: z.literal('evaluate'),
+    versions: z
+      .array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER))
+      .min(1)
+      .max(2)
+      .refine((v) => new Set(v).size === v.length, 'expected distinct versions'),
+    bins: z.number().int().min(2).max(4096).optional(),
+    examplesPerDevice: z.number().int().min(1).max(64).optional(),
+    blocks: z.array(EvaluationBlockSchema).min(1).max(2).optional(),
+  })
+  .strict();
+export type EvaluateQuery = z.infer<typeof EvaluateQuerySchema>;
+
+export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema]);
 export type AnalyticsQuery = z.infer<typeof AnalyticsQuerySchema>;
 export type AnalyticsQueryInput = z.input<typeof AnalyticsQuerySchema>;
-export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram'] as const;
+export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram', 'evaluate'] as const;
 export type AnalyticsStatistic = AnalyticsQuery['statistic'];
 
 /** What the ledger and the round record say about a query: which statistic, its bound and length. */
@@ -85,7 +118,17 @@ export function queryBound(query: AnalyticsQuery): number {
       return Math.sqrt(3);
     case 'spend-histogram':
       return 1;
+    case 'evaluate':
+      // The versions' blocks are concatenated: the norm of the whole is at most the root sum of squares of theirs.
+      return Math.hypot(...evaluateBlocks(query).map((b) => b.bound));
   }
+}
+
+/** The blocks of an evaluate query, once the coordinator has filled them in. */
+export function evaluateBlocks(query: EvaluateQuery): EvaluationBlock[] {
+  const blocks = query.blocks;
+  if (!blocks || blocks.length !== query.versions.length || blocks.some((b, i) => b.version !== query.versions[i])) throw new RangeError('"query.blocks" expected one block per version, in version order (the coordinator fills them in at launch)');
+  return blocks;
 }
 
 /** The category list of a category-counts query, once the coordinator has filled it in. */
@@ -103,6 +146,8 @@ export function planQuery(query: AnalyticsQuery): QueryPlan {
       return { statistic: query.statistic, dimension: 3, bound };
     case 'spend-histogram':
       return { statistic: query.statistic, dimension: query.bins, bound };
+    case 'evaluate':
+      return { statistic: query.statistic, dimension: evaluateBlocks(query).reduce((n, b) => n + b.dimension, 0), bound };
   }
 }
 
@@ -149,6 +194,8 @@ export function deviceContribution(query: AnalyticsQuery, events: readonly Behav
       if (n > 0) out[binOf(sum / n, query.bins, query.maxLogPrice)] = 1;
       return out;
     }
+    case 'evaluate':
+      throw new RangeError('"query" evaluate is answered from the device\'s models and examples (federated-evaluation.ts), not from its events alone');
   }
 }
 
@@ -172,7 +219,8 @@ export interface CategoryCount {
 export type AnalyticsSummary =
   | { statistic: 'category-counts'; total: Estimate; categories: CategoryCount[] }
   | { statistic: 'log-price-moments'; events: Estimate; mean: Estimate; std: Estimate }
-  | { statistic: 'spend-histogram'; buyers: Estimate; quantiles: { q: number; logPrice: Estimate }[] };
+  | { statistic: 'spend-histogram'; buyers: Estimate; quantiles: { q: number; logPrice: Estimate }[] }
+  | EvaluateSummary;
 
 /** Two-sided 95 % normal quantile. */
 const Z95 = 1.959964;
@@ -197,6 +245,7 @@ export function decodeQuery(query: AnalyticsQuery, sum: ArrayLike<number>, noise
   const { dimension } = planQuery(query);
   if (sum.length !== dimension) throw new RangeError(`"sum" expected ${dimension} values for ${query.statistic}, got ${sum.length}`);
   if (!(noiseStd >= 0) || !Number.isFinite(noiseStd)) throw new RangeError(`"noiseStd" expected a finite number >= 0, got ${noiseStd}`);
+  if (query.statistic === 'evaluate') throw new RangeError('"query" evaluate is decoded with its versions\' configs (decodeEvaluate in federated-evaluation.ts)');
   const values = Float64Array.from(sum);
   const draws = bootstrap(values, noiseStd, options.seed ?? 1);
   switch (query.statistic) {

@@ -198,6 +198,9 @@ export interface SecAggSpec {
  */
 export const ROUND_TASKS = ['train', 'analytics'] as const;
 export type RoundTask = (typeof ROUND_TASKS)[number];
+/** What a round's check-in announces: its task, with federated evaluation (an analytics query that needs examples) told apart. */
+export const OPEN_TASKS = ['train', 'analytics', 'evaluate'] as const;
+export type OpenTask = (typeof OPEN_TASKS)[number];
 
 /** One round's configuration as an operator launches it (`privacy`/`secagg` are the seams for DP and SecAgg). */
 export const RoundSpecSchema = z
@@ -279,7 +282,9 @@ export function parseLaunchRequest(body: unknown): { rounds: number; spec: Round
   const p = rest.privacy ?? PrivacySpecSchema.parse({});
   // An analytics round's clip is its query's bound on one device's contribution: the sensitivity
   // the accountant counts is the query's, whatever clip the launch gave.
-  if (rest.query) p.clip = queryBound(rest.query);
+  if (rest.query?.statistic === 'evaluate' && rest.query.blocks) throw new ProtocolError('INVALID_ARGUMENT', '"query.blocks" is filled in by the coordinator from the versions\' configs; a launch names only "versions"');
+  // (An evaluate query's bound comes from its versions' configs: the coordinator sets it with the blocks.)
+  if (rest.query && rest.query.statistic !== 'evaluate') p.clip = queryBound(rest.query);
   const minClients = rest.minClients ?? defaultMinClients(rest.clientsPerRound, p.mode);
   if (minClients > rest.clientsPerRound) throw new ProtocolError('INVALID_ARGUMENT', `"minClients" expected at most clientsPerRound (${rest.clientsPerRound}), got ${minClients}`);
   if (rest.samplingRate !== undefined && rest.selection !== 'poisson') throw new ProtocolError('INVALID_ARGUMENT', '"samplingRate" applies only to selection "poisson"');
@@ -364,8 +369,8 @@ export interface ModelAnnouncement {
 
 export interface RoundOpen {
   roundId: number;
-  /** What the round asks (absent: train): a device without training examples still answers an analytics query. */
-  task?: RoundTask;
+  /** What the round asks (absent: train): a device without training examples still answers an analytics query; an evaluation needs examples. */
+  task?: OpenTask;
   /** Check-in closes this many ms after the message was sent (relative, so clock skew does not matter). */
   checkinMs: number;
 }
@@ -420,7 +425,7 @@ export interface RoundNotSelected {
 const ModelPathSchema = z.string().max(500).regex(/^\/(?!\/)[A-Za-z0-9._~\-/]*$/, 'expected a path on the coordinator, like /models/3/model.json');
 
 export const ModelAnnouncementSchema = z.object({ version: z.number().int().min(1), modelUrl: ModelPathSchema, parameters: z.number().int().min(1).max(2 ** 28) }).strict();
-export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000), task: z.enum(ROUND_TASKS).optional() }).strict();
+export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000), task: z.enum(OPEN_TASKS).optional() }).strict();
 export const RoundNotSelectedSchema = z.object({ roundId: RoundIdSchema }).strict();
 export const RoundClosedSchema = z.object({ roundId: RoundIdSchema, status: z.enum(['committed', 'aborted']), reason: z.string().max(2_000).optional(), modelVersion: z.number().int().min(1).optional() }).strict();
 /** The envelope of a round config; `privacy` and `secagg` are parsed by the device with their own schemas. */
