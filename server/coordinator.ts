@@ -15,6 +15,7 @@ import { cryptoRandomSource } from '../shared/privacy/random.ts';
 import type { RandomSource } from '../shared/privacy/random.ts';
 import { createHttpApp } from './http.ts';
 import { bootstrapModel } from './bootstrap.ts';
+import { promoteVersion, rolloutVersion } from './promotion.ts';
 import { ModelRegistry } from './registry.ts';
 import type { InitialModel } from './registry.ts';
 import { RoundRunner } from './rounds/runner.ts';
@@ -54,6 +55,12 @@ export interface CoordinatorOptions {
   demoShopTokens?: boolean;
   initialModel?: InitialModel;
   evaluation?: EvaluationSet;
+  /**
+   * Which version devices profile with: `latest` (default; the demo) follows training until a
+   * version is promoted; `promoted` (a shop's production) pins the version of the first start, so
+   * a newly trained or bootstrapped version is served only once promoted (server/promotion.ts).
+   */
+  servingPolicy?: 'latest' | 'promoted';
   /**
    * The shop's public catalog categories (`portrait server --catalog`): what a category-counts
    * analytics query counts over when its launch gives no list; default the serving model's vocabulary.
@@ -132,7 +139,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
+  if (options.servingPolicy === 'promoted' && !registry.serving) {
+    const { record } = registry.current;
+    await registry.setServing({ version: record.version, parameters: record.parameters, promotedAt: iso(), reason: 'the version at the first start with promoted serving', candidate: null });
+    log(`serving model v${record.version}: later versions are served only once promoted (portrait model promote)`);
+  }
+  const promotionDeps = { rounds: options.rounds, registry, ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}), announce: () => sockets.announceModel(runner.announcement()), clock };
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
+    promoteModel: (body: unknown) => promoteVersion(promotionDeps, body),
+    rolloutModel: (body: unknown) => rolloutVersion(promotionDeps, body),
     bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce: () => sockets.announceModel(runner.announcement()), clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 

@@ -15,6 +15,7 @@ import { MAX_QUERY_CATEGORIES, queryBound } from '../shared/analytics/queries.ts
 import { evaluationBlock } from '../shared/analytics/federated-evaluation.ts';
 import { configFromModelJson } from '../shared/model/artifacts.ts';
 import type { BootstrapReply } from './bootstrap.ts';
+import type { ServingPointer } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
 import { checkRoundSecAgg } from '../shared/secagg/round-config.ts';
@@ -50,6 +51,9 @@ export interface HttpOptions {
   ledger?: PrivacyLedger;
   /** Whether a model version's files are bound by a publication entry (checked at start, server/ledger/round-hook.ts); absent: every stored version is served. */
   modelPublished?: (version: number) => boolean;
+  /** POST /api/v1/models/promote and /rollout (server/promotion.ts): the serving pointer. */
+  promoteModel?: (body: unknown) => Promise<ServingPointer>;
+  rolloutModel?: (body: unknown) => Promise<ServingPointer>;
   /** POST /api/v1/models/bootstrap (server/bootstrap.ts): a version whose vocabulary comes from released analytics rounds. */
   bootstrapModel?: (body: unknown) => Promise<BootstrapReply>;
   /** What a category-counts query counts over when its launch gives no list (the shop's catalog); default the serving model's vocabulary. */
@@ -231,13 +235,23 @@ export function createHttpApp(options: HttpOptions): express.Express {
   }));
 
   api.get('/models', route('read', async (_req, res) => {
-    res.json({ current: options.registry.current.record.version, models: await options.registry.store.list() });
+    res.json({ current: options.registry.current.record.version, serving: options.registry.serving, models: await options.registry.store.list() });
   }));
 
   api.post('/models/bootstrap', route('launch', async (req, res) => {
     if (!options.bootstrapModel) throw new ProtocolError('UNAVAILABLE', 'this coordinator cannot bootstrap model versions');
     res.status(201).json(await options.bootstrapModel(req.body));
   }, 'bootstrap a model version'));
+
+  api.post('/models/promote', route('launch', async (req, res) => {
+    if (!options.promoteModel) throw new ProtocolError('UNAVAILABLE', 'this coordinator cannot promote model versions');
+    res.json({ serving: await options.promoteModel(req.body) });
+  }, 'promote a model version'));
+
+  api.post('/models/rollout', route('launch', async (req, res) => {
+    if (!options.rolloutModel) throw new ProtocolError('UNAVAILABLE', 'this coordinator cannot stage rollouts');
+    res.json({ serving: await options.rolloutModel(req.body) });
+  }, 'stage a rollout'));
 
   api.get('/models/:version', route('read', async (req, res) => {
     const version = positiveInt('version', req.params.version, Number.MAX_SAFE_INTEGER);

@@ -13,7 +13,7 @@ import type { HeadScores } from '../shared/model/evaluate.ts';
 import type { ModelConfig } from '../shared/model/spec.ts';
 import { flattenWeights, parameterCount, setFlatWeights } from '../shared/model/weights.ts';
 import { ProtocolError } from '../shared/protocol/errors.ts';
-import type { ModelRecord } from '../shared/protocol/messages.ts';
+import type { ModelRecord, ServingPointer } from '../shared/protocol/messages.ts';
 import type { ModelStore } from './storage/stores.ts';
 
 export interface InitialModel {
@@ -32,7 +32,19 @@ export class ModelRegistry {
     readonly store: ModelStore,
     private model: tf.LayersModel,
     private currentModel: CurrentModel,
+    private pointer: ServingPointer | null,
   ) {}
+
+  /** The serving pointer (which version devices profile with); null: never set, the latest. */
+  get serving(): ServingPointer | null {
+    return this.pointer;
+  }
+
+  /** Stores a new serving pointer (durable when it resolves) and makes it the one announced. */
+  async setServing(pointer: ServingPointer): Promise<void> {
+    await this.store.setServing(pointer);
+    this.pointer = pointer;
+  }
 
   static async open(store: ModelStore, initial: InitialModel | undefined, now: () => string): Promise<ModelRegistry> {
     const latest = await store.latest();
@@ -40,13 +52,13 @@ export class ModelRegistry {
       const files = await store.files(latest.version);
       if (!files) throw new Error(`model version ${latest.version} has a record but no files`);
       const { model, config } = await modelFromFiles(files);
-      return new ModelRegistry(store, model, { record: latest, config, weights: flattenWeights(model) });
+      return new ModelRegistry(store, model, { record: latest, config, weights: flattenWeights(model) }, await store.serving());
     }
     if (!initial) throw new ProtocolError('UNAVAILABLE', 'the model store is empty and no initial model config was given');
     const model = buildModel(initial.config, initial.seed);
     const files = await modelToFiles(model, initial.config);
     const record = await store.add({ files, roundId: null, parentVersion: null, parameters: parameterCount(model) }, now());
-    return new ModelRegistry(store, model, { record, config: initial.config, weights: flattenWeights(model) });
+    return new ModelRegistry(store, model, { record, config: initial.config, weights: flattenWeights(model) }, await store.serving());
   }
 
   get current(): CurrentModel {

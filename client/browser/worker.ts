@@ -14,6 +14,8 @@ import { computePortrait } from '../../shared/model/portrait.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import { ModelAnnouncementSchema } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
+import { profileModel } from '../../shared/protocol/rollout.ts';
+import { cryptoRandomBytes, randomId } from '../../shared/protocol/enrollment.ts';
 import { FederatedClient } from '../core/client.ts';
 import type { ClientEvent } from '../core/client.ts';
 import type { FetchLike } from '../core/model-cache.ts';
@@ -27,6 +29,7 @@ import { wireBytes } from './wire.ts';
 
 const USAGE_KEY = 'usage';
 const LEDGER_KEY = 'privacy-ledger';
+const ROLLOUT_KEY = 'rollout-key';
 /** Delta at which this device reads its own epsilon (the cap is an (epsilon, delta) pair). */
 const CAP_DELTA = 1e-6;
 
@@ -175,7 +178,8 @@ class BrowserDevice {
       const parsed = ModelAnnouncementSchema.safeParse(raw);
       if (!parsed.success) return; // a malformed announcement is ignored, never fetched
       const m = parsed.data;
-      const newer = m.version !== this.announced?.version;
+      // A new latest version, a promotion or a rollout: each can change the model the portrait comes from.
+      const newer = JSON.stringify(m) !== JSON.stringify(this.announced);
       this.announced = m;
       this.status.announcedVersion = m.version;
       this.pushStatus();
@@ -395,6 +399,19 @@ class BrowserDevice {
     }
   }
 
+  /**
+   * A random key of this device's own (IndexedDB), deciding its arm of a staged rollout
+   * (shared/protocol/rollout.ts) the same way on every visit; it never leaves the device, and
+   * "forget me" replaces it.
+   */
+  private async rolloutKey(): Promise<string> {
+    const kept = await this.store.getRecord<string>(ROLLOUT_KEY);
+    if (typeof kept === 'string' && kept.length > 0) return kept;
+    const key = randomId(cryptoRandomBytes);
+    await this.store.putRecord(ROLLOUT_KEY, key);
+    return key;
+  }
+
   async profile(): Promise<ProfileResult> {
     const client = this.client;
     if (!client) return { portrait: null, modelVersion: null, reason: 'not started' };
@@ -403,9 +420,11 @@ class BrowserDevice {
     const events = await this.store.all();
     let cached = client.models.current;
     const announced = this.announced;
-    // Fetch only a newer announced version (HTTP-cached; concurrent calls share one download).
-    if (announced && (!cached || cached.version < announced.version)) {
-      cached = (await client.models.ensure(announced.version, announced.modelUrl, announced.parameters)).model;
+    // The portrait comes from the serving version (or this device's rollout arm), never from an
+    // unpromoted one; rounds may train a newer one (both are HTTP-cached, immutable).
+    const target = announced ? profileModel(announced, await this.rolloutKey()) : null;
+    if (target && (!cached || cached.version !== target.version)) {
+      cached = (await client.models.ensure(target.version, target.modelUrl, target.parameters)).model;
       this.status.modelVersion = cached.version;
       await this.refreshReadiness();
     }

@@ -13,6 +13,7 @@ import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER } from './api-client.ts';
 import { checkModelVersion, modelVersionFromDataDir } from './inputs.ts';
 import { action, CliError, emit } from './output.ts';
+import { registerServingCommands } from './model-serving.ts';
 
 interface ExportOptions {
   out: string;
@@ -44,7 +45,8 @@ function fromDataDir(dataDir: string, version: string): Promise<{ version: numbe
 }
 
 export function registerModelCommands(program: Command): void {
-  const model = program.command('model').description('model versions of the registry');
+  const model = program.command('model').description('model versions: export, bootstrap from analytics, compare, promote, roll out');
+  registerServingCommands(model);
   model
     .command('export <version>')
     .description('write model version V (or "latest") as model.json + weights.bin')

@@ -24,6 +24,7 @@ interface LaunchOptions {
   maxEventsPerCategory?: string;
   maxEventsPerDevice?: string;
   bins?: string;
+  versions?: string;
   rounds: string;
   clientsPerRound: string;
   minClients?: string;
@@ -92,6 +93,11 @@ function queryRequest(options: LaunchOptions): AnalyticsQueryInput | undefined {
       return { statistic, ...int('max-events-per-device', options.maxEventsPerDevice) };
     case 'spend-histogram':
       return { statistic, ...int('bins', options.bins) };
+    case 'evaluate': {
+      if (options.versions === undefined) throw new CliError('INVALID_ARGUMENT', '"--versions" is required with --query evaluate: one version, or two (serving,candidate) for a paired comparison');
+      const versions = options.versions.split(',').map((v) => parseInteger('versions', v.trim()));
+      return { statistic, versions, ...int('bins', options.bins) };
+    }
     default:
       throw new CliError('INVALID_ARGUMENT', `"--query" expected one of ${ANALYTICS_STATISTICS.join(', ')}, got ${statistic}`);
   }
@@ -190,7 +196,7 @@ export function describeRound(r: RoundRecord): string {
  * finished round's line there: only with `--json`, since otherwise stdout prints the same result
  * and a terminal would show it twice.
  */
-async function waitForRounds(server: string, token: string, ids: readonly number[], logFinished: boolean): Promise<RoundRecord[]> {
+export async function waitForRounds(server: string, token: string, ids: readonly number[], logFinished: boolean): Promise<RoundRecord[]> {
   const done: RoundRecord[] = [];
   const tty = process.stderr.isTTY === true;
   const bar = tty ? new cliProgress.SingleBar({ format: 'rounds {bar} {value}/{total} | round {round} {stage} | {reported}/{selected} reported | {left}s left', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
@@ -233,7 +239,8 @@ export function registerRoundCommands(program: Command): void {
     .option('--max-categories-per-device <m>', 'category-counts: a device counts at most its m most active categories (default 8)')
     .option('--max-events-per-category <c>', 'category-counts: each counts at most c events (default 1: shoppers per category)')
     .option('--max-events-per-device <m>', 'log-price-moments: a device counts at most its m most recent priced events (default 16)')
-    .option('--bins <n>', 'spend-histogram: bins over the log1p price scale (default 64)')
+    .option('--bins <n>', 'spend-histogram: bins over the log1p price scale (default 64); evaluate: score bins (default 32)')
+    .option('--versions <A[,B]>', 'evaluate: the model version(s) the devices score; two make a paired comparison (B - A)')
     .requiredOption('--clients-per-round <K>', 'cohort size (fixed) or expected size (poisson)')
     .option('--min-clients <T>', 'abort a round with fewer updates than this')
     .option('--selection <method>', 'fixed | poisson', 'fixed')

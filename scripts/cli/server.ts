@@ -94,7 +94,7 @@ export function registerServerCommand(program: Command): void {
     .option('--data-dir <dir>', 'rounds, models, keys and API tokens', './data')
     .option('--dataset <spec>', 'simulation only: initial vocabulary and held-out users from user events: synthetic:USERS | tianchi:DIR | events:FILE', DEFAULT_DATASET)
     .option('--catalog <file>', "initial vocabulary from the shop's public catalog (CSV or JSON; docs/catalog.md), with no user events on this server")
-    .option('--production', 'a shop\'s deployment: requires --catalog; refuses --dataset, --allow-no-dp and --allow-central-dp; no held-out evaluation')
+    .option('--production', 'a shop\'s deployment: requires --catalog; refuses --dataset, --allow-no-dp and --allow-central-dp; no held-out evaluation; new versions are served only once promoted')
     .option('--no-evaluation', 'do not score new versions on held-out users')
     .option('--seed <n>', 'initial model seed', '1')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
@@ -143,6 +143,8 @@ export function registerServerCommand(program: Command): void {
           allowNoDp: options.allowNoDp === true,
           demoShopTokens: options.demoShop === true,
           ...(catalog ? { catalogCategories: catalog.categories } : {}),
+          // A shop's devices profile with a promoted version only (portrait model promote).
+          ...(production ? { servingPolicy: 'promoted' as const } : {}),
           ...(options.platformPublicKey !== undefined ? { platformPublicKey: parsePlatformPublicKey(options.platformPublicKey) } : {}),
           ...(options.ledgerKey !== undefined ? { ledgerKeyFile: path.resolve(options.ledgerKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),

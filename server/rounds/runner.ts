@@ -207,9 +207,16 @@ export class RoundRunner {
     return s && s.stage === 'checkin' ? { roundId: s.roundId, checkinMs: Math.max(0, s.stageEndsAt - now), ...openTask(s.spec) } : null;
   }
 
+  /** The latest version (what rounds train) and, once one was promoted, the serving version and any candidate in rollout. */
   announcement(): ModelAnnouncement {
     const { record } = this.options.registry.current;
-    return { version: record.version, modelUrl: modelUrl(record.version), parameters: record.parameters };
+    const p = this.options.registry.serving;
+    const ref = (version: number, parameters: number) => ({ version, modelUrl: modelUrl(version), parameters });
+    return {
+      ...ref(record.version, record.parameters),
+      ...(p ? { serving: ref(p.version, p.parameters) } : {}),
+      ...(p?.candidate ? { candidate: { ...ref(p.candidate.version, p.candidate.parameters), fraction: p.candidate.fraction } } : {}),
+    };
   }
 
   private noRound(roundId: number): never {

@@ -4,7 +4,7 @@
  */
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import type { ModelRecord, RoundRecord, RoundSpec } from '../../shared/protocol/messages.ts';
+import type { ModelRecord, RoundRecord, RoundSpec, ServingPointer } from '../../shared/protocol/messages.ts';
 import { modelDigest } from './model-digest.ts';
 import type { ApiRole, ApiTokenRecord, ApiTokenStore, ModelStore, NewModel, RoundPatch, RoundStore } from './stores.ts';
 import { newRoundRecord } from './round-record.ts';
@@ -96,6 +96,16 @@ export class MemoryModelStore implements ModelStore {
 
   async list(): Promise<ModelRecord[]> {
     return [...this.models.values()].map((m) => clone(m.record)).sort((a, b) => b.version - a.version);
+  }
+
+  private pointer: ServingPointer | null = null;
+
+  async serving(): Promise<ServingPointer | null> {
+    return this.pointer && clone(this.pointer);
+  }
+
+  async setServing(pointer: ServingPointer): Promise<void> {
+    this.pointer = clone(pointer);
   }
 
   close(): void {}

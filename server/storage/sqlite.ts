@@ -11,7 +11,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
-import type { ModelRecord, RoundRecord, RoundSpec } from '../../shared/protocol/messages.ts';
+import type { ModelRecord, RoundRecord, RoundSpec, ServingPointer } from '../../shared/protocol/messages.ts';
 import { mapStorageErrors } from './failures.ts';
 import { modelDigest } from './model-digest.ts';
 import { readModelFiles, writeModelFiles } from './model-files.ts';
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS models (
   version INTEGER PRIMARY KEY,
   record TEXT NOT NULL,
   optimizer_state BLOB
+);
+CREATE TABLE IF NOT EXISTS serving (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pointer TEXT NOT NULL
 );
 `;
 
@@ -170,6 +174,15 @@ export class SqliteModelStore implements ModelStore {
   async list(): Promise<ModelRecord[]> {
     const rows = this.db.prepare('SELECT record FROM models ORDER BY version DESC').all() as RecordRow[];
     return rows.map((r) => JSON.parse(r.record) as ModelRecord);
+  }
+
+  async serving(): Promise<ServingPointer | null> {
+    const row = this.db.prepare('SELECT pointer FROM serving WHERE id = 1').get() as { pointer: string } | undefined;
+    return row ? (JSON.parse(row.pointer) as ServingPointer) : null;
+  }
+
+  async setServing(pointer: ServingPointer): Promise<void> {
+    mapStorageErrors(() => this.db.prepare('INSERT INTO serving (id, pointer) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET pointer = excluded.pointer').run(JSON.stringify(pointer)));
   }
 
   close(): void {}

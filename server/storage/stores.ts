@@ -4,6 +4,7 @@
  * interchangeable; memory.ts is the reference implementation the contract tests also run.
  * Nothing here holds a user or client identity: rounds keep counts, not participants.
  */
+import type { ServingPointer } from '../../shared/protocol/messages.ts';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
 import type { ModelRecord, RoundRecord, RoundSpec } from '../../shared/protocol/messages.ts';
 
@@ -39,6 +40,9 @@ export interface NewModel {
 export interface ModelStore {
   /** Stores the files atomically, then the record; returns the new version (latest + 1). */
   add(model: NewModel, createdAt: string): Promise<ModelRecord>;
+  /** The serving pointer (shared/protocol/messages.ts ServingPointer); null: never set, devices profile with the latest version. */
+  serving(): Promise<ServingPointer | null>;
+  setServing(pointer: ServingPointer): Promise<void>;
   get(version: number): Promise<ModelRecord | undefined>;
   files(version: number): Promise<ModelFiles | undefined>;
   optimizerState(version: number): Promise<Uint8Array | undefined>;

@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   BUDGET_EXCEEDED: 409,
   /** A model version whose files the privacy ledger has no publication entry for (or, at start, no longer match it): not served. */
   MODEL_NOT_PUBLISHED: 409,
+  /** A promotion without the evidence it needs (a paired federated evaluation whose interval lies above 0), or against it. */
+  PROMOTION_REFUSED: 409,
   /** A client's refusal of a round whose privacy does not meet its own policy (it drops out). */
   PRIVACY_NOT_ACCEPTED: 403,
   /** A stage change that the round state machine does not allow (also a SecAgg+ message its stage does not accept). */

@@ -360,11 +360,19 @@ export function parseMessage<T>(schema: z.ZodType<T>, name: string, value: unkno
   return parsed.data;
 }
 
-export interface ModelAnnouncement {
+export interface ModelRef {
   version: number;
   /** Path of model.json on the coordinator, e.g. `/models/3/model.json`. */
   modelUrl: string;
   parameters: number;
+}
+
+/** The latest version (what rounds train), and which versions devices profile with. */
+export interface ModelAnnouncement extends ModelRef {
+  /** The serving version; absent: the latest (no version was ever promoted). */
+  serving?: ModelRef;
+  /** A staged rollout: this share of devices profiles with `candidate` instead of `serving`. */
+  candidate?: ModelRef & { fraction: number };
 }
 
 export interface RoundOpen {
@@ -424,7 +432,8 @@ export interface RoundNotSelected {
 // dropped with an error code, never acted on. Model URLs must be paths on the coordinator itself.
 const ModelPathSchema = z.string().max(500).regex(/^\/(?!\/)[A-Za-z0-9._~\-/]*$/, 'expected a path on the coordinator, like /models/3/model.json');
 
-export const ModelAnnouncementSchema = z.object({ version: z.number().int().min(1), modelUrl: ModelPathSchema, parameters: z.number().int().min(1).max(2 ** 28) }).strict();
+const ModelRefSchema = z.object({ version: z.number().int().min(1), modelUrl: ModelPathSchema, parameters: z.number().int().min(1).max(2 ** 28) }).strict();
+export const ModelAnnouncementSchema = ModelRefSchema.extend({ serving: ModelRefSchema.optional(), candidate: ModelRefSchema.extend({ fraction: z.number().min(0).max(1) }).strict().optional() }).strict();
 export const RoundOpenSchema = z.object({ roundId: RoundIdSchema, checkinMs: z.number().int().min(0).max(3_600_000), task: z.enum(OPEN_TASKS).optional() }).strict();
 export const RoundNotSelectedSchema = z.object({ roundId: RoundIdSchema }).strict();
 export const RoundClosedSchema = z.object({ roundId: RoundIdSchema, status: z.enum(['committed', 'aborted']), reason: z.string().max(2_000).optional(), modelVersion: z.number().int().min(1).optional() }).strict();
@@ -559,6 +568,20 @@ export const RoundRecordSchema = z.object({
     .optional(),
 });
 export type RoundRecord = z.infer<typeof RoundRecordSchema>;
+
+/**
+ * Which version devices profile with (issue 18): the serving version, promoted explicitly or by a
+ * paired federated evaluation, apart from the latest trained one; and optionally a candidate that
+ * a deterministic share of devices (by a key of their own, not per page load) profiles with.
+ */
+export interface ServingPointer {
+  version: number;
+  parameters: number;
+  promotedAt: string;
+  /** How it was promoted: the evaluation round whose comparison allowed it, or an operator's override. */
+  reason: string;
+  candidate: { version: number; parameters: number; fraction: number } | null;
+}
 
 export const ModelRecordSchema = z.object({
   version: ModelVersionSchema,
