@@ -19,6 +19,9 @@ import type { runFleet } from '../../client/node/simulator.ts';
 import type { EmbeddedOptions, startEmbeddedCoordinator } from '../../server/embedded.ts';
 import { defaultMinClients } from '../../shared/protocol/messages.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { EvaluateSummary } from '../../shared/analytics/federated-evaluation.ts';
+import type { EvaluationMetric } from '../../shared/analytics/evaluation.ts';
+import type { HeadName } from '../../shared/model/spec.ts';
 import { calibrateNoise } from '../../shared/privacy/calibrate.ts';
 import { LARGE_ROUND_EPSILON } from '../../shared/protocol/privacy.ts';
 import { buildPrivacyConfig, roundsEpsilon } from '../../shared/privacy/config.ts';
@@ -30,6 +33,7 @@ import { action, CliError, emit, log, parseInteger, parseNumber } from './output
 import { fleetUsers, prepareFleetData } from './simulate.ts';
 
 interface DemoOptions {
+  federatedEvaluation: boolean;
   rounds: string;
   epsilon: string;
   epsilonCap: string;
@@ -250,6 +254,25 @@ function jsonHeads(scores: Record<string, Record<string, number> | undefined>): 
   return out;
 }
 
+/**
+ * The federated evaluation's lines: what the devices measured on their own data (with the 95 %
+ * interval the DP noise and the sample give) beside the same version's held-out numbers.
+ */
+export function federatedRows(evaluation: RoundRecord, trained: RoundRecord): string[] {
+  if (evaluation.status !== 'committed') return [`federated evaluation (round ${evaluation.id}) ${evaluation.status}: ${evaluation.reason ?? 'no reason'}`];
+  const v = (evaluation.result?.summary as EvaluateSummary | undefined)?.versions[0];
+  const held = trained.metrics?.heads;
+  const cell = (head: string, metric: string): string => {
+    const value = v?.heads[head as HeadName]?.[metric as EvaluationMetric];
+    const range = v?.intervals[head as HeadName]?.[metric as EvaluationMetric];
+    return `${fmt(value)}${range ? ` [${range[0].toFixed(2)}, ${range[1].toFixed(2)}]` : ''} (held-out ${fmt(held?.[head]?.[metric])})`;
+  };
+  return [
+    `federated evaluation of v${trained.modelVersion} by ${evaluation.participants} devices on their own data (round ${evaluation.id}, ${privacyCell(evaluation)}, 95% intervals):`,
+    `  interests microAUC ${cell('interests', 'microAuc')}, recall@5 ${cell('interests', 'recallAt5')}, purchase AUC ${cell('purchase', 'auc')}`,
+  ];
+}
+
 async function waitForRound(server: string, token: string, id: number): Promise<RoundRecord> {
   for (;;) {
     const r = await callApi<RoundRecord>(server, token, 'GET', `/rounds/${id}`);
@@ -278,7 +301,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--server-learning-rate <eta>', 'FedAdam server learning rate', '0.1')
     .option('--dropout <p>', 'per round, each device vanishes with probability p')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
-    .option('--json', 'print { initial, rounds, privacy } as JSON')
+    .option('--no-federated-evaluation', 'skip the federated evaluation round of the last version (devices score it on their own data, under DP + SecAgg+)')
+    .option('--json', 'print { initial, rounds, federatedEvaluation, privacy } as JSON')
     .action(
       action(async (options: DemoOptions, command: Command) => {
         const int = parseInteger;
@@ -378,13 +402,24 @@ export function registerDemoCommand(program: Command): void {
             records.push(record);
             print(roundRow(record));
           }
+          // Federated evaluation of the last private version: the devices score it on their own
+          // examples and send only the metrics' sufficient statistics, under the same DP + SecAgg+.
+          const lastPrivate = [...records].reverse().find((r) => r.status === 'committed' && r.privacy?.mode === 'distributed' && r.modelVersion !== null);
+          let federated: RoundRecord | null = null;
+          if (options.federatedEvaluation && lastPrivate?.modelVersion) {
+            const { train: _train, aggregation: _aggregation, ...shape } = plan.spec;
+            const { rounds: [evaluation] } = await callApi<{ rounds: RoundRecord[] }>(coordinator.url, tokens.operator, 'POST', '/rounds', { ...shape, rounds: 1, task: 'analytics', query: { statistic: 'evaluate', versions: [lastPrivate.modelVersion] } });
+            federated = await waitForRound(coordinator.url, tokens.auditor, (evaluation as RoundRecord).id);
+            records.push(federated);
+            for (const line of federatedRows(federated, lastPrivate)) print(line);
+          }
           // A model committed without DP makes every later total unbounded, as the ledger counts it.
           const withoutDp = records.some((r) => r.status === 'committed' && (!r.privacy || r.privacy.mode === 'none'));
           const last = [...records].reverse().find((r) => r.privacy?.released);
           const cumulative = withoutDp ? null : (last?.privacy?.epsilonCumulative ?? null);
           const spent = last || withoutDp ? (cumulative === null ? 'unbounded (a model was released without DP)' : cumulative.toFixed(2)) : '0';
           print(`privacy: cumulative epsilon ${spent} at delta ${cap.delta}, ${baselineRounds > 0 ? 'no deployment cap (baseline rounds)' : `deployment cap ${cap.epsilon}`}`);
-          if (options.json) emit(options, { initial: { modelVersion: 1, metrics: { heads: initial } }, rounds: records, privacy: { epsilonCumulative: last || withoutDp ? cumulative : 0, delta: cap.delta, cap: baselineRounds > 0 ? null : cap, plan: { noiseMultiplier: plan.noiseMultiplier, samplingRate: plan.samplingRate, population: plan.population, t: plan.t, epsilonPerRound: plan.epsilonPerRound, epsilon: plan.epsilon, epsilonUnamplified: plan.epsilonUnamplified } } }, () => '');
+          if (options.json) emit(options, { initial: { modelVersion: 1, metrics: { heads: initial } }, rounds: records.filter((r) => r !== federated), federatedEvaluation: federated, privacy: { epsilonCumulative: last || withoutDp ? cumulative : 0, delta: cap.delta, cap: baselineRounds > 0 ? null : cap, plan: { noiseMultiplier: plan.noiseMultiplier, samplingRate: plan.samplingRate, population: plan.population, t: plan.t, epsilonPerRound: plan.epsilonPerRound, epsilon: plan.epsilon, epsilonUnamplified: plan.epsilonUnamplified } } }, () => '');
           if (options.exit) return;
           const dashboard = `${coordinator.url}/dashboard/#token=${tokens.auditor}`;
           log(`serving on ${coordinator.url} (data in ${dataDir}${temporary ? ', removed on exit; --data-dir keeps it' : ''}); dashboard: ${dashboard}`);

@@ -19,6 +19,7 @@ const bin = path.resolve('bin/portrait.js');
 interface DemoJson {
   initial: { modelVersion: number; metrics: { heads: Record<string, Record<string, number | null>> } };
   rounds: RoundRecord[];
+  federatedEvaluation: RoundRecord | null;
   privacy: { epsilonCumulative: number | null; delta: number; cap: { epsilon: number; delta: number } | null; plan: { noiseMultiplier: number; samplingRate: number; population: number; t: number; epsilonPerRound: number; epsilon: number } };
 }
 
@@ -60,11 +61,17 @@ describe('portrait demo (real CLI process)', () => {
 
   it('by default runs under the deployment cap, which audit verify reads from the data directory', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-demo-it-'));
-    const { stdout } = await run(process.execPath, [bin, 'demo', '--rounds', '1', '--exit', '--json', '--port', '0', '--users', '400', '--clients-per-round', '30', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 150_000 });
+    const { stdout, stderr } = await run(process.execPath, [bin, 'demo', '--rounds', '1', '--exit', '--json', '--port', '0', '--users', '400', '--clients-per-round', '30', '--data-dir', dataDir], { maxBuffer: 1 << 24, timeout: 150_000 });
     const demo = JSON.parse(stdout) as DemoJson;
     expect(demo.privacy.cap).toEqual({ epsilon: 8, delta: 1e-6 });
     expect(demo.rounds.map((r) => [r.status, r.privacy?.mode])).toEqual([['committed', 'distributed']]);
-    expect(demo.privacy.epsilonCumulative).toBe(demo.rounds[0]!.privacy?.epsilonCumulative);
+    // Then the devices evaluated the trained version on their own data, under DP + SecAgg+, also in the ledger.
+    const federated = demo.federatedEvaluation!;
+    expect(federated).toMatchObject({ status: 'committed', config: { task: 'analytics', query: { statistic: 'evaluate', versions: [demo.rounds[0]!.modelVersion] } }, privacy: { mode: 'distributed', secagg: 'on', released: true } });
+    expect(federated.result?.summary).toMatchObject({ statistic: 'evaluate', versions: [{ version: demo.rounds[0]!.modelVersion }] });
+    expect(stderr).toMatch(/federated evaluation of v2 by \d+ devices on their own data .*\n {2}interests microAUC .*\(held-out 0\.\d{4}\)/);
+    expect(demo.privacy.epsilonCumulative).toBe(federated.privacy?.epsilonCumulative);
+    expect(demo.privacy.epsilonCumulative).toBeGreaterThan(demo.rounds[0]!.privacy?.epsilonCumulative as number);
     // The cap is the data directory's (the compliance page and the ledger's budget checks read it); the ledger verifies.
     expect(JSON.parse(fs.readFileSync(path.join(dataDir, 'budget-cap.json'), 'utf8'))).toMatchObject({ cap: { epsilon: 8, delta: 1e-6 } });
     const verify = await run(process.execPath, [bin, 'audit', 'verify', '--data-dir', dataDir, '--json'], { maxBuffer: 1 << 24, timeout: 60_000 });
