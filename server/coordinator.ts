@@ -56,6 +56,11 @@ export interface CoordinatorOptions {
   initialModel?: InitialModel;
   evaluation?: EvaluationSet;
   /**
+   * The dataset of shoppers' events this coordinator was given (`--dataset`, the demo's synthetic
+   * population): simulation only, and marked on the record of every round it runs.
+   */
+  simulationDataset?: string;
+  /**
    * Which version devices profile with: `latest` (default; the demo) follows training until a
    * version is promoted; `promoted` (a shop's production) pins the version of the first start, so
    * a newly trained or bootstrapped version is served only once promoted (server/promotion.ts).
@@ -136,7 +141,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Every stored version's files against its publication entry; a start refuses when they disagree.
   const publications = await ledgerHook?.enterUnrecordedPublications(options.models);
   if (publications) log(`privacy ledger: entered the publication of ${publications} model version(s) it lacked`);
-  const runner = new RoundRunner({ ...runnerOptions, ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
+  const runner = new RoundRunner({ ...runnerOptions, ...(options.simulationDataset ? { simulationDataset: options.simulationDataset } : {}), ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
   sockets.attach(runner);
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
   if (options.servingPolicy === 'promoted' && !registry.serving) {

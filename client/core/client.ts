@@ -371,7 +371,8 @@ export class FederatedClient {
         await this.decline(message.roundId, 'this device has no data source for analytics queries', 'QUERY_NOT_SUPPORTED', message.checkinMs);
         return;
       }
-      if (message.task !== 'analytics' && !(await this.hasExamples())) {
+      // An analytics query or an evaluation counts every selected device, one without examples as zeros.
+      if (message.task !== 'analytics' && message.task !== 'evaluate' && !(await this.hasExamples())) {
         // Say so, so check-in can close without waiting for this device; it is never selected.
         await this.decline(message.roundId, 'no training examples on this device', 'NO_EXAMPLES', message.checkinMs);
         return;
@@ -481,7 +482,6 @@ export class FederatedClient {
         // The query's contribution, from this device's own data, takes the place of a model update and leaves the same way.
         const started = this.clock();
         const contribution = query.statistic === 'evaluate' ? await this.scoreVersions(query) : deviceContribution(query, await (source as NonNullable<typeof source>)());
-        if (contribution === null) return await this.decline(round.roundId, 'no examples to evaluate on this device: leaving the round', 'NO_EXAMPLES', deadline - this.clock());
         this.emit({ type: 'trained', roundId: round.roundId, examples: 1, ms: this.clock() - started });
         return await this.send(round, privacy, contribution, 1, deadline);
       }
@@ -513,14 +513,14 @@ export class FederatedClient {
   /**
    * A federated evaluation: each version of the query scored on this device's own examples (built
    * with that version's vocabulary and windows), as the sufficient statistics of the metrics
-   * (shared/analytics/federated-evaluation.ts). Null when the device has no example to score.
+   * (shared/analytics/federated-evaluation.ts). A device with no example to score contributes
+   * zeros: leaving a SecAgg+ round once selected costs the others share holders.
    */
-  private async scoreVersions(query: EvaluateQuery): Promise<Float32Array | null> {
+  private async scoreVersions(query: EvaluateQuery): Promise<Float32Array> {
     const scored = [];
     for (const block of evaluateBlocks(query)) {
       const { model } = await this.models.ensure(block.version, `/models/${block.version}/model.json`, block.parameters);
       const examples = await this.examplesForConfig(model.config);
-      if (examples.length === 0) return null;
       scored.push({ config: model.config, rows: predictExamples(model.model, model.config, examples), examples });
     }
     return evaluateContribution(query, scored);

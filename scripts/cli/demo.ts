@@ -254,6 +254,39 @@ function jsonHeads(scores: Record<string, Record<string, number> | undefined>): 
   return out;
 }
 
+/** Epsilon the demo's federated evaluation round spends (amplified by its sampling), at the demo's delta. */
+export const DEMO_EVALUATION_EPSILON = 1;
+
+/**
+ * The demo's federated evaluation round: more devices than a training round (each sampled with
+ * q = min(1, 6K / devices)), one example each (the contribution's bound, hence the noise, is that
+ * of one example) and 16 score bins, with the noise multiplier for which the round alone spends
+ * DEMO_EVALUATION_EPSILON. Signal grows with the devices while the noise does not: a training
+ * round's cohort under its own noise leaves every metric below the noise.
+ */
+export function planEvaluationRound(input: { population: number; clientsPerRound: number; delta: number; version: number }): Omit<LaunchRequest, 'rounds'> {
+  const { population, delta } = input;
+  const q = Math.min(1, (6 * input.clientsPerRound) / population);
+  const expected = Math.max(3, Math.round(q * population));
+  const t = Math.max(3, Math.floor(expected - 3 * Math.sqrt(expected * (1 - q))));
+  // The epsilon of one round does not depend on the clip (the noise scales with it) and barely on the dimension (the slack term).
+  const config = (noiseMultiplier: number) =>
+    buildPrivacyConfig({ mode: 'distributed', clip: 1, noiseMultiplier, minSurvivors: t, delta, population, dimension: 2048, samplingRate: q, poissonSampling: q < 1, expectedClients: expected, rotation: true });
+  const calibrated = calibrateNoise(DEMO_EVALUATION_EPSILON, (z) => roundsEpsilon(config(z), 1), 1e-4).noiseMultiplier;
+  const noiseMultiplier = Math.ceil(calibrated * 100) / 100;
+  return {
+    task: 'analytics',
+    query: { statistic: 'evaluate', versions: [input.version], examplesPerDevice: 1, bins: 16 },
+    clientsPerRound: expected,
+    minClients: t,
+    selection: 'poisson',
+    samplingRate: q,
+    deadlines: { checkinMs: 30_000, trainingMs: 90_000 },
+    privacy: { mode: 'distributed', noiseMultiplier, delta, t, population },
+    secagg: 'on',
+  };
+}
+
 /**
  * The federated evaluation's lines: what the devices measured on their own data (with the 95 %
  * interval the DP noise and the sample give) beside the same version's held-out numbers.
@@ -353,6 +386,7 @@ export function registerDemoCommand(program: Command): void {
               port,
               initialModel: { config: modelConfig, seed: 1 },
               evaluation: { users: prepared.users.test, startDay: dataset.startDay },
+              simulationDataset: `synthetic:${options.users}`,
               // A cap admits no release without DP, so opted-in baseline rounds run without one.
               ...(baselineRounds > 0 ? { allowNoDp: true } : { epsilonCap: cap }),
               demoShopTokens: true,
@@ -407,8 +441,8 @@ export function registerDemoCommand(program: Command): void {
           const lastPrivate = [...records].reverse().find((r) => r.status === 'committed' && r.privacy?.mode === 'distributed' && r.modelVersion !== null);
           let federated: RoundRecord | null = null;
           if (options.federatedEvaluation && lastPrivate?.modelVersion) {
-            const { train: _train, aggregation: _aggregation, ...shape } = plan.spec;
-            const { rounds: [evaluation] } = await callApi<{ rounds: RoundRecord[] }>(coordinator.url, tokens.operator, 'POST', '/rounds', { ...shape, rounds: 1, task: 'analytics', query: { statistic: 'evaluate', versions: [lastPrivate.modelVersion] } });
+            const evaluationSpec = planEvaluationRound({ population: plan.population, clientsPerRound, delta: cap.delta, version: lastPrivate.modelVersion });
+            const { rounds: [evaluation] } = await callApi<{ rounds: RoundRecord[] }>(coordinator.url, tokens.operator, 'POST', '/rounds', { ...evaluationSpec, rounds: 1 });
             federated = await waitForRound(coordinator.url, tokens.auditor, (evaluation as RoundRecord).id);
             records.push(federated);
             for (const line of federatedRows(federated, lastPrivate)) print(line);

@@ -119,7 +119,7 @@ export function registerServerCommand(program: Command): void {
         const { useNodeBackend } = await import('../../client/node/tfjs-backend.ts');
         await useNodeBackend(options.backend);
         let config: ModelConfig;
-        let evaluation: Pick<EmbeddedOptions, 'evaluation'> = {};
+        let evaluation: Pick<EmbeddedOptions, 'evaluation' | 'simulationDataset'> = {};
         if (catalogConfig !== undefined) config = catalogConfig;
         else {
           const spec = options.dataset ?? DEFAULT_DATASET;
@@ -127,7 +127,7 @@ export function registerServerCommand(program: Command): void {
           const dataset = await loadDatasetArg(spec);
           const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
           config = modelConfigFor(prepared, data, 'mlp', false);
-          if (options.evaluation) evaluation = { evaluation: { users: prepared.users.test, startDay: dataset.startDay } };
+          evaluation = { simulationDataset: spec, ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}) };
         }
         if (production) log('production mode: no user events on this server (vocabulary from the catalog, no held-out evaluation); rounds without DP or under central DP are refused');
         const dataDir = path.resolve(options.dataDir);

@@ -66,6 +66,8 @@ export interface RunnerOptions {
   rounds: RoundStore;
   registry: ModelRegistry;
   transport: RoundTransport;
+  /** The dataset of shoppers' events this coordinator holds (simulation only), marked on every round it runs. */
+  simulationDataset?: string;
   /** Held-out examples for a model config (built with its vocabulary), scored after each commit. */
   evaluation?: (config: ModelConfig) => readonly Example[];
   /** Wall clock in ms. */
@@ -386,7 +388,8 @@ export class RoundRunner {
       const analytics: AnalyticsQuery | null = record.config.task === 'analytics' && record.config.query ? record.config.query : null;
       const dimension = roundDimension(record.config, registry.parameters);
       await this.options.ledger?.beforeStart(record, dimension);
-      await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base });
+      const simulation = this.options.simulationDataset;
+      await rounds.update(record.id, { status: 'running', stage: 'checkin', startedAt: this.iso(), baseModelVersion: base, ...(simulation ? { simulation: { dataset: simulation } } : {}) });
       log(`round ${record.id}: check-in open for ${record.config.deadlines.checkinMs} ms (model v${base})`);
       transport.broadcastRoundOpen({ roundId: record.id, checkinMs: record.config.deadlines.checkinMs, ...openTask(record.config) });
       await this.waitUntil(() => checkinComplete(this.current as RoundState, clock(), transport.connectedClients()), () => (this.current as RoundState).stageEndsAt);

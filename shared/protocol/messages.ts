@@ -558,6 +558,11 @@ export const RoundRecordSchema = z.object({
     .nullable(),
   privacy: RoundPrivacyRecordSchema.optional(),
   secagg: SecAggRecordSchema.nullable().optional(),
+  /**
+   * Set when the coordinator held shoppers' events (`portrait server --dataset`, the demo): the
+   * dataset it held; its held-out metrics come from them. Absent on a production coordinator.
+   */
+  simulation: z.object({ dataset: z.string() }).optional(),
   /** Analytics rounds: the released result (shared/analytics/queries.ts). */
   result: z.custom<AnalyticsResult>((v) => typeof v === 'object' && v !== null).optional(),
   /** Devices that declined the round or left it once selected, by the reason code they gave (absent: none did). */

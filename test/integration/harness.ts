@@ -54,6 +54,7 @@ export async function startTestCoordinator(dataDir: string, options: Partial<Emb
     dataDir,
     initialModel: { config: pop.config, seed: 1 },
     evaluation: { users: pop.prepared.users.test, startDay: pop.dataset.startDay },
+    simulationDataset: 'synthetic:60',
     // The plain-behaviour tests launch `none` rounds (FAST); privacy.test.ts turns this off.
     allowNoDp: true,
     ...options,

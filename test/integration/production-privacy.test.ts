@@ -54,6 +54,7 @@ describe('a production cycle: what the coordinator receives', () => {
     coordinator = await startTestCoordinator(tempDataDir(), {
       initialModel: { config: modelConfigForVocabulary(vocabulary, dataConfig(), 'mlp', false), seed: 1 },
       evaluation: undefined,
+      simulationDataset: undefined,
       allowNoDp: false,
       servingPolicy: 'promoted',
       catalogCategories: categories,
@@ -100,6 +101,8 @@ describe('a production cycle: what the coordinator receives', () => {
   it('ran the whole cycle: three queries, a bootstrap version, a training round, a federated evaluation, a promotion', () => {
     expect(rounds.map((r) => r.config.task === 'analytics' ? r.config.query?.statistic : 'train')).toEqual(['category-counts', 'log-price-moments', 'spend-histogram', 'train', 'evaluate']);
     expect(rounds.every((r) => r.privacy?.mode === 'distributed' && r.secagg?.survivors === N)).toBe(true);
+    // A production coordinator holds no dataset: no round is marked as a simulation, none has held-out metrics.
+    expect(rounds.every((r) => r.simulation === undefined && !r.metrics?.heads)).toBe(true);
     expect(residues.size).toBe(rounds.length);
   });
 

@@ -56,6 +56,8 @@ describe('federated rounds end to end', () => {
       expect(r.modelVersion).toBe(i + 2);
       expect(r.durationMs).toBeGreaterThan(0);
       expect(r.config.clientsPerRound).toBe(5);
+      // The coordinator holds a dataset's events (its held-out users): every round says it is a simulation.
+      expect(r.simulation).toEqual({ dataset: 'synthetic:60' });
       expect(r.metrics?.aggregate?.updateNorm).toBeGreaterThan(0);
       const interests = r.metrics?.heads?.interests;
       expect(interests?.examples).toBeGreaterThan(0);
