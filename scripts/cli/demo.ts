@@ -259,14 +259,14 @@ export const DEMO_EVALUATION_EPSILON = 1;
 
 /**
  * The demo's federated evaluation round: more devices than a training round (each sampled with
- * q = min(1, 6K / devices)), one example each (the contribution's bound, hence the noise, is that
+ * q = min(1, 3K / devices)), one example each (the contribution's bound, hence the noise, is that
  * of one example) and 16 score bins, with the noise multiplier for which the round alone spends
  * DEMO_EVALUATION_EPSILON. Signal grows with the devices while the noise does not: a training
  * round's cohort under its own noise leaves every metric below the noise.
  */
 export function planEvaluationRound(input: { population: number; clientsPerRound: number; delta: number; version: number }): Omit<LaunchRequest, 'rounds'> {
   const { population, delta } = input;
-  const q = Math.min(1, (6 * input.clientsPerRound) / population);
+  const q = Math.min(1, (3 * input.clientsPerRound) / population);
   const expected = Math.max(3, Math.round(q * population));
   const t = Math.max(3, Math.floor(expected - 3 * Math.sqrt(expected * (1 - q))));
   // The epsilon of one round does not depend on the clip (the noise scales with it) and barely on the dimension (the slack term).
@@ -283,7 +283,9 @@ export function planEvaluationRound(input: { population: number; clientsPerRound
     samplingRate: q,
     deadlines: { checkinMs: 30_000, trainingMs: 90_000 },
     privacy: { mode: 'distributed', noiseMultiplier, delta, t, population },
-    secagg: 'on',
+    // The simulated fleet computes every device's SecAgg+ shares on this machine's cores (a real
+    // device computes only its own): a cohort three times a training round's needs longer stages.
+    secagg: { mode: 'on', stageMs: 60_000 },
   };
 }
 
