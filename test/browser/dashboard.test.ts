@@ -13,6 +13,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
+import type { EvaluateSummary } from '../../shared/analytics/federated-evaluation.ts';
 import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
 import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from '../integration/harness.ts';
 import type { TestClient, TestCoordinator } from '../integration/harness.ts';
@@ -184,6 +185,50 @@ describe.runIf(run)('dashboard pages in Chromium', () => {
     await dashboard.page.screenshot({ path: artifactPath('dashboard', 'rounds.png'), fullPage: true });
     expect(dashboard.errors).toEqual([]);
   }, 180_000);
+
+});
+
+describe.runIf(run)('federated evaluation on the dashboard in Chromium', () => {
+  let coordinator: TestCoordinator;
+  let context: BrowserContext;
+  let clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    await useNodeBackend();
+    coordinator = await startTestCoordinator(tempDataDir());
+    clients = await startClients(coordinator, 4);
+    context = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    stopAll(clients);
+    await coordinator?.close();
+  });
+
+  it('shows a federated evaluation per version with its intervals and the difference, and the serving version', async () => {
+    const [trained] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, ...FAST });
+    const t = await waitForRound(coordinator, trained!.id, 30_000);
+    expect(t.status, t.reason).toBe('committed');
+    const [evaluated] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, ...FAST, task: 'analytics', query: { statistic: 'evaluate', versions: [1, t.modelVersion!] } });
+    const e = await waitForRound(coordinator, evaluated!.id, 30_000);
+    expect(e.status, e.reason).toBe('committed');
+    const promoted = await api(coordinator, coordinator.operator, 'POST', '/api/v1/models/promote', { version: 1, force: true, reason: 'dashboard test' });
+    expect(promoted.status).toBe(200);
+
+    const dashboard = await openPage(context, `${coordinator.url}/dashboard/#token=${coordinator.auditor}`);
+    await dashboard.page.waitForSelector(`#rounds tr[data-round="${e.id}"] td.federated`);
+    const cells = await dashboard.page.$$eval(`#rounds tr[data-round="${e.id}"] td`, (tds) => tds.map((td) => td.textContent ?? ''));
+    expect(cells[6]).toBe('analytics: evaluate');
+    const summary = e.result!.summary as EvaluateSummary;
+    const micro = (v: number) => summary.versions.find((x) => x.version === v)!.heads.interests!.microAuc!.toFixed(4);
+    expect(cells[9]).toContain(`v1 ${micro(1)} [`);
+    expect(cells[9]).toContain(`v${t.modelVersion} ${micro(t.modelVersion!)} [`);
+    expect(cells[9]).toMatch(/Δ [+-]\d\.\d{4} \[/);
+    expect(await dashboard.page.textContent('#status-line')).toMatch(new RegExp(`^model v${t.modelVersion} \\(\\d+ parameters\\) · serving v1 · `));
+    await dashboard.page.screenshot({ path: artifactPath('dashboard', 'federated-evaluation.png'), fullPage: true });
+    expect(dashboard.errors).toEqual([]);
+  }, 90_000);
 });
 
 describe.runIf(run)('compliance page against a deployment cap in Chromium', () => {

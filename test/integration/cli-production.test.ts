@@ -39,7 +39,7 @@ function json<T>(r: Run): T {
 }
 
 function stop(child: ChildProcessWithoutNullStreams | undefined): Promise<void> {
-  if (!child || child.exitCode !== null) return Promise.resolve();
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');

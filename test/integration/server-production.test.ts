@@ -71,7 +71,8 @@ function startServer(args: string[]): Promise<Started> {
 }
 
 function stop(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null) return Promise.resolve();
+  // Exited, normally or by a signal (a process killed by one has a null exitCode and its 'exit' is past).
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
