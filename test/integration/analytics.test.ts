@@ -17,28 +17,18 @@ import type { ClientSocket } from '../../client/core/client.ts';
 import { deviceContribution, planQuery } from '../../shared/analytics/queries.ts';
 import type { AnalyticsQueryInput } from '../../shared/analytics/queries.ts';
 import { AnalyticsQuerySchema } from '../../shared/analytics/queries.ts';
-import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
-import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import { randomId } from '../../shared/protocol/enrollment.ts';
 import type { Ack, LaunchRequest, RoundConfigMessage, RoundRecord } from '../../shared/protocol/messages.ts';
 import { encodeWeights } from '../../shared/protocol/weights.ts';
 import { auditCli, auditJson } from './audit-cli.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
-import { api, FAST, launch, rawSocket, SECAGG_FIVE, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
+import { api, ledgerRounds, FAST, launch, rawSocket, SECAGG_FIVE, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 const N = 5;
 
 function send(socket: ClientSocket, event: 'checkin' | 'update', payload: unknown): Promise<Ack> {
   return new Promise((resolve) => (socket.emit as (e: string, p: unknown, cb: (a: Ack) => void) => void)(event, payload, resolve));
-}
-
-async function ledgerRounds(coordinator: TestCoordinator, roundId: number): Promise<RoundEntry['round'][]> {
-  const res = await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger');
-  return res.body.entries
-    .map((e) => LedgerEntrySchema.parse(e))
-    .filter((e): e is RoundEntry => e.kind === 'round' && e.round.roundId === roundId)
-    .map((e) => e.round);
 }
 
 describe('federated analytics rounds', () => {

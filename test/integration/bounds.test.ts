@@ -16,14 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { ClientSocket } from '../../client/core/client.ts';
 import { MAX_ABS_MODEL_WEIGHT } from '../../server/aggregation/bounds.ts';
-import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
-import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import { randomId } from '../../shared/protocol/enrollment.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
 import type { Ack, LaunchRequest, RoundConfigMessage, RoundRecord } from '../../shared/protocol/messages.ts';
 import { encodeResidues, encodeWeights } from '../../shared/protocol/weights.ts';
 import type { TestClient, TestCoordinator } from './harness.ts';
-import { api, FAST, launch, rawSocket, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
+import { api, ledgerRounds, FAST, launch, rawSocket, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from './harness.ts';
 
 function send(socket: ClientSocket, event: 'checkin' | 'update', payload: unknown): Promise<Ack> {
   return new Promise((resolve) => (socket.emit as (e: string, p: unknown, cb: (a: Ack) => void) => void)(event, payload, resolve));
@@ -42,14 +40,6 @@ async function servedWeights(coordinator: TestCoordinator): Promise<{ version: n
   const current = (await (await fetch(`${coordinator.url}/models/current`)).json()) as { version: number };
   const bytes = new Uint8Array(await (await fetch(`${coordinator.url}/models/${current.version}/weights.bin`)).arrayBuffer());
   return { version: current.version, weights: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
-}
-
-async function ledgerRounds(coordinator: TestCoordinator, roundId: number): Promise<RoundEntry['round'][]> {
-  const res = await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger');
-  return res.body.entries
-    .map((e) => LedgerEntrySchema.parse(e))
-    .filter((e): e is RoundEntry => e.kind === 'round' && e.round.roundId === roundId)
-    .map((e) => e.round);
 }
 
 function maxAbs(values: Float32Array): number {

@@ -17,6 +17,8 @@ import { featureContext } from '../../shared/features/extract.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
+import type { RoundEntry } from '../../shared/ledger/entry.ts';
 import { issueEnrollmentToken } from '../../shared/protocol/enrollment.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { loadOrCreatePlatformKey } from '../../server/auth/platform-key.ts';
@@ -152,6 +154,15 @@ export async function rawSocket(coordinator: { url: string }, token: string | un
     socket.once('connect_error', (err) => reject(err));
   });
   return socket;
+}
+
+/** The ledger's round entries of one round (its release, its abort), read as an auditor. */
+export async function ledgerRounds(coordinator: TestCoordinator, roundId: number): Promise<RoundEntry['round'][]> {
+  const res = await api<{ entries: unknown[] }>(coordinator, coordinator.auditor, 'GET', '/api/v1/ledger');
+  return res.body.entries
+    .map((e) => LedgerEntrySchema.parse(e))
+    .filter((e): e is RoundEntry => e.kind === 'round' && e.round.roundId === roundId)
+    .map((e) => e.round);
 }
 
 export function stopAll(clients: readonly TestClient[]): void {
