@@ -66,6 +66,8 @@ export interface CoordinatorOptions {
    * a newly trained or bootstrapped version is served only once promoted (server/promotion.ts).
    */
   servingPolicy?: 'latest' | 'promoted';
+  /** Fewest devices a segment query may run over (default MIN_SEGMENT_COHORT, shared/analytics/segments.ts); tests lower it. */
+  minSegmentCohort?: number;
   /**
    * The shop's public catalog categories (`portrait server --catalog`): what a category-counts
    * analytics query counts over when its launch gives no list; default the serving model's vocabulary.
@@ -151,6 +153,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
   const promotionDeps = { rounds: options.rounds, registry, ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}), announce: () => sockets.announceModel(runner.announcement()), clock };
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
+    ...(options.minSegmentCohort !== undefined ? { minSegmentCohort: options.minSegmentCohort } : {}),
     promoteModel: (body: unknown) => promoteVersion(promotionDeps, body),
     rolloutModel: (body: unknown) => rolloutVersion(promotionDeps, body),
     bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce: () => sockets.announceModel(runner.announcement()), clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };

@@ -12,6 +12,7 @@ import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
 import { MAX_QUERY_CATEGORIES, queryBound } from '../shared/analytics/queries.ts';
+import { MIN_SEGMENT_COHORT } from '../shared/analytics/segments.ts';
 import { evaluationBlock } from '../shared/analytics/federated-evaluation.ts';
 import { configFromModelJson } from '../shared/model/artifacts.ts';
 import type { BootstrapReply } from './bootstrap.ts';
@@ -56,6 +57,8 @@ export interface HttpOptions {
   rolloutModel?: (body: unknown) => Promise<ServingPointer>;
   /** POST /api/v1/models/bootstrap (server/bootstrap.ts): a version whose vocabulary comes from released analytics rounds. */
   bootstrapModel?: (body: unknown) => Promise<BootstrapReply>;
+  /** Fewest devices a segment query may run over (default MIN_SEGMENT_COHORT). */
+  minSegmentCohort?: number;
   /** What a category-counts query counts over when its launch gives no list (the shop's catalog); default the serving model's vocabulary. */
   catalogCategories?: readonly string[];
   /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
@@ -196,6 +199,18 @@ export function createHttpApp(options: HttpOptions): express.Express {
       const categories = [...(options.catalogCategories ?? options.registry.current.config.vocabulary.categories)];
       if (categories.length > MAX_QUERY_CATEGORIES) throw new ProtocolError('INVALID_ARGUMENT', `"query.categories": the catalog has ${categories.length} categories, more than the ${MAX_QUERY_CATEGORIES} one query may count over; give a list`);
       spec.query = { ...spec.query, categories };
+    }
+    if (spec.query?.statistic === 'segments') {
+      if (spec.query.version !== undefined || spec.query.categories !== undefined || spec.query.parameters !== undefined) throw new ProtocolError('INVALID_ARGUMENT', '"query.version": a segment query counts portraits of the serving version, which the coordinator fills in; a launch names only "by" and "minCount"');
+      // A narrow query could single out a few shoppers: refused before it runs.
+      const minCohort = options.minSegmentCohort ?? MIN_SEGMENT_COHORT;
+      if (spec.clientsPerRound < minCohort) throw new ProtocolError('INVALID_ARGUMENT', `"clientsPerRound": a segment query needs a cohort of at least ${minCohort} devices, got ${spec.clientsPerRound}`);
+      const serving = options.registry.serving;
+      const version = serving?.version ?? options.registry.current.record.version;
+      const parameters = serving?.parameters ?? options.registry.current.record.parameters;
+      const files = await options.registry.store.files(version);
+      if (!files) throw new ProtocolError('NOT_FOUND', `the serving model version ${version} has no files`);
+      spec.query = { ...spec.query, version, parameters, categories: [...configFromModelJson(files.modelJson).vocabulary.categories] };
     }
     if (spec.query?.statistic === 'evaluate') {
       const query = spec.query;

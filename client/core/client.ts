@@ -46,7 +46,10 @@ import { cryptoRandomSource } from '../../shared/privacy/random.ts';
 import type { RandomSource } from '../../shared/privacy/random.ts';
 import { ModelCache } from './model-cache.ts';
 import { AnalyticsQuerySchema, deviceContribution, evaluateBlocks } from '../../shared/analytics/queries.ts';
-import type { EvaluateQuery } from '../../shared/analytics/queries.ts';
+import type { EvaluateQuery, SegmentsQuery } from '../../shared/analytics/queries.ts';
+import { segmentCategories } from '../../shared/analytics/queries.ts';
+import { segmentContribution } from '../../shared/analytics/segments.ts';
+import { computePortrait } from '../../shared/model/portrait.ts';
 import { evaluateContribution } from '../../shared/analytics/federated-evaluation.ts';
 import { predictExamples } from '../../shared/model/evaluate.ts';
 import type { BehaviourEvent } from '../../shared/features/events.ts';
@@ -481,7 +484,7 @@ export class FederatedClient {
       if (query) {
         // The query's contribution, from this device's own data, takes the place of a model update and leaves the same way.
         const started = this.clock();
-        const contribution = query.statistic === 'evaluate' ? await this.scoreVersions(query) : deviceContribution(query, await (source as NonNullable<typeof source>)());
+        const contribution = query.statistic === 'evaluate' ? await this.scoreVersions(query) : query.statistic === 'segments' ? await this.placeInSegment(query, await (source as NonNullable<typeof source>)()) : deviceContribution(query, await (source as NonNullable<typeof source>)());
         this.emit({ type: 'trained', roundId: round.roundId, examples: 1, ms: this.clock() - started });
         return await this.send(round, privacy, contribution, 1, deadline);
       }
@@ -524,6 +527,19 @@ export class FederatedClient {
       scored.push({ config: model.config, rows: predictExamples(model.model, model.config, examples), examples });
     }
     return evaluateContribution(query, scored);
+  }
+
+  /**
+   * A segment report: this device's portrait with the query's (serving) model version, as a
+   * one-hot over the query's cells (shared/analytics/segments.ts); zeros without events. The
+   * portrait itself never leaves the device, only the masked, noised vector.
+   */
+  private async placeInSegment(query: SegmentsQuery, events: readonly BehaviourEvent[]): Promise<Float32Array> {
+    const categories = segmentCategories(query);
+    if (events.length === 0) return segmentContribution(query.by, categories, null);
+    const { model } = await this.models.ensure(query.version as number, `/models/${query.version}/model.json`, query.parameters as number);
+    const portrait = computePortrait(model.model, model.config, events, { historyStartDay: events.reduce((first, e) => Math.min(first, e.day), Number.POSITIVE_INFINITY) });
+    return segmentContribution(query.by, categories, portrait);
   }
 
   /** Sends a round's vector (a model delta or a query's contribution): privatised, masked in a SecAgg+ round, else in one update message. */

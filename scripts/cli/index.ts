@@ -10,6 +10,7 @@ import { registerAuditCommands } from './audit.ts';
 import { registerCentralCommands } from './central.ts';
 import { registerDemoCommand } from './demo.ts';
 import { registerModelCommands } from './model.ts';
+import { registerSegmentCommands } from './segments.ts';
 import { registerPlatformCommands } from './platform.ts';
 import { registerPrivacyCommands } from './privacy.ts';
 import { registerRoundCommands } from './round.ts';
@@ -23,6 +24,7 @@ export function registerCommands(program: Command): void {
   registerServerCommand(program);
   registerRoundCommands(program);
   registerModelCommands(program);
+  registerSegmentCommands(program);
   registerSimulateCommand(program);
   registerDemoCommand(program);
   registerAuditCommands(program);

@@ -14,14 +14,14 @@ import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-c
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 import { describeRound, waitForRounds } from './round.ts';
 
-interface ServerOptions {
+export interface ServerOptions {
   server: string;
   token?: string;
   dataDir?: string;
   json?: boolean;
 }
 
-interface RoundShape {
+export interface RoundShape {
   clientsPerRound: string;
   minClients?: string;
   noiseMultiplier: string;
@@ -31,7 +31,7 @@ interface RoundShape {
   trainingMs: string;
 }
 
-function withServer(command: Command, role: 'operator' | 'auditor'): Command {
+export function withServer(command: Command, role: 'operator' | 'auditor'): Command {
   return command
     .option('--server <url>', 'coordinator URL', DEFAULT_SERVER)
     .option('--token <token>', `${role} API token (or PORTRAIT_TOKEN; default: from --data-dir)`)
@@ -39,7 +39,7 @@ function withServer(command: Command, role: 'operator' | 'auditor'): Command {
     .option('--json', 'print JSON');
 }
 
-function withRoundShape(command: Command): Command {
+export function withRoundShape(command: Command): Command {
   return command
     .option('--clients-per-round <K>', 'devices per analytics round', '100')
     .option('--min-clients <T>', 'abort a round with fewer answers (default 80% of K)')
@@ -51,7 +51,7 @@ function withRoundShape(command: Command): Command {
 }
 
 /** One distributed-DP + SecAgg+ analytics round of `query`, shaped by the flags. */
-function analyticsLaunch(shape: RoundShape, query: LaunchRequest['query']): LaunchRequest {
+export function analyticsLaunch(shape: RoundShape, query: LaunchRequest['query']): LaunchRequest {
   return {
     rounds: 1,
     task: 'analytics',
@@ -68,7 +68,7 @@ function analyticsLaunch(shape: RoundShape, query: LaunchRequest['query']): Laun
   };
 }
 
-async function runRound(options: ServerOptions, token: string, request: LaunchRequest): Promise<RoundRecord> {
+export async function runRound(options: ServerOptions, token: string, request: LaunchRequest): Promise<RoundRecord> {
   const { rounds } = await callApi<{ rounds: RoundRecord[] }>(options.server, token, 'POST', '/rounds', request);
   const [done] = await waitForRounds(options.server, token, rounds.map((r) => r.id), false);
   if (!done || done.status !== 'committed') throw new CliError('ABORTED', `round ${done?.id ?? '?'} did not commit: ${done?.reason ?? 'unknown'}`);

@@ -132,6 +132,10 @@ export function describeResult(result: AnalyticsResult): string {
       return `${head}; ${interval(s.events, 0)} priced events, log1p price mean ${interval(s.mean, 3)}, std ${interval(s.std, 3)}`;
     case 'spend-histogram':
       return `${head}; ${interval(s.buyers, 0)} buyers, ${s.quantiles.map((q) => `q${q.q.toFixed(2)} ${interval(q.logPrice, 3)}`).join(', ')} (log1p price)`;
+    case 'segments': {
+      const shown = s.cells.filter((c) => !c.suppressed);
+      return `${head}; ${interval(s.devices, 0)} devices by ${s.by.join(' × ')}: ${shown.slice(0, 6).map((c) => `${c.labels.join('/')} ${interval(c.count, 0)}`).join(', ')}${shown.length > 6 ? ', …' : ''} (${s.cells.length - shown.length} of ${s.cells.length} cells below ${s.minCount}, suppressed)`;
+    }
     case 'evaluate': {
       const metric = (value: number | null | undefined, range: [number, number] | null | undefined) => (value == null ? 'n/a' : `${value.toFixed(4)}${range ? ` [${range[0].toFixed(4)}, ${range[1].toFixed(4)}]` : ''}`);
       const versions = s.versions.map((v) => `v${v.version}: interests microAUC ${metric(v.heads.interests?.microAuc, v.intervals.interests?.microAuc)}, recall@5 ${metric(v.heads.interests?.recallAt5, v.intervals.interests?.recallAt5)}, purchase AUC ${metric(v.heads.purchase?.auc, v.intervals.purchase?.auc)}`);

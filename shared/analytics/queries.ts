@@ -17,6 +17,8 @@ import type { BehaviourEvent } from '../features/events.ts';
 import { logPrice } from '../features/vocabulary.ts';
 import { SeededRandom } from '../features/seeded-random.ts';
 import type { EvaluateSummary } from './federated-evaluation.ts';
+import { DEFAULT_MIN_CELL_COUNT, dimensionLabels, SEGMENT_DIMENSIONS, segmentCells } from './segments.ts';
+import type { SegmentDimension } from './segments.ts';
 
 /** Largest category list a `category-counts` query may carry (it goes to every selected device). */
 export const MAX_QUERY_CATEGORIES = 20_000;
@@ -94,10 +96,32 @@ export const EvaluateQuerySchema = z
   .strict();
 export type EvaluateQuery = z.infer<typeof EvaluateQuerySchema>;
 
-export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema]);
+/**
+ * A segment report (segments.ts): shoppers per cell of `by` (e.g. interest × propensity), each
+ * device placing itself by its own portrait from the serving version. `version`, `parameters`
+ * and `categories` are filled in by the coordinator at launch (the serving version's).
+ */
+export const SegmentsQuerySchema = z
+  .object({
+    statistic: z.literal('segments'),
+    by: z
+      .array(z.enum(SEGMENT_DIMENSIONS))
+      .min(1)
+      .max(3)
+      .refine((d) => new Set(d).size === d.length, 'expected distinct dimensions'),
+    /** Cells whose released count is below this are suppressed (reported without a value). */
+    minCount: z.number().min(0).max(1e6).default(DEFAULT_MIN_CELL_COUNT),
+    version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+    parameters: z.number().int().min(1).max(2 ** 28).optional(),
+    categories: z.array(z.string().min(1).max(128)).min(1).max(MAX_QUERY_CATEGORIES).optional(),
+  })
+  .strict();
+export type SegmentsQuery = z.infer<typeof SegmentsQuerySchema>;
+
+export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema, SegmentsQuerySchema]);
 export type AnalyticsQuery = z.infer<typeof AnalyticsQuerySchema>;
 export type AnalyticsQueryInput = z.input<typeof AnalyticsQuerySchema>;
-export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram', 'evaluate'] as const;
+export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram', 'evaluate', 'segments'] as const;
 export type AnalyticsStatistic = AnalyticsQuery['statistic'];
 
 /** What the ledger and the round record say about a query: which statistic, its bound and length. */
@@ -117,6 +141,9 @@ export function queryBound(query: AnalyticsQuery): number {
       // (k, Σx/B, Σx²/B²)/m with k ≤ m priced events and 0 ≤ x ≤ B: each cell is in [0, 1].
       return Math.sqrt(3);
     case 'spend-histogram':
+      return 1;
+    case 'segments':
+      // One-hot: a device is in one cell.
       return 1;
     case 'evaluate':
       // The versions' blocks are concatenated: the norm of the whole is at most the root sum of squares of theirs.
@@ -148,7 +175,15 @@ export function planQuery(query: AnalyticsQuery): QueryPlan {
       return { statistic: query.statistic, dimension: query.bins, bound };
     case 'evaluate':
       return { statistic: query.statistic, dimension: evaluateBlocks(query).reduce((n, b) => n + b.dimension, 0), bound };
+    case 'segments':
+      return { statistic: query.statistic, dimension: segmentCells(query.by, segmentCategories(query)), bound };
   }
+}
+
+/** The interest categories of a segments query, once the coordinator has filled in its model version. */
+export function segmentCategories(query: SegmentsQuery): string[] {
+  if (!query.categories || query.version === undefined || query.parameters === undefined) throw new RangeError('"query.version" expected the serving model version and its categories (the coordinator fills them in at launch), got none');
+  return query.categories;
 }
 
 /**
@@ -195,7 +230,8 @@ export function deviceContribution(query: AnalyticsQuery, events: readonly Behav
       return out;
     }
     case 'evaluate':
-      throw new RangeError('"query" evaluate is answered from the device\'s models and examples (federated-evaluation.ts), not from its events alone');
+    case 'segments':
+      throw new RangeError(`"query" ${query.statistic} is answered from the device's model and data (federated-evaluation.ts, segments.ts), not from its events alone`);
   }
 }
 
@@ -220,7 +256,15 @@ export type AnalyticsSummary =
   | { statistic: 'category-counts'; total: Estimate; categories: CategoryCount[] }
   | { statistic: 'log-price-moments'; events: Estimate; mean: Estimate; std: Estimate }
   | { statistic: 'spend-histogram'; buyers: Estimate; quantiles: { q: number; logPrice: Estimate }[] }
-  | EvaluateSummary;
+  | EvaluateSummary
+  | { statistic: 'segments'; by: SegmentDimension[]; minCount: number; devices: Estimate; cells: SegmentCell[] };
+
+/** One cell of a segment report: its labels along `by`, the released count (null when suppressed) with its interval. */
+export interface SegmentCell {
+  labels: string[];
+  count: Estimate;
+  suppressed: boolean;
+}
 
 /** Two-sided 95 % normal quantile. */
 const Z95 = 1.959964;
@@ -270,6 +314,26 @@ export function decodeQuery(query: AnalyticsQuery, sum: ArrayLike<number>, noise
         return Number.isNaN(mu) || Number.isNaN(second) ? Number.NaN : Math.sqrt(Math.max(second - mu * mu, 0));
       };
       return { statistic: 'log-price-moments', events: countEstimate(n(values), noiseStd * m), mean: estimate(mean, values, draws), std: estimate(std, values, draws) };
+    }
+    case 'segments': {
+      const axes = dimensionLabels(query.by, segmentCategories(query));
+      const labelsOf = (cell: number): string[] => {
+        const out: string[] = [];
+        for (let d = axes.length - 1; d >= 0; d--) {
+          const labels = axes[d] as string[];
+          out.unshift(labels[cell % labels.length] as string);
+          cell = Math.floor(cell / labels.length);
+        }
+        return out;
+      };
+      // A cell below the minimum is reported without a value: a small group is not singled out, and its noise would dominate.
+      const cells = [...values.keys()]
+        .sort((a, b) => (values[b] as number) - (values[a] as number) || a - b)
+        .map((i) => {
+          const suppressed = (values[i] as number) < query.minCount;
+          return { labels: labelsOf(i), count: suppressed ? { value: null, interval: null } : countEstimate(values[i] as number, noiseStd), suppressed };
+        });
+      return { statistic: 'segments', by: [...query.by], minCount: query.minCount, devices: estimate((v) => v.reduce((a, x) => a + Math.max(0, x), 0), values, draws), cells };
     }
     case 'spend-histogram': {
       const qs = options.quantiles ?? [1 / 3, 2 / 3];
