@@ -9,12 +9,14 @@ import { dateFromDay } from '../../shared/features/events.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import type { SplitName } from '../../shared/features/split.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
+import type { DisplayName } from '../../shared/features/catalog-names.ts';
+import type { CategoryNamesSchema, ExplanationLanguage, PortraitExplanation } from '../../shared/model/explain.ts';
 import { ARCHITECTURES } from '../../shared/model/spec.ts';
 import type { Architecture } from '../../shared/model/spec.ts';
 import { dataConfig, DEFAULT_CENTRAL } from '../lib/central-config.ts';
 import { DEFAULT_DATA_DIR } from './api-client.ts';
-import { loadDatasetArg, loadEventsArg, loadModelArg } from './inputs.ts';
-import { action, CliError, emit, log, parseNumber } from './output.ts';
+import { loadDatasetArg, loadEventsArg, loadModelArg, readInputFile } from './inputs.ts';
+import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 interface CommonOptions {
   json?: boolean;
@@ -124,11 +126,23 @@ export function registerCentralCommands(program: Command): void {
     .option('--data-dir <dir>', 'server data directory whose model store holds version V', DEFAULT_DATA_DIR)
     .requiredOption('--events <file>', 'JSONL or CSV events of one user')
     .option('--user <id>', 'which user, when the file holds several')
+    .option('--explain', 'also say why: per head, what in the history moved the prediction most (integrated gradients against an empty history, computed here)', false)
+    .option('--lang <zh|en>', 'language of the explanations', 'en')
+    .option('--top <n>', 'things named per head in the explanations', '3')
+    .option('--category-names <synthetic|file>', 'display names for the explanations: "synthetic" (the synthetic catalogue\'s) or a JSON file {"<category id>": {"zh": ..., "en": ...}}')
     .option('--backend <name>', 'tfjs backend')
     .option('--json', 'print one JSON document')
     .action(
-      action(async (opts: CommonOptions & { model: string; dataDir: string; events: string; user?: string }) => {
-        const [{ useNodeBackend }, { computePortrait }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../../shared/model/portrait.ts')]);
+      action(async (opts: CommonOptions & { model: string; dataDir: string; events: string; user?: string; explain: boolean; lang: string; top: string; categoryNames?: string }) => {
+        const top = parseInteger('top', opts.top, 1);
+        // explain.ts loads tfjs, which `profile` needs anyway: only its types are imported at the CLI's start.
+        const [{ useNodeBackend }, { computePortrait }, explain] = await Promise.all([
+          import('../../client/node/tfjs-backend.ts'),
+          import('../../shared/model/portrait.ts'),
+          import('../../shared/model/explain.ts'),
+        ]);
+        const lang = explanationLanguage(opts.lang, explain.EXPLANATION_LANGUAGES);
+        const categoryNames = opts.categoryNames === undefined ? undefined : await categoryNamesArg(opts.categoryNames, explain.CategoryNamesSchema);
         await useNodeBackend(opts.backend);
         const dataset = await loadEventsArg(opts.events);
         const users = opts.user === undefined ? dataset.users : dataset.users.filter((u) => u.userId === opts.user);
@@ -136,13 +150,54 @@ export function registerCentralCommands(program: Command): void {
         const user = users[0] as (typeof users)[number];
         const { model, config } = await loadModelArg(opts.model, opts.dataDir);
         const portrait = computePortrait(model, config, user.events);
-        emit(opts, { user: user.userId, asOf: dateFromDay(portrait.asOfDay), events: portrait.events, cleaning: dataset.cleaning, heads: portrait.heads }, () =>
+        const explanations = opts.explain ? explain.explainPortrait(model, config, user.events, { language: lang, top, ...(categoryNames ? { categoryNames } : {}) }) : undefined;
+        emit(opts, { user: user.userId, asOf: dateFromDay(portrait.asOfDay), events: portrait.events, cleaning: dataset.cleaning, heads: portrait.heads, ...(explanations ? { explanations } : {}) }, () =>
           [
             `Portrait of ${user.userId} as of ${dateFromDay(portrait.asOfDay)} (${portrait.events} events)`,
             ...Object.entries(portrait.heads).map(([head, h]) => `  ${head}${h?.sensitive ? ' (sensitive)' : ''}: ${h?.top.map((s) => `${s.label} ${(s.probability * 100).toFixed(1)}%`).join(', ')}`),
+            ...(explanations ? ['', explanationText(explanations)] : []),
           ].join('\n'),
         );
         model.dispose();
       }),
     );
+}
+
+function explanationLanguage(value: string, languages: readonly ExplanationLanguage[]): ExplanationLanguage {
+  if (!(languages as readonly string[]).includes(value)) throw new CliError('INVALID_ARGUMENT', `"lang" expected one of ${languages.join(', ')}, got ${JSON.stringify(value)}`);
+  return value as ExplanationLanguage;
+}
+
+/** `--category-names synthetic | FILE`: display names by category id, as the shop page has them. */
+async function categoryNamesArg(value: string, schema: typeof CategoryNamesSchema): Promise<Map<string, DisplayName>> {
+  if (value === 'synthetic') return (await import('../../shared/features/synthetic.ts')).syntheticCategoryNames();
+  const text = readInputFile('category-names', value);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new CliError('INVALID_ARGUMENT', `"category-names": ${path.resolve(value)} is not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const result = schema.safeParse(parsed);
+  if (!result.success) throw new CliError('INVALID_ARGUMENT', `"category-names" expected {"<category id>": {"zh": "...", "en": "..."}}: ${result.error.issues[0]?.path.join('.') ?? ''} ${result.error.issues[0]?.message ?? ''}`.trim());
+  return new Map(Object.entries(result.data));
+}
+
+/** The readable block of `profile --explain`: per head, the class, its probability against an empty history's, and what moved it. */
+export function explanationText(explanation: PortraitExplanation): string {
+  const zh = explanation.language === 'zh';
+  const points = (p: number) => `${p >= 0 ? '+' : '-'}${Math.abs(p * 100).toFixed(1)}`;
+  const lines = [
+    zh
+      ? '为什么是这个画像（积分梯度，与没有任何行为的用户相比；单位：百分点）'
+      : 'Why this portrait (integrated gradients against a shopper with no history; in percentage points)',
+  ];
+  for (const h of Object.values(explanation.heads)) {
+    if (!h) continue;
+    const against = zh ? `无行为时 ${(h.baselineProbability * 100).toFixed(1)}%` : `${(h.baselineProbability * 100).toFixed(1)}% with no history`;
+    lines.push(`  ${h.head}${h.sensitive ? (zh ? '（敏感）' : ' (sensitive)') : ''}: ${h.labelText} ${(h.probability * 100).toFixed(1)}% (${against})`);
+    if (h.top.length === 0) lines.push(zh ? '    （没有行为可解释）' : '    (no history to explain it)');
+    for (const g of h.top) lines.push(`    ${points(g.attribution).padStart(6)}  ${g.text}`);
+  }
+  return lines.join('\n');
 }
