@@ -5,6 +5,8 @@
  */
 import type { BehaviourEventInput } from '../../shared/features/events.ts';
 import type { Portrait } from '../../shared/model/portrait.ts';
+import type { ExplanationLanguage, PortraitExplanation } from '../../shared/model/explain.ts';
+import type { DisplayName } from '../../shared/features/catalog-names.ts';
 import type { DeviceSignals, PoliteConfigInput } from './policy.ts';
 
 export interface WorkerInit {
@@ -72,6 +74,8 @@ export type PageToWorker =
   | { type: 'init'; init: WorkerInit }
   | { type: 'track'; id: number; events: BehaviourEventInput[] }
   | { type: 'profile'; id: number }
+  /** Why this portrait: attributions computed in the worker (shared/model/explain.ts); names are the shop's display names. */
+  | { type: 'explain'; id: number; language: ExplanationLanguage; categoryNames?: Record<string, DisplayName> }
   | { type: 'clear'; id: number }
   /** From now on, push a fresh portrait when events or the model change (debounced). */
   | { type: 'watch-portrait'; debounceMs: number }
@@ -86,5 +90,7 @@ export type WorkerToPage =
   | { type: 'trained'; roundId: number; ms: number; backend: string }
   | { type: 'round'; entry: RoundLogEntry }
   | { type: 'portrait'; result: ProfileResult };
+
+export type ExplainResult = { explanation: PortraitExplanation; modelVersion: number } | { explanation: null; modelVersion: number | null; reason: string };
 
 export type ProfileResult = { portrait: Portrait; modelVersion: number } | { portrait: null; modelVersion: number | null; reason: string };

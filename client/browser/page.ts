@@ -5,7 +5,9 @@
  * record of every message the worker sent. Nothing heavy runs on the main thread.
  */
 import type { BehaviourEventInput } from '../../shared/features/events.ts';
-import type { ClientStatus, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
+import type { ExplanationLanguage } from '../../shared/model/explain.ts';
+import type { DisplayName } from '../../shared/features/catalog-names.ts';
+import type { ClientStatus, ExplainResult, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
 import type { DeviceSignals, PoliteConfigInput } from './policy.ts';
 
 /** `userId` is optional on the device: every stored event belongs to this device's one user. */
@@ -30,6 +32,8 @@ export interface PortraitOptions {
 export interface PortraitClient {
   track(event: TrackedEvent | TrackedEvent[]): Promise<number>;
   profile(): Promise<ProfileResult>;
+  /** Why this portrait: each head's prediction explained by the shopper's own events, computed in the worker (nothing leaves the device). */
+  explain(options?: { language?: ExplanationLanguage; categoryNames?: Record<string, DisplayName> }): Promise<ExplainResult>;
   status(): ClientStatus | null;
   /** Why the worker could not start (no backend loaded, no IndexedDB...), or null. */
   error(): string | null;
@@ -123,6 +127,7 @@ export function startPortrait(options: PortraitOptions): PortraitClient {
   return {
     track: (event) => call<number>((id) => ({ type: 'track', id, events: (Array.isArray(event) ? event : [event]) as BehaviourEventInput[] })),
     profile: () => call<ProfileResult>((id) => ({ type: 'profile', id })),
+    explain: (o = {}) => call<ExplainResult>((id) => ({ type: 'explain', id, language: o.language ?? 'en', ...(o.categoryNames ? { categoryNames: o.categoryNames } : {}) })),
     status: () => lastStatus,
     error: () => startError?.message ?? null,
     wire: () => wireLog,

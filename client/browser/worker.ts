@@ -11,6 +11,10 @@ import type { BehaviourEvent } from '../../shared/features/events.ts';
 import { selectBackend } from '../../shared/model/backend.ts';
 import type { BackendCandidate } from '../../shared/model/backend.ts';
 import { computePortrait } from '../../shared/model/portrait.ts';
+import { explainPortrait } from '../../shared/model/explain.ts';
+import type { ExplanationLanguage } from '../../shared/model/explain.ts';
+import type { DisplayName } from '../../shared/features/catalog-names.ts';
+import type { CachedModel } from '../core/model-cache.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import { ModelAnnouncementSchema } from '../../shared/protocol/messages.ts';
 import type { ModelAnnouncement } from '../../shared/protocol/messages.ts';
@@ -22,13 +26,18 @@ import type { FetchLike } from '../core/model-cache.ts';
 import { ClientPrivacyLedger, textLedgerStorage } from '../core/privacy-ledger.ts';
 import { DEVICE_USER, dayOf, deviceExamples, deviceReadiness } from './device-data.ts';
 import { EventStore } from './event-store.ts';
-import type { ActivityState, ClientStatus, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
+import type { ActivityState, ClientStatus, ExplainResult, PageToWorker, ProfileResult, RoundLogEntry, WireEntry, WorkerInit, WorkerToPage } from './messages.ts';
 import { declineReason, parsePoliteConfig, participationDecision, usageForDay } from './policy.ts';
 import type { DeviceSignals, DeviceUsage, PoliteConfig } from './policy.ts';
 import { wireBytes } from './wire.ts';
 
 const USAGE_KEY = 'usage';
 const LEDGER_KEY = 'privacy-ledger';
+
+/** Where the retained history starts: the earliest event's day (a loop: a spread of a long history overflows the stack). */
+function firstDay(events: readonly BehaviourEvent[]): number {
+  return events.reduce((first, e) => Math.min(first, e.day), Number.POSITIVE_INFINITY);
+}
 const ROLLOUT_KEY = 'rollout-key';
 /** Delta at which this device reads its own epsilon (the cap is an (epsilon, delta) pair). */
 const CAP_DELTA = 1e-6;
@@ -413,8 +422,31 @@ class BrowserDevice {
   }
 
   async profile(): Promise<ProfileResult> {
+    const inputs = await this.portraitInputs();
+    if ('reason' in inputs) return { portrait: null, ...inputs };
+    const { cached, events } = inputs;
+    // Synchronous from here: the model cannot be swapped or disposed under the forward pass.
+    const portrait = computePortrait(cached.model, cached.config, events, { historyStartDay: firstDay(events) });
+    return { portrait, modelVersion: cached.version };
+  }
+
+  /**
+   * Why this portrait (shared/model/explain.ts): integrated gradients of each head's prediction
+   * against a shopper with no history, grouped into sentences about the shopper's own events, for
+   * the same model and history as `profile()`. Computed here in the worker; nothing of it is sent.
+   */
+  async explain(language: ExplanationLanguage, categoryNames?: Readonly<Record<string, DisplayName>>): Promise<ExplainResult> {
+    const inputs = await this.portraitInputs();
+    if ('reason' in inputs) return { explanation: null, ...inputs };
+    const { cached, events } = inputs;
+    const explanation = explainPortrait(cached.model, cached.config, events, { historyStartDay: firstDay(events), language, ...(categoryNames ? { categoryNames } : {}) });
+    return { explanation, modelVersion: cached.version };
+  }
+
+  /** The model the portrait comes from (fetched if needed) and the device's events, or why there is no portrait yet. */
+  private async portraitInputs(): Promise<{ cached: CachedModel; events: BehaviourEvent[] } | { modelVersion: number | null; reason: string }> {
     const client = this.client;
-    if (!client) return { portrait: null, modelVersion: null, reason: 'not started' };
+    if (!client) return { modelVersion: null, reason: 'not started' };
     // A round trains on the cached model's weights in place: wait for the global weights to return.
     for (let waited = 0; client.busy && waited < 60_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
     const events = await this.store.all();
@@ -428,11 +460,9 @@ class BrowserDevice {
       this.status.modelVersion = cached.version;
       await this.refreshReadiness();
     }
-    if (!cached) return { portrait: null, modelVersion: null, reason: 'no model yet (waiting for the coordinator)' };
-    if (events.length === 0) return { portrait: null, modelVersion: cached.version, reason: 'no events on this device yet' };
-    // Synchronous from here: the model cannot be swapped or disposed under the forward pass.
-    const portrait = computePortrait(cached.model, cached.config, events, { historyStartDay: Math.min(...events.map((e) => e.day)) });
-    return { portrait, modelVersion: cached.version };
+    if (!cached) return { modelVersion: null, reason: 'no model yet (waiting for the coordinator)' };
+    if (events.length === 0) return { modelVersion: cached.version, reason: 'no events on this device yet' };
+    return { cached, events };
   }
 
   /**
@@ -487,6 +517,9 @@ scope.addEventListener('message', (event) => {
       break;
     case 'profile':
       reply(message.id, async () => (await device)?.profile());
+      break;
+    case 'explain':
+      reply(message.id, async () => (await device)?.explain(message.language, message.categoryNames));
       break;
     case 'clear':
       reply(message.id, async () => (await device)?.clear());

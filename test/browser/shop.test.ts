@@ -122,6 +122,34 @@ describe.runIf(run)('the demo shop', () => {
     await shop.page.close();
   });
 
+  it('shows why this portrait, computed in the worker, in the page\'s language, and sends none of it', async () => {
+    const shop = await openShop(context, coordinator, 'why', '&lang=zh');
+    await shop.page.waitForSelector('body[data-ready="true"]');
+    await shop.page.click('#load-history');
+    await shop.page.mouse.move(5, 5);
+    await shop.waitStatus('s.events > 10');
+    await shop.page.waitForSelector('#why-view .why-head[data-head="interests"] li', { timeout: 30_000 });
+    const heads = await shop.page.$$eval('#why-view .why-head', (els) => els.map((el) => (el as HTMLElement).dataset.head));
+    // The demo's model has no sensitive heads enabled: none is explained.
+    expect(heads.sort()).toEqual(['interests', 'purchase', 'spending']);
+    const sentences = await shop.page.$$eval('#why-view li', (els) => els.map((el) => el.textContent ?? ''));
+    expect(sentences.length).toBeGreaterThanOrEqual(3);
+    expect(sentences.some((t) => /[\u4e00-\u9fff]/.test(t))).toBe(true);
+    // Through the page API too, and nothing leaves the device while it is computed.
+    const wireBefore = await shop.page.evaluate(() => (window as unknown as { portrait: { wire(): unknown[] } }).portrait.wire().length);
+    const sentBefore = received.filter((r) => r.browser).length;
+    const explained = await shop.page.evaluate(() => (window as unknown as { portrait: { explain(o: object): Promise<{ explanation: { heads: Record<string, { completenessError: number; top: unknown[] }> } | null }> } }).portrait.explain({ language: 'en' }));
+    expect(explained.explanation).not.toBeNull();
+    for (const h of Object.values(explained.explanation!.heads)) expect(h.completenessError).toBeLessThanOrEqual(1e-3 + 1e-9);
+    expect(await shop.page.evaluate(() => (window as unknown as { portrait: { wire(): unknown[] } }).portrait.wire().length)).toBe(wireBefore);
+    expect(received.filter((r) => r.browser).length - sentBefore).toBe(0);
+    // Every request and WebSocket frame this page sent in its whole session: no explanation sentence, in either language.
+    const texts = [...sentences, ...Object.values(explained.explanation!.heads).flatMap((h) => (h.top as { text: string }[]).map((g) => g.text))];
+    const leaked = shop.sent.filter((m) => texts.some((t) => (m.text ?? '').includes(t) || (m.binary ? Buffer.from(m.binary).toString('utf8').includes(t) : false)));
+    expect(leaked).toEqual([]);
+    await shop.page.close();
+  });
+
   it('asks before "forget me" erases: keeping (or Escape) keeps every event; erase deletes them', async () => {
     const shop = await openShop(context, coordinator, 'forget');
     await shop.page.waitForSelector('body[data-ready="true"]');
