@@ -145,14 +145,15 @@ describe('evaluation layout', () => {
     const layout = evaluationLayout(DEMO);
     expect(layout.bins).toBe(32);
     expect(layout.examplesPerDevice).toBe(DEFAULT_WINDOWS.cutOffsets.length);
-    // interests: 1 + 2·50·32 + 2 (recall); purchase: 1 + 2·32 + 4; spending: 1 + 2·3·32 + 9.
-    expect(layout.dimension).toBe(3203 + 69 + 202);
-    expect(layout.cellsPerExample).toBe(53 + 3 + 5);
-    expect(evaluationBound(layout)).toBeCloseTo(4 * Math.sqrt(61), 12);
+    // interests: 1 + 2·50·32 + 2·50 (counts) + 2 (recall); purchase: 1 + 2·32 + 2 + 4; spending: 1 + 2·3·32 + 2·3 + 9.
+    expect(layout.dimension).toBe(3303 + 71 + 208);
+    // Per example: the example count, per unit a histogram cell and a count cell, recall (2) or a confusion cell.
+    expect(layout.cellsPerExample).toBe(103 + 4 + 8);
+    expect(evaluationBound(layout)).toBeCloseTo(4 * Math.sqrt(115), 12);
     const cells = new Set<number>();
     for (const head of layout.heads) {
       const width = head.units * layout.bins;
-      const blocks: [number, number][] = [[head.examples, 1], [head.positives, width], [head.negatives, width]];
+      const blocks: [number, number][] = [[head.examples, 1], [head.positives, width], [head.negatives, width], [head.positiveCounts, head.units], [head.negativeCounts, head.units]];
       if (head.confusion !== undefined) blocks.push([head.confusion, (head.confusionClasses as number) ** 2]);
       if (head.recall) blocks.push([head.recall.sum, 1], [head.recall.count, 1]);
       for (const [at, n] of blocks) for (let i = at; i < at + n; i++) cells.add(i);
@@ -179,7 +180,7 @@ describe('evaluation layout', () => {
     expect(() => evaluationLayout(DEMO, { examplesPerDevice: 0 })).toThrow(/"examplesPerDevice"/);
     const layout = evaluationLayout(DEMO);
     expect(() => decodeEvaluation(layout, new Float64Array(layout.dimension - 1), 0)).toThrow(RangeError);
-    expect(() => decodeEvaluation(layout, new Float64Array(layout.dimension + 1), 0)).toThrow(/"sum" expected 3474 values, got 3475/);
+    expect(() => decodeEvaluation(layout, new Float64Array(layout.dimension + 1), 0)).toThrow(/"sum" expected 3582 values, got 3583/);
     expect(() => decodeEvaluation(layout, new Float64Array(layout.dimension), -1)).toThrow(/"noiseStd"/);
     const notFinite = new Float64Array(layout.dimension);
     notFinite[7] = Number.NaN;
@@ -242,6 +243,24 @@ describe('contributions', () => {
     expect(Array.from(all)).toEqual(Array.from(evaluationContribution(layout, lastFour, six.examples.slice(2))));
     expect(all[(layout.heads[0] as { examples: number }).examples]).toBe(4);
   });
+
+  it("hold each unit's positives and negatives in its count cells: its histograms' totals, adding up to the head's examples", () => {
+    const layout = evaluationLayout(FULL);
+    const sum = sumOf(layout, population(3, 60, FULL, 4));
+    for (const head of layout.heads) {
+      for (let u = 0; u < head.units; u++) {
+        let positives = 0;
+        let negatives = 0;
+        for (let b = 0; b < layout.bins; b++) {
+          positives += sum[head.positives + u * layout.bins + b] as number;
+          negatives += sum[head.negatives + u * layout.bins + b] as number;
+        }
+        expect(sum[head.positiveCounts + u], `${head.spec.name}[${u}]`).toBe(positives);
+        expect(sum[head.negativeCounts + u], `${head.spec.name}[${u}]`).toBe(negatives);
+        expect(positives + negatives, `${head.spec.name}[${u}]`).toBe(sum[head.examples]);
+      }
+    }
+  });
 });
 
 describe('decoding the noise-free sum', () => {
@@ -276,6 +295,21 @@ describe('decoding the noise-free sum', () => {
     expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
   });
 
+  it('averages over the units scoreHead averages, and over fewer with averageOver', () => {
+    // interests: the last category never occurs; career: class 9 (label "10") is predicted but never a label, so it has an F1 (0) and no AUC.
+    expect(decoded.averagedUnits.interests?.auc).toEqual(Array.from({ length: 19 }, (_, u) => u));
+    expect(decoded.averagedUnits.career?.auc).not.toContain(9);
+    expect(decoded.averagedUnits.career?.macroF1).toContain(9);
+    const units = decoded.averagedUnits.interests?.auc ?? [];
+    const single = units.map((u) => decodeEvaluation(layout, sum, 0, { averageOver: { interests: { auc: [u] } } }).heads.interests?.auc as number);
+    expect(decoded.heads.interests?.auc).toBeCloseTo(single.reduce((a, b) => a + b, 0) / single.length, 12);
+    // A unit the sum shows absent averages to nothing; heads averageOver leaves out keep their own units.
+    const absent = decodeEvaluation(layout, sum, 0, { averageOver: { interests: { auc: [19] } } });
+    expect(absent.heads.interests?.auc).toBeNull();
+    expect(absent.averagedUnits.interests?.auc).toEqual([]);
+    expect(absent.heads.career).toEqual(decoded.heads.career);
+  });
+
   it('gives sampling intervals around the point, and collapses them without sampling', () => {
     const purchase = decoded.heads.purchase ?? {};
     const n = purchase.examples as number;
@@ -296,11 +330,10 @@ describe('decoding the noise-free sum', () => {
 });
 
 describe('decoding a noisy sum', () => {
-  it('covers the noise-free value with its 95% noise interval in >= 90% of 50 seeds', () => {
+  it('covers the noise-free value (macro averages: over the same units) with its 95% noise interval in >= 90% of 50 seeds', () => {
     const layout = evaluationLayout(FULL);
     const sum = sumOf(layout, population(21, 300, FULL, DEFAULT_WINDOWS.cutOffsets.length));
-    const clean = decodeEvaluation(layout, sum, 0).heads;
-    // About 11% of a 150-example class's positive total in noise (3·sqrt(32) ≈ 17), so the AUCs' intervals are ±0.05-0.1 wide.
+    // About 3-20% of a unit's positive total in noise, so the AUCs' intervals are ±0.05-0.2 wide.
     const noiseStd = 3;
     const covered = new Map<string, number>();
     const seeds = 50;
@@ -308,7 +341,8 @@ describe('decoding a noisy sum', () => {
       const noise = new SeededRandom(seed, 1);
       const noisy = Float64Array.from(sum, (v) => v + noiseStd * noise.normal());
       const bootstrap = new SeededRandom(seed, 2);
-      const { intervals } = decodeEvaluation(layout, noisy, noiseStd, { sampling: false, uniform: () => bootstrap.next() });
+      const { intervals, averagedUnits } = decodeEvaluation(layout, noisy, noiseStd, { sampling: false, uniform: () => bootstrap.next() });
+      const clean = decodeEvaluation(layout, sum, 0, { averageOver: averagedUnits }).heads;
       for (const head of HEAD_NAMES) {
         for (const [metric, value] of Object.entries(clean[head] ?? {})) {
           if (value === null) continue;
@@ -324,6 +358,83 @@ describe('decoding a noisy sum', () => {
     // Per metric, 50 seeds estimate a 95% coverage to about ±3 points (and 200 seeds put the
     // least-covered ones at 92-93%), so one metric below 90% is chance; below 84% is a fault.
     for (const [key, hits] of covered) expect(hits / seeds, key).toBeGreaterThanOrEqual(0.84);
+  });
+
+  it("decodes AUCs without bias: 200 releases' mean is within 3 standard errors of the noise-free value", () => {
+    const config = modelConfig(20, ['interests', 'purchase', 'spending']);
+    const layout = evaluationLayout(config);
+    const sum = sumOf(layout, population(8, 300, config, 4));
+    const clean = decodeEvaluation(layout, sum, 0).heads;
+    // About 220 positives and 520 negatives for purchase; σ 10 per cell gives its AUC a noise std of about 0.12.
+    const noiseStd = 10;
+    const draws = { purchase: [] as number[], interests: [] as number[] };
+    for (let seed = 0; seed < 200; seed++) {
+      const noise = new SeededRandom(seed, 4);
+      const { heads } = decodeEvaluation(layout, Float64Array.from(sum, (v) => v + noiseStd * noise.normal()), noiseStd, { replicates: 20 });
+      draws.purchase.push(heads.purchase?.auc as number);
+      draws.interests.push(heads.interests?.microAuc as number);
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    for (const [name, xs, truth] of [['purchase auc', draws.purchase, clean.purchase?.auc], ['interests microAuc', draws.interests, clean.interests?.microAuc]] as const) {
+      const m = mean(xs);
+      const se = Math.sqrt(mean(xs.map((x) => (x - m) ** 2)) / xs.length);
+      expect(se, name).toBeGreaterThan(0.002);
+      expect(Math.abs(m - (truth as number)), name).toBeLessThan(3 * se);
+    }
+  });
+
+  it('leaves out of a macro average the units whose counts the noise hides, and names the ones it averages', () => {
+    const config = modelConfig(20, ['interests', 'purchase', 'spending']);
+    const layout = evaluationLayout(config);
+    const head = layout.heads.find((h) => h.spec.name === 'interests') as EvaluationLayout['heads'][number];
+    const sum = sumOf(layout, population(41, 300, config, 4));
+    const positives = Array.from({ length: head.units }, (_, u) => sum[head.positiveCounts + u] as number);
+    expect(positives[19]).toBe(0);
+    // Presence takes 2σ = 20 positives in the count cell (a histogram's total, with noise σ·sqrt(32), would take 113).
+    const noiseStd = 10;
+    let absentAveraged = 0;
+    for (let seed = 0; seed < 50; seed++) {
+      const noise = new SeededRandom(seed, 3);
+      const noisy = Float64Array.from(sum, (v) => v + noiseStd * noise.normal());
+      const { heads, averagedUnits } = decodeEvaluation(layout, noisy, noiseStd, { replicates: 20 });
+      const units = averagedUnits.interests?.auc ?? [];
+      positives.forEach((p, u) => {
+        if (p >= 60) expect(units, `seed ${seed}, unit ${u} (${p} positives)`).toContain(u);
+      });
+      if (units.includes(19)) absentAveraged++;
+      expect(heads.interests?.auc).not.toBeNull();
+      expect(heads.interests?.microAuc).not.toBeNull();
+    }
+    // A total of 0 passes the presence test in 2.3% of releases.
+    expect(absentAveraged).toBeLessThanOrEqual(5);
+  });
+
+  it('averages per-class F1 unclamped, so a head that never predicts two classes keeps its macro-F1 unbiased enough to cover', () => {
+    // With each class's F1 clamped at 0 before averaging (the earlier rule), these releases decoded
+    // a mean macro-F1 of 0.29 against 0.19 and the interval covered in 36 of 50.
+    const config = modelConfig(20, ['interests', 'purchase', 'spending']);
+    const layout = evaluationLayout(config);
+    const devices = population(5, 300, config, 4).map((d) => ({ ...d, rows: new Map([...d.rows].map(([head, rows]) => [head, head === 'spending' ? rows.map(() => Float32Array.of(0.5, 0.3, 0.2)) : rows])) }));
+    const sum = sumOf(layout, devices);
+    const central = decodeEvaluation(layout, sum, 0).heads.spending?.macroF1 as number;
+    expect(central).toBeGreaterThan(0.15);
+    expect(central).toBeLessThan(0.25);
+    const noiseStd = 20;
+    let covered = 0;
+    let error = 0;
+    const seeds = 50;
+    for (let seed = 0; seed < seeds; seed++) {
+      const noise = new SeededRandom(seed, 1);
+      const noisy = Float64Array.from(sum, (v) => v + noiseStd * noise.normal());
+      const bootstrap = new SeededRandom(seed, 2);
+      const release = decodeEvaluation(layout, noisy, noiseStd, { sampling: false, uniform: () => bootstrap.next() });
+      const target = decodeEvaluation(layout, sum, 0, { averageOver: release.averagedUnits }).heads.spending?.macroF1 as number;
+      const [lo, hi] = release.intervals.spending?.macroF1 as [number, number];
+      if (lo <= target && target <= hi) covered++;
+      error += ((release.heads.spending?.macroF1 as number) - target) / seeds;
+    }
+    expect(covered).toBeGreaterThanOrEqual(45);
+    expect(Math.abs(error)).toBeLessThan(0.06);
   });
 
   it('covers the population value with its 95% sampling interval (no noise) in >= 90% of 50 samples', () => {
