@@ -10,7 +10,7 @@
 import type { Example } from '../features/examples.ts';
 import type { HeadName, ModelConfig } from '../model/spec.ts';
 import { decodeEvaluation, evaluationBound, evaluationContribution, evaluationLayout } from './evaluation.ts';
-import type { DecodedEvaluation, EvaluationLayout, EvaluationMetric } from './evaluation.ts';
+import type { AveragedUnits, DecodedEvaluation, EvaluationLayout, EvaluationMetric } from './evaluation.ts';
 import type { EvaluateQuery, EvaluationBlock } from './queries.ts';
 
 /** The layout of one version's block under the query's options. */
@@ -72,13 +72,33 @@ export function decodeEvaluate(query: EvaluateQuery, configs: readonly ModelConf
   const total = blocks.reduce((n, b) => n + b.dimension, 0);
   if (sum.length !== total) throw new RangeError(`"sum" expected ${total} values, got ${sum.length}`);
   let offset = 0;
-  const versions = blocks.map((block, i) => {
+  const parts = blocks.map((block, i) => {
     const layout = blockLayout(query, configs[i] as ModelConfig);
     const slice = Array.from({ length: block.dimension }, (_, j) => sum[offset + j] as number);
     offset += block.dimension;
-    return { version: block.version, ...decodeEvaluation(layout, slice, noiseStd) };
+    return { version: block.version, layout, slice };
   });
+  let versions = parts.map((p) => ({ version: p.version, ...decodeEvaluation(p.layout, p.slice, noiseStd) }));
+  if (versions.length === 2) {
+    // A paired difference of a macro average is over the units both releases show present, or it
+    // would compare averages over different labels.
+    const common = commonUnits((versions[0] as VersionEvaluation).averagedUnits, (versions[1] as VersionEvaluation).averagedUnits);
+    versions = parts.map((p) => ({ version: p.version, ...decodeEvaluation(p.layout, p.slice, noiseStd, { averageOver: common }) }));
+  }
   return { statistic: 'evaluate', versions, difference: versions.length === 2 ? difference(versions[0] as VersionEvaluation, versions[1] as VersionEvaluation) : null };
+}
+
+/** The units of each head's macro averages that both releases show present. */
+function commonUnits(a: AveragedUnits, b: AveragedUnits): AveragedUnits {
+  const out: AveragedUnits = {};
+  for (const head of Object.keys(a) as HeadName[]) {
+    const x = a[head];
+    const y = b[head];
+    if (!x || !y) continue;
+    const both = (p: readonly number[], q: readonly number[]) => p.filter((u) => q.includes(u));
+    out[head] = { auc: both(x.auc, y.auc), ...(x.macroF1 && y.macroF1 ? { macroF1: both(x.macroF1, y.macroF1) } : {}) };
+  }
+  return out;
 }
 
 function difference(a: VersionEvaluation, b: VersionEvaluation): NonNullable<EvaluateSummary['difference']> {
