@@ -14,8 +14,9 @@ import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import type { LedgerReport } from '../../shared/ledger/report.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import type { EvaluateSummary } from '../../shared/analytics/federated-evaluation.ts';
+import type { AnalyticsSummary } from '../../shared/analytics/queries.ts';
 import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
-import { api, FAST, launch, startClients, startTestCoordinator, stopAll, tempDataDir, waitFor, waitForRound } from '../integration/harness.ts';
+import { api, FAST, launch, startClients, startTestCoordinator, stopAll, syntheticPopulation, tempDataDir, waitFor, waitForRound } from '../integration/harness.ts';
 import type { TestClient, TestCoordinator } from '../integration/harness.ts';
 
 const run = chromiumAvailable();
@@ -195,8 +196,9 @@ describe.runIf(run)('federated evaluation on the dashboard in Chromium', () => {
 
   beforeAll(async () => {
     await useNodeBackend();
-    coordinator = await startTestCoordinator(tempDataDir());
-    clients = await startClients(coordinator, 4);
+    coordinator = await startTestCoordinator(tempDataDir(), { minSegmentCohort: 3 });
+    const users = (await syntheticPopulation()).prepared.users.train;
+    clients = await startClients(coordinator, 4, (i) => ({ analyticsEvents: () => users[i]!.events }));
     context = await launchChromium();
   });
 
@@ -229,6 +231,23 @@ describe.runIf(run)('federated evaluation on the dashboard in Chromium', () => {
     await dashboard.page.screenshot({ path: artifactPath('dashboard', 'federated-evaluation.png'), fullPage: true });
     expect(dashboard.errors).toEqual([]);
   }, 90_000);
+
+  it('draws the last segment report as bars with their intervals, counting the suppressed cells', async () => {
+    const [launched] = await launch(coordinator, { rounds: 1, clientsPerRound: 4, minClients: 3, ...FAST, task: 'analytics', query: { statistic: 'segments', by: ['propensity', 'spending'], minCount: 1 } });
+    const r = await waitForRound(coordinator, launched!.id, 30_000);
+    expect(r.status, r.reason).toBe('committed');
+    const summary = r.result!.summary as Extract<AnalyticsSummary, { statistic: 'segments' }>;
+    const shown = summary.cells.filter((c) => !c.suppressed);
+    expect(shown.length).toBeGreaterThan(0);
+    const dashboard = await openPage(context, `${coordinator.url}/dashboard/#token=${coordinator.auditor}`);
+    await dashboard.page.waitForSelector('#segments-chart rect.segment');
+    expect(await dashboard.page.$$eval('#segments-chart rect.segment', (els) => els.length)).toBe(Math.min(12, shown.length));
+    expect(await dashboard.page.textContent('#segments-caption')).toBe(`round ${r.id}: shoppers by propensity × spending from ${r.participants} devices (noise σ 0.0 per cell, 95% intervals); ${summary.cells.length - shown.length} of 9 cells below 1 suppressed`);
+    const labels = await dashboard.page.$$eval('#segments-chart text', (els) => els.map((e) => e.textContent ?? ''));
+    expect(labels).toContain(shown[0]!.labels.join(' / '));
+    await dashboard.page.screenshot({ path: artifactPath('dashboard', 'segments.png'), fullPage: true });
+    expect(dashboard.errors).toEqual([]);
+  }, 60_000);
 });
 
 describe.runIf(run)('compliance page against a deployment cap in Chromium', () => {
