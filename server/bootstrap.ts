@@ -61,9 +61,10 @@ export async function bootstrapModel(deps: BootstrapDeps, body: unknown): Promis
   const parsed = BootstrapRequestSchema.safeParse(body);
   if (!parsed.success) throw new ProtocolError('INVALID_ARGUMENT', describeIssues(parsed.error));
   const { rounds: ids, seed } = parsed.data;
-  const running = deps.runner.current;
-  // A round in flight trains the serving model: its version must not change under it.
-  if (running) throw new ProtocolError('WRONG_STAGE', `round ${running.roundId} is running: bootstrap a new version between rounds`);
+  // A round in flight trains the current version, and a pending one was projected on its
+  // dimension at launch: the version must not change under either.
+  const waiting = await deps.rounds.unfinished();
+  if (waiting.length > 0) throw new ProtocolError('WRONG_STAGE', `${waiting.map((r) => `round ${r.id} is ${r.status}`).join(', ')}: bootstrap a new version when no round is pending or running`);
   const sources = {
     categories: await analyticsResult(deps.rounds, ids.categories, 'category-counts', 'categories'),
     prices: await analyticsResult(deps.rounds, ids.prices, 'log-price-moments', 'prices'),

@@ -1,8 +1,10 @@
 /**
  * A seeded, reproducible PRNG (xoshiro128**, Blackman & Vigna, "Scrambled linear pseudorandom
- * number generators", 2018) for GENERATING SYNTHETIC DATA and shuffling example order only. It is deliberately not
- * cryptographic and must never be used for privacy randomness (DP noise, SecAgg masks, keys,
- * client sampling): those come from `crypto.getRandomValues` / WebCrypto, injected.
+ * number generators", 2018) for GENERATING SYNTHETIC DATA, shuffling example order, and the
+ * parametric bootstraps that put intervals on already released sums (shared/analytics: post-
+ * processing of public output, reproducible on purpose). It is deliberately not cryptographic and
+ * must never be used for privacy randomness (DP noise, SecAgg masks, keys, client sampling): those
+ * come from `crypto.getRandomValues` / WebCrypto, injected.
  */
 
 /** murmur3's 32-bit finaliser: a bijection on uint32 with full avalanche. */

@@ -62,6 +62,12 @@ describe('a model vocabulary bootstrapped from analytics rounds', () => {
     }
     expect((await api(coordinator, coordinator.auditor, 'POST', '/api/v1/models/bootstrap', { rounds: ids })).status).toBe(403);
     expect(coordinator.registry.current.record.version).toBe(before);
+    // Not while a round is pending or running: it would train, or was projected on, the version it replaced.
+    const [pending] = await launch(coordinator, { rounds: 1, clientsPerRound: N, minClients: N, ...FAST });
+    const busy = await api<{ code: string; message: string }>(coordinator, coordinator.operator, 'POST', '/api/v1/models/bootstrap', { rounds: ids });
+    expect({ status: busy.status, code: busy.body.code }).toEqual({ status: 409, code: 'WRONG_STAGE' });
+    expect(busy.body.message).toMatch(new RegExp(`round ${pending!.id} is (pending|running): bootstrap a new version when no round is pending or running`));
+    expect((await waitForRound(coordinator, pending!.id, 30_000)).status).toBe('committed');
   });
 
   it('builds, publishes and serves a version from the released results; devices train on it; audit verify and a restart account for it', async () => {
