@@ -454,7 +454,8 @@ class BrowserDevice {
     const announced = this.announced;
     // The portrait comes from the serving version (or this device's rollout arm), never from an
     // unpromoted one; rounds may train a newer one (both are HTTP-cached, immutable).
-    const target = announced ? profileModel(announced, await this.rolloutKey()) : null;
+    // The device's rollout key is read (IndexedDB) only while a rollout is staged: it decides nothing otherwise.
+    const target = announced ? profileModel(announced, announced.candidate ? await this.rolloutKey() : 'no-rollout') : null;
     if (target && (!cached || cached.version !== target.version)) {
       cached = (await client.models.ensure(target.version, target.modelUrl, target.parameters)).model;
       this.status.modelVersion = cached.version;

@@ -37,7 +37,10 @@ async function clickButton(shop: ShopPage, card: number, type: string): Promise<
   await shop.page.mouse.move(5, 5);
 }
 
-describe.runIf(run)('the demo shop', () => {
+// One retry: about one run in eight on this 2-core machine, a page's sample history never reaches
+// its worker within 30 s (the tests after it on that run time out waiting for its events); not yet
+// explained, noted in the issue. A retry runs the test again; it never hides a failing assertion twice.
+describe.runIf(run)('the demo shop', { retry: 1 }, () => {
   let coordinator: TestCoordinator;
   let context: BrowserContext;
   let nodeClients: TestClient[] = [];
@@ -128,6 +131,8 @@ describe.runIf(run)('the demo shop', () => {
     await shop.page.click('#load-history');
     await shop.page.mouse.move(5, 5);
     await shop.waitStatus('s.events > 10');
+    // Computed on demand: opening the panel asks the worker.
+    await shop.page.click('#why-panel summary');
     await shop.page.waitForSelector('#why-view .why-head[data-head="interests"] li', { timeout: 30_000 });
     const heads = await shop.page.$$eval('#why-view .why-head', (els) => els.map((el) => (el as HTMLElement).dataset.head));
     // The demo's model has no sensitive heads enabled: none is explained.
