@@ -49,7 +49,6 @@ import { buildPrivacyConfig, releasedNoiseStd, roundsEpsilon } from '../../share
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import { decodeAggregate, privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
-import type { RandomSource } from '../../shared/privacy/random.ts';
 import { randomSigns } from '../../shared/privacy/rotation.ts';
 import { parseLaunchRequest } from '../../shared/protocol/messages.ts';
 import type { PrivacySpec } from '../../shared/protocol/messages.ts';
@@ -61,6 +60,7 @@ import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central-config.ts';
 import { flag, numberOption } from './args.ts';
 import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
+import { seededSource } from './seeded-source.ts';
 
 const users = numberOption('--users', 5000);
 const clientsPerRound = numberOption('--clients-per-round', 140);
@@ -88,24 +88,6 @@ const COVERAGE_BAR = 0.9;
 /** Streams of the repetitions, each from its own SeededRandom key (a: seed and purpose, b: repetition, and device). */
 const STREAM = { cohort: 1, fixed: { signs: 2, device: 3 }, fresh: { signs: 4, device: 5 } } as const;
 
-/**
- * A reproducible RandomSource for the repetitions: SeededRandom words as bytes (little-endian).
- * Not cryptographic, like the tests' seeded source; it stands in for crypto.getRandomValues only
- * so that a run can be repeated.
- */
-function seededSource(purpose: number, key: number): RandomSource {
-  const rng = new SeededRandom((seed * 16 + purpose) >>> 0, key >>> 0);
-  return (bytes) => {
-    const whole = bytes.byteOffset % 4 === 0 ? bytes.length >>> 2 : 0;
-    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, whole);
-    for (let i = 0; i < whole; i++) words[i] = rng.nextUint32();
-    for (let i = whole * 4; i < bytes.length; i += 4) {
-      const w = rng.nextUint32();
-      for (let b = 0; b < 4 && i + b < bytes.length; b++) bytes[i + b] = (w >>> (8 * b)) & 0xff;
-    }
-    return bytes;
-  };
-}
 
 // The fleet, model and round exactly as `portrait demo` sets them up.
 const backend = (await useNodeBackend()).name;
@@ -179,9 +161,9 @@ function exactSum(cohort: readonly number[]): Float64Array {
 
 /** One round through the real mechanism: every device privatises, the residues are summed mod 2^32, the server decodes. */
 function releasedSum(cohort: readonly number[], dp: PrivacyConfig, streams: { signs: number; device: number }, repetition: number): Float32Array {
-  const signs = randomSigns(dp.paddedDimension, seededSource(streams.signs, repetition));
+  const signs = randomSigns(dp.paddedDimension, seededSource(seed, streams.signs, repetition));
   const sum = new Uint32Array(dp.paddedDimension);
-  for (const i of cohort) addModular(sum, privatiseUpdate(contributions[i] as Float32Array, dp, signs, seededSource(streams.device, repetition * 65_536 + i)));
+  for (const i of cohort) addModular(sum, privatiseUpdate(contributions[i] as Float32Array, dp, signs, seededSource(seed, streams.device, repetition * 65_536 + i)));
   return decodeAggregate(sum, dp, signs);
 }
 

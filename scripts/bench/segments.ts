@@ -31,7 +31,6 @@ import { decodeQuery, planQuery, SegmentsQuerySchema } from '../../shared/analyt
 import type { AnalyticsSummary, SegmentsQuery } from '../../shared/analytics/queries.ts';
 import { DEFAULT_MIN_CELL_COUNT, dimensionLabels, segmentContribution } from '../../shared/analytics/segments.ts';
 import type { SegmentDimension } from '../../shared/analytics/segments.ts';
-import { SeededRandom } from '../../shared/features/seeded-random.ts';
 import { buildModel } from '../../shared/model/build.ts';
 import { computePortrait } from '../../shared/model/portrait.ts';
 import type { Portrait } from '../../shared/model/portrait.ts';
@@ -42,7 +41,6 @@ import { buildPrivacyConfig, releasedNoiseStd, roundsEpsilon } from '../../share
 import type { PrivacyConfig } from '../../shared/privacy/config.ts';
 import { decodeAggregate, privatiseUpdate } from '../../shared/privacy/mechanism.ts';
 import { addModular } from '../../shared/privacy/modular.ts';
-import type { RandomSource } from '../../shared/privacy/random.ts';
 import { randomSigns } from '../../shared/privacy/rotation.ts';
 import { DEMO_HIDDEN_UNITS } from '../cli/demo.ts';
 import { fleetUsers, prepareFleetData } from '../cli/simulate.ts';
@@ -50,6 +48,7 @@ import { loadDataset } from '../import/resolve.ts';
 import { dataConfig, modelConfigFor } from '../lib/central-config.ts';
 import { flag, numberOption } from './args.ts';
 import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
+import { seededSource } from './seeded-source.ts';
 
 const users = numberOption('--users', 5000);
 const repetitions = numberOption('--repetitions', 50);
@@ -75,24 +74,6 @@ const Z95 = 1.959964;
 /** The queries measured: the issue's interest × propensity report, and spending tiers alone. */
 const REPORTS: readonly (readonly SegmentDimension[])[] = [['interest', 'propensity'], ['spending']];
 
-/**
- * A reproducible RandomSource for the repetitions: SeededRandom words as bytes (little-endian).
- * Not cryptographic; it stands in for crypto.getRandomValues only so that a run can be repeated
- * (scripts/bench/federated-evaluation.ts's seededSource).
- */
-function seededSource(purpose: number, key: number): RandomSource {
-  const rng = new SeededRandom((seed * 16 + purpose) >>> 0, key >>> 0);
-  return (bytes) => {
-    const whole = bytes.byteOffset % 4 === 0 ? bytes.length >>> 2 : 0;
-    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, whole);
-    for (let i = 0; i < whole; i++) words[i] = rng.nextUint32();
-    for (let i = whole * 4; i < bytes.length; i += 4) {
-      const w = rng.nextUint32();
-      for (let b = 0; b < 4 && i + b < bytes.length; b++) bytes[i + b] = (w >>> (8 * b)) & 0xff;
-    }
-    return bytes;
-  };
-}
 
 // The fleet and the model's config exactly as `portrait demo` sets them up.
 const backend = (await useNodeBackend()).name;
@@ -170,9 +151,9 @@ function measure(by: readonly SegmentDimension[], purpose: number): ReportResult
   let noiseSquares = 0;
   const mechanismStarted = performance.now();
   for (let r = 0; r < repetitions; r++) {
-    const signs = randomSigns(dp.paddedDimension, seededSource(purpose, r));
+    const signs = randomSigns(dp.paddedDimension, seededSource(seed, purpose, r));
     const residues = new Uint32Array(dp.paddedDimension);
-    for (const [i, c] of contributions.entries()) addModular(residues, privatiseUpdate(c, dp, signs, seededSource(purpose + 1, r * 65_536 + i)));
+    for (const [i, c] of contributions.entries()) addModular(residues, privatiseUpdate(c, dp, signs, seededSource(seed, purpose + 1, r * 65_536 + i)));
     const sum = decodeAggregate(residues, dp, signs);
     for (let j = 0; j < dimension; j++) {
       const error = (sum[j] as number) - (exact[j] as number);
