@@ -20,7 +20,7 @@ import type { PrivacyPolicy, RoundPrivacyParams } from '../../shared/protocol/pr
 import { buildPrivacyConfig, releasedNoiseStd } from '../../shared/privacy/config.ts';
 import { decodeQuery, planQuery } from '../../shared/analytics/queries.ts';
 import { decodeEvaluate } from '../../shared/analytics/federated-evaluation.ts';
-import { configFromModelJson } from '../../shared/model/artifacts.ts';
+import { storedModelConfig } from './launch-query.ts';
 import type { AnalyticsQuery } from '../../shared/analytics/queries.ts';
 import { roundDimension } from '../../shared/protocol/messages.ts';
 import type { AnalyticsResult, RoundSpec } from '../../shared/protocol/messages.ts';
@@ -511,16 +511,8 @@ export class RoundRunner {
       const receipt = await this.options.ledger?.beforeRelease(record.id);
       let bounded: BoundedStep;
       if (dp) {
-        // Release point. Ledger before release: the round's epsilon is recorded as spent before the sum
-        // is reconstructed (SecAgg+ unmasking) or decoded.
-        this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
-        privacyRecord = this.history.release(privacyRecord);
-        // Spent from here on, as in the ledger, whatever becomes of the round (even if its final write fails).
-        this.history.add({ ...record, privacy: privacyRecord });
-        await rounds.update(record.id, { privacy: privacyRecord });
-        if (secagg) dp.sum = await this.unmaskSum(secagg, unmaskRequests as StageClose, receipt ?? null, timings);
-        const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
-        bounded = privateRoundStep(decodeAggregate(noised, dp.config, dp.signs), dp.config, dp.count, record.config.aggregation, current.weights, optimizerState);
+        const decoded = await this.releaseDpSum(record, dp, privacyRecord, unmaskRequests, receipt ?? null, timings);
+        bounded = privateRoundStep(decoded, dp.config, dp.count, record.config.aggregation, current.weights, optimizerState);
       } else {
         bounded = plain as BoundedStep;
         if (bounded.clipped) log(`round ${record.id}: ${bounded.clipped} of ${state.reported.size} updates clipped to norm ${(this.accumulator as UpdateAccumulator).maxNorm}`);
@@ -567,7 +559,7 @@ export class RoundRunner {
    * Nothing is committed to the model registry and no model is announced.
    */
   private async releaseAnalytics(record: RoundRecord, query: AnalyticsQuery, closed: RoundState, privacy: RoundPrivacyRecord, unmaskRequests: StageClose | null, started: number, timings: Record<string, number>): Promise<void> {
-    const { clock, rounds } = this.options;
+    const { clock } = this.options;
     const releaseStarted = clock();
     const receipt = await this.options.ledger?.beforeRelease(record.id);
     let sum: ArrayLike<number>;
@@ -575,13 +567,7 @@ export class RoundRunner {
     let survivors: number;
     const dp = this.dp;
     if (dp) {
-      this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
-      const released = this.history.release(privacy);
-      this.history.add({ ...record, privacy: released });
-      await rounds.update(record.id, { privacy: released });
-      if (this.secagg) dp.sum = await this.unmaskSum(this.secagg, unmaskRequests as StageClose, receipt ?? null, timings);
-      const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
-      sum = decodeAggregate(noised, dp.config, dp.signs);
+      sum = await this.releaseDpSum(record, dp, privacy, unmaskRequests, receipt ?? null, timings);
       survivors = dp.count;
       noiseStd = releasedNoiseStd(dp.config, survivors);
     } else {
@@ -598,14 +584,27 @@ export class RoundRunner {
     await this.finish(record.id, state, started, timings, { result });
   }
 
+  /**
+   * The release point of a DP round, training or analytics, after its release entry: the round's
+   * epsilon is recorded as spent (in the record and the running history, whatever becomes of the
+   * round, even if its final write fails), then the sum is reconstructed (SecAgg+ unmasking),
+   * noised by the server in central mode, and decoded into update units.
+   */
+  private async releaseDpSum(record: RoundRecord, dp: DpRound, privacy: RoundPrivacyRecord, unmaskRequests: StageClose | null, receipt: LedgerReceipt | null, timings: Record<string, number>): Promise<Float32Array> {
+    const { rounds } = this.options;
+    this.history ??= PrivacyHistory.of(await rounds.list(Number.MAX_SAFE_INTEGER));
+    const released = this.history.release(privacy);
+    this.history.add({ ...record, privacy: released });
+    await rounds.update(record.id, { privacy: released });
+    if (this.secagg) dp.sum = await this.unmaskSum(this.secagg, unmaskRequests as StageClose, receipt, timings);
+    const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
+    return decodeAggregate(noised, dp.config, dp.signs);
+  }
+
   /** The configs of the versions an evaluate query scored (read from their stored model.json). */
   private async versionConfigs(versions: readonly number[]): Promise<ModelConfig[]> {
     const configs: ModelConfig[] = [];
-    for (const version of versions) {
-      const files = await this.options.registry.store.files(version);
-      if (!files) throw new ProtocolError('NOT_FOUND', `model version ${version} has no files to decode its evaluation with`);
-      configs.push(configFromModelJson(files.modelJson));
-    }
+    for (const version of versions) configs.push(await storedModelConfig(this.options.registry.store, version, 'decoding the evaluation'));
     return configs;
   }
 
