@@ -11,11 +11,8 @@ import { ENROLLMENT_BATCH_LIMITS } from '../shared/protocol/enrollment.ts';
 import { issueEnrollmentTokensInSlices } from './auth/enrollment-batches.ts';
 import { nodeEd25519Sign } from './auth/native-ed25519.ts';
 import { parseLaunchRequest, roundDimension } from '../shared/protocol/messages.ts';
-import { MAX_QUERY_CATEGORIES, queryBound } from '../shared/analytics/queries.ts';
-import { MIN_SEGMENT_COHORT } from '../shared/analytics/segments.ts';
-import { evaluationBlock } from '../shared/analytics/federated-evaluation.ts';
-import { configFromModelJson } from '../shared/model/artifacts.ts';
 import type { BootstrapReply } from './bootstrap.ts';
+import { resolveLaunchQuery } from './rounds/launch-query.ts';
 import type { ServingPointer } from '../shared/protocol/messages.ts';
 import { checkRoundPrivacy } from '../shared/protocol/privacy.ts';
 import type { PrivacyPolicy } from '../shared/protocol/privacy.ts';
@@ -194,39 +191,8 @@ export function createHttpApp(options: HttpOptions): express.Express {
 
   api.post('/rounds', route('launch', async (req, res) => {
     const { rounds, spec } = parseLaunchRequest(req.body);
-    // Every device of a round counts over the same list, fixed (and bound into the ledger entry) at launch.
-    if (spec.query?.statistic === 'category-counts' && !spec.query.categories) {
-      const categories = [...(options.catalogCategories ?? options.registry.current.config.vocabulary.categories)];
-      if (categories.length > MAX_QUERY_CATEGORIES) throw new ProtocolError('INVALID_ARGUMENT', `"query.categories": the catalog has ${categories.length} categories, more than the ${MAX_QUERY_CATEGORIES} one query may count over; give a list`);
-      spec.query = { ...spec.query, categories };
-    }
-    if (spec.query?.statistic === 'segments') {
-      if (spec.query.version !== undefined || spec.query.categories !== undefined || spec.query.parameters !== undefined) throw new ProtocolError('INVALID_ARGUMENT', '"query.version": a segment query counts portraits of the serving version, which the coordinator fills in; a launch names only "by" and "minCount"');
-      // A narrow query could single out a few shoppers: refused before it runs.
-      const minCohort = options.minSegmentCohort ?? MIN_SEGMENT_COHORT;
-      if (spec.clientsPerRound < minCohort) throw new ProtocolError('INVALID_ARGUMENT', `"clientsPerRound": a segment query needs a cohort of at least ${minCohort} devices, got ${spec.clientsPerRound}`);
-      const serving = options.registry.serving;
-      const version = serving?.version ?? options.registry.current.record.version;
-      const parameters = serving?.parameters ?? options.registry.current.record.parameters;
-      const files = await options.registry.store.files(version);
-      if (!files) throw new ProtocolError('NOT_FOUND', `the serving model version ${version} has no files`);
-      spec.query = { ...spec.query, version, parameters, categories: [...configFromModelJson(files.modelJson).vocabulary.categories] };
-    }
-    if (spec.query?.statistic === 'evaluate') {
-      const query = spec.query;
-      const blocks = [];
-      for (const version of query.versions) {
-        const record = await options.registry.store.get(version);
-        if (!record) throw new ProtocolError('NOT_FOUND', `"query.versions": model version ${version} does not exist`);
-        if (options.modelPublished && !options.modelPublished(version)) throw new ProtocolError('MODEL_NOT_PUBLISHED', `"query.versions": model version ${version} is not published in the privacy ledger, so devices cannot fetch it`);
-        const files = await options.registry.store.files(version);
-        if (!files) throw new ProtocolError('NOT_FOUND', `"query.versions": model version ${version} has no files`);
-        blocks.push(evaluationBlock(query, version, record.parameters, configFromModelJson(files.modelJson)));
-      }
-      spec.query = { ...query, blocks };
-      // The bound on one device's contribution comes from the versions' configs: it is the round's clip.
-      if (spec.privacy) spec.privacy.clip = queryBound(spec.query);
-    }
+    // Every device of the round, the accountant and the ledger entry see the query as fixed here.
+    await resolveLaunchQuery(spec, { registry: options.registry, ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}), ...(options.minSegmentCohort !== undefined ? { minSegmentCohort: options.minSegmentCohort } : {}), ...(options.modelPublished ? { modelPublished: options.modelPublished } : {}) });
     const dp = spec.privacy ? checkRoundPrivacy(spec.privacy, roundDimension(spec, options.registry.parameters), spec.clientsPerRound, options.privacyPolicy ?? { allowCentral: false, allowNone: false }) : null;
     if (spec.secagg) checkRoundSecAgg(spec.secagg, spec.clientsPerRound, dp);
     if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (give it a ledger, or a data directory)');
