@@ -19,5 +19,9 @@ export class MemoryLedgerStore implements LedgerStore {
     return this.entries.length;
   }
 
+  async since(seq: number): Promise<unknown[]> {
+    return this.entries.slice(Math.max(0, seq)).map((e) => JSON.parse(e) as unknown);
+  }
+
   close(): void {}
 }

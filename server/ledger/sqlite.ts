@@ -55,6 +55,11 @@ export class SqliteLedgerStore implements LedgerStore {
     return rows.map((r) => JSON.parse(r.entry) as unknown);
   }
 
+  async since(seq: number): Promise<unknown[]> {
+    const rows = this.db.prepare('SELECT entry FROM ledger_entries WHERE seq > ? ORDER BY seq').all(seq) as { entry: string }[];
+    return rows.map((r) => JSON.parse(r.entry) as unknown);
+  }
+
   async count(): Promise<number> {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM ledger_entries').get() as { n: number }).n;
   }

@@ -11,6 +11,14 @@ export interface LedgerStore {
   /** Every stored entry in seq order, as stored (not re-validated: the verifier does that). */
   all(): Promise<unknown[]>;
   count(): Promise<number>;
+  /** The stored entries after `seq` (seq > `seq`), in seq order: what other writers appended since. */
+  since(seq: number): Promise<unknown[]>;
+  /**
+   * A store several processes append to (PostgreSQL) runs `run` holding a deployment-wide lock
+   * (an advisory lock), so reading the head, checking a budget and appending is one step across
+   * every node; absent where one process is the only writer (memory, SQLite).
+   */
+  exclusive?<T>(run: () => Promise<T>): Promise<T>;
   close(): void;
 }
 

@@ -10,10 +10,30 @@ import type { ModelRecord, RoundRecord, RoundSpec } from '../../shared/protocol/
 
 export type RoundPatch = Partial<Omit<RoundRecord, 'id' | 'config' | 'createdAt'>>;
 
+/**
+ * A cluster node's claim to run rounds (server/cluster/lease.ts): the lease's name and the fencing
+ * token the node got when it took it. A store shared by several nodes (PostgreSQL) makes a write
+ * that carries a fence only while that lease still holds that token, in the same statement, and
+ * throws FencedError otherwise: a deposed leader's late writes change nothing. A store only one
+ * process can open (memory, SQLite) has no other writer and ignores it.
+ */
+export interface Fence {
+  lease: string;
+  token: number;
+}
+
+export class FencedError extends Error {
+  constructor(readonly fence: Fence) {
+    super(`the "${fence.lease}" lease has passed to another node (this node held token ${fence.token}): write refused`);
+    this.name = 'FencedError';
+  }
+}
+
 export interface RoundStore {
   /** Creates pending rounds with increasing ids, in one transaction. */
   createRounds(specs: readonly RoundSpec[], createdAt: string): Promise<RoundRecord[]>;
-  update(id: number, patch: RoundPatch): Promise<RoundRecord>;
+  /** FencedError when `fence` is given and no longer holds (see Fence). */
+  update(id: number, patch: RoundPatch, fence?: Fence): Promise<RoundRecord>;
   get(id: number): Promise<RoundRecord | undefined>;
   /** Most recent first. */
   list(limit: number): Promise<RoundRecord[]>;
@@ -39,7 +59,7 @@ export interface NewModel {
 
 export interface ModelStore {
   /** Stores the files atomically, then the record; returns the new version (latest + 1). */
-  add(model: NewModel, createdAt: string): Promise<ModelRecord>;
+  add(model: NewModel, createdAt: string, fence?: Fence): Promise<ModelRecord>;
   /** The serving pointer (shared/protocol/messages.ts ServingPointer); null: never set, devices profile with the latest version. */
   serving(): Promise<ServingPointer | null>;
   setServing(pointer: ServingPointer): Promise<void>;

@@ -59,6 +59,7 @@ function fillableLedger(store: LedgerStore): LedgerStore {
       return store.append(entry);
     },
     all: () => store.all(),
+    since: (seq) => store.since(seq),
     count: () => store.count(),
     close: () => store.close(),
   };
