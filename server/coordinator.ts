@@ -25,11 +25,18 @@ import { LedgerRoundHook } from './ledger/round-hook.ts';
 import type { CoordinatorIo } from './socket.ts';
 import { ReadinessCheck } from './storage/readiness.ts';
 import type { ApiTokenStore, ModelStore, RoundStore } from './storage/stores.ts';
+import type { ClusterWiring } from './cluster/wiring.ts';
+import { clusterTransport, ClusterRouter } from './cluster/router.ts';
+import { LeaderLease } from './cluster/lease.ts';
+import { Membership } from './cluster/membership.ts';
+import type { ClusterNode } from './cluster/membership.ts';
+import { fencedRounds } from './cluster/fenced.ts';
 
 /** How long a closing coordinator lets HTTP requests in flight finish before it drops their connections. */
 const CLOSE_GRACE_MS = 1_000;
 
 export const RESTART_REASON = 'coordinator restarted while the round was in flight';
+export const LEADER_LOST_REASON = 'the node leading the round was lost while the round was in flight';
 
 export interface EvaluationSet {
   /** Held-out (test) users; examples are built with the current model's vocabulary and windows. */
@@ -90,7 +97,12 @@ export interface CoordinatorOptions {
   /** Readiness probe of the storage (the embedded default writes a small file to its data directory): rejects when it takes no writes. */
   storageProbe?: () => Promise<void>;
   /** Called last by close() (closes the database of the embedded default). */
-  onClose?: () => void;
+  onClose?: () => void | Promise<void>;
+  /**
+   * A node of a cluster (server/cluster/node.ts): the stores are shared with other nodes, devices
+   * may connect to any node, and the node holding the rounds lease runs every round.
+   */
+  cluster?: ClusterWiring;
 }
 
 export interface Coordinator {
@@ -100,6 +112,8 @@ export interface Coordinator {
   runner: RoundRunner;
   sockets: SocketLayer;
   io: CoordinatorIo;
+  /** On a cluster node: the live nodes, and whether this one leads the rounds now. */
+  cluster?: { nodeId: string; nodes(): readonly ClusterNode[]; leading(): boolean };
   close(): Promise<void>;
 }
 
@@ -111,10 +125,17 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const clock = options.clock ?? Date.now;
   const log = options.log ?? (() => undefined);
   const iso = () => new Date(clock()).toISOString();
-  const registry = await ModelRegistry.open(options.models, options.initialModel, iso);
-  const aborted = await options.rounds.abortUnfinished(RESTART_REASON, iso());
-  if (aborted > 0) log(`marked ${aborted} unfinished round(s) aborted: ${RESTART_REASON}`);
-  const lastIssued = (await options.rounds.list(1))[0]?.id ?? 0;
+  const cluster = options.cluster;
+  // A cluster's first start (version 1, its publication) is made by one node; the others wait and read it.
+  const alone = cluster?.initLock ?? (<T>(run: () => Promise<T>) => run());
+  const registry = await alone(() => ModelRegistry.open(options.models, options.initialModel, iso));
+  // On one process, what a previous process left unfinished is aborted; on a cluster, other nodes
+  // may be running it: a node that takes the rounds lease aborts what the lost leader left running.
+  if (!cluster) {
+    const aborted = await options.rounds.abortUnfinished(RESTART_REASON, iso());
+    if (aborted > 0) log(`marked ${aborted} unfinished round(s) aborted: ${RESTART_REASON}`);
+  }
+  const lastIssued = async () => (await options.rounds.list(1))[0]?.id ?? 0;
 
   // Held-out examples are built with the serving model's vocabulary, again when a bootstrap version changes it.
   let evaluation: ((config: ModelConfig) => readonly Example[]) | undefined;
@@ -133,30 +154,96 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const maxMessageBytes = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
   // Socket.IO closes a socket whose message exceeds its buffer; keep that well above the protocol's
   // own limit so an oversized message is refused with PAYLOAD_TOO_LARGE and the socket stays up.
-  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize: 2 * maxMessageBytes + (1 << 20), serveClient: false });
-  const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log, maxMessageBytes });
+  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize: 2 * maxMessageBytes + (1 << 20), serveClient: false, ...(cluster ? { adapter: cluster.adapter } : {}) });
+  let membership: Membership | undefined;
+  const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log, maxMessageBytes, ...(cluster ? { cluster: { connectedClients: () => membership?.connections ?? 0 } } : {}) });
   const privacyPolicy = { allowCentral: options.allowCentralDp === true, allowNone: options.allowNoDp === true };
-  const runnerOptions = { rounds: options.rounds, registry, transport: sockets, clock, uniform: options.uniform ?? cryptoUniform, privacyPolicy, privacyRandom: options.privacyRandom ?? cryptoRandomSource(), log };
-  const ledgerHook = options.ledger ? new LedgerRoundHook(options.ledger, options.rounds, async () => ((await options.models.latest())?.version ?? 0) + 1) : undefined;
-  const entered = await ledgerHook?.enterUnrecordedAborts();
-  if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
-  // Every stored version's files against its publication entry; a start refuses when they disagree.
-  const publications = await ledgerHook?.enterUnrecordedPublications(options.models);
-  if (publications) log(`privacy ledger: entered the publication of ${publications} model version(s) it lacked`);
-  const runner = new RoundRunner({ ...runnerOptions, ...(options.simulationDataset ? { simulationDataset: options.simulationDataset } : {}), ...(evaluation ? { evaluation } : {}), ...(ledgerHook ? { ledger: ledgerHook } : {}) });
-  sockets.attach(runner);
+  const nextModelVersion = async () => ((await options.models.latest())?.version ?? 0) + 1;
+  const lease = cluster ? new LeaderLease({ pool: cluster.pool, holder: cluster.nodeId, ttlMs: cluster.leaseTtlMs, onAcquired: (token) => takeOver(token), onLost: () => stepDown(), log }) : undefined;
+  const ledgerHook = options.ledger ? new LedgerRoundHook(options.ledger, options.rounds, nextModelVersion) : undefined;
+  await alone(async () => {
+    const entered = await ledgerHook?.enterUnrecordedAborts();
+    if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
+    // Every stored version's files against its publication entry; a start refuses when they disagree.
+    const publications = await ledgerHook?.enterUnrecordedPublications(options.models);
+    if (publications) log(`privacy ledger: entered the publication of ${publications} model version(s) it lacked`);
+  });
+  // A cluster leader's round writes, ledger entries and commits carry its fencing token (server/cluster/lease.ts).
+  const leaderHook = options.ledger && lease ? new LedgerRoundHook(options.ledger, options.rounds, nextModelVersion, () => lease.check()) : ledgerHook;
+  let router: ClusterRouter | undefined;
+  const transport = cluster ? clusterTransport(sockets, () => router) : sockets;
+  const makeRunner = () =>
+    new RoundRunner({
+      rounds: lease ? fencedRounds(options.rounds, () => lease.fence()) : options.rounds,
+      registry,
+      transport,
+      clock,
+      uniform: options.uniform ?? cryptoUniform,
+      privacyPolicy,
+      privacyRandom: options.privacyRandom ?? cryptoRandomSource(),
+      log,
+      ...(lease ? { fence: () => lease.fence() } : {}),
+      ...(options.simulationDataset ? { simulationDataset: options.simulationDataset } : {}),
+      ...(evaluation ? { evaluation } : {}),
+      ...(leaderHook ? { ledger: leaderHook } : {}),
+    });
+  let runner = makeRunner();
+  let leading = false;
+  // Taking the lease: what the lost leader left running is aborted (under this node's fence) and
+  // entered in the ledger (a release it entered stands), then this node runs the rounds.
+  const takeOver = async (token: number) => {
+    await registry.refresh();
+    await ledgerHook?.learnPublications();
+    for (const r of await options.rounds.unfinished()) {
+      if (r.status !== 'running') continue;
+      await options.rounds.update(r.id, { status: 'aborted', stage: 'aborted', reason: LEADER_LOST_REASON, finishedAt: iso() }, { lease: lease!.name, token });
+      transport.broadcastRoundClosed({ roundId: r.id, status: 'aborted', reason: LEADER_LOST_REASON });
+      log(`round ${r.id}: aborted, ${LEADER_LOST_REASON}`);
+    }
+    const entered = await leaderHook?.enterUnrecordedAborts();
+    if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
+    runner = makeRunner();
+    leading = true;
+    runner.start(await lastIssued());
+    void membership?.beat();
+  };
+  const stepDown = async () => {
+    leading = false;
+    const stopping = runner;
+    runner = makeRunner();
+    await stopping.stop();
+    void membership?.beat();
+  };
+  if (cluster) {
+    router = new ClusterRouter(io, {
+      leaderRunner: () => (leading ? runner : null),
+      announcement: () => runner.announcement(),
+      onModelChanged: async () => {
+        await registry.refresh();
+        await ledgerHook?.learnPublications();
+        sockets.announceModel(router!.announcement());
+      },
+      clock,
+      log,
+    });
+    sockets.attach(router);
+  } else {
+    sockets.attach(runner);
+  }
   const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
   if (options.servingPolicy === 'promoted' && !registry.serving) {
     const { record } = registry.current;
     await registry.setServing({ version: record.version, parameters: record.parameters, promotedAt: iso(), reason: 'the version at the first start with promoted serving', candidate: null });
     log(`serving model v${record.version}: later versions are served only once promoted (portrait model promote)`);
   }
-  const promotionDeps = { rounds: options.rounds, registry, ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}), announce: () => sockets.announceModel(runner.announcement()), clock };
-  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
+  const announce = () => transport.announceModel(runner.announcement());
+  const promotionDeps = { rounds: options.rounds, registry, ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}), announce, clock };
+  const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(),
+    ...(router ? { onLaunched: () => router!.launched(), cluster: () => ({ nodeId: cluster!.nodeId, leading, nodes: membership?.nodes ?? [] }) } : {}), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
     ...(options.minSegmentCohort !== undefined ? { minSegmentCohort: options.minSegmentCohort } : {}),
     promoteModel: (body: unknown) => promoteVersion(promotionDeps, body),
     rolloutModel: (body: unknown) => rolloutVersion(promotionDeps, body),
-    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce: () => sockets.announceModel(runner.announcement()), clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
+    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce, clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>
@@ -181,7 +268,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   }
   const { port } = httpServer.address() as AddressInfo;
   const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
-  runner.start(lastIssued);
+  if (cluster && lease) {
+    membership = new Membership({ pool: cluster.pool, nodeId: cluster.nodeId, url: `http://${host}:${port}`, periodMs: cluster.heartbeatMs, report: () => ({ connections: sockets.localClients(), ready: cluster.ready(), leader: leading }), log });
+    await membership.start();
+    lease.start();
+  } else {
+    runner.start(await lastIssued());
+  }
   log(`coordinator on http://${host}:${port} (model v${registry.current.record.version}, ${registry.parameters} parameters)`);
 
   let closing: Promise<void> | undefined;
@@ -192,8 +285,13 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     runner,
     sockets,
     io,
+    ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => membership?.nodes ?? [], leading: () => leading } } : {}),
     close: () =>
       (closing ??= (async () => {
+        // A leader hands its lease back first, so another node takes the rounds at once.
+        await lease?.stop();
+        await membership?.stop();
+        leading = false;
         await runner.stop();
         // io.close() ends every Socket.IO session and stops listening; the HTTP server then waits
         // for its open connections. A browser may hold one with no request on it (a speculative
@@ -207,7 +305,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
           });
         });
         registry.dispose();
-        options.onClose?.();
+        await options.onClose?.();
       })()),
   };
 }

@@ -32,6 +32,7 @@ import type { RoundRunner } from './rounds/runner.ts';
 import { asStorageError } from './storage/failures.ts';
 import type { Readiness } from './storage/readiness.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
+import type { ClusterNode } from './cluster/membership.ts';
 
 export interface HttpOptions {
   rounds: RoundStore;
@@ -60,9 +61,18 @@ export interface HttpOptions {
   catalogCategories?: readonly string[];
   /** GET /readyz: whether what the coordinator records can be made durable now (storage/readiness.ts); default: ready. */
   readiness?: () => Promise<Readiness>;
+  /** On a cluster node: launches wake the leader wherever it runs (server/cluster/router.ts); default: this process's runner. */
+  onLaunched?: () => void;
+  /** On a cluster node: this node, whether it leads the rounds, and the live nodes (GET /api/v1/cluster, /status). */
+  cluster?: () => { nodeId: string; leading: boolean; nodes: readonly ClusterNode[] };
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** A cluster as /status and /api/v1/cluster show it: each node's devices, readiness and which one leads the rounds. */
+function clusterView(c: { nodeId: string; leading: boolean; nodes: readonly ClusterNode[] }) {
+  return { node: c.nodeId, leading: c.leading, leader: c.nodes.find((n) => n.leader)?.nodeId ?? null, connectedClients: c.nodes.reduce((sum, n) => sum + n.connections, 0), nodes: c.nodes };
+}
 
 function positiveInt(name: string, text: unknown, max: number): number {
   const n = typeof text === 'string' && /^\d{1,15}$/.test(text) ? Number(text) : Number.NaN;
@@ -198,7 +208,7 @@ export function createHttpApp(options: HttpOptions): express.Express {
     if (spec.epsilonCap !== undefined && !options.ledger) throw new ProtocolError('INVALID_ARGUMENT', '"epsilonCap" needs the privacy ledger, which this coordinator runs without (give it a ledger, or a data directory)');
     const create = () => options.rounds.createRounds(Array.from({ length: rounds }, () => spec), new Date(options.clock()).toISOString());
     const { created, budget } = options.ledger ? await launchWithinBudget(options.ledger, options.rounds, spec, rounds, options.registry.parameters, create) : { created: await create(), budget: [] };
-    options.runner().notifyLaunched();
+    (options.onLaunched ?? (() => options.runner().notifyLaunched()))();
     const served = created.map(asServed);
     res.status(201).json(budget.length > 0 ? { rounds: served, budget } : { rounds: served });
   }));
@@ -246,8 +256,14 @@ export function createHttpApp(options: HttpOptions): express.Express {
     res.json({
       model: options.runner().announcement(),
       connectedClients: options.connectedClients(),
+      ...(options.cluster ? { cluster: clusterView(options.cluster()) } : {}),
       round: s ? { id: s.roundId, stage: s.stage, checkedIn: s.checkedIn.size, selected: s.cohort.size, reported: s.reported.size, dropped: s.dropped.size, stageEndsInMs: Math.max(0, s.stageEndsAt - options.clock()) } : null,
     });
+  }));
+
+  api.get('/cluster', route('read', async (_req, res) => {
+    if (!options.cluster) throw new ProtocolError('NOT_FOUND', 'this coordinator runs alone (the embedded default), not as a node of a cluster');
+    res.json(clusterView(options.cluster()));
   }));
 
   api.post('/enrollment-tokens', route('launch', async (req, res) => {

@@ -14,7 +14,7 @@ import type { ModelConfig } from '../shared/model/spec.ts';
 import { flattenWeights, parameterCount, setFlatWeights } from '../shared/model/weights.ts';
 import { ProtocolError } from '../shared/protocol/errors.ts';
 import type { ModelRecord, ServingPointer } from '../shared/protocol/messages.ts';
-import type { ModelStore } from './storage/stores.ts';
+import type { Fence, ModelStore } from './storage/stores.ts';
 
 export interface InitialModel {
   config: ModelConfig;
@@ -61,6 +61,24 @@ export class ModelRegistry {
     return new ModelRegistry(store, model, { record, config: initial.config, weights: flattenWeights(model) }, await store.serving());
   }
 
+  /**
+   * Takes in what other cluster nodes stored since (a version committed or bootstrapped there, a
+   * promotion or rollout): the latest version and the serving pointer are read again from the
+   * store. Returns whether the latest version changed.
+   */
+  async refresh(): Promise<boolean> {
+    this.pointer = await this.store.serving();
+    const latest = await this.store.latest();
+    if (!latest || latest.version === this.currentModel.record.version) return false;
+    const files = await this.store.files(latest.version);
+    if (!files) throw new Error(`model version ${latest.version} has a record but no files`);
+    const { model, config } = await modelFromFiles(files);
+    this.model.dispose();
+    this.model = model;
+    this.currentModel = { record: latest, config, weights: flattenWeights(model) };
+    return true;
+  }
+
   get current(): CurrentModel {
     return this.currentModel;
   }
@@ -70,11 +88,11 @@ export class ModelRegistry {
   }
 
   /** Stores `weights` as the next version (atomically, files before record) and makes it current. */
-  async commit(weights: Float32Array, roundId: number, optimizerState: Uint8Array, createdAt: string): Promise<ModelRecord> {
+  async commit(weights: Float32Array, roundId: number, optimizerState: Uint8Array, createdAt: string, fence?: Fence): Promise<ModelRecord> {
     setFlatWeights(this.model, weights);
     const files = await modelToFiles(this.model, this.currentModel.config);
     const newModel = { files, roundId, parentVersion: this.currentModel.record.version, parameters: weights.length };
-    const record = await this.store.add(optimizerState.byteLength > 0 ? { ...newModel, optimizerState } : newModel, createdAt);
+    const record = await this.store.add(optimizerState.byteLength > 0 ? { ...newModel, optimizerState } : newModel, createdAt, fence);
     this.currentModel = { record, config: this.currentModel.config, weights: Float32Array.from(weights) };
     return record;
   }

@@ -16,9 +16,9 @@ import { nodeEd25519Verify } from './auth/native-ed25519.ts';
 import { HandshakePacer } from './handshake-pacer.ts';
 import { EVENTS } from '../shared/protocol/events.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events.ts';
-import type { Ack } from '../shared/protocol/messages.ts';
+import type { Ack, ModelAnnouncement, RoundOpen } from '../shared/protocol/messages.ts';
 import type { ServerMessage as SecAggServerMessage } from '../shared/secagg/messages.ts';
-import type { RoundRunner, RoundTransport } from './rounds/runner.ts';
+import type { RoundTransport } from './rounds/runner.ts';
 
 export interface SocketData {
   clientId: string;
@@ -30,6 +30,24 @@ type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<st
 
 const CLIENT_EVENTS: readonly string[] = [EVENTS.checkin, EVENTS.update, EVENTS.secagg];
 
+/**
+ * Where a device's messages go: the round runner, or on a cluster node the router that reaches
+ * the leader node's runner (server/cluster/router.ts), which answers asynchronously.
+ */
+export interface DeviceMessageHandler {
+  handleCheckin(clientId: string, raw: unknown): void | Promise<void>;
+  handleUpdate(clientId: string, raw: unknown): void | Promise<void>;
+  handleSecAgg(clientId: string, raw: unknown): void | Promise<void>;
+  handleDisconnect(clientId: string): void;
+  announcement(): ModelAnnouncement;
+  roundOpenFor(now: number): RoundOpen | null;
+}
+
+/** The Socket.IO room of one pseudonymous client: on a cluster, messages reach its socket on whichever node it is connected to. */
+export function clientRoom(clientId: string): string {
+  return `client:${clientId}`;
+}
+
 export interface SocketLayerOptions {
   platformPublicKey: Uint8Array;
   clock: () => number;
@@ -39,6 +57,12 @@ export interface SocketLayerOptions {
    * below Socket.IO's `maxHttpBufferSize` (which closes the socket instead); default: that size.
    */
   maxMessageBytes?: number;
+  /**
+   * A cluster node: messages to a client go to its room through the adapter (any node), a new
+   * connection ends the client's sessions on every node, and the devices counted are the whole
+   * cluster's (`connectedClients`); broadcasts of the model reach only this node's devices.
+   */
+  cluster?: { connectedClients: () => number };
 }
 
 /** The key a handshake payload that is not an object is handed on under (refuseNonObjectAuth). */
@@ -104,7 +128,7 @@ export function payloadBytes(value: unknown, budget = Number.MAX_SAFE_INTEGER): 
 
 export class SocketLayer implements RoundTransport {
   private readonly clients = new Map<string, ClientSocket>();
-  private runner: RoundRunner | null = null;
+  private runner: DeviceMessageHandler | null = null;
   /** Refusals by code, for tests and status. */
   readonly refusals = new Map<string, number>();
   readonly maxMessageBytes: number;
@@ -143,7 +167,7 @@ export class SocketLayer implements RoundTransport {
     io.on('connection', (socket) => this.onConnection(socket));
   }
 
-  attach(runner: RoundRunner): void {
+  attach(runner: DeviceMessageHandler): void {
     this.runner = runner;
   }
 
@@ -155,6 +179,11 @@ export class SocketLayer implements RoundTransport {
     const { clientId } = socket.data;
     const previous = this.clients.get(clientId);
     if (previous && previous.id !== socket.id) previous.disconnect(true);
+    if (this.options.cluster) {
+      // Its sessions on other nodes end (this node's went above); then this socket joins the client's room.
+      this.io.in(clientRoom(clientId)).except(socket.id).disconnectSockets(true);
+      void socket.join(clientRoom(clientId));
+    }
     this.clients.set(clientId, socket);
     const runner = this.runner;
     if (runner) {
@@ -190,36 +219,55 @@ export class SocketLayer implements RoundTransport {
     });
   }
 
-  private runnerOrThrow(): RoundRunner {
+  private runnerOrThrow(): DeviceMessageHandler {
     if (!this.runner) throw new ProtocolError('UNAVAILABLE', 'the coordinator is starting');
     return this.runner;
   }
 
-  private answer(socket: ClientSocket, ack: unknown, handle: () => void): void {
+  private answer(socket: ClientSocket, ack: unknown, handle: () => void | Promise<void>): void {
     if (typeof ack !== 'function') {
       const body: ErrorBody = { code: 'MALFORMED_MESSAGE', message: 'messages must carry an acknowledgement callback' };
       this.count(body);
       socket.emit(EVENTS.protocolError, body);
       return;
     }
-    let result: Ack;
-    try {
-      if (this.options.clock() >= socket.data.expiresAt) throw new ProtocolError('TOKEN_EXPIRED', 'enrollment token has expired');
-      handle();
-      result = { ok: true };
-    } catch (err) {
+    const refuse = (err: unknown): Ack => {
       const body = errorBody(err);
       // Only the error's class reaches the log: a message could quote payload values.
       if (!(err instanceof ProtocolError)) this.options.log(`socket handler failed: ${err instanceof Error ? err.name : typeof err} (${body.code})`);
       this.count(body);
-      result = { ok: false, error: body };
       if (body.code === 'TOKEN_EXPIRED') setImmediate(() => socket.disconnect(true));
+      return { ok: false, error: body };
+    };
+    let handled: void | Promise<void>;
+    try {
+      if (this.options.clock() >= socket.data.expiresAt) throw new ProtocolError('TOKEN_EXPIRED', 'enrollment token has expired');
+      handled = handle();
+    } catch (err) {
+      (ack as (r: Ack) => void)(refuse(err));
+      return;
     }
-    (ack as (r: Ack) => void)(result);
+    // The runner answers at once; a cluster node's router once the leader node has.
+    if (!(handled instanceof Promise)) return (ack as (r: Ack) => void)({ ok: true });
+    handled.then(
+      () => (ack as (r: Ack) => void)({ ok: true }),
+      (err: unknown) => (ack as (r: Ack) => void)(refuse(err)),
+    );
   }
 
+  /** Devices connected to the deployment: this process's, or on a cluster node every node's. */
   connectedClients(): number {
+    return this.options.cluster ? this.options.cluster.connectedClients() : this.clients.size;
+  }
+
+  /** Devices connected to this process. */
+  localClients(): number {
     return this.clients.size;
+  }
+
+  /** The client's socket here, or on a cluster node its room on whichever node holds it. */
+  private to(clientId: string): { emit: ClientSocket['emit'] } | undefined {
+    return this.options.cluster ? this.io.to(clientRoom(clientId)) : this.clients.get(clientId);
   }
 
   broadcastRoundOpen(message: Parameters<RoundTransport['broadcastRoundOpen']>[0]): void {
@@ -227,26 +275,28 @@ export class SocketLayer implements RoundTransport {
   }
 
   sendConfig(clientId: string, message: Parameters<RoundTransport['sendConfig']>[1]): void {
-    this.clients.get(clientId)?.emit(EVENTS.roundConfig, message);
+    this.to(clientId)?.emit(EVENTS.roundConfig, message);
   }
 
   sendNotSelected(clientId: string, roundId: number): void {
-    this.clients.get(clientId)?.emit(EVENTS.roundNotSelected, { roundId });
+    this.to(clientId)?.emit(EVENTS.roundNotSelected, { roundId });
   }
 
   sendSecAgg(clientId: string, message: SecAggServerMessage): void {
-    this.clients.get(clientId)?.emit(EVENTS.secagg, message);
+    this.to(clientId)?.emit(EVENTS.secagg, message);
   }
 
   sendReceipt(clientId: string, message: Parameters<RoundTransport['sendReceipt']>[1]): void {
-    this.clients.get(clientId)?.emit(EVENTS.roundReceipt, message);
+    this.to(clientId)?.emit(EVENTS.roundReceipt, message);
   }
 
   broadcastRoundClosed(message: Parameters<RoundTransport['broadcastRoundClosed']>[0]): void {
     this.io.emit(EVENTS.roundClosed, message);
   }
 
+  /** To every device, or on a cluster node to this node's (each node announces once it has the version: server/cluster/router.ts). */
   announceModel(message: Parameters<RoundTransport['announceModel']>[0]): void {
-    this.io.emit(EVENTS.modelCurrent, message);
+    if (this.options.cluster) this.io.local.emit(EVENTS.modelCurrent, message);
+    else this.io.emit(EVENTS.modelCurrent, message);
   }
 }

@@ -57,11 +57,11 @@ export class PrivacyLedger {
   private key: SigningKey;
   private readonly clock: () => number;
   /** The Merkle tree over every entry so far (the transparency log). */
-  private readonly tree: MerkleTree;
+  private tree: MerkleTree;
   /** The genesis key: the log's identity in its tree heads. */
   private readonly genesisKey: string;
   /** Every key-rotation entry so far: a receipt carries them, so a device can follow the key from genesis. */
-  private readonly rotations: KeyRotationEntry[];
+  private rotations: KeyRotationEntry[];
 
   private constructor(private readonly options: PrivacyLedgerOptions, key: SigningKey, state: VerifyResult, total: RdpTotal, tree: MerkleTree, genesisKey: string, rotations: KeyRotationEntry[]) {
     this.clock = options.clock ?? Date.now;
@@ -116,9 +116,32 @@ export class PrivacyLedger {
    * (server/ledger/budget.ts). `run` must not itself wait on the queue (no append inside).
    */
   exclusive<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(run, run);
+    const { store } = this.options;
+    // A store other processes append to (a cluster's PostgreSQL) is locked deployment-wide, and
+    // this ledger first takes in what they appended, so the check and the append see one chain.
+    const step = store.exclusive ? () => store.exclusive!(async () => (await this.catchUp(), run())) : run;
+    const next = this.queue.then(step, step);
     this.queue = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Takes in the entries other writers of a shared store appended since this ledger's head: the
+   * whole stored chain is verified again (as at open), and its total, tree and rotations replace
+   * this ledger's. LedgerCorruptError when it does not verify; a RangeError when another writer
+   * rotated the signing key away from this process's (a node must restart with the new key).
+   */
+  private async catchUp(): Promise<void> {
+    if ((await this.options.store.since(this.seq)).length === 0) return;
+    const stored = await this.options.store.all();
+    const verified = await verifyLedgerWithTotal(stored, this.options.cap ? { delta: this.options.cap.delta, verify: nodeEd25519Verify } : { verify: nodeEd25519Verify });
+    if (!verified.result.ok || verified.total === null) throw new LedgerCorruptError(verified.result);
+    if (verified.result.currentKey !== this.publicKey) throw new RangeError(`the ledger's current key is ${verified.result.currentKey}, this process signs with ${this.publicKey}: restart it with the rotated key`);
+    this.seq = verified.result.entries;
+    this.prevHash = verified.result.headHash;
+    this.total = verified.total;
+    this.tree = verified.tree;
+    this.rotations = verified.entries.filter((e): e is KeyRotationEntry => e.kind === 'key-rotation');
   }
 
   private async append(body: { kind: 'genesis'; accountant: { method: string; orders: number[] } } | { kind: 'round'; round: RoundSpend } | { kind: 'publication'; publication: Publication } | { kind: 'key-rotation'; newPublicKey: string; reason: string }, newKey?: SigningKey): Promise<LedgerEntry> {
@@ -144,10 +167,12 @@ export class PrivacyLedger {
   /**
    * Appends a round's entry. For a release, the caller decodes the sum only after this
    * resolves; it throws (writing nothing) when the deployment cap, or `launchCap` (the cap the
-   * round's launch set, server/ledger/budget.ts), would be exceeded.
+   * round's launch set, server/ledger/budget.ts), would be exceeded, or when `guard` throws.
    */
-  recordRound(input: RoundSpendInput, launchCap: BudgetCap | null = null): Promise<RoundEntry> {
+  recordRound(input: RoundSpendInput, launchCap: BudgetCap | null = null, guard?: () => Promise<void>): Promise<RoundEntry> {
     return this.exclusive(async () => {
+      // A cluster leader's lease check (server/cluster), inside the lock: a deposed leader enters nothing.
+      await guard?.();
       const spend = accountSpend(input, this.total);
       const rdp = spendRdp(spend, this.total.orders);
       if (input.outcome === 'released') this.checkCaps(rdp, launchCap, `round ${input.roundId} would bring`);

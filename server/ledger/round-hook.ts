@@ -85,6 +85,8 @@ export class LedgerRoundHook implements RoundLedger {
     private readonly ledger: PrivacyLedger,
     private readonly rounds: RoundStore,
     private readonly nextModelVersion: () => Promise<number>,
+    /** A cluster leader's lease check (server/cluster/lease.ts), run inside the ledger's lock before each round entry. */
+    private readonly guard?: () => Promise<void>,
   ) {}
 
   private async record(roundId: number): Promise<RoundRecord> {
@@ -114,7 +116,7 @@ export class LedgerRoundHook implements RoundLedger {
     try {
       // An analytics round publishes no model version: it releases its query's sum.
       const versionOut = record.config.task === 'analytics' ? null : await this.nextModelVersion();
-      entry = await this.ledger.recordRound(await spendInput(record, 'released', null, versionOut), launchCap(record));
+      entry = await this.ledger.recordRound(await spendInput(record, 'released', null, versionOut), launchCap(record), this.guard);
     } catch (err) {
       if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
       throw err;
@@ -195,6 +197,20 @@ export class LedgerRoundHook implements RoundLedger {
   async afterAbort(roundId: number, reason: string): Promise<void> {
     const record = await this.record(roundId);
     const note = this.released.has(roundId) ? `${reason} (after its release was entered: that spend stands)` : reason;
-    await this.ledger.recordRound(await spendInput(record, 'aborted', note, null));
+    await this.ledger.recordRound(await spendInput(record, 'aborted', note, null), null, this.guard);
+  }
+
+  /**
+   * In a cluster, other nodes publish versions (a leader's commit, a bootstrap): the ledger's
+   * publication entries are the record of which versions may be served, read again on each
+   * model announcement. Returns the versions newly known.
+   */
+  async learnPublications(): Promise<number[]> {
+    await this.ledger.exclusive(async () => undefined);
+    const learned: number[] = [];
+    for (const version of publicationEntries((await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw))).keys()) {
+      if (!this.published.has(version)) (this.published.add(version), learned.push(version));
+    }
+    return learned;
   }
 }

@@ -36,7 +36,7 @@ import { configuredPrivacyRecord, pendingPrivacyRecord, PrivacyHistory } from '.
 import type { ModelRegistry } from '../registry.ts';
 import { asStorageError, isStorageFailure } from '../storage/failures.ts';
 import type { StorageFailure } from '../storage/failures.ts';
-import type { RoundStore } from '../storage/stores.ts';
+import type { Fence, RoundStore } from '../storage/stores.ts';
 import { fromBase64 } from '../../shared/secagg/bytes.ts';
 import type { ServerMessage as SecAggServerMessage } from '../../shared/secagg/messages.ts';
 import { checkSumHeadroom, roundParameters } from '../../shared/secagg/round-config.ts';
@@ -83,6 +83,11 @@ export interface RunnerOptions {
   /** The signed privacy ledger (server/ledger): entered before any sum is decoded, and on abort. */
   ledger?: RoundLedger;
   log: (line: string) => void;
+  /**
+   * A cluster leader's fence (server/cluster/lease.ts): the version a round commits is stored only
+   * while this node still holds the lease (its round writes carry it through the RoundStore given).
+   */
+  fence?: () => Fence;
   /** Backoff of store writes that fail for want of storage (disk full, I/O error): first wait, doubling up to the longest; default 500 ms to 30 s. */
   storageRetry?: { firstMs: number; maxMs: number };
 }
@@ -519,7 +524,7 @@ export class RoundRunner {
       }
       const { step } = bounded;
       const aggregate = { examples: bounded.examples, weight: bounded.weight, updateNorm: step.updateNorm, ...(bounded.clipped ? { clipped: bounded.clipped } : {}) };
-      const model = await registry.commit(step.weights, record.id, step.state, this.iso());
+      const model = await registry.commit(step.weights, record.id, step.state, this.iso(), this.options.fence?.());
       // The version now exists: bind it to its digest after its release entry (a crash before this is entered at the next start).
       const ledger = this.options.ledger;
       if (ledger) await this.durably(`round ${record.id}: entering the publication of model version ${model.version}`, () => ledger.afterCommit(model));

@@ -1,0 +1,182 @@
+/**
+ * A cluster node's side of the rounds: device messages reach the leader node's runner, and what
+ * the leader tells every node reaches each node's own devices. Both travel through the Socket.IO
+ * adapter (Redis Streams) as server-side events, never a home-made protocol:
+ *
+ * - `portrait:device` {kind, clientId, message}: a device's check-in, update or SecAgg+ upload,
+ *   validated and answered by the leader's runner exactly as on one process; the answer
+ *   (`{ok}` or `{ok: false, error}`) travels back in the acknowledgement to the device's node,
+ *   which acknowledges the device. No node but the leader reads a payload, and none logs one.
+ * - `portrait:round-open`: the open check-in, so a device connecting to any node during it hears of it.
+ * - `portrait:model`: a version was stored or the serving pointer moved; each node reads it from
+ *   the shared store and the ledger, then announces it to its own devices (so a device never hears
+ *   of a version its node cannot serve yet).
+ * - `portrait:launched`: rounds were launched on some node; the leader's runner wakes.
+ */
+import type { Server } from 'socket.io';
+import { errorBody, ProtocolError } from '../../shared/protocol/errors.ts';
+import type { ErrorBody } from '../../shared/protocol/errors.ts';
+import type { ModelAnnouncement, RoundOpen } from '../../shared/protocol/messages.ts';
+import type { DeviceMessageHandler, SocketLayer } from '../socket.ts';
+import type { RoundTransport } from '../rounds/runner.ts';
+
+const DEVICE = 'portrait:device';
+const ROUND_OPEN = 'portrait:round-open';
+const MODEL = 'portrait:model';
+const LAUNCHED = 'portrait:launched';
+
+type Kind = 'checkin' | 'update' | 'secagg' | 'disconnect';
+interface Forwarded {
+  kind: Kind;
+  clientId: string;
+  message?: unknown;
+}
+type Reply = { leader: true; ok: true } | { leader: true; ok: false; error: ErrorBody } | { leader: false };
+
+export interface ClusterRouterOptions {
+  /** The leader's runner while this node leads, else null. */
+  leaderRunner: () => (DeviceMessageHandler & { notifyLaunched(): void }) | null;
+  /** This node's view when it does not lead: the model announcement from its own registry. */
+  announcement: () => ModelAnnouncement;
+  /** Takes in a version or pointer change another node stored, then announces it to this node's devices. */
+  onModelChanged: () => Promise<void>;
+  clock: () => number;
+  log: (line: string) => void;
+}
+
+/**
+ * Server-side events are delivered with no type map (the adapter hands them on as given): the
+ * cast is confined to these two calls.
+ */
+type ServerSide = {
+  serverSideEmit(ev: string, ...args: unknown[]): boolean;
+  serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
+  on(ev: string, listener: (...args: never[]) => void): unknown;
+};
+
+export class ClusterRouter implements DeviceMessageHandler {
+  private open: { message: RoundOpen; endsAt: number } | null = null;
+  private readonly io: ServerSide;
+
+  constructor(
+    io: Server,
+    private readonly options: ClusterRouterOptions,
+  ) {
+    this.io = io as unknown as ServerSide;
+    this.io.on(DEVICE, (forwarded: Forwarded, reply?: (r: Reply) => void) => {
+      const answer = this.asLeader(forwarded);
+      reply?.(answer);
+    });
+    this.io.on(ROUND_OPEN, (message: RoundOpen) => {
+      this.open = { message, endsAt: options.clock() + message.checkinMs };
+    });
+    this.io.on(MODEL, () => {
+      options.onModelChanged().catch((err: unknown) => options.log(`cluster: taking in a model change failed: ${err instanceof Error ? err.message : String(err)}`));
+    });
+    this.io.on(LAUNCHED, () => options.leaderRunner()?.notifyLaunched());
+  }
+
+  /** On the leader: a forwarded device message, handled by its runner; other nodes answer that they do not lead. */
+  private asLeader(forwarded: Forwarded): Reply {
+    const runner = this.options.leaderRunner();
+    if (!runner) return { leader: false };
+    try {
+      const { kind, clientId, message } = forwarded;
+      if (kind === 'checkin') void runner.handleCheckin(clientId, message);
+      else if (kind === 'update') void runner.handleUpdate(clientId, message);
+      else if (kind === 'secagg') void runner.handleSecAgg(clientId, message);
+      else runner.handleDisconnect(clientId);
+      return { leader: true, ok: true };
+    } catch (err) {
+      return { leader: true, ok: false, error: errorBody(err) };
+    }
+  }
+
+  private async forward(kind: Kind, clientId: string, message: unknown): Promise<void> {
+    const runner = this.options.leaderRunner();
+    if (runner) {
+      // This node leads: as on one process.
+      if (kind === 'checkin') return runner.handleCheckin(clientId, message);
+      if (kind === 'update') return runner.handleUpdate(clientId, message);
+      return runner.handleSecAgg(clientId, message);
+    }
+    let replies: unknown[];
+    try {
+      replies = await this.io.serverSideEmitWithAck(DEVICE, { kind, clientId, message } satisfies Forwarded);
+    } catch (err) {
+      // A node that died keeps its place among the adapter's nodes until its heartbeat times out: the leader's answer may still be among the replies.
+      replies = (err as { responses?: unknown[] }).responses ?? [];
+    }
+    const reply = replies.find((r): r is Reply & { leader: true } => typeof r === 'object' && r !== null && (r as Reply).leader === true);
+    if (!reply) throw new ProtocolError('UNAVAILABLE', 'no coordinator node leads the rounds at this moment (a leader is being chosen): try again shortly');
+    if (!reply.ok) throw new ProtocolError(reply.error.code, reply.error.message);
+  }
+
+  handleCheckin(clientId: string, raw: unknown): Promise<void> {
+    return this.forward('checkin', clientId, raw);
+  }
+
+  handleUpdate(clientId: string, raw: unknown): Promise<void> {
+    return this.forward('update', clientId, raw);
+  }
+
+  handleSecAgg(clientId: string, raw: unknown): Promise<void> {
+    return this.forward('secagg', clientId, raw);
+  }
+
+  handleDisconnect(clientId: string): void {
+    const runner = this.options.leaderRunner();
+    if (runner) runner.handleDisconnect(clientId);
+    else this.io.serverSideEmit(DEVICE, { kind: 'disconnect', clientId } satisfies Forwarded);
+  }
+
+  announcement(): ModelAnnouncement {
+    return this.options.leaderRunner()?.announcement() ?? this.options.announcement();
+  }
+
+  roundOpenFor(now: number): RoundOpen | null {
+    const runner = this.options.leaderRunner();
+    if (runner) return runner.roundOpenFor(now);
+    const open = this.open;
+    return open && now < open.endsAt ? { ...open.message, checkinMs: open.endsAt - now } : null;
+  }
+
+  /** The leader opened check-in: every other node keeps it for the devices that connect meanwhile. */
+  roundOpened(message: RoundOpen): void {
+    this.io.serverSideEmit(ROUND_OPEN, message);
+  }
+
+  /** A version was stored or the serving pointer moved on this node: the others take it in. */
+  modelChanged(): void {
+    this.io.serverSideEmit(MODEL);
+  }
+
+  /** Rounds were launched on this node: the leader (wherever it is) wakes. */
+  launched(): void {
+    this.options.leaderRunner()?.notifyLaunched();
+    this.io.serverSideEmit(LAUNCHED);
+  }
+}
+
+/**
+ * The leader's transport on a cluster node: the socket layer (which reaches each client's room on
+ * any node), plus the cluster events other nodes act on: the open check-in and model changes.
+ */
+export function clusterTransport(sockets: SocketLayer, router: () => ClusterRouter | undefined): RoundTransport {
+  return {
+    connectedClients: () => sockets.connectedClients(),
+    broadcastRoundOpen: (message) => {
+      sockets.broadcastRoundOpen(message);
+      router()?.roundOpened(message);
+    },
+    sendConfig: (clientId, message) => sockets.sendConfig(clientId, message),
+    sendNotSelected: (clientId, roundId) => sockets.sendNotSelected(clientId, roundId),
+    sendSecAgg: (clientId, message) => sockets.sendSecAgg(clientId, message),
+    sendReceipt: (clientId, message) => sockets.sendReceipt(clientId, message),
+    broadcastRoundClosed: (message) => sockets.broadcastRoundClosed(message),
+    announceModel: (message) => {
+      sockets.announceModel(message);
+      router()?.modelChanged();
+    },
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * What a coordinator needs to run as one node of a cluster (server/cluster/node.ts builds it):
+ * its id, the PostgreSQL pool the lease and membership use, the Socket.IO adapter that joins it to
+ * the other nodes, and the lock under which one node makes the deployment's first start.
+ */
+import type pg from 'pg';
+import type { ServerOptions } from 'socket.io';
+
+export interface ClusterWiring {
+  nodeId: string;
+  pool: pg.Pool;
+  /** The Socket.IO adapter (Redis Streams: server/cluster/node.ts). */
+  adapter: ServerOptions['adapter'];
+  /** How long the rounds lease lasts unrenewed: the failover bound (plus a renewal period). */
+  leaseTtlMs: number;
+  /** How often this node writes its membership row. */
+  heartbeatMs: number;
+  /** Runs `run` alone across the cluster (a PostgreSQL advisory lock). */
+  initLock<T>(run: () => Promise<T>): Promise<T>;
+  /** Whether this node can serve now (its Redis connection is up), reported in its membership row. */
+  ready(): boolean;
+}
