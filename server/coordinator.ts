@@ -103,6 +103,8 @@ export interface CoordinatorOptions {
    * may connect to any node, and the node holding the rounds lease runs every round.
    */
   cluster?: ClusterWiring;
+  /** Test seam: sees each SecAgg+ round's unmasked sum (the released aggregate, never an input), on whichever runner runs it. */
+  onSecAggSum?: (roundId: number, sum: Uint32Array) => void;
 }
 
 export interface Coordinator {
@@ -172,7 +174,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const leaderHook = options.ledger && lease ? new LedgerRoundHook(options.ledger, options.rounds, nextModelVersion, () => lease.check()) : ledgerHook;
   let router: ClusterRouter | undefined;
   const transport = cluster ? clusterTransport(sockets, () => router) : sockets;
-  const makeRunner = () =>
+  const newRunner = () =>
     new RoundRunner({
       rounds: lease ? fencedRounds(options.rounds, () => lease.fence()) : options.rounds,
       registry,
@@ -187,6 +189,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(evaluation ? { evaluation } : {}),
       ...(leaderHook ? { ledger: leaderHook } : {}),
     });
+  const makeRunner = () => {
+    const made = newRunner();
+    if (options.onSecAggSum) made.onSecAggSum = options.onSecAggSum;
+    return made;
+  };
   let runner = makeRunner();
   let leading = false;
   // Taking the lease: what the lost leader left running is aborted (under this node's fence) and

@@ -41,7 +41,23 @@ interface ServerOptions {
   epsilonCap?: string;
   delta?: string;
   ledgerKey?: string;
+  postgres?: string;
+  redis?: string;
+  nodeId?: string;
+  leaseTtl?: string;
   json?: boolean;
+}
+
+/**
+ * Cluster mode: `--postgres URL --redis URL` (or PORTRAIT_POSTGRES_URL / PORTRAIT_REDIS_URL), both
+ * or neither; null for the embedded default.
+ */
+function clusterUrls(options: ServerOptions): { postgresUrl: string; redisUrl: string } | null {
+  const postgresUrl = options.postgres ?? (process.env.PORTRAIT_POSTGRES_URL || undefined);
+  const redisUrl = options.redis ?? (process.env.PORTRAIT_REDIS_URL || undefined);
+  if (postgresUrl === undefined && redisUrl === undefined) return null;
+  if (postgresUrl === undefined || redisUrl === undefined) throw new CliError('INVALID_ARGUMENT', `a cluster node needs both "--postgres" and "--redis" (or PORTRAIT_POSTGRES_URL and PORTRAIT_REDIS_URL); got only ${postgresUrl === undefined ? '--redis' : '--postgres'}`);
+  return { postgresUrl, redisUrl };
 }
 
 /**
@@ -105,6 +121,10 @@ export function registerServerCommand(program: Command): void {
     .option('--demo-shop', 'let the demo shop page (/shop) fetch enrollment tokens itself, standing in for the shop platform')
     .option('--platform-public-key <hex|file>', 'verify enrollment tokens with the shop platform\'s key (64 hex characters or a `portrait platform keygen` file); this server then issues none')
     .option('--ledger-key <file>', 'the privacy ledger\'s signing key (JSON or PKCS#8 PEM; written when the ledger is created), kept outside the data directory in production (default: PORTRAIT_LEDGER_KEY_FILE, else ledger-key.json in --data-dir)')
+    .option('--postgres <url>', 'run as one node of a cluster: rounds, models, ledger and tokens in this PostgreSQL database (default: PORTRAIT_POSTGRES_URL); needs --redis; --data-dir is then the deployment\'s key directory, the same on every node (docs/cluster.md)')
+    .option('--redis <url>', 'a cluster node\'s Redis, joining the nodes\' Socket.IO servers (default: PORTRAIT_REDIS_URL); needs --postgres')
+    .option('--node-id <id>', 'a cluster node\'s name (default: host name, process id and a random suffix)')
+    .option('--lease-ttl <ms>', 'a cluster\'s rounds lease: how long a dead leader\'s rounds wait before another node takes them over', '6000')
     .option('--json', 'print the address as one JSON document')
     .action(
       action(async (options: ServerOptions, command: Command) => {
@@ -131,10 +151,8 @@ export function registerServerCommand(program: Command): void {
         }
         if (production) log('production mode: no user events on this server (vocabulary from the catalog, no held-out evaluation); rounds without DP or under central DP are refused');
         const dataDir = path.resolve(options.dataDir);
-        // A coordinator's port is what its clients are configured with: a busy one is refused
-        // (UNAVAILABLE, naming --port 0), never swapped for another.
-        const coordinator = await startOnPort({
-          dataDir,
+        const urls = clusterUrls(options);
+        const common = {
           port,
           host: options.host,
           initialModel: { config, seed: parseNumber('seed', options.seed) },
@@ -149,15 +167,23 @@ export function registerServerCommand(program: Command): void {
           ...(options.ledgerKey !== undefined ? { ledgerKeyFile: path.resolve(options.ledgerKey) } : {}),
           ...(options.epsilonCap !== undefined ? { epsilonCap: { epsilon: parseNumber('epsilon-cap', options.epsilonCap), delta: parseNumber('delta', options.delta ?? '1e-5') } } : {}),
           log,
-        }, true);
+        };
+        // A coordinator's port is what its clients are configured with: a busy one is refused
+        // (UNAVAILABLE, naming --port 0), never swapped for another.
+        const coordinator = urls
+          ? await (await import('../../server/cluster/node.ts')).startClusterNode({ ...common, ...urls, keyDir: dataDir, leaseTtlMs: parseNumber('lease-ttl', options.leaseTtl ?? '6000'), ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}) })
+          : await startOnPort({ ...common, dataDir }, true);
         // The initial config only seeds an empty model store: a data directory that already holds a
         // model (say, from a simulation) keeps that model's vocabulary, which the operator should know.
         const served = coordinator.registry.current;
         if (catalogConfig !== undefined && JSON.stringify(served.config.vocabulary) !== JSON.stringify(catalogConfig.vocabulary)) {
           log(`warning: ${dataDir} already holds model version ${served.record.version}, whose vocabulary is not this catalog's; it is kept (the catalog's vocabulary seeds an empty data directory only)`);
         }
-        emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version, production }, () =>
-          `coordinator${production ? ' (production mode)' : ''} listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
+        const node = coordinator.cluster?.nodeId;
+        emit(options, { url: coordinator.url, port: coordinator.port, dataDir, apiTokens: path.join(dataDir, API_TOKENS_FILE), modelVersion: coordinator.registry.current.record.version, production, ...(node !== undefined ? { nodeId: node } : {}) }, () =>
+          node !== undefined
+            ? `cluster node ${node}${production ? ' (production mode)' : ''} listening on ${coordinator.url} (keys in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`
+            : `coordinator${production ? ' (production mode)' : ''} listening on ${coordinator.url} (data in ${dataDir}; API tokens in ${path.join(dataDir, API_TOKENS_FILE)})`,
         );
         await new Promise<void>((resolve) => {
           const stop = () => resolve();
