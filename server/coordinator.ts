@@ -199,8 +199,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   // Taking the lease: what the lost leader left running is aborted (under this node's fence) and
   // entered in the ledger (a release it entered stands), then this node runs the rounds.
   const takeOver = async (token: number) => {
-    await registry.refresh();
     await ledgerHook?.learnPublications();
+    await registry.refresh();
     for (const r of await options.rounds.unfinished()) {
       if (r.status !== 'running') continue;
       await options.rounds.update(r.id, { status: 'aborted', stage: 'aborted', reason: LEADER_LOST_REASON, finishedAt: iso() }, { lease: lease!.name, token });
@@ -226,8 +226,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       leaderRunner: () => (leading ? runner : null),
       announcement: () => runner.announcement(),
       onModelChanged: async () => {
-        await registry.refresh();
+        // Publications first: a version is announced here (and current) only once this node may serve it.
         await ledgerHook?.learnPublications();
+        await registry.refresh();
         sockets.announceModel(router!.announcement());
       },
       clock,
@@ -244,13 +245,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log(`serving model v${record.version}: later versions are served only once promoted (portrait model promote)`);
   }
   const announce = () => transport.announceModel(runner.announcement());
-  const promotionDeps = { rounds: options.rounds, registry, ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}), announce, clock };
+  // What this process published as leader (leaderHook) or otherwise (bootstraps), or learned from the ledger.
+  const modelPublished = ledgerHook ? (version: number) => ledgerHook.isPublished(version) || leaderHook!.isPublished(version) : undefined;
+  const promotionDeps = { rounds: options.rounds, registry, ...(modelPublished ? { modelPublished } : {}), announce, clock };
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(),
     ...(router ? { onLaunched: () => router!.launched(), cluster: () => ({ nodeId: cluster!.nodeId, leading, nodes: membership?.nodes ?? [] }) } : {}), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
     ...(options.minSegmentCohort !== undefined ? { minSegmentCohort: options.minSegmentCohort } : {}),
     promoteModel: (body: unknown) => promoteVersion(promotionDeps, body),
     rolloutModel: (body: unknown) => rolloutVersion(promotionDeps, body),
-    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce, clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(ledgerHook ? { modelPublished: (version: number) => ledgerHook.isPublished(version) } : {}) };
+    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce, clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(modelPublished ? { modelPublished } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>
