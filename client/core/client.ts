@@ -200,6 +200,13 @@ export class FederatedClient {
     this.socket.on('connect_error', (err) => {
       const data = (err as Error & { data?: unknown }).data as Partial<ErrorBody> | undefined;
       if (data && isErrorCode(data.code)) this.emit({ type: 'refused', error: { code: data.code, message: String(data.message) } });
+      // socket.io-client does not retry a connection the server refused (it retries only lost
+      // ones); UNAVAILABLE is a passing refusal (a cluster node without its Redis link), so try
+      // again after a jittered backoff, reaching through the load balancer a node that can serve.
+      if (data?.code === 'UNAVAILABLE' && !this.socket.active) {
+        const wait = delay * (4 + (4 * (crypto.getRandomValues(new Uint8Array(1))[0] as number)) / 256);
+        setTimeout(() => !this.stopped && !this.socket.connected && this.socket.connect(), wait);
+      }
     });
     // Every coordinator message is validated before it is acted on; a malformed one is dropped.
     this.socket.on(EVENTS.roundOpen, (m) => this.inbound(RoundOpenSchema, EVENTS.roundOpen, m, (open) => void this.onRoundOpen(open)));

@@ -115,7 +115,8 @@ async function connectRedis(url: string, log: (line: string) => void) {
   try {
     await client.connect();
   } catch (err) {
-    client.destroy();
+    // A client whose connect failed may already be closed: nothing more to release.
+    if (client.isOpen) client.destroy();
     throw new ProtocolError('UNAVAILABLE', `Redis at ${redactUrl(url)} is unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }
   started = true;
@@ -180,7 +181,9 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
     // elsewhere (the load balancer sees /readyz fail), and new ones are refused until it is back.
     link.on('reconnecting', () => {
       log('redis: connection lost; ending this node\'s device sessions until it is back');
-      coordinator.io.local.disconnectSockets(true);
+      // The connections are closed, not the sessions ended: socket.io-client reconnects after a
+      // lost connection (through the load balancer, to a node that has Redis), never after a disconnect the server sent.
+      for (const socket of coordinator.io.sockets.sockets.values()) socket.conn.close();
     });
     coordinator.io.use((_socket, next) => {
       if (link.isReady) return next();

@@ -53,18 +53,21 @@ export function startNodeProcess(args: string[], env: Record<string, string>): P
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': by then stdout and stderr have been read to the end.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       try {
-        const json = JSON.parse(out) as Record<string, unknown> & { url: string; nodeId: string };
+        const json = JSON.parse(out) as Record<string, unknown> & { url: string; nodeId: string; error?: { code: string; message: string } };
+        // A failed start prints its error as the one JSON document, then exits (rejected below).
+        if (json.error) return;
         resolve({ nodeId: json.nodeId, url: json.url, child, stderr: () => err, exited, json });
       } catch {
         // Not the whole document yet.
       }
     });
-    void exited.then((code) => reject(Object.assign(new Error(`server exited with ${code}: ${out} ${err}`), { stderr: err, code })));
+    void exited.then((code) => reject(Object.assign(new Error(`server exited with ${code}: ${out} ${err}`), { stderr: `${err}\n${out}`, code })));
   });
 }
 
