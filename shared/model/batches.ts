@@ -73,7 +73,15 @@ export function labelRow(spec: HeadSpec, labels: ExampleLabels): Float32Array | 
   }
 }
 
-export function targetTensors(config: ModelConfig, examples: readonly Example[]): HeadTarget[] {
+/** One head's labels for a batch as host arrays: rows of `units` values, and 1 in `mask` where the label is known. */
+export interface HeadLabels {
+  spec: HeadSpec;
+  units: number;
+  target: Float32Array;
+  mask: Float32Array;
+}
+
+export function targetArrays(config: ModelConfig, examples: readonly Example[]): HeadLabels[] {
   return headSpecs(config).map((spec) => {
     const units = headUnits(spec);
     const target = new Float32Array(examples.length * units);
@@ -85,8 +93,12 @@ export function targetTensors(config: ModelConfig, examples: readonly Example[])
         mask[i] = 1;
       }
     });
-    return { spec, target: tf.tensor2d(target, [examples.length, units]), mask: tf.tensor1d(mask) };
+    return { spec, units, target, mask };
   });
+}
+
+export function targetTensors(config: ModelConfig, examples: readonly Example[]): HeadTarget[] {
+  return targetArrays(config, examples).map(({ spec, units, target, mask }) => ({ spec, target: tf.tensor2d(target, [mask.length, units]), mask: tf.tensor1d(mask) }));
 }
 
 /** model.apply returns a bare tensor for single-output models: always hand back an array. */

@@ -1,12 +1,16 @@
 /**
  * Minibatch training with a masked multi-task loss: the sum over heads of each head's mean loss
  * over the examples whose label is known. Used for the centralised baseline and, unchanged, for
- * a device's local epochs in a federated round.
+ * a device's local epochs in a federated round. `headLoss` and `totalLoss` define the loss and
+ * stay as the slow reference; a step runs `fusedBatchLoss`, the same loss with its gradient
+ * written out, and Adam as `FlatAdam`, the same updates over one flat vector, since on wasm and
+ * cpu a model this small costs per kernel launched, not per flop (docs/benchmarks.md, "Training
+ * step"); test/unit/model/training-step.test.ts holds the fast path to the reference.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Example } from '../features/examples.ts';
-import type { HeadTarget } from './batches.ts';
-import { inputTensors, outputsOf, targetTensors } from './batches.ts';
+import type { HeadLabels, HeadTarget } from './batches.ts';
+import { inputTensors, outputsOf, targetArrays } from './batches.ts';
 import { SeededRandom } from '../features/seeded-random.ts';
 import type { ModelConfig } from './spec.ts';
 
@@ -101,6 +105,128 @@ export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: H
   });
 }
 
+/**
+ * One batch's labels as the terms of `totalLoss` over the heads' outputs side by side (U units),
+ * computed once on the host. With w = mask / max(known, 1) per head and example, and, for the
+ * interests head, t = y / max(positives, 1) and v = hasPositive / max(users, 1) per example:
+ *   totalLoss = Σ (logWeight·log p + log1mWeight·log(1 − p)) − Σ (v·t·logSoftmax(z)) + lambda,
+ * p = clip(P, ε, 1 − ε), z = log p − log(1 − p) on the interests units (LISTWISE_WEIGHT is in v).
+ */
+export interface BatchLossTerms {
+  units: number[];
+  /** −w·y per unit: the weight of log p. */
+  logWeight: tf.Tensor2D;
+  /** −w·(1 − y) on binary and multi-label units, 0 on multiclass ones: the weight of log(1 − p). */
+  log1mWeight: tf.Tensor2D;
+  /** The interests head's listwise term, unless the ranking is `lambda` alone. */
+  listwise?: { offset: number; units: number; target: tf.Tensor2D; userWeight: tf.Tensor2D };
+  /** The interests head's LambdaRank term (taped), when the ranking asks for it. */
+  lambda?: { head: number; relevant: tf.Tensor2D; users: number };
+}
+
+export function batchLossTerms(labels: readonly HeadLabels[], ranking: InterestsRanking = 'listwise'): BatchLossTerms {
+  const b = labels[0]?.mask.length ?? 0;
+  const units = labels.map((l) => l.units);
+  const width = units.reduce((a, u) => a + u, 0);
+  const logWeight = new Float32Array(b * width);
+  const log1mWeight = new Float32Array(b * width);
+  const terms: Partial<BatchLossTerms> = { units };
+  let offset = 0;
+  labels.forEach(({ spec, units: u, target, mask }, head) => {
+    const known = Math.max(mask.reduce((n, m) => n + m, 0), 1);
+    for (let i = 0; i < b; i++) {
+      const w = (mask[i] as number) / known;
+      for (let j = 0; j < u; j++) {
+        const y = target[i * u + j] as number;
+        logWeight[i * width + offset + j] = -w * y;
+        if (spec.kind !== 'multiclass') log1mWeight[i * width + offset + j] = -w * (1 - y);
+      }
+    }
+    if (spec.name === 'interests') {
+      const positives = Array.from({ length: b }, (_, i) => target.subarray(i * u, (i + 1) * u).reduce((n, y) => n + y, 0));
+      const users = Math.max(positives.filter((n) => n > 0).length, 1);
+      if (ranking !== 'lambda') {
+        const listTarget = new Float32Array(b * u);
+        const userWeight = new Float32Array(b);
+        positives.forEach((n, i) => {
+          userWeight[i] = (LISTWISE_WEIGHT * (n > 0 ? 1 : 0)) / users;
+          for (let j = 0; j < u; j++) listTarget[i * u + j] = (userWeight[i] as number) * ((target[i * u + j] as number) / Math.max(n, 1));
+        });
+        terms.listwise = { offset, units: u, target: tf.tensor2d(listTarget, [b, u]), userWeight: tf.tensor2d(userWeight, [b, 1]) };
+      }
+      if (ranking !== 'listwise') terms.lambda = { head, relevant: tf.tensor2d(target, [b, u]), users };
+    }
+    offset += u;
+  });
+  return { ...terms, units, logWeight: tf.tensor2d(logWeight, [b, width]), log1mWeight: tf.tensor2d(log1mWeight, [b, width]) };
+}
+
+export function disposeBatchLossTerms(terms: BatchLossTerms): void {
+  tf.dispose([terms.logWeight, terms.log1mWeight]);
+  if (terms.listwise) tf.dispose([terms.listwise.target, terms.listwise.userWeight]);
+  if (terms.lambda) tf.dispose(terms.lambda.relevant);
+}
+
+/**
+ * `totalLoss` on the heads' outputs, with the gradient of its pointwise and listwise terms written
+ * out (tf.customGrad) rather than taped op by op: the same value and a gradient equal up to float
+ * rounding. Taped, the loss and its gradient were about 260 of a batch-16 step's 673 kernels;
+ * written out they are about 40 (the model's forward and backward are 213). With a = logWeight,
+ * c = log1mWeight, q = 1 − p and s = softmax(z), and since Σ_j t_j = 1 for a user with a positive:
+ *   ∂/∂p (a·log p + c·log q) = a/p − c/q;   ∂/∂z (−v·t·logSoftmax z) = v·s − v·t;   ∂z/∂p = 1/p + 1/q;
+ * and ∂p/∂P is 1 inside [ε, 1 − ε] and 0 outside, as tf.clipByValue's gradient. The LambdaRank
+ * term, not the default, stays taped.
+ */
+export function fusedBatchLoss(outputs: readonly tf.Tensor[], terms: BatchLossTerms): tf.Scalar {
+  const { logWeight, log1mWeight, listwise } = terms;
+  const pointwiseAndListwise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const x = tf.concat(args as tf.Tensor[], 1);
+    const p = tf.clipByValue(x, EPS, 1 - EPS);
+    const q = tf.sub(1, p);
+    const logP = tf.log(p);
+    const logQ = tf.log(q);
+    let value = tf.sum(tf.add(tf.mul(logWeight, logP), tf.mul(log1mWeight, logQ)));
+    const saved = [x, p, q];
+    if (listwise) {
+      const slice = (t: tf.Tensor) => tf.slice(t, [0, listwise.offset], [-1, listwise.units]);
+      const logSoftmax = tf.logSoftmax(tf.sub(slice(logP), slice(logQ)));
+      value = tf.sub(value, tf.sum(tf.mul(listwise.target, logSoftmax)));
+      saved.push(tf.exp(logSoftmax));
+    }
+    save(saved);
+    return {
+      value: value as tf.Scalar,
+      gradFunc: (dy: tf.Tensor, [xs, ps, qs, softmax]: tf.Tensor[]) => {
+        const [x0, p0, q0] = [xs, ps, qs] as tf.Tensor[];
+        let grad = tf.sub(tf.div(logWeight, p0), tf.div(log1mWeight, q0));
+        if (listwise && softmax) {
+          const slice = (t: tf.Tensor) => tf.slice(t, [0, listwise.offset], [-1, listwise.units]);
+          const dz = tf.sub(tf.mul(softmax, listwise.userWeight), listwise.target);
+          const dzdp = tf.add(tf.reciprocal(slice(p0)), tf.reciprocal(slice(q0)));
+          const width = grad.shape[1] as number;
+          grad = tf.add(grad, tf.pad(tf.mul(dz, dzdp), [[0, 0], [listwise.offset, width - listwise.offset - listwise.units]]));
+        }
+        const inside = tf.cast(tf.equal(p0, x0), 'float32');
+        return tf.split(tf.mul(tf.mul(grad, inside), dy), terms.units, 1);
+      },
+    };
+  });
+  const loss = pointwiseAndListwise(...outputs);
+  if (!terms.lambda) return loss;
+  const { head, relevant, users } = terms.lambda;
+  return tf.tidy(() => {
+    const p = tf.clipByValue(outputs[head] as tf.Tensor, EPS, 1 - EPS);
+    const logits = tf.sub(tf.log(p), tf.log(tf.sub(1, p)));
+    return tf.add(loss, tf.div(tf.sum(lambdaPairLoss(logits, relevant)), users)) as tf.Scalar;
+  });
+}
+
+/** The training loss of one batch: the model's outputs in training mode, through `fusedBatchLoss`. */
+export function trainingLoss(model: tf.LayersModel, inputs: tf.Tensor[], terms: BatchLossTerms): tf.Scalar {
+  return tf.tidy(() => fusedBatchLoss(outputsOf(model.apply(inputs.length === 1 ? (inputs[0] as tf.Tensor) : inputs, { training: true })), terms));
+}
+
 export function shuffled<T>(items: readonly T[], uniform: () => number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
@@ -110,17 +236,103 @@ export function shuffled<T>(items: readonly T[], uniform: () => number): T[] {
   return out;
 }
 
-export function makeOptimizer(kind: TrainOptions['optimizer'], learningRate: number): tf.Optimizer {
-  return kind === 'adam' ? tf.train.adam(learningRate) : tf.train.sgd(learningRate);
+/** One training run's update rule over the model's trainable variables. */
+export interface TrainingOptimizer {
+  /** Gradients of `loss` with respect to the variables, then one update; returns the loss. */
+  step(loss: () => tf.Scalar): tf.Scalar;
+  dispose(): void;
+}
+
+const ADAM_BETA1 = 0.9;
+const ADAM_BETA2 = 0.999;
+
+/**
+ * tf.train.adam(learningRate) (Kingma & Ba 2015, Alg. 1, as tfjs-core's AdamOptimizer writes it)
+ * over every variable at once: the gradients are concatenated into one vector, the moments live as
+ * one vector each, and the step is split back per variable. Every operation is elementwise, in
+ * tfjs's order on the same float32 constants, so the weights are bit for bit tf.train.adam's;
+ * what changes is about 60 kernels per step (the reshapes, one concat, the update, one split)
+ * instead of 14 per variable, 200 for the MLP's 14. A variable the loss does not reach gets a zero
+ * gradient: its moments start at zero and stay there, so it is left unchanged, as tfjs's skip
+ * leaves it (the loss reaches the same variables at every step of a run).
+ */
+export class FlatAdam implements TrainingOptimizer {
+  private readonly variables: tf.Variable[];
+  private readonly sizes: number[];
+  private readonly firstMoment: tf.Variable;
+  private readonly secondMoment: tf.Variable;
+  private readonly accBeta1: tf.Variable;
+  private readonly accBeta2: tf.Variable;
+  private readonly constants: { beta1: tf.Scalar; oneMinusBeta1: tf.Scalar; beta2: tf.Scalar; oneMinusBeta2: tf.Scalar; one: tf.Scalar; epsilon: tf.Scalar; minusRate: tf.Scalar };
+
+  constructor(variables: readonly tf.Variable[], learningRate: number) {
+    this.variables = [...variables];
+    this.sizes = variables.map((v) => v.size);
+    const total = this.sizes.reduce((a, b) => a + b, 0);
+    [this.firstMoment, this.secondMoment, this.accBeta1, this.accBeta2] = tf.tidy(() => [
+      tf.variable(tf.zeros([total]), false),
+      tf.variable(tf.zeros([total]), false),
+      tf.variable(tf.scalar(ADAM_BETA1), false),
+      tf.variable(tf.scalar(ADAM_BETA2), false),
+    ]);
+    this.constants = {
+      beta1: tf.scalar(ADAM_BETA1),
+      oneMinusBeta1: tf.scalar(1 - ADAM_BETA1),
+      beta2: tf.scalar(ADAM_BETA2),
+      oneMinusBeta2: tf.scalar(1 - ADAM_BETA2),
+      one: tf.scalar(1),
+      epsilon: tf.scalar(tf.backend().epsilon()),
+      minusRate: tf.scalar(-learningRate),
+    };
+  }
+
+  step(loss: () => tf.Scalar): tf.Scalar {
+    const { value, grads } = tf.variableGrads(loss, this.variables);
+    tf.tidy(() => {
+      const c = this.constants;
+      const flat = tf.concat(this.variables.map((v) => (grads[v.name] ?? tf.zerosLike(v)).reshape([-1])));
+      const oneMinusAccBeta1 = tf.sub(c.one, this.accBeta1);
+      const oneMinusAccBeta2 = tf.sub(c.one, this.accBeta2);
+      const m = tf.add(tf.mul(this.firstMoment, c.beta1), tf.mul(flat, c.oneMinusBeta1));
+      const v = tf.add(tf.mul(this.secondMoment, c.beta2), tf.mul(tf.square(flat), c.oneMinusBeta2));
+      const correctedM = tf.div(m, oneMinusAccBeta1);
+      const correctedV = tf.div(v, oneMinusAccBeta2);
+      this.firstMoment.assign(m);
+      this.secondMoment.assign(v);
+      const update = tf.mul(tf.div(correctedM, tf.add(tf.sqrt(correctedV), c.epsilon)), c.minusRate);
+      tf.split(update, this.sizes).forEach((piece, i) => {
+        const variable = this.variables[i] as tf.Variable;
+        variable.assign(tf.add(piece.reshape(variable.shape), variable));
+      });
+      this.accBeta1.assign(tf.mul(this.accBeta1, c.beta1));
+      this.accBeta2.assign(tf.mul(this.accBeta2, c.beta2));
+    });
+    tf.dispose(grads);
+    return value;
+  }
+
+  dispose(): void {
+    tf.dispose([this.firstMoment, this.secondMoment, this.accBeta1, this.accBeta2, ...Object.values(this.constants)]);
+  }
+}
+
+/** SGD is tfjs's own: two kernels per variable already. Adam is FlatAdam, the same updates in fewer kernels. */
+export function makeOptimizer(kind: TrainOptions['optimizer'], learningRate: number, variables: readonly tf.Variable[]): TrainingOptimizer {
+  if (kind === 'adam') return new FlatAdam(variables, learningRate);
+  const sgd = tf.train.sgd(learningRate);
+  return {
+    step: (loss) => sgd.minimize(loss, true, [...variables]) as tf.Scalar,
+    dispose: () => sgd.dispose(),
+  };
 }
 
 /** Trains in place; returns the mean loss of each epoch. Leaves no tensors behind. */
 export async function trainModel(model: tf.LayersModel, config: ModelConfig, examples: readonly Example[], options: TrainOptions): Promise<number[]> {
   if (examples.length === 0) return [];
-  const optimizer = makeOptimizer(options.optimizer, options.learningRate);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const optimizer = makeOptimizer(options.optimizer, options.learningRate, variables);
   const shuffleSource = new SeededRandom(options.shuffleSeed >>> 0);
   const uniform = () => shuffleSource.next();
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const losses: number[] = [];
   try {
     for (let epoch = 0; epoch < options.epochs; epoch++) {
@@ -130,12 +342,12 @@ export async function trainModel(model: tf.LayersModel, config: ModelConfig, exa
       for (let start = 0; start < order.length; start += options.batchSize) {
         const batch = order.slice(start, start + options.batchSize);
         const inputs = inputTensors(config, batch);
-        const targets = targetTensors(config, batch);
-        const cost = optimizer.minimize(() => totalLoss(model, inputs, targets, true, options.interestsRanking), true, variables);
-        sum += cost ? (await cost.data())[0] as number : 0;
-        cost?.dispose();
+        const terms = batchLossTerms(targetArrays(config, batch), options.interestsRanking);
+        const cost = optimizer.step(() => trainingLoss(model, inputs, terms));
+        sum += (await cost.data())[0] as number;
+        cost.dispose();
         tf.dispose(inputs);
-        targets.forEach((t) => tf.dispose([t.target, t.mask]));
+        disposeBatchLossTerms(terms);
         batches++;
       }
       const mean = sum / Math.max(1, batches);
