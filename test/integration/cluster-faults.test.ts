@@ -10,6 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
+import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
 import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import type { LaunchRequest } from '../../shared/protocol/messages.ts';
@@ -70,6 +71,40 @@ describe.skipIf(!available)('cluster nodes when PostgreSQL or Redis fails', () =
       await db.drop();
     }
   }, 60_000);
+
+  it('counts the spend of a leader killed (-9) right after it entered a release: the next leader aborts the round, and the ledger keeps the release', async () => {
+    await useNodeBackend();
+    // The first node, which takes the lease, kills itself right after its ledger's release entry (crash-seam.ts); the second does not.
+    const cluster = await startCluster(1, ['--lease-ttl', '2000'], { PORTRAIT_TEST_CRASH_AT: 'after-ledger' });
+    let clients: TestClient[] = [];
+    try {
+      const leader = await leaderOf(cluster);
+      const other = await cluster.startNode('n2', [], { PORTRAIT_TEST_CRASH_AT: '' });
+      clients = await startClusterClients(cluster, 4, () => other);
+      await waitFor(async () => (await clusterView(cluster, leader)).connectedClients === 4, 10_000, 'the leader counting the devices');
+      const launched = await launchOn(cluster, other, { ...SECAGG_FIVE, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 4_000 } } as LaunchRequest);
+      expect(launched.status, JSON.stringify(launched.body)).toBe(201);
+      const id = launched.body.rounds![0]!.id;
+      expect(await leader.exited).toBeNull();
+      const record = await waitForRoundOn(cluster, other, id, 20_000);
+      expect(record.status).toBe('aborted');
+      // The new leader enters the abort right after it marks the round aborted.
+      let entries: unknown[] = [];
+      const outcomesOf = () => entries.map((e) => LedgerEntrySchema.parse(e)).flatMap((e) => (e.kind === 'round' && e.round.roundId === id ? [e.round] : []));
+      await waitFor(async () => {
+        entries = (await api<{ entries: unknown[] }>(other, cluster.auditor, 'GET', '/api/v1/ledger')).body.entries;
+        return outcomesOf().length === 2;
+      }, 5_000, `round ${id}'s abort entry`);
+      expect((await verifyLedger(entries, { verify: nodeEd25519Verify })).ok).toBe(true);
+      const outcomes = outcomesOf();
+      // The release entered before the crash stands (its epsilon counted), then the abort.
+      expect(outcomes.map((r) => r.outcome)).toEqual(['released', 'aborted']);
+      expect(outcomes[0]!.epsilonRound).toBeGreaterThan(0);
+    } finally {
+      stopAll(clients);
+      await cluster.close();
+    }
+  }, 120_000);
 
   describe('a Redis restart in the middle of a round', () => {
     let redisPort: number;
