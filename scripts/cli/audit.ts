@@ -33,8 +33,10 @@ import type { KeptHeadCheck, KeptTreeHead, SignedTreeHead } from '../../shared/l
 import { verifyLedgerWithTotal } from '../../shared/ledger/verify.ts';
 import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import type { VerifyResult } from '../../shared/ledger/verify.ts';
-import { LEDGER_KEY_FILE_ENV, ledgerKeyFile, openDataDirLedger, readBudgetCap, rotateLedgerKeyFile } from '../../server/ledger/data-dir.ts';
-import { readPublishedModels } from '../../server/ledger/models.ts';
+import { LEDGER_KEY_FILE_ENV, ledgerKeyFile, openDataDirLedger, readBudgetCap, rotateLedgerKeyFile, softwareVersion } from '../../server/ledger/data-dir.ts';
+import { readPublishedModels, readPublishedModelsFrom } from '../../server/ledger/models.ts';
+import { PrivacyLedger } from '../../server/ledger/ledger.ts';
+import { resolveLedgerKey } from '../../server/ledger/key.ts';
 import { LEDGER_DATABASE_FILE, SqliteLedgerStore } from '../../server/ledger/sqlite.ts';
 import { acquireDataDirLock } from '../../server/data-dir-lock.ts';
 import { callApi, resolveToken } from './api-client.ts';
@@ -46,6 +48,8 @@ interface SourceOptions {
   server?: string;
   token?: string;
   dataDir: string;
+  /** A cluster's PostgreSQL database, read instead of the data directory. */
+  postgres?: string;
   publicKey?: string;
   epsilonCap?: string;
   delta?: string;
@@ -240,6 +244,7 @@ async function loadLedger(options: SourceOptions): Promise<Loaded> {
     }
     return { entries, result, cap: cap ?? BudgetCapSchema.nullable().catch(null).parse(b.cap ?? null), enabledHeads, source: options.bundle ?? `${options.server}/api/v1/ledger/bundle`, head: result.ok ? (b.head as SignedTreeHead) : null, models };
   }
+  if (options.postgres !== undefined) return loadPostgresLedger(options.postgres, { cap, publicKey, since, witnessed });
   const dataDir = path.resolve(options.dataDir);
   const entries = await readDataDir(dataDir);
   // Without flags, the cap the coordinator last ran with (recorded in the data directory).
@@ -253,6 +258,28 @@ async function loadLedger(options: SourceOptions): Promise<Loaded> {
   const genesis = verified.entries?.[0];
   const head: KeptTreeHead | null = result.ok && genesis ? { format: TREE_HEAD_FORMAT, genesisKey: genesis.keyId, treeSize: result.entries, rootHash: result.rootHash, timestamp: Date.now() } : null;
   return { entries, result, cap: dirCap, enabledHeads: null, source: path.join(dataDir, LEDGER_DATABASE_FILE), dataDir, head, models };
+}
+
+/**
+ * A cluster's ledger and model versions, read from its PostgreSQL database (`--postgres URL`) and
+ * verified here exactly as a data directory's: the same checks, the same verdict.
+ */
+async function loadPostgresLedger(url: string, checks: { cap: BudgetCap | null | undefined; publicKey: string | undefined; since: KeptHeadCheck | undefined; witnessed: { receipts?: ReturnType<typeof readReceipts> } }): Promise<Loaded> {
+  const { openPostgresStores, withoutPassword } = await import('../../server/storage/postgres.ts');
+  const stores = await openPostgresStores(url);
+  try {
+    const entries = await stores.ledger.all();
+    const { cap, publicKey, since, witnessed } = checks;
+    const verified = await verifyLedgerWithTotal(entries, { verify: nodeEd25519Verify, ...(publicKey ? { publicKey } : {}), ...(cap ? { delta: cap.delta } : {}), ...(since ? { since } : {}), ...witnessed });
+    let { result } = verified;
+    let models: Loaded['models'] = null;
+    if (verified.entries !== null) ({ result, models } = checkModels(result, await readPublishedModelsFrom(stores.models), verified.entries));
+    const genesis = verified.entries?.[0];
+    const head: KeptTreeHead | null = result.ok && genesis ? { format: TREE_HEAD_FORMAT, genesisKey: genesis.keyId, treeSize: result.entries, rootHash: result.rootHash, timestamp: Date.now() } : null;
+    return { entries, result, cap: cap ?? null, enabledHeads: null, source: withoutPassword(url), head, models };
+  } finally {
+    await stores.close();
+  }
 }
 
 /** `--save-head FILE`: keeps the head of a ledger that verified; a ledger that did not leaves the file as it was. */
@@ -299,6 +326,7 @@ function sourceOptions(command: Command): Command {
     .option('--server <url>', 'read the ledger from a coordinator (as a signed bundle, verified here)')
     .option('--token <token>', 'read (auditor) API token for --server (default: PORTRAIT_TOKEN or the data dir token file)')
     .option('--data-dir <dir>', 'read ledger.db from a coordinator data directory', './data')
+    .option('--postgres <url>', "read a cluster's ledger and model versions from its PostgreSQL database")
     .option('--public-key <hex>', 'the trusted genesis ledger public key (hex); default: the one the ledger names')
     .option('--epsilon-cap <e>', 'deployment cap to report against (a bundle carries its own)')
     .option('--delta <d>', 'delta of the cap')
@@ -376,6 +404,7 @@ export function registerAuditCommands(program: Command): void {
     .option('--server <url>', 'export from a running coordinator')
     .option('--token <token>', 'read API token for --server')
     .option('--data-dir <dir>', 'export from a data directory (needs its ledger key; reading is safe while the server runs)', './data')
+    .option('--postgres <url>', "export a cluster's ledger from its PostgreSQL database (needs its ledger key: --ledger-key, or ledger-key.json in --data-dir, the cluster's key directory)")
     .option('--ledger-key <file>', `the ledger key file, when it is kept outside the data directory (default: ${LEDGER_KEY_FILE_ENV}, else ledger-key.json in --data-dir)`)
     .option('--epsilon-cap <e>', 'deployment cap recorded in the bundle (with --data-dir; default: the cap the coordinator last ran with)')
     .option('--delta <d>', 'delta of the cap')
@@ -387,7 +416,17 @@ export function registerAuditCommands(program: Command): void {
         if (fs.existsSync(options.out) && options.force !== true) throw new CliError('INVALID_ARGUMENT', `"--out": ${path.resolve(options.out)} exists; refusing to overwrite it (pass --force)`);
         let bundle: LedgerBundle;
         if (options.server) bundle = (await fetchBundle(options as SourceOptions & { server: string })).bundle;
-        else {
+        else if (options.postgres !== undefined) {
+          const { openPostgresStores } = await import('../../server/storage/postgres.ts');
+          const stores = await openPostgresStores(options.postgres);
+          try {
+            const keyFile = existingKeyFile(path.resolve(options.dataDir), options.ledgerKey);
+            const ledger = await PrivacyLedger.open({ store: stores.ledger, key: (current) => resolveLedgerKey(keyFile, current, false), software: softwareVersion(), cap: capFrom(options) ?? null });
+            bundle = await ledger.exportBundle();
+          } finally {
+            await stores.close();
+          }
+        } else {
           const dataDir = path.resolve(options.dataDir);
           if (!fs.existsSync(path.join(dataDir, LEDGER_DATABASE_FILE))) throw new CliError('NOT_FOUND', `no ledger in ${dataDir}`);
           const { ledger, store } = await openDataDirLedger(dataDir, { cap: capFrom(options) ?? readBudgetCap(dataDir), env: {}, keyFile: existingKeyFile(dataDir, options.ledgerKey), createKey: false });

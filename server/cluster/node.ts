@@ -23,7 +23,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { createClient } from 'redis';
-import type pg from 'pg';
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import { checkBudgetCap } from '../../shared/ledger/bundle.ts';
 import { errorBody, ProtocolError } from '../../shared/protocol/errors.ts';
@@ -37,7 +36,8 @@ import { crashHookFromEnv } from '../ledger/crash-seam.ts';
 import { ledgerKeyFile, softwareVersion } from '../ledger/data-dir.ts';
 import { resolveLedgerKey } from '../ledger/key.ts';
 import { PrivacyLedger } from '../ledger/ledger.ts';
-import { openPostgresStores } from '../storage/postgres.ts';
+import { openPostgresStores, withoutPassword } from '../storage/postgres.ts';
+import { ADVISORY_LOCKS, withSessionLock } from '../storage/postgres-migrations.ts';
 
 export const POSTGRES_URL_ENV = 'PORTRAIT_POSTGRES_URL';
 export const REDIS_URL_ENV = 'PORTRAIT_REDIS_URL';
@@ -49,9 +49,6 @@ export const REDIS_STREAM_ENV = 'PORTRAIT_REDIS_STREAM';
  * can check it against the inputs the devices masked on other nodes.
  */
 export const SECAGG_SUM_DIR_ENV = 'PORTRAIT_TEST_SECAGG_SUM_DIR';
-
-/** The advisory lock key of a cluster's first start ("portrait-init"). */
-const INIT_LOCK = 0x706f7274;
 
 export interface ClusterNodeOptions extends Omit<CoordinatorOptions, 'rounds' | 'models' | 'tokens' | 'platformPublicKey' | 'platformSecretKey' | 'onClose' | 'ledger' | 'storageProbe' | 'cluster'> {
   postgresUrl: string;
@@ -73,32 +70,6 @@ export interface ClusterNodeOptions extends Omit<CoordinatorOptions, 'rounds' | 
   redisStream?: string;
 }
 
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(not a URL)';
-  }
-}
-
-/** Runs `run` holding a PostgreSQL session advisory lock (released with the session if the node dies). */
-export async function withAdvisoryLock<T>(pool: pg.Pool, key: number, run: () => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [key]);
-    try {
-      return await run();
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [key]);
-    }
-  } finally {
-    client.release();
-  }
-}
-
 async function connectRedis(url: string, log: (line: string) => void) {
   let started = false;
   const client = createClient({
@@ -117,7 +88,7 @@ async function connectRedis(url: string, log: (line: string) => void) {
   } catch (err) {
     // A client whose connect failed may already be closed: nothing more to release.
     if (client.isOpen) client.destroy();
-    throw new ProtocolError('UNAVAILABLE', `Redis at ${redactUrl(url)} is unreachable: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ProtocolError('UNAVAILABLE', `Redis at ${withoutPassword(url)} is unreachable: ${err instanceof Error ? err.message : String(err)}`);
   }
   started = true;
   return client;
@@ -132,7 +103,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
     redis = await connectRedis(redisUrl, log);
-    const initLock = <T>(run: () => Promise<T>) => withAdvisoryLock(stores.pool, INIT_LOCK, run);
+    const initLock = <T>(run: () => Promise<T>) => withSessionLock(stores.pool, ADVISORY_LOCKS.clusterInit, run);
     const keyFile = ledgerKeyFile(keyDir, keyFileOption !== undefined ? { keyFile: keyFileOption } : {});
     // Test seams, never set in production (crash-seam.ts; SECAGG_SUM_DIR_ENV below).
     const crash = crashHookFromEnv(process.env);
@@ -160,7 +131,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
       // Ready while PostgreSQL answers and the Redis link is up.
       storageProbe: async () => {
         await stores.pool.query('SELECT 1');
-        if (!link.isReady) throw new Error(`Redis at ${redactUrl(redisUrl)} is unreachable`);
+        if (!link.isReady) throw new Error(`Redis at ${withoutPassword(redisUrl)} is unreachable`);
       },
       ...(sumDir ? { onSecAggSum: (roundId: number, sum: Uint32Array) => fs.writeFileSync(path.join(sumDir, `round-${roundId}.bin`), sum) } : {}),
       cluster: {
@@ -190,7 +161,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
       const body: ErrorBody = errorBody(new ProtocolError('UNAVAILABLE', 'this node has lost its Redis link: connect to another node'));
       next(Object.assign(new Error(body.message), { data: body }));
     });
-    log(`cluster node ${nodeId} (PostgreSQL ${redactUrl(postgresUrl)}, Redis ${redactUrl(redisUrl)})`);
+    log(`cluster node ${nodeId} (PostgreSQL ${withoutPassword(postgresUrl)}, Redis ${withoutPassword(redisUrl)})`);
     return { ...coordinator, nodeId };
   } catch (err) {
     redis?.destroy();

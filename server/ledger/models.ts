@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { ModelStore } from '../storage/stores.ts';
 import type { StoredModel } from '../../shared/ledger/models.ts';
 import { modelDigest } from '../storage/model-digest.ts';
 
@@ -55,4 +56,18 @@ export class UnreleasedModelError extends Error {
     super(`the model store and the privacy ledger disagree: ${problems.map((p) => p.reason).join('; ')}. A coordinator does not serve a model the ledger does not account for: restore the ledger (audit verify --since a kept tree head shows what was cut) or the version's files, or remove the version`);
     this.name = 'UnreleasedModelError';
   }
+}
+
+/**
+ * The model versions of a cluster's PostgreSQL store (`audit verify --postgres`), as
+ * readPublishedModels reads a data directory's: each with the digest of its files as served.
+ */
+export async function readPublishedModelsFrom(models: ModelStore): Promise<StoredModel[]> {
+  const records = [...(await models.list())].sort((a, b) => a.version - b.version);
+  return Promise.all(
+    records.map(async ({ version, roundId, parentVersion, derivedFrom }) => {
+      const files = await models.files(version);
+      return { version, roundId, parentVersion, ...(derivedFrom ? { derivedFrom } : {}), sha256: files ? modelDigest(files).sha256 : null };
+    }),
+  );
 }

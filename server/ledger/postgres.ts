@@ -12,7 +12,7 @@
  */
 import type pg from 'pg';
 import type { LedgerEntry } from '../../shared/ledger/entry.ts';
-import { ADVISORY_LOCKS, asPostgresStorageError, connect, inTransaction, query, release } from '../storage/postgres-migrations.ts';
+import { ADVISORY_LOCKS, inTransaction, query, withSessionLock } from '../storage/postgres-migrations.ts';
 import { checkNextSeq } from './store.ts';
 import type { LedgerStore } from './store.ts';
 
@@ -52,28 +52,9 @@ export class PostgresLedgerStore implements LedgerStore {
    * otherwise each waiter would hold a pooled connection while the holder's `run` needs one.
    */
   exclusive<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(() => this.holdingLock(run));
+    const next = this.queue.then(() => withSessionLock(this.pool, ADVISORY_LOCKS.ledgerExclusive, run));
     this.queue = next.catch(() => undefined);
     return next;
-  }
-
-  private async holdingLock<T>(run: () => Promise<T>): Promise<T> {
-    const client = await connect(this.pool);
-    try {
-      await client.query('SELECT pg_advisory_lock($1)', [ADVISORY_LOCKS.ledgerExclusive]);
-    } catch (err) {
-      release(client, err as Error);
-      throw asPostgresStorageError(err);
-    }
-    try {
-      return await run();
-    } finally {
-      // An unlock that fails means a broken connection: closing it releases the lock anyway.
-      await client.query('SELECT pg_advisory_unlock($1)', [ADVISORY_LOCKS.ledgerExclusive]).then(
-        () => release(client),
-        (err: Error) => release(client, err),
-      );
-    }
   }
 
   /** The pool is shared: openPostgresStores' close() ends it. */

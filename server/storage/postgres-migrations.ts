@@ -23,6 +23,8 @@ export const ADVISORY_LOCKS = {
   ledgerAppend: 0x506f_7274_0003,
   /** Held on its own connection for the whole of a LedgerStore.exclusive run. */
   ledgerExclusive: 0x506f_7274_0004,
+  /** Held by the node making a cluster's first start (server/cluster/node.ts: keys, version 1, genesis, tokens). */
+  clusterInit: 0x506f_7274_0005,
 } as const;
 
 export interface Migration {
@@ -196,4 +198,27 @@ export function asPostgresStorageError(err: unknown): unknown {
   if (typeof code === 'string' && (SQLSTATE_UNAVAILABLE.test(code) || ERRNO_UNAVAILABLE.has(code))) return new StorageUnavailableError(code, detail);
   if (code === undefined && DRIVER_UNAVAILABLE.test(err.message)) return new StorageUnavailableError('connection', detail);
   return err;
+}
+
+/**
+ * Runs `run` holding the session-level advisory lock `key` on a connection of its own (so `run`
+ * may use the pool meanwhile); if that connection drops, PostgreSQL releases the lock with it.
+ */
+export async function withSessionLock<T>(pool: pg.Pool, key: number, run: () => Promise<T>): Promise<T> {
+  const client = await connect(pool);
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [key]);
+  } catch (err) {
+    release(client, err as Error);
+    throw asPostgresStorageError(err);
+  }
+  try {
+    return await run();
+  } finally {
+    // An unlock that fails means a broken connection: closing it releases the lock anyway.
+    await client.query('SELECT pg_advisory_unlock($1)', [key]).then(
+      () => release(client),
+      (err: Error) => release(client, err),
+    );
+  }
 }

@@ -205,7 +205,7 @@ export interface PostgresStores {
 }
 
 /** `url` without its password (in the userinfo or a `password` parameter), for messages and logs. */
-function withoutPassword(url: string): string {
+export function withoutPassword(url: string): string {
   try {
     const parsed = new URL(url);
     parsed.password = '';

@@ -5,7 +5,8 @@
  * masked; the rounds lease moves when its leader is killed (-9) mid-round, and the round is aborted
  * within the bound with a ledger that verifies and never under-counts; killing a node that does
  * not lead drops only its devices; two launches racing for the last of the budget on two nodes:
- * exactly one passes.
+ * exactly one passes; `audit verify --postgres` reads the shared ledger with the verdict the
+ * served bundle gets.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,7 @@ import type { LaunchRequest } from '../../shared/protocol/messages.ts';
 import { postgresAvailable } from '../helpers/postgres.ts';
 import type { TestClient } from './harness.ts';
 import { api, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
+import { auditJson } from './audit-cli.ts';
 import type { TestCluster } from './cluster-harness.ts';
 import { clusterView, launchOn, leaderOf, roundOn, startCluster, startClusterClients, waitForRoundOn } from './cluster-harness.ts';
 
@@ -28,8 +30,13 @@ const FAILOVER_BOUND_MS = LEASE_TTL_MS + LEASE_TTL_MS / 3 + 3_000;
 
 const available = await postgresAvailable();
 
+/**
+ * SECAGG_FIVE with deadlines for three node processes on a loaded 2-core machine (a round ends as
+ * soon as every device has answered, so they cost nothing when all is well).
+ */
+const FIVE: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { ...SECAGG_FIVE.secagg!, stageMs: 10_000 } };
 /** A distributed-DP SecAgg+ round of four devices (three unmask shares needed). */
-const FOUR = { ...SECAGG_FIVE, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 4_000 } } as LaunchRequest;
+const FOUR = { ...FIVE, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 10_000 } } as LaunchRequest;
 
 async function ledgerEntries(cluster: TestCluster, node: { url: string }): Promise<unknown[]> {
   const res = await api<{ entries: unknown[] }>(node, cluster.auditor, 'GET', '/api/v1/ledger');
@@ -81,7 +88,7 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
 
     const other = cluster.nodes.find((n) => n !== leader)!;
     // A cohort of five drawn from six devices on three nodes.
-    const launched = await launchOn(cluster, other, SECAGG_FIVE);
+    const launched = await launchOn(cluster, other, FIVE);
     expect(launched.status, JSON.stringify(launched.body)).toBe(201);
     const id = launched.body.rounds![0]!.id;
     const record = await waitForRoundOn(cluster, other, id, 60_000);
@@ -128,7 +135,7 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
   it('moves the rounds lease when the leader is killed (-9) mid-round: the round is aborted within the bound, and the ledger verifies', async () => {
     const leader = await leaderOf(cluster);
     const survivor = live().find((n) => n !== leader)!;
-    const launched = await launchOn(cluster, survivor, { ...FOUR, deadlines: { checkinMs: 3_000, trainingMs: 30_000 } });
+    const launched = await launchOn(cluster, survivor, { ...FOUR, deadlines: { checkinMs: 5_000, trainingMs: 30_000 } });
     expect(launched.status, JSON.stringify(launched.body)).toBe(201);
     const id = launched.body.rounds![0]!.id;
     await waitFor(async () => (await roundOn(cluster, leader, id)).stage === 'training', 20_000, `round ${id} training`);
@@ -164,4 +171,20 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     expect(race.map((r) => r.status).sort()).toEqual([201, 409]);
     expect(race.find((r) => r.status === 409)!.body.code).toBe('BUDGET_EXCEEDED');
   }, 120_000);
+
+  it('audits the PostgreSQL ledger as it audits a SQLite one: verify --postgres agrees with the served bundle, and export --postgres verifies', async () => {
+    const node = live()[0]!;
+    const fromDb = await auditJson<{ ok: boolean; entries: number; epsilon: unknown }>('verify', '--postgres', cluster.db.url);
+    expect(fromDb.ok, JSON.stringify(fromDb)).toBe(true);
+    const fromServer = await auditJson<{ ok: boolean; entries: number; epsilon: unknown }>('verify', '--server', node.url, '--token', cluster.auditor);
+    expect(fromServer.ok).toBe(true);
+    expect(fromDb.entries).toBe(fromServer.entries);
+    expect(fromDb.epsilon).toEqual(fromServer.epsilon);
+    const out = path.join(cluster.keyDir, 'bundle.json');
+    const exported = await auditJson<{ entries: number }>('export', '--postgres', cluster.db.url, '--data-dir', cluster.keyDir, '--out', out);
+    expect(exported.code).toBe(0);
+    const fromBundle = await auditJson<{ ok: boolean; entries: number }>('verify', '--bundle', out);
+    expect(fromBundle.ok).toBe(true);
+    expect(fromBundle.entries).toBeGreaterThanOrEqual(fromDb.entries);
+  }, 60_000);
 });
