@@ -16,11 +16,11 @@
  * per-batch host work (tensors from Example objects, the loss read); and, for a device's round,
  * what loading, flattening and restoring the weights costs against its training.
  *
- * Whole runs are the best of --repeats, the per-step costs the best of max(10, 3 × --repeats)
+ * Whole runs are the best of --repeats, the per-step costs the best of max(10, 2 × --repeats)
  * rounds; in both the product, the reference and the bare MLP are interleaved, so that load from
  * other work on a shared machine falls on all of them alike.
- * Usage: npx tsx scripts/bench/training-step.ts [--backend wasm|cpu] [--users 1000] [--epochs 1]
- *        [--repeats 3] [--no-write]   (npm run bench:training-step)
+ * Usage: npx tsx scripts/bench/training-step.ts [--backend wasm|cpu] [--users 600] [--epochs 1]
+ *        [--repeats 5] [--no-write]   (npm run bench:training-step)
  */
 import * as tf from '@tensorflow/tfjs';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
@@ -43,9 +43,9 @@ import { benchmarkKey, markdownTable, writeBenchmark } from './report.ts';
 
 const backendName = option('--backend') ?? 'wasm';
 if (backendName !== 'wasm' && backendName !== 'cpu') throw new RangeError(`"--backend" expected wasm or cpu, got ${backendName}`);
-const users = numberOption('--users', 1000);
+const users = numberOption('--users', 600);
 const epochs = numberOption('--epochs', 1);
-const repeats = numberOption('--repeats', 3);
+const repeats = numberOption('--repeats', 5);
 for (const [name, value, min] of [['--users', users, 50], ['--epochs', epochs, 1], ['--repeats', repeats, 1]] as const) {
   if (!Number.isInteger(value) || value < min) throw new RangeError(`"${name}" expected an integer >= ${min}, got ${value}`);
 }
@@ -232,7 +232,7 @@ async function stepCosts(variants: readonly StepVariant[], steps: number, rounds
 }
 
 /** More rounds than --repeats for the per-step costs: each is short (~0.1 s), and the least disturbed one is kept. */
-const STEP_ROUNDS = Math.max(10, 3 * repeats);
+const STEP_ROUNDS = Math.max(10, 2 * repeats);
 const breakdown: (string | number)[][] = [];
 const measured: Record<number, Record<string, StepCost>> = {};
 for (const batchSize of BATCH_SIZES) {
