@@ -223,6 +223,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   };
   if (cluster) {
     router = new ClusterRouter(io, {
+      nodeId: cluster.nodeId,
       leaderRunner: () => (leading ? runner : null),
       announcement: () => runner.announcement(),
       onModelChanged: async () => {

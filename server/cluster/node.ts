@@ -41,7 +41,7 @@ import { ADVISORY_LOCKS, withSessionLock } from '../storage/postgres-migrations.
 
 export const POSTGRES_URL_ENV = 'PORTRAIT_POSTGRES_URL';
 export const REDIS_URL_ENV = 'PORTRAIT_REDIS_URL';
-/** The Redis stream a deployment's nodes share (default `portrait:socket.io`): deployments sharing one Redis each name their own. */
+/** The name of the Redis stream and Pub/Sub channels a deployment's nodes share (default `portrait:socket.io`): deployments sharing one Redis each name their own. */
 export const REDIS_STREAM_ENV = 'PORTRAIT_REDIS_STREAM';
 /**
  * Test seam, never set in production: the directory where the node leading a SecAgg+ round writes
@@ -66,7 +66,7 @@ export interface ClusterNodeOptions extends Omit<CoordinatorOptions, 'rounds' | 
   leaseTtlMs?: number;
   /** Membership heartbeat period (default 1 s). */
   heartbeatMs?: number;
-  /** The Redis stream the nodes' adapter shares (default `portrait:socket.io`); a test gives each cluster its own. */
+  /** The Redis stream and channel prefix the nodes' adapter shares (default `portrait:socket.io`); a test gives each cluster its own. */
   redisStream?: string;
 }
 
@@ -120,6 +120,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
       return { ledger, platform };
     });
     const link = redis;
+    const channel = redisStream ?? (process.env[REDIS_STREAM_ENV] || 'portrait:socket.io');
     const coordinator = await startCoordinator({
       ...rest,
       rounds: stores.rounds,
@@ -137,7 +138,10 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
       cluster: {
         nodeId,
         pool: stores.pool,
-        adapter: createAdapter(link, { streamName: redisStream ?? (process.env[REDIS_STREAM_ENV] || 'portrait:socket.io'), heartbeatInterval: 1_000, heartbeatTimeout: 3_000 }),
+        // The stream carries emits to devices; server-side events (device messages forwarded to the
+        // leader, its answers) go over Pub/Sub channels named by channelPrefix: both take the
+        // deployment's name, so deployments sharing one Redis never hear each other.
+        adapter: createAdapter(link, { streamName: channel, channelPrefix: channel, heartbeatInterval: 1_000, heartbeatTimeout: 3_000 }),
         leaseTtlMs: leaseTtlMs ?? 6_000,
         heartbeatMs: heartbeatMs ?? 1_000,
         initLock,

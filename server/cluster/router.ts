@@ -3,10 +3,12 @@
  * the leader tells every node reaches each node's own devices. Both travel through the Socket.IO
  * adapter (Redis Streams) as server-side events, never a home-made protocol:
  *
- * - `portrait:device` {kind, clientId, message}: a device's check-in, update or SecAgg+ upload,
- *   validated and answered by the leader's runner exactly as on one process; the answer
- *   (`{ok}` or `{ok: false, error}`) travels back in the acknowledgement to the device's node,
- *   which acknowledges the device. No node but the leader reads a payload, and none logs one.
+ * - `portrait:device` {kind, clientId, message, from, requestId}: a device's check-in, update or
+ *   SecAgg+ upload, validated and answered by the leader's runner exactly as on one process; the
+ *   answer (`{ok}` or `{ok: false, error}`) comes back as `portrait:device-reply` {to, requestId},
+ *   and the device's node acknowledges the device. Only the leader answers, so a request waits
+ *   for the leader alone (not for every node the adapter knows, a dead one included, as an
+ *   acknowledged server-side emit would). No node but the leader reads a payload, and none logs one.
  * - `portrait:round-open`: the open check-in, so a device connecting to any node during it hears of it.
  * - `portrait:model`: a version was stored or the serving pointer moved; each node reads it from
  *   the shared store and the ledger, then announces it to its own devices (so a device never hears
@@ -21,6 +23,9 @@ import type { DeviceMessageHandler, SocketLayer } from '../socket.ts';
 import type { RoundTransport } from '../rounds/runner.ts';
 
 const DEVICE = 'portrait:device';
+const DEVICE_REPLY = 'portrait:device-reply';
+/** How long a node waits for the leader's answer before the device hears UNAVAILABLE (and may send again). */
+const LEADER_ANSWER_MS = 5_000;
 const ROUND_OPEN = 'portrait:round-open';
 const MODEL = 'portrait:model';
 const LAUNCHED = 'portrait:launched';
@@ -30,10 +35,20 @@ interface Forwarded {
   kind: Kind;
   clientId: string;
   message?: unknown;
+  /** The node waiting for the answer, and its request; absent for a disconnect (nobody waits). */
+  from?: string;
+  requestId?: number;
 }
-type Reply = { leader: true; ok: true } | { leader: true; ok: false; error: ErrorBody } | { leader: false };
+type Reply = { ok: true } | { ok: false; error: ErrorBody };
+interface ForwardedReply {
+  to: string;
+  requestId: number;
+  reply: Reply;
+}
 
 export interface ClusterRouterOptions {
+  /** This node's id: where the leader sends its answers. */
+  nodeId: string;
   /** The leader's runner while this node leads, else null. */
   leaderRunner: () => (DeviceMessageHandler & { notifyLaunched(): void }) | null;
   /** This node's view when it does not lead: the model announcement from its own registry. */
@@ -50,22 +65,26 @@ export interface ClusterRouterOptions {
  */
 type ServerSide = {
   serverSideEmit(ev: string, ...args: unknown[]): boolean;
-  serverSideEmitWithAck(ev: string, ...args: unknown[]): Promise<unknown[]>;
   on(ev: string, listener: (...args: never[]) => void): unknown;
 };
 
 export class ClusterRouter implements DeviceMessageHandler {
   private open: { message: RoundOpen; endsAt: number } | null = null;
   private readonly io: ServerSide;
+  private nextRequest = 1;
+  private readonly waiting = new Map<number, { settle: (reply: Reply | null) => void; timer: NodeJS.Timeout }>();
 
   constructor(
     io: Server,
     private readonly options: ClusterRouterOptions,
   ) {
     this.io = io as unknown as ServerSide;
-    this.io.on(DEVICE, (forwarded: Forwarded, reply?: (r: Reply) => void) => {
-      const answer = this.asLeader(forwarded);
-      reply?.(answer);
+    this.io.on(DEVICE, (forwarded: Forwarded) => {
+      const reply = this.asLeader(forwarded);
+      if (reply && forwarded.from !== undefined && forwarded.requestId !== undefined) this.io.serverSideEmit(DEVICE_REPLY, { to: forwarded.from, requestId: forwarded.requestId, reply } satisfies ForwardedReply);
+    });
+    this.io.on(DEVICE_REPLY, ({ to, requestId, reply }: ForwardedReply) => {
+      if (to === options.nodeId) this.waiting.get(requestId)?.settle(reply);
     });
     this.io.on(ROUND_OPEN, (message: RoundOpen) => {
       this.open = { message, endsAt: options.clock() + message.checkinMs };
@@ -76,19 +95,19 @@ export class ClusterRouter implements DeviceMessageHandler {
     this.io.on(LAUNCHED, () => options.leaderRunner()?.notifyLaunched());
   }
 
-  /** On the leader: a forwarded device message, handled by its runner; other nodes answer that they do not lead. */
-  private asLeader(forwarded: Forwarded): Reply {
+  /** On the leader: a forwarded device message, handled by its runner; null on other nodes, which do not answer. */
+  private asLeader(forwarded: Forwarded): Reply | null {
     const runner = this.options.leaderRunner();
-    if (!runner) return { leader: false };
+    if (!runner) return null;
     try {
       const { kind, clientId, message } = forwarded;
       if (kind === 'checkin') void runner.handleCheckin(clientId, message);
       else if (kind === 'update') void runner.handleUpdate(clientId, message);
       else if (kind === 'secagg') void runner.handleSecAgg(clientId, message);
       else runner.handleDisconnect(clientId);
-      return { leader: true, ok: true };
+      return { ok: true };
     } catch (err) {
-      return { leader: true, ok: false, error: errorBody(err) };
+      return { ok: false, error: errorBody(err) };
     }
   }
 
@@ -100,15 +119,17 @@ export class ClusterRouter implements DeviceMessageHandler {
       if (kind === 'update') return runner.handleUpdate(clientId, message);
       return runner.handleSecAgg(clientId, message);
     }
-    let replies: unknown[];
-    try {
-      replies = await this.io.serverSideEmitWithAck(DEVICE, { kind, clientId, message } satisfies Forwarded);
-    } catch (err) {
-      // A node that died keeps its place among the adapter's nodes until its heartbeat times out: the leader's answer may still be among the replies.
-      replies = (err as { responses?: unknown[] }).responses ?? [];
-    }
-    const reply = replies.find((r): r is Reply & { leader: true } => typeof r === 'object' && r !== null && (r as Reply).leader === true);
-    if (!reply) throw new ProtocolError('UNAVAILABLE', 'no coordinator node leads the rounds at this moment (a leader is being chosen): try again shortly');
+    const requestId = this.nextRequest++;
+    const reply = await new Promise<Reply | null>((resolve) => {
+      const settle = (r: Reply | null) => {
+        clearTimeout(this.waiting.get(requestId)?.timer);
+        this.waiting.delete(requestId);
+        resolve(r);
+      };
+      this.waiting.set(requestId, { settle, timer: setTimeout(() => settle(null), LEADER_ANSWER_MS) });
+      this.io.serverSideEmit(DEVICE, { kind, clientId, message, from: this.options.nodeId, requestId } satisfies Forwarded);
+    });
+    if (!reply) throw new ProtocolError('UNAVAILABLE', 'no coordinator node answered for the rounds in time (a leader may be being chosen): try again shortly');
     if (!reply.ok) throw new ProtocolError(reply.error.code, reply.error.message);
   }
 

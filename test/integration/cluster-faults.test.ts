@@ -129,7 +129,7 @@ describe.skipIf(!available)('cluster nodes when PostgreSQL or Redis fails', () =
 
     it('reports unready and ends device sessions while Redis is down; the round ends cleanly and the next one commits once it is back', async () => {
       const leader = await leaderOf(cluster);
-      const request: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { ...SECAGG_FIVE.secagg!, stageMs: 10_000 } };
+      const request: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
       const launched = await launchOn(cluster, leader, request);
       expect(launched.status, JSON.stringify(launched.body)).toBe(201);
       const id = launched.body.rounds![0]!.id;

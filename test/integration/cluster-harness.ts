@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { onTestFailed } from 'vitest';
 import { FederatedClient } from '../../client/core/client.ts';
 import type { ClientEvent, FederatedClientOptions } from '../../client/core/client.ts';
 import { readApiTokens } from '../../server/auth/bootstrap-tokens.ts';
@@ -107,6 +108,13 @@ export async function startCluster(size: number, extra: string[] = [], env: Reco
       fs.rmSync(sumDir, { recursive: true, force: true });
     },
   };
+}
+
+/** When the running test fails, the tail of every node's log (stderr) goes to the test output. */
+export function logNodesOnFailure(cluster: TestCluster): void {
+  onTestFailed(() => {
+    for (const n of cluster.nodes) console.error(`--- ${n.nodeId} (${n.url}) ---\n${n.stderr().split('\n').slice(-40).join('\n')}`);
+  });
 }
 
 /** One real FL client per training user, client i connected to node `nodeOf(i)`. */

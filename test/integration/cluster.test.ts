@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
@@ -19,10 +19,11 @@ import { LEADER_LOST_REASON } from '../../server/coordinator.ts';
 import type { LaunchRequest } from '../../shared/protocol/messages.ts';
 import { postgresAvailable } from '../helpers/postgres.ts';
 import type { TestClient } from './harness.ts';
-import { api, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
+import { EVENTS } from '../../shared/protocol/events.ts';
+import { api, rawSocket, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
 import { auditJson } from './audit-cli.ts';
 import type { TestCluster } from './cluster-harness.ts';
-import { clusterView, launchOn, leaderOf, roundOn, startCluster, startClusterClients, waitForRoundOn } from './cluster-harness.ts';
+import { clusterView, launchOn, logNodesOnFailure, leaderOf, roundOn, startCluster, startClusterClients, waitForRoundOn } from './cluster-harness.ts';
 
 const LEASE_TTL_MS = 2_000;
 /** A dead leader's round is taken over within the lease's lifetime plus one renewal period; the rest is slack for a loaded 2-core machine. */
@@ -34,7 +35,7 @@ const available = await postgresAvailable();
  * SECAGG_FIVE with deadlines for three node processes on a loaded 2-core machine (a round ends as
  * soon as every device has answered, so they cost nothing when all is well).
  */
-const FIVE: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { ...SECAGG_FIVE.secagg!, stageMs: 10_000 } };
+const FIVE: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
 /** A distributed-DP SecAgg+ round of four devices (three unmask shares needed). */
 const FOUR = { ...FIVE, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 10_000 } } as LaunchRequest;
 
@@ -79,6 +80,13 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     await cluster?.close();
   });
 
+  beforeEach(() => {
+    logNodesOnFailure(cluster);
+    onTestFailed(() => {
+      for (const [i, c] of clients.entries()) console.error(`client ${i} on ${c.node}: ${c.events.slice(-12).map((e) => JSON.stringify(e).slice(0, 160)).join('\n  ')}`);
+    });
+  });
+
   it('runs one leader, and a SecAgg+ round launched on another node commits with a cohort from every node and the exact sum of its inputs', async () => {
     const leader = await leaderOf(cluster);
     const views = await Promise.all(cluster.nodes.map((n) => clusterView(cluster, n)));
@@ -87,6 +95,14 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     expect(views[0]!.nodes.map((n) => n.connections)).toEqual([2, 2, 2]);
 
     const other = cluster.nodes.find((n) => n !== leader)!;
+    // A listener on every node, to hear each node announce the new version to its own devices.
+    const heard = new Map<string, number[]>();
+    const listeners = await Promise.all(cluster.nodes.map(async (n) => {
+      const socket = await rawSocket(n, cluster.token());
+      heard.set(n.nodeId, []);
+      socket.on(EVENTS.modelCurrent, (m: { version: number }) => heard.get(n.nodeId)!.push(m.version));
+      return socket;
+    }));
     // A cohort of five drawn from six devices on three nodes.
     const launched = await launchOn(cluster, other, FIVE);
     expect(launched.status, JSON.stringify(launched.body)).toBe(201);
@@ -103,7 +119,9 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     expect(unmasked.length).toBe([...masked.values()][0]!.length);
     expect(Buffer.from(unmasked.buffer).equals(Buffer.from(sumOf([...masked.values()]).buffer))).toBe(true);
 
-    // The new version is served, and published in the one ledger, by every node.
+    // The new version is announced to the devices on every node, served, and published in the one ledger.
+    for (const n of cluster.nodes) await waitFor(() => heard.get(n.nodeId)!.includes(record.modelVersion!), 10_000, `${n.nodeId} announcing v${record.modelVersion}`);
+    for (const s of listeners) s.disconnect();
     for (const n of cluster.nodes) {
       await waitFor(async () => (await api<{ version: number }>(n, undefined, 'GET', '/models/current')).body.version === record.modelVersion, 10_000, `${n.nodeId} serving v${record.modelVersion}`);
       const served = await fetch(`${n.url}/models/${record.modelVersion}/model.json`);
