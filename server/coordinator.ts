@@ -156,12 +156,15 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const maxMessageBytes = options.maxMessageBytes ?? Math.max(1 << 20, registry.parameters * 8 + 65_536);
   // Socket.IO closes a socket whose message exceeds its buffer; keep that well above the protocol's
   // own limit so an oversized message is refused with PAYLOAD_TOO_LARGE and the socket stays up.
-  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize: 2 * maxMessageBytes + (1 << 20), serveClient: false, ...(cluster ? { adapter: cluster.adapter } : {}) });
+  // A cluster node takes WebSocket connections only: a long-polling session's requests would need
+  // to reach the same node each time (sticky sessions at the load balancer), a WebSocket is one connection.
+  const io: CoordinatorIo = new Server(httpServer, { maxHttpBufferSize: 2 * maxMessageBytes + (1 << 20), serveClient: false, ...(cluster ? { adapter: cluster.adapter, transports: ['websocket'] } : {}) });
   let membership: Membership | undefined;
   const sockets = new SocketLayer(io, { platformPublicKey: options.platformPublicKey, clock, log, maxMessageBytes, ...(cluster ? { cluster: { connectedClients: () => membership?.connections ?? 0 } } : {}) });
   const privacyPolicy = { allowCentral: options.allowCentralDp === true, allowNone: options.allowNoDp === true };
   const nextModelVersion = async () => ((await options.models.latest())?.version ?? 0) + 1;
-  const lease = cluster ? new LeaderLease({ pool: cluster.pool, holder: cluster.nodeId, ttlMs: cluster.leaseTtlMs, onAcquired: (token) => takeOver(token), onLost: () => stepDown(), log }) : undefined;
+  // A node without its Redis link cannot reach the devices on other nodes: it neither takes the lease nor keeps it.
+  const lease = cluster ? new LeaderLease({ pool: cluster.pool, holder: cluster.nodeId, ttlMs: cluster.leaseTtlMs, canLead: () => cluster.ready(), onAcquired: (token) => takeOver(token), onLost: () => stepDown(), log }) : undefined;
   const ledgerHook = options.ledger ? new LedgerRoundHook(options.ledger, options.rounds, nextModelVersion) : undefined;
   await alone(async () => {
     const entered = await ledgerHook?.enterUnrecordedAborts();
@@ -239,7 +242,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   } else {
     sockets.attach(runner);
   }
-  const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}) });
+  const readiness = new ReadinessCheck({ storageFailure: () => runner.storageFailure, clock, ...(options.storageProbe ? { probe: options.storageProbe } : {}), ...(cluster ? { probes: 'this node cannot reach its PostgreSQL or Redis' } : {}) });
   if (options.servingPolicy === 'promoted' && !registry.serving) {
     const { record } = registry.current;
     await registry.setServing({ version: record.version, parameters: record.parameters, promotedAt: iso(), reason: 'the version at the first start with promoted serving', candidate: null });
@@ -280,7 +283,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const { port } = httpServer.address() as AddressInfo;
   const host = options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1';
   if (cluster && lease) {
-    membership = new Membership({ pool: cluster.pool, nodeId: cluster.nodeId, url: `http://${host}:${port}`, periodMs: cluster.heartbeatMs, report: () => ({ connections: sockets.localClients(), ready: cluster.ready(), leader: leading }), log });
+    membership = new Membership({ pool: cluster.pool, nodeId: cluster.nodeId, url: cluster.advertiseUrl?.(port) ?? `http://${host}:${port}`, periodMs: cluster.heartbeatMs, report: () => ({ connections: sockets.localClients(), ready: cluster.ready(), leader: leading }), log });
     await membership.start();
     lease.start();
   } else {

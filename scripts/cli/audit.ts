@@ -453,6 +453,8 @@ export function registerAuditCommands(program: Command): void {
       action(async (options: { dataDir: string; reason: string; json?: boolean; ledgerKey?: string }) => {
         const dataDir = path.resolve(options.dataDir);
         // A running coordinator appends to the same ledger from its own idea of the head.
+        // A cluster's key directory holds no ledger (it is in PostgreSQL): opening one here would create an empty one.
+        if (!fs.existsSync(path.join(dataDir, LEDGER_DATABASE_FILE))) throw new CliError('NOT_FOUND', `no ledger in ${dataDir}: rotate-key works on a data directory's ledger; a cluster's is in PostgreSQL, and rotating its key has no command yet (docs/cluster.md)`);
         const keyFile = existingKeyFile(dataDir, options.ledgerKey);
         const release = acquireDataDirLock(dataDir, 'cannot rotate the ledger key');
         const { ledger, store } = await openDataDirLedger(dataDir, { env: {}, keyFile, createKey: false }).catch((err: unknown) => {

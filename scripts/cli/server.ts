@@ -44,6 +44,7 @@ interface ServerOptions {
   postgres?: string;
   redis?: string;
   nodeId?: string;
+  advertiseUrl?: string;
   leaseTtl?: string;
   json?: boolean;
 }
@@ -124,6 +125,7 @@ export function registerServerCommand(program: Command): void {
     .option('--postgres <url>', 'run as one node of a cluster: rounds, models, ledger and tokens in this PostgreSQL database (default: PORTRAIT_POSTGRES_URL); needs --redis; --data-dir is then the deployment\'s key directory, the same on every node (docs/cluster.md)')
     .option('--redis <url>', 'a cluster node\'s Redis, joining the nodes\' Socket.IO servers (default: PORTRAIT_REDIS_URL); needs --postgres')
     .option('--node-id <id>', 'a cluster node\'s name (default: host name, process id and a random suffix)')
+    .option('--advertise-url <url>', 'the address other nodes and operators reach this cluster node at, shown in the cluster view (default: PORTRAIT_ADVERTISE_URL, else its listening address)')
     .option('--lease-ttl <ms>', 'a cluster\'s rounds lease: how long a dead leader\'s rounds wait before another node takes them over', '6000')
     .option('--json', 'print the address as one JSON document')
     .action(
@@ -171,7 +173,7 @@ export function registerServerCommand(program: Command): void {
         // A coordinator's port is what its clients are configured with: a busy one is refused
         // (UNAVAILABLE, naming --port 0), never swapped for another.
         const coordinator = urls
-          ? await (await import('../../server/cluster/node.ts')).startClusterNode({ ...common, ...urls, keyDir: dataDir, leaseTtlMs: parseNumber('lease-ttl', options.leaseTtl ?? '6000'), ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}) })
+          ? await (await import('../../server/cluster/node.ts')).startClusterNode({ ...common, ...urls, keyDir: dataDir, leaseTtlMs: parseNumber('lease-ttl', options.leaseTtl ?? '6000'), ...(options.nodeId !== undefined ? { nodeId: options.nodeId } : {}), ...((options.advertiseUrl ?? process.env.PORTRAIT_ADVERTISE_URL) ? { advertiseUrl: (options.advertiseUrl ?? process.env.PORTRAIT_ADVERTISE_URL)! } : {}) })
           : await startOnPort({ ...common, dataDir }, true);
         // The initial config only seeds an empty model store: a data directory that already holds a
         // model (say, from a simulation) keeps that model's vocabulary, which the operator should know.

@@ -20,6 +20,8 @@ export interface LeaseOptions {
   name?: string;
   /** How long a lease lasts without renewal: the bound on a failover, plus one renewal period. */
   ttlMs: number;
+  /** Whether this node may lead now (a node that lost its Redis link cannot reach other nodes' devices): when not, it hands a held lease back and takes none. */
+  canLead?: () => boolean;
   /** Called with the new fencing token each time this node takes the lease. */
   onAcquired: (token: number) => Promise<void> | void;
   /** Called when this node learns it no longer holds the lease it held (or cannot reach the store to renew it). */
@@ -68,6 +70,14 @@ export class LeaderLease {
   private async tick(): Promise<void> {
     const { pool, holder, ttlMs, log } = this.options;
     try {
+      const canLead = this.options.canLead?.() ?? true;
+      if (this.token !== null && !canLead) {
+        const token = this.token;
+        await this.lose('this node cannot lead now (its Redis link is down): handed back');
+        await pool.query('UPDATE cluster_leases SET expires_at = now() WHERE name = $1 AND holder = $2 AND token = $3', [this.name, holder, token]);
+        return;
+      }
+      if (!canLead) return;
       if (this.token !== null) {
         const { rowCount } = await pool.query("UPDATE cluster_leases SET expires_at = now() + $4 * interval '1 millisecond' WHERE name = $1 AND holder = $2 AND token = $3 AND expires_at > now()", [this.name, holder, this.token, ttlMs]);
         if (rowCount === 1) return;

@@ -66,6 +66,8 @@ export interface ClusterNodeOptions extends Omit<CoordinatorOptions, 'rounds' | 
   leaseTtlMs?: number;
   /** Membership heartbeat period (default 1 s). */
   heartbeatMs?: number;
+  /** The address other nodes and operators reach this node at (default: its listening address, or its host name when it listens on every interface). */
+  advertiseUrl?: string;
   /** The Redis stream and channel prefix the nodes' adapter shares (default `portrait:socket.io`); a test gives each cluster its own. */
   redisStream?: string;
 }
@@ -95,7 +97,7 @@ async function connectRedis(url: string, log: (line: string) => void) {
 }
 
 export async function startClusterNode(options: ClusterNodeOptions): Promise<Coordinator & { nodeId: string }> {
-  const { postgresUrl, redisUrl, keyDir, ledgerKeyFile: keyFileOption, platformPublicKey, epsilonCap, nodeId: givenId, leaseTtlMs, heartbeatMs, redisStream, ...rest } = options;
+  const { postgresUrl, redisUrl, keyDir, ledgerKeyFile: keyFileOption, platformPublicKey, epsilonCap, nodeId: givenId, leaseTtlMs, heartbeatMs, redisStream, advertiseUrl, ...rest } = options;
   const log = options.log ?? (() => undefined);
   if (epsilonCap) checkBudgetCap(epsilonCap);
   const nodeId = givenId ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
@@ -112,6 +114,12 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
       const platform = platformPublicKey ? { publicKey: platformPublicKey } : loadOrCreatePlatformKey(keyDir);
       const ledger = await PrivacyLedger.open({ store: stores.ledger, key: (current) => resolveLedgerKey(keyFile, current, current === null), software: softwareVersion(), cap: epsilonCap ?? null, ...(options.clock ? { clock: options.clock } : {}), ...(crash ? { crash } : {}) });
       if ((await stores.tokens.all()).length === 0) {
+        // The tokens are shown once, in that file: a key directory that takes no writes is refused before any is stored.
+        try {
+          fs.accessSync(keyDir, fs.constants.W_OK);
+        } catch (err) {
+          throw new ProtocolError('UNAVAILABLE', `the key directory ${keyDir} takes no writes, so the bootstrap API tokens could not be handed out: ${err instanceof Error ? err.message : String(err)}`);
+        }
         const now = new Date().toISOString();
         const operator = await createApiToken(stores.tokens, 'bootstrap operator', 'operator', now);
         const auditor = await createApiToken(stores.tokens, 'bootstrap auditor', 'auditor', now);
@@ -146,6 +154,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
         heartbeatMs: heartbeatMs ?? 1_000,
         initLock,
         ready: () => link.isReady,
+        advertiseUrl: (port: number) => advertiseUrl ?? (rest.host === '0.0.0.0' || rest.host === '::' ? `http://${os.hostname()}:${port}` : `http://${rest.host ?? '127.0.0.1'}:${port}`),
       },
       onClose: async () => {
         link.destroy();

@@ -17,6 +17,8 @@ export interface ClusterWiring {
   heartbeatMs: number;
   /** Runs `run` alone across the cluster (a PostgreSQL advisory lock). */
   initLock<T>(run: () => Promise<T>): Promise<T>;
-  /** Whether this node can serve now (its Redis connection is up), reported in its membership row. */
+  /** Whether this node can serve now (its Redis connection is up), reported in its membership row; a node that cannot does not lead. */
   ready(): boolean;
+  /** The address other nodes and operators reach this node at, shown in the cluster view (default: its listening address). */
+  advertiseUrl?: (port: number) => string;
 }

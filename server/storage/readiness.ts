@@ -46,6 +46,8 @@ export class ReadinessCheck {
     private readonly options: {
       storageFailure: () => StorageFailure | null;
       probe?: () => Promise<void>;
+      /** What the probe checks, for the message (default: the data directory takes writes). */
+      probes?: string;
       clock: () => number;
       /** Probe at most this often; between probes the last result stands (default 1 s). */
       probeEveryMs?: number;
@@ -75,7 +77,7 @@ export class ReadinessCheck {
     const probe = await this.probe();
     const retrying = this.options.storageFailure();
     if (!probe && !retrying) return { ready: true };
-    const message = retrying ? `${retrying.what}: ${retrying.reason} (retry ${retrying.attempts + 1} in ${retrying.retryInMs} ms)` : `the data directory takes no writes: ${probe!.reason}`;
+    const message = retrying ? `${retrying.what}: ${retrying.reason} (retry ${retrying.attempts + 1} in ${retrying.retryInMs} ms)` : `${this.options.probes ?? 'the data directory takes no writes'}: ${probe!.reason}`;
     return { ready: false, code: 'UNAVAILABLE', message, ...(retrying ? { retrying } : {}), ...(probe ? { probe } : {}) };
   }
 }

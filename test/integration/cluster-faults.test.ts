@@ -18,7 +18,7 @@ import { createTestDatabase, postgresAvailable } from '../helpers/postgres.ts';
 import type { TestClient } from './harness.ts';
 import { api, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
 import type { TestCluster } from './cluster-harness.ts';
-import { clusterView, launchOn, leaderOf, REDIS_URL, startCluster, startClusterClients, startNodeProcess, waitForRoundOn } from './cluster-harness.ts';
+import { clusterView, launchOn, leaderOf, logNodesOnFailure, REDIS_URL, startCluster, startClusterClients, startNodeProcess, waitForRoundOn } from './cluster-harness.ts';
 
 const available = await postgresAvailable();
 
@@ -128,6 +128,7 @@ describe.skipIf(!available)('cluster nodes when PostgreSQL or Redis fails', () =
     });
 
     it('reports unready and ends device sessions while Redis is down; the round ends cleanly and the next one commits once it is back', async () => {
+      logNodesOnFailure(cluster);
       const leader = await leaderOf(cluster);
       const request: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
       const launched = await launchOn(cluster, leader, request);
