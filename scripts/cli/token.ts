@@ -1,11 +1,13 @@
 /**
  * `portrait token create|list|revoke`: the REST API's bearer tokens in a data directory's
- * database (server/storage/sqlite-tokens.ts), for the operator who holds it. `create --role
+ * database (server/storage/sqlite-tokens.ts), or a cluster's PostgreSQL database (`--postgres`),
+ * for the operator who holds it. `create --role
  * auditor --ttl 30d` prints a new token once (only its hash is stored); `revoke ID` ends one; an
  * expired or revoked token is refused UNAUTHENTICATED, saying which. Works while the coordinator
  * runs: it reads the table at every request, so a revocation holds from its next one.
  */
 import type { Command } from 'commander';
+import type { ApiTokenStore } from '../../server/storage/stores.ts';
 import { action, CliError, emit, log, parseInteger } from './output.ts';
 
 const ROLES = ['operator', 'auditor'] as const;
@@ -23,11 +25,34 @@ export function parseTtl(value: string): number {
 
 interface StoreOptions {
   dataDir: string;
+  postgres?: string;
   json?: boolean;
 }
 
+/** Runs `use` on the token store of --postgres (a cluster) or else of --data-dir, closed after. */
+async function withTokenStore<T>(options: StoreOptions, use: (store: ApiTokenStore) => Promise<T>): Promise<T> {
+  if (options.postgres !== undefined) {
+    const { openPostgresStores } = await import('../../server/storage/postgres.ts');
+    const stores = await openPostgresStores(options.postgres);
+    try {
+      return await use(stores.tokens);
+    } finally {
+      await stores.close();
+    }
+  }
+  const { openApiTokenStore } = await import('../../server/storage/sqlite-tokens.ts');
+  const store = openApiTokenStore(options.dataDir);
+  try {
+    return await use(store);
+  } finally {
+    store.close();
+  }
+}
+
+const POSTGRES_HELP = "a cluster's PostgreSQL database instead of a data directory";
+
 export function registerTokenCommands(program: Command): void {
-  const token = program.command('token').description("the REST API's bearer tokens in a data directory (create with a role and expiry, list, revoke)");
+  const token = program.command('token').description("the REST API's bearer tokens in a data directory or a cluster's database (create with a role and expiry, list, revoke)");
 
   token
     .command('create')
@@ -36,6 +61,7 @@ export function registerTokenCommands(program: Command): void {
     .option('--name <name>', 'what it is for, shown by token list', '')
     .option('--ttl <duration>', 'how long it is valid, e.g. 30d, 12h, 90m (default: until revoked)')
     .option('--data-dir <dir>', "the coordinator's data directory", './data')
+    .option('--postgres <url>', POSTGRES_HELP)
     .option('--json', 'machine-readable output')
     .action(
       action(async (options: StoreOptions & { role: string; name: string; ttl?: string }) => {
@@ -43,16 +69,10 @@ export function registerTokenCommands(program: Command): void {
         const role = options.role as (typeof ROLES)[number];
         const now = Date.now();
         const expiresAt = options.ttl === undefined ? null : new Date(now + parseTtl(options.ttl) * 1000).toISOString();
-        const { openApiTokenStore } = await import('../../server/storage/sqlite-tokens.ts');
         const { createApiToken } = await import('../../server/auth/api-tokens.ts');
-        const store = openApiTokenStore(options.dataDir);
-        try {
-          const created = await createApiToken(store, options.name || role, role, new Date(now).toISOString(), undefined, expiresAt);
-          if (!options.json) log(`API token ${created.record.id} (${role}) ${expiresAt ? `valid until ${expiresAt}` : 'valid until revoked'}; it is not shown again`);
-          emit(options, { ...created.record, token: created.token }, () => created.token);
-        } finally {
-          store.close();
-        }
+        const created = await withTokenStore(options, (store) => createApiToken(store, options.name || role, role, new Date(now).toISOString(), undefined, expiresAt));
+        if (!options.json) log(`API token ${created.record.id} (${role}) ${expiresAt ? `valid until ${expiresAt}` : 'valid until revoked'}; it is not shown again`);
+        emit(options, { ...created.record, token: created.token }, () => created.token);
       }),
     );
 
@@ -60,18 +80,14 @@ export function registerTokenCommands(program: Command): void {
     .command('list')
     .description('list the API tokens (never the tokens themselves): id, name, role, expiry, revocation')
     .option('--data-dir <dir>', "the coordinator's data directory", './data')
+    .option('--postgres <url>', POSTGRES_HELP)
     .option('--json', 'machine-readable output')
     .action(
       action(async (options: StoreOptions) => {
-        const [{ openApiTokenStore }, { tokenStatus }] = await Promise.all([import('../../server/storage/sqlite-tokens.ts'), import('../../server/auth/api-tokens.ts')]);
-        const store = openApiTokenStore(options.dataDir);
-        try {
-          const now = Date.now();
-          const tokens = (await store.all()).map(({ hash: _hash, ...record }) => ({ ...record, status: tokenStatus(record, now) }));
-          emit(options, { tokens }, () => tokens.map((t) => `${t.id}\t${t.role}\t${t.status}\t${t.expiresAt ?? 'no expiry'}\t${t.name}`).join('\n'));
-        } finally {
-          store.close();
-        }
+        const { tokenStatus } = await import('../../server/auth/api-tokens.ts');
+        const now = Date.now();
+        const tokens = (await withTokenStore(options, (store) => store.all())).map(({ hash: _hash, ...record }) => ({ ...record, status: tokenStatus(record, now) }));
+        emit(options, { tokens }, () => tokens.map((t) => `${t.id}\t${t.role}\t${t.status}\t${t.expiresAt ?? 'no expiry'}\t${t.name}`).join('\n'));
       }),
     );
 
@@ -80,19 +96,14 @@ export function registerTokenCommands(program: Command): void {
     .description('revoke an API token by its id (token list); it is refused from the next request on')
     .argument('<id>', 'the token id')
     .option('--data-dir <dir>', "the coordinator's data directory", './data')
+    .option('--postgres <url>', POSTGRES_HELP)
     .option('--json', 'machine-readable output')
     .action(
       action(async (id: string, options: StoreOptions) => {
         const tokenId = parseInteger('id', id, 1);
-        const { openApiTokenStore } = await import('../../server/storage/sqlite-tokens.ts');
-        const store = openApiTokenStore(options.dataDir);
-        try {
-          const revoked = await store.revoke(tokenId, new Date().toISOString());
-          if (!revoked) throw new CliError('NOT_FOUND', `"id": no API token ${tokenId}`);
-          emit(options, revoked, () => `API token ${revoked.id} (${revoked.role}, ${JSON.stringify(revoked.name)}) revoked at ${revoked.revokedAt}`);
-        } finally {
-          store.close();
-        }
+        const revoked = await withTokenStore(options, (store) => store.revoke(tokenId, new Date().toISOString()));
+        if (!revoked) throw new CliError('NOT_FOUND', `"id": no API token ${tokenId}`);
+        emit(options, revoked, () => `API token ${revoked.id} (${revoked.role}, ${JSON.stringify(revoked.name)}) revoked at ${revoked.revokedAt}`);
       }),
     );
 }

@@ -22,6 +22,7 @@ import type { TestClient } from './harness.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import { api, rawSocket, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
 import { auditJson } from './audit-cli.ts';
+import { portraitWatchingTfjs } from './cli-process.ts';
 import type { TestCluster } from './cluster-harness.ts';
 import { clusterView, launchOn, logNodesOnFailure, leaderOf, roundOn, startCluster, startClusterClients, waitForRoundOn } from './cluster-harness.ts';
 
@@ -204,5 +205,14 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     const fromBundle = await auditJson<{ ok: boolean; entries: number }>('verify', '--bundle', out);
     expect(fromBundle.ok).toBe(true);
     expect(fromBundle.entries).toBeGreaterThanOrEqual(fromDb.entries);
+  }, 60_000);
+
+  it('manages API tokens in the shared database: a token created there authenticates on every node, and once revoked on none', async () => {
+    const created = await portraitWatchingTfjs(['token', 'create', '--role', 'auditor', '--name', 'cluster audit', '--postgres', cluster.db.url, '--json']);
+    const { id, token } = JSON.parse(created.stdout) as { id: number; token: string };
+    for (const n of live()) expect((await api(n, token, 'GET', '/api/v1/cluster')).status).toBe(200);
+    const revoked = await portraitWatchingTfjs(['token', 'revoke', String(id), '--postgres', cluster.db.url, '--json']);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ id, revokedAt: expect.any(String) });
+    for (const n of live()) expect((await api(n, token, 'GET', '/api/v1/cluster')).status).toBe(401);
   }, 60_000);
 });
