@@ -251,13 +251,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const announce = () => transport.announceModel(runner.announcement());
   // What this process published as leader (leaderHook) or otherwise (bootstraps), or learned from the ledger.
   const modelPublished = ledgerHook ? (version: number) => ledgerHook.isPublished(version) || leaderHook!.isPublished(version) : undefined;
+  const publishedDigest = ledgerHook ? (version: number) => ledgerHook.publishedDigest(version) ?? leaderHook!.publishedDigest(version) : undefined;
   const promotionDeps = { rounds: options.rounds, registry, ...(modelPublished ? { modelPublished } : {}), announce, clock };
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(),
     ...(router ? { onLaunched: () => router!.launched(), cluster: () => ({ nodeId: cluster!.nodeId, leading, nodes: membership?.nodes ?? [] }) } : {}), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),
     ...(options.minSegmentCohort !== undefined ? { minSegmentCohort: options.minSegmentCohort } : {}),
     promoteModel: (body: unknown) => promoteVersion(promotionDeps, body),
     rolloutModel: (body: unknown) => rolloutVersion(promotionDeps, body),
-    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce, clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(modelPublished ? { modelPublished } : {}) };
+    bootstrapModel: (body: unknown) => bootstrapModel({ rounds: options.rounds, registry, runner, ...(ledgerHook ? { ledger: ledgerHook } : {}), announce, clock }, body), ...(options.ledger ? { ledger: options.ledger } : {}), ...(modelPublished ? { modelPublished } : {}), ...(publishedDigest ? { publishedDigest } : {}) };
   httpServer.on('request', createHttpApp(options.platformSecretKey ? { ...httpOptions, platformSecretKey: options.platformSecretKey, demoShopTokens: options.demoShopTokens === true } : httpOptions));
 
   const listen = (port: number) =>

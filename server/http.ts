@@ -30,6 +30,7 @@ import type { ModelRegistry } from './registry.ts';
 import { EpsilonProjections } from './rounds/projection.ts';
 import type { RoundRunner } from './rounds/runner.ts';
 import { asStorageError } from './storage/failures.ts';
+import { modelDigest } from './storage/model-digest.ts';
 import type { Readiness } from './storage/readiness.ts';
 import type { ApiTokenRecord, ApiTokenStore, RoundStore } from './storage/stores.ts';
 import type { ClusterNode } from './cluster/membership.ts';
@@ -50,6 +51,8 @@ export interface HttpOptions {
   ledger?: PrivacyLedger;
   /** Whether a model version's files are bound by a publication entry (checked at start, server/ledger/round-hook.ts); absent: every stored version is served. */
   modelPublished?: (version: number) => boolean;
+  /** The SHA-256 a version's publication binds: every file served is hashed again and refused unless its version's files still match it. */
+  publishedDigest?: (version: number) => string | undefined;
   /** POST /api/v1/models/promote and /rollout (server/promotion.ts): the serving pointer. */
   promoteModel?: (body: unknown) => Promise<ServingPointer>;
   rolloutModel?: (body: unknown) => Promise<ServingPointer>;
@@ -156,7 +159,8 @@ export function createHttpApp(options: HttpOptions): express.Express {
       const record = await options.registry.store.get(version);
       if (!record) throw new ProtocolError('NOT_FOUND', `model version ${version} does not exist`);
       if (options.modelPublished && !options.modelPublished(version)) throw new ProtocolError('MODEL_NOT_PUBLISHED', `model version ${version} has no publication entry in the privacy ledger binding its files: not served`);
-      const etag = `"${record.sha256}-${file === 'model.json' ? 'j' : 'w'}"`;
+      const bound = options.publishedDigest?.(version);
+      const etag = `"${bound ?? record.sha256}-${file === 'model.json' ? 'j' : 'w'}"`;
       res.set({ 'Cache-Control': IMMUTABLE, ETag: etag });
       if (req.get('if-none-match') === etag) {
         res.status(304).end();
@@ -164,6 +168,9 @@ export function createHttpApp(options: HttpOptions): express.Express {
       }
       const files = await options.registry.store.files(version);
       if (!files) throw new ProtocolError('NOT_FOUND', `model version ${version} has no files`);
+      // Files replaced under a running coordinator are refused from the next request, not served until a restart's check.
+      const digest = bound === undefined ? undefined : modelDigest(files).sha256;
+      if (digest !== bound) throw new ProtocolError('MODEL_NOT_PUBLISHED', `model version ${version}'s files have SHA-256 ${digest}, but its publication entry binds ${bound}: the files were replaced after publication; not served`);
       if (file === 'model.json') res.type('application/json').send(JSON.stringify(files.modelJson));
       else res.type('application/octet-stream').send(Buffer.from(files.weights.buffer, files.weights.byteOffset, files.weights.byteLength));
     } catch (err) {

@@ -8,7 +8,8 @@
  * holds it at that point. `afterCommit` binds the version the round committed to its digest (a
  * `publication` entry); at start, `enterUnrecordedPublications` checks every stored version's files
  * against its publication and enters those missing (crash recovery), and `isPublished` answers for
- * the model routes from what was checked then and published since (no hashing per request).
+ * the model routes from what was checked then and published since, with the digest each
+ * publication binds (`publishedDigest`), which the model routes hold every file they serve to.
  */
 import type { BudgetCap } from '../../shared/ledger/bundle.ts';
 import type { LedgerReceipt } from '../../shared/ledger/receipt.ts';
@@ -78,8 +79,8 @@ export function launchCap(record: RoundRecord): BudgetCap | null {
 export class LedgerRoundHook implements RoundLedger {
   /** Rounds already entered as released by this process (an abort after release adds a zero-spend note). */
   private readonly released = new Set<number>();
-  /** Versions whose files were checked against their publication at start, or published since. */
-  private readonly published = new Set<number>();
+  /** Versions whose files were checked against their publication at start, or published since, with the SHA-256 their publication binds. */
+  private readonly published = new Map<number, string>();
 
   constructor(
     private readonly ledger: PrivacyLedger,
@@ -147,18 +148,23 @@ export class LedgerRoundHook implements RoundLedger {
   async afterBootstrap(model: ModelRecord): Promise<void> {
     if (!model.derivedFrom || model.derivedFrom.length === 0) throw new RangeError(`"derivedFrom" expected the analytics rounds model version ${model.version} was built from, got none`);
     await this.ledger.recordPublication({ modelVersion: model.version, roundId: null, parentVersion: model.parentVersion, sha256: model.sha256, bytes: model.bytes, entered: 'at-bootstrap', derivedFrom: model.derivedFrom });
-    this.published.add(model.version);
+    this.published.set(model.version, model.sha256);
   }
 
   async afterCommit(model: ModelRecord): Promise<void> {
     if (model.roundId === null) throw new RangeError(`"roundId" expected the round that committed model version ${model.version}, got null`);
     await this.ledger.recordPublication({ modelVersion: model.version, roundId: model.roundId, parentVersion: model.parentVersion, sha256: model.sha256, bytes: model.bytes, entered: 'at-commit' });
-    this.published.add(model.version);
+    this.published.set(model.version, model.sha256);
   }
 
   /** Whether `version`'s files are published: checked at start, or entered by this process since. */
   isPublished(version: number): boolean {
     return this.published.has(version);
+  }
+
+  /** The SHA-256 that `version`'s publication binds (its files as served), or undefined when it is not published. */
+  publishedDigest(version: number): string | undefined {
+    return this.published.get(version);
   }
 
   /**
@@ -190,7 +196,8 @@ export class LedgerRoundHook implements RoundLedger {
     }
     if (problems.length > 0) throw new UnreleasedModelError(problems);
     for (const record of missing) await this.ledger.recordPublication({ modelVersion: record.version, roundId: record.roundId, parentVersion: record.parentVersion, sha256: record.sha256, bytes: record.bytes, entered: 'at-start', ...(record.derivedFrom ? { derivedFrom: record.derivedFrom } : {}) });
-    for (const record of await models.list()) this.published.add(record.version);
+    const bound = publicationEntries((await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw)));
+    for (const record of await models.list()) this.published.set(record.version, bound.get(record.version)?.publication.sha256 ?? record.sha256);
     return missing.length;
   }
 
@@ -208,8 +215,8 @@ export class LedgerRoundHook implements RoundLedger {
   async learnPublications(): Promise<number[]> {
     await this.ledger.exclusive(async () => undefined);
     const learned: number[] = [];
-    for (const version of publicationEntries((await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw))).keys()) {
-      if (!this.published.has(version)) (this.published.add(version), learned.push(version));
+    for (const [version, entry] of publicationEntries((await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw)))) {
+      if (!this.published.has(version)) (this.published.set(version, entry.publication.sha256), learned.push(version));
     }
     return learned;
   }

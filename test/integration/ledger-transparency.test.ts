@@ -7,8 +7,9 @@
  * served consistency proof and every published model included. Cut after the fact, the ledger
  * no longer accounts for a published model, and the coordinator refuses to start on it. Each
  * version's files are bound by a publication entry: a publication lost to a crash is entered at
- * the next start, and files swapped under a version number fail the audit (data directory and
- * server) naming the version, and the coordinator's start.
+ * the next start, and files swapped under a version number are no longer served by the running
+ * coordinator (from the next request), fail the audit (data directory and server) naming the
+ * version, and the coordinator's start.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -180,12 +181,19 @@ describe('model files bound by publication entries', () => {
     const weights = path.join(dataDir, 'models', '2', 'weights.bin');
     const original = fs.readFileSync(weights);
     fs.copyFileSync(path.join(dataDir, 'models', '1', 'weights.bin'), weights);
+    // The coordinator refuses to serve them from the next request (not only after a restart).
+    for (const file of ['model.json', 'weights.bin']) {
+      const refused = await fetch(`${coordinator.url}/models/2/${file}`);
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { code: string; message: string }).message).toMatch(/^model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry binds [0-9a-f]{64}: the files were replaced after publication; not served$/);
+    }
+    // An audit through the server sees a version it cannot read; one of the data directory, the digest that differs.
     const swapped = await audit('verify', '--server', coordinator.url, '--token', coordinator.auditor);
-    expect(swapped).toMatchObject({ code: 1, ok: false, models: { digestMismatch: [2] } });
-    expect(swapped.reason).toMatch(/^model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry \(seq 4\) binds [0-9a-f]{64}: the files were replaced after publication$/);
+    expect(swapped).toMatchObject({ code: 1, ok: false, reason: "model version 2's files cannot be read, so they cannot be checked against its publication entry (seq 4)", models: { digestMismatch: [2] } });
     await stop();
     const offline = await audit('verify', '--data-dir', dataDir);
-    expect(offline).toMatchObject({ code: 1, ok: false, reason: swapped.reason, models: { digestMismatch: [2] } });
+    expect(offline).toMatchObject({ code: 1, ok: false, models: { digestMismatch: [2] } });
+    expect(offline.reason).toMatch(/^model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry \(seq 4\) binds [0-9a-f]{64}: the files were replaced after publication$/);
     await expect(startTestCoordinator(dataDir)).rejects.toThrow(/^the model store and the privacy ledger disagree: model version 2's files have SHA-256 [0-9a-f]{64}, but its publication entry \(seq 4\) binds/);
     // The refusal entered nothing and released the data directory: a second start fails the same way.
     expect(ledgerEntries()).toHaveLength(6);
