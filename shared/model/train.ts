@@ -106,59 +106,64 @@ export function totalLoss(model: tf.LayersModel, inputs: tf.Tensor[], targets: H
 }
 
 /**
- * One batch's labels as the terms of `totalLoss` over the heads' outputs side by side (U units),
- * computed once on the host. With w = mask / max(known, 1) per head and example, and, for the
- * interests head, t = y / max(positives, 1) and v = hasPositive / max(users, 1) per example:
+ * One batch's labels as the terms of `totalLoss` over every head's outputs in one vector, head
+ * after head, each head's [batch, units] block row-major, computed once on the host. With
+ * w = mask / max(known, 1) per head and example, and, for the interests head, t = y / max(positives, 1)
+ * and v = hasPositive / max(users, 1) per example:
  *   totalLoss = Σ (logWeight·log p + log1mWeight·log(1 − p)) − Σ (v·t·logSoftmax(z)) + lambda,
- * p = clip(P, ε, 1 − ε), z = log p − log(1 − p) on the interests units (LISTWISE_WEIGHT is in v).
+ * p = clip(P, ε, 1 − ε), z = log p − log(1 − p) on the interests block (LISTWISE_WEIGHT is in v).
+ * Blocks rather than columns: a block is a contiguous span, which tfjs's cpu backend slices and
+ * splits as a view, where a column slice of [batch, units] runs element by element.
  */
 export interface BatchLossTerms {
-  units: number[];
-  /** −w·y per unit: the weight of log p. */
-  logWeight: tf.Tensor2D;
-  /** −w·(1 − y) on binary and multi-label units, 0 on multiclass ones: the weight of log(1 − p). */
-  log1mWeight: tf.Tensor2D;
-  /** The interests head's listwise term, unless the ranking is `lambda` alone. */
-  listwise?: { offset: number; units: number; target: tf.Tensor2D; userWeight: tf.Tensor2D };
+  /** Each head's output shape, [batch, units], in config order. */
+  shapes: [number, number][];
+  /** −w·y per output: the weight of log p. */
+  logWeight: tf.Tensor1D;
+  /** −w·(1 − y) on binary and multi-label heads' outputs, 0 on multiclass ones: the weight of log(1 − p). */
+  log1mWeight: tf.Tensor1D;
+  /** The interests head's listwise term, unless the ranking is `lambda` alone: its block's start, and v·t and v per output. */
+  listwise?: { offset: number; shape: [number, number]; target: tf.Tensor2D; userWeight: tf.Tensor2D };
   /** The interests head's LambdaRank term (taped), when the ranking asks for it. */
   lambda?: { head: number; relevant: tf.Tensor2D; users: number };
 }
 
 export function batchLossTerms(labels: readonly HeadLabels[], ranking: InterestsRanking = 'listwise'): BatchLossTerms {
   const b = labels[0]?.mask.length ?? 0;
-  const units = labels.map((l) => l.units);
-  const width = units.reduce((a, u) => a + u, 0);
-  const logWeight = new Float32Array(b * width);
-  const log1mWeight = new Float32Array(b * width);
-  const terms: Partial<BatchLossTerms> = { units };
+  const shapes = labels.map((l): [number, number] => [b, l.units]);
+  const size = b * labels.reduce((n, l) => n + l.units, 0);
+  const logWeight = new Float32Array(size);
+  const log1mWeight = new Float32Array(size);
+  const terms: Partial<BatchLossTerms> = {};
   let offset = 0;
   labels.forEach(({ spec, units: u, target, mask }, head) => {
     const known = Math.max(mask.reduce((n, m) => n + m, 0), 1);
-    for (let i = 0; i < b; i++) {
-      const w = (mask[i] as number) / known;
-      for (let j = 0; j < u; j++) {
-        const y = target[i * u + j] as number;
-        logWeight[i * width + offset + j] = -w * y;
-        if (spec.kind !== 'multiclass') log1mWeight[i * width + offset + j] = -w * (1 - y);
-      }
+    for (let k = 0; k < b * u; k++) {
+      const w = (mask[Math.floor(k / u)] as number) / known;
+      const y = target[k] as number;
+      logWeight[offset + k] = -w * y;
+      if (spec.kind !== 'multiclass') log1mWeight[offset + k] = -w * (1 - y);
     }
     if (spec.name === 'interests') {
       const positives = Array.from({ length: b }, (_, i) => target.subarray(i * u, (i + 1) * u).reduce((n, y) => n + y, 0));
       const users = Math.max(positives.filter((n) => n > 0).length, 1);
       if (ranking !== 'lambda') {
         const listTarget = new Float32Array(b * u);
-        const userWeight = new Float32Array(b);
+        const userWeight = new Float32Array(b * u);
         positives.forEach((n, i) => {
-          userWeight[i] = (LISTWISE_WEIGHT * (n > 0 ? 1 : 0)) / users;
-          for (let j = 0; j < u; j++) listTarget[i * u + j] = (userWeight[i] as number) * ((target[i * u + j] as number) / Math.max(n, 1));
+          const v = (LISTWISE_WEIGHT * (n > 0 ? 1 : 0)) / users;
+          for (let j = 0; j < u; j++) {
+            userWeight[i * u + j] = v;
+            listTarget[i * u + j] = v * ((target[i * u + j] as number) / Math.max(n, 1));
+          }
         });
-        terms.listwise = { offset, units: u, target: tf.tensor2d(listTarget, [b, u]), userWeight: tf.tensor2d(userWeight, [b, 1]) };
+        terms.listwise = { offset, shape: [b, u], target: tf.tensor2d(listTarget, [b, u]), userWeight: tf.tensor2d(userWeight, [b, u]) };
       }
       if (ranking !== 'listwise') terms.lambda = { head, relevant: tf.tensor2d(target, [b, u]), users };
     }
-    offset += u;
+    offset += b * u;
   });
-  return { ...terms, units, logWeight: tf.tensor2d(logWeight, [b, width]), log1mWeight: tf.tensor2d(log1mWeight, [b, width]) };
+  return { ...terms, shapes, logWeight: tf.tensor1d(logWeight), log1mWeight: tf.tensor1d(log1mWeight) };
 }
 
 export function disposeBatchLossTerms(terms: BatchLossTerms): void {
@@ -171,17 +176,20 @@ export function disposeBatchLossTerms(terms: BatchLossTerms): void {
  * `totalLoss` on the heads' outputs, with the gradient of its pointwise and listwise terms written
  * out (tf.customGrad) rather than taped op by op: the same value and a gradient equal up to float
  * rounding. Taped, the loss and its gradient were about 260 of a batch-16 step's 673 kernels;
- * written out they are about 40 (the model's forward and backward are 213). With a = logWeight,
+ * written out they are about 50 (the model's forward and backward are 213). With a = logWeight,
  * c = log1mWeight, q = 1 − p and s = softmax(z), and since Σ_j t_j = 1 for a user with a positive:
  *   ∂/∂p (a·log p + c·log q) = a/p − c/q;   ∂/∂z (−v·t·logSoftmax z) = v·s − v·t;   ∂z/∂p = 1/p + 1/q;
  * and ∂p/∂P is 1 inside [ε, 1 − ε] and 0 outside, as tf.clipByValue's gradient. The LambdaRank
  * term, not the default, stays taped.
  */
 export function fusedBatchLoss(outputs: readonly tf.Tensor[], terms: BatchLossTerms): tf.Scalar {
-  const { logWeight, log1mWeight, listwise } = terms;
+  const { logWeight, log1mWeight, listwise, shapes } = terms;
+  const sizes = shapes.map(([b, u]) => b * u);
+  const total = sizes.reduce((a, n) => a + n, 0);
+  const interestsBlock = (t: tf.Tensor) => (listwise ? tf.reshape(tf.slice(t, listwise.offset, listwise.shape[0] * listwise.shape[1]), listwise.shape) : t);
   const pointwiseAndListwise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
-    const x = tf.concat(args as tf.Tensor[], 1);
+    const x = tf.concat((args as tf.Tensor[]).map((o) => tf.reshape(o, [-1])));
     const p = tf.clipByValue(x, EPS, 1 - EPS);
     const q = tf.sub(1, p);
     const logP = tf.log(p);
@@ -189,8 +197,7 @@ export function fusedBatchLoss(outputs: readonly tf.Tensor[], terms: BatchLossTe
     let value = tf.sum(tf.add(tf.mul(logWeight, logP), tf.mul(log1mWeight, logQ)));
     const saved = [x, p, q];
     if (listwise) {
-      const slice = (t: tf.Tensor) => tf.slice(t, [0, listwise.offset], [-1, listwise.units]);
-      const logSoftmax = tf.logSoftmax(tf.sub(slice(logP), slice(logQ)));
+      const logSoftmax = tf.logSoftmax(interestsBlock(tf.sub(logP, logQ)));
       value = tf.sub(value, tf.sum(tf.mul(listwise.target, logSoftmax)));
       saved.push(tf.exp(logSoftmax));
     }
@@ -201,14 +208,14 @@ export function fusedBatchLoss(outputs: readonly tf.Tensor[], terms: BatchLossTe
         const [x0, p0, q0] = [xs, ps, qs] as tf.Tensor[];
         let grad = tf.sub(tf.div(logWeight, p0), tf.div(log1mWeight, q0));
         if (listwise && softmax) {
-          const slice = (t: tf.Tensor) => tf.slice(t, [0, listwise.offset], [-1, listwise.units]);
           const dz = tf.sub(tf.mul(softmax, listwise.userWeight), listwise.target);
-          const dzdp = tf.add(tf.reciprocal(slice(p0)), tf.reciprocal(slice(q0)));
-          const width = grad.shape[1] as number;
-          grad = tf.add(grad, tf.pad(tf.mul(dz, dzdp), [[0, 0], [listwise.offset, width - listwise.offset - listwise.units]]));
+          const dzdp = interestsBlock(tf.add(tf.reciprocal(p0), tf.reciprocal(q0)));
+          const end = listwise.offset + listwise.shape[0] * listwise.shape[1];
+          const spans = [tf.zeros([listwise.offset]), tf.reshape(tf.mul(dz, dzdp), [-1]), tf.zeros([total - end])];
+          grad = tf.add(grad, tf.concat(spans.filter((t) => t.size > 0)));
         }
         const inside = tf.cast(tf.equal(p0, x0), 'float32');
-        return tf.split(tf.mul(tf.mul(grad, inside), dy), terms.units, 1);
+        return tf.split(tf.mul(tf.mul(grad, inside), dy), sizes).map((g, h) => tf.reshape(g, shapes[h] as [number, number]));
       },
     };
   });

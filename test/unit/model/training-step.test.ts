@@ -15,13 +15,15 @@ import { syntheticDataset } from '../../../shared/features/synthetic.ts';
 import { inputTensors, targetArrays, targetTensors } from '../../../shared/model/batches.ts';
 import { buildModel } from '../../../shared/model/build.ts';
 import type { ModelConfig } from '../../../shared/model/spec.ts';
+import { makeModelConfig } from '../../../shared/model/spec.ts';
 import { batchLossTerms, disposeBatchLossTerms, FlatAdam, INTERESTS_RANKINGS, shuffled, totalLoss, trainingLoss, trainModel } from '../../../shared/model/train.ts';
 import type { TrainOptions } from '../../../shared/model/train.ts';
 import { flattenWeights, setFlatWeights } from '../../../shared/model/weights.ts';
 import { dataConfig, modelConfigFor } from '../../../scripts/lib/central.ts';
 
 let prepared: PreparedData;
-const configs: Record<'plain' | 'sensitive', ModelConfig> = {} as Record<'plain' | 'sensitive', ModelConfig>;
+type HeadSet = 'plain' | 'sensitive' | 'interests last';
+const configs = {} as Record<HeadSet, ModelConfig>;
 
 beforeAll(async () => {
   await useNodeBackend();
@@ -30,6 +32,9 @@ beforeAll(async () => {
   prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
   configs.plain = modelConfigFor(prepared, data, 'mlp', false);
   configs.sensitive = modelConfigFor(prepared, data, 'mlp', true);
+  // The interests block away from the start of the loss's vector.
+  const { sensitiveHeads: _, ...plain } = configs.plain;
+  configs['interests last'] = makeModelConfig({ ...plain, heads: ['purchase', 'spending', 'interests'] });
 });
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -86,9 +91,9 @@ describe('batchLossTerms: the batch constants of totalLoss, computed on the host
     }));
     const labels = targetArrays(config, examples);
     const terms = batchLossTerms(labels, 'listwise');
-    const logWeight = terms.logWeight.arraySync();
-    const log1mWeight = terms.log1mWeight.arraySync();
-    const width = terms.units.reduce((a, b) => a + b, 0);
+    const logWeight = terms.logWeight.dataSync();
+    const log1mWeight = terms.log1mWeight.dataSync();
+    // Head after head, each head's [batch, units] block row-major.
     let offset = 0;
     labels.forEach(({ spec, units, target, mask }) => {
       const known = mask.reduce((a, b) => a + b, 0);
@@ -96,13 +101,14 @@ describe('batchLossTerms: the batch constants of totalLoss, computed on the host
         for (let j = 0; j < units; j++) {
           const y = target[i * units + j] as number;
           const w = (mask[i] as number) / Math.max(known, 1);
-          expect(logWeight[i]?.[offset + j]).toBeCloseTo(-w * y, 7);
-          expect(log1mWeight[i]?.[offset + j]).toBeCloseTo(spec.kind === 'multiclass' ? 0 : -w * (1 - y), 7);
+          expect(logWeight[offset + i * units + j]).toBeCloseTo(-w * y, 7);
+          expect(log1mWeight[offset + i * units + j]).toBeCloseTo(spec.kind === 'multiclass' ? 0 : -w * (1 - y), 7);
         }
       });
-      offset += units;
+      offset += examples.length * units;
     });
-    expect(offset).toBe(width);
+    expect(offset).toBe(logWeight.length);
+    expect(terms.shapes).toEqual(labels.map((l) => [examples.length, l.units]));
     expect(labels.find((l) => l.spec.name === 'spending')?.mask).toEqual(Float32Array.of(1, 0, 1));
     const listwise = terms.listwise as NonNullable<typeof terms.listwise>;
     const interests = examples.map((e) => e.labels.interests);
@@ -112,14 +118,15 @@ describe('batchLossTerms: the batch constants of totalLoss, computed on the host
       const positives = row.reduce((a, b) => a + b, 0);
       row.forEach((y, j) => expect(listTarget[i]?.[j]).toBeCloseTo(positives > 0 ? y / positives / users : 0, 7));
     });
-    expect(Array.from(listwise.userWeight.dataSync())).toEqual(interests.map((row) => Math.fround(row.some((y) => y > 0) ? 1 / users : 0)));
+    const userWeight = listwise.userWeight.arraySync();
+    interests.forEach((row, i) => expect(userWeight[i]).toEqual(Array.from(row, () => Math.fround(row.some((y) => y > 0) ? 1 / users : 0))));
     expect(terms.lambda).toBeUndefined();
     disposeBatchLossTerms(terms);
   });
 });
 
 describe('fusedBatchLoss against totalLoss taped op by op', () => {
-  for (const heads of ['plain', 'sensitive'] as const) {
+  for (const heads of ['plain', 'sensitive', 'interests last'] as const) {
     for (const ranking of INTERESTS_RANKINGS) {
       // Scale 1: the seeded model as built. Scale 3: every weight tripled, so that many outputs
       // saturate past the clip at ε and 1 − ε, whose gradient is zero there.
