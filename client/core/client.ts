@@ -251,12 +251,17 @@ export class FederatedClient {
     return known && known[0] === configured ? known : [configured];
   }
 
-  /** A receipt for the round this device is unmasking for: checked (and kept) now, awaited before its shares go. */
+  /**
+   * A receipt for the round this device contributed to: in a SecAgg+ round, checked (and kept) now
+   * and awaited before its shares go; in a DP round without SecAgg+, its update left before the
+   * release entry existed, so the receipt comes afterwards and is checked and kept as a witness only.
+   */
   private onReceipt(message: RoundReceipt): void {
     const witnessed = this.witnessed;
-    if (this.secagg?.roundId !== message.roundId || witnessed?.roundId !== message.roundId) return;
+    if (witnessed?.roundId !== message.roundId) return;
     const outcome = this.keepReceipt(message, witnessed.spend);
-    this.receiptCheck = { roundId: message.roundId, outcome };
+    if (this.secagg?.roundId === message.roundId) this.receiptCheck = { roundId: message.roundId, outcome };
+    else this.witnessed = null;
   }
 
   private async keepReceipt(message: RoundReceipt, spend: WitnessedSpend): Promise<string | null> {
@@ -570,6 +575,8 @@ export class FederatedClient {
     }
     const sendStarted = this.clock();
     this.stats.updatesSent++;
+    // A privatised update's round is entered in the ledger after it left: its receipt may follow.
+    if (privacy) this.witnessed = { roundId: round.roundId, spend: witnessedSpend(privacy.config) };
     const ack = await this.socket.timeout(Math.max(1000, deadline - this.clock())).emitWithAck(EVENTS.update, payload);
     if (this.refused(round.roundId, ack)) return;
     this.stats.updatesAccepted++;

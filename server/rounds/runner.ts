@@ -602,6 +602,9 @@ export class RoundRunner {
     this.history.add({ ...record, privacy: released });
     await rounds.update(record.id, { privacy: released });
     if (this.secagg) dp.sum = await this.unmaskSum(this.secagg, unmaskRequests as StageClose, receipt, timings);
+    // Without SecAgg+ a device's update left before the release entry existed: it gets the receipt
+    // afterwards, to witness the round (it can later prove the round was entered), not to gate it.
+    else if (receipt && this.state) for (const clientId of this.state.reported) this.options.transport.sendReceipt(clientId, { roundId: record.id, receipt });
     const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
     return decodeAggregate(noised, dp.config, dp.signs);
   }
