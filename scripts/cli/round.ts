@@ -128,6 +128,8 @@ export function describeResult(result: AnalyticsResult): string {
   switch (s.statistic) {
     case 'category-counts':
       return `${head}; top ${Math.min(5, s.categories.length)} of ${s.categories.length}: ${s.categories.slice(0, 5).map((c) => `${c.category} ${interval(c.count)}`).join(', ')}`;
+    case 'category-prefixes':
+      return `${head}; ${s.cells.length} cells, largest: ${s.cells.slice(0, 5).map((c) => `${c.symbol === null ? `${c.prefix}$` : c.extension} ${interval(c.count)}`).join(', ')}`;
     case 'log-price-moments':
       return `${head}; ${interval(s.events, 0)} priced events, log1p price mean ${interval(s.mean, 3)}, std ${interval(s.std, 3)}`;
     case 'spend-histogram':

@@ -46,6 +46,58 @@ export const CategoryCountsQuerySchema = z
   })
   .strict();
 
+/**
+ * Symbols a category id may contain in a `category-prefixes` query unless the query names its own:
+ * digits, lowercase letters, '-' and '_' (numeric ids such as Tianchi's, slugs such as `c17`).
+ */
+export const DEFAULT_CATEGORY_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz-_';
+/** Longest alphabet a `category-prefixes` query may name (so that one prefix's cells fit a query). */
+export const MAX_PREFIX_ALPHABET = 1024;
+
+/**
+ * One level of federated heavy-hitter discovery of the category ids when the catalog is unknown
+ * (heavy-hitters.ts): per candidate prefix p and per symbol s of the alphabet, how many devices
+ * hold a category p+s… among their most active ones, and per p how many hold p itself (the end
+ * cell). A category id with a symbol outside the alphabet contributes nothing from the level where
+ * that symbol comes (it is never discovered); a query whose shop uses capitals or other symbols
+ * names its own alphabet.
+ */
+export const CategoryPrefixesQuerySchema = z
+  .object({
+    statistic: z.literal('category-prefixes'),
+    /** The candidate prefixes of this level, all of one length ('' alone at the first level). */
+    prefixes: z
+      .array(z.string().max(128))
+      .min(1)
+      .max(MAX_QUERY_CATEGORIES)
+      .refine((p) => new Set(p).size === p.length, 'expected distinct prefixes')
+      .refine((p) => p.every((x) => symbolsOf(x).length === symbolsOf(p[0] as string).length), 'expected prefixes of one length (the candidates of one level of the trie)'),
+    /** The symbols a category id may contain, each once. */
+    alphabet: z
+      .string()
+      .min(1)
+      .default(DEFAULT_CATEGORY_ALPHABET)
+      .refine((a) => symbolsOf(a).length <= MAX_PREFIX_ALPHABET, `expected at most ${MAX_PREFIX_ALPHABET} symbols`)
+      .refine((a) => new Set(symbolsOf(a)).size === symbolsOf(a).length, 'expected distinct symbols'),
+    /** A device marks the cells of at most this many of its categories (its most active ones). */
+    maxCategoriesPerDevice: z.number().int().min(1).max(1000).default(8),
+  })
+  .strict()
+  .superRefine((query, ctx) => {
+    const symbols = new Set(symbolsOf(query.alphabet));
+    const dimension = query.prefixes.length * (symbols.size + 1);
+    // The same limit as a category-counts query's list: the vector goes to and from every selected device.
+    if (dimension > MAX_QUERY_CATEGORIES) ctx.addIssue({ code: 'custom', path: ['prefixes'], message: `expected at most ${Math.floor(MAX_QUERY_CATEGORIES / (symbols.size + 1))} prefixes with an alphabet of ${symbols.size} symbols (${symbols.size + 1} cells each, at most ${MAX_QUERY_CATEGORIES} in all), got ${query.prefixes.length}` });
+    const foreign = query.prefixes.find((p) => symbolsOf(p).some((s) => !symbols.has(s)));
+    if (foreign !== undefined) ctx.addIssue({ code: 'custom', path: ['prefixes'], message: `expected prefixes of the alphabet's symbols, got ${JSON.stringify(foreign)}` });
+  });
+export type CategoryPrefixesQuery = z.infer<typeof CategoryPrefixesQuerySchema>;
+
+/** The symbols (code points) of a string: an alphabet, a prefix or a category id. */
+export function symbolsOf(text: string): string[] {
+  return Array.from(text);
+}
+
 export const LogPriceMomentsQuerySchema = z
   .object({
     statistic: z.literal('log-price-moments'),
@@ -118,10 +170,10 @@ export const SegmentsQuerySchema = z
   .strict();
 export type SegmentsQuery = z.infer<typeof SegmentsQuerySchema>;
 
-export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema, SegmentsQuerySchema]);
+export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, CategoryPrefixesQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema, SegmentsQuerySchema]);
 export type AnalyticsQuery = z.infer<typeof AnalyticsQuerySchema>;
 export type AnalyticsQueryInput = z.input<typeof AnalyticsQuerySchema>;
-export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram', 'evaluate', 'segments'] as const;
+export const ANALYTICS_STATISTICS = ['category-counts', 'category-prefixes', 'log-price-moments', 'spend-histogram', 'evaluate', 'segments'] as const;
 export type AnalyticsStatistic = AnalyticsQuery['statistic'];
 
 /** What the ledger and the round record say about a query: which statistic, its bound and length. */
@@ -137,6 +189,9 @@ export function queryBound(query: AnalyticsQuery): number {
   switch (query.statistic) {
     case 'category-counts':
       return query.maxEventsPerCategory * Math.sqrt(query.maxCategoriesPerDevice);
+    case 'category-prefixes':
+      // Indicators: each of at most maxCategoriesPerDevice ids marks one cell (the prefixes are of one length).
+      return Math.sqrt(query.maxCategoriesPerDevice);
     case 'log-price-moments':
       // (k, Σx/B, Σx²/B²)/m with k ≤ m priced events and 0 ≤ x ≤ B: each cell is in [0, 1].
       return Math.sqrt(3);
@@ -169,6 +224,8 @@ export function planQuery(query: AnalyticsQuery): QueryPlan {
   switch (query.statistic) {
     case 'category-counts':
       return { statistic: query.statistic, dimension: queryCategories(query).length, bound };
+    case 'category-prefixes':
+      return { statistic: query.statistic, dimension: query.prefixes.length * (symbolsOf(query.alphabet).length + 1), bound };
     case 'log-price-moments':
       return { statistic: query.statistic, dimension: 3, bound };
     case 'spend-histogram':
@@ -203,6 +260,29 @@ export function deviceContribution(query: AnalyticsQuery, events: readonly Behav
       }
       const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, query.maxCategoriesPerDevice);
       for (const [slot, n] of ranked) out[slot] = Math.min(n, query.maxEventsPerCategory);
+      return out;
+    }
+    case 'category-prefixes': {
+      const symbols = symbolsOf(query.alphabet);
+      const cells = symbols.length + 1;
+      const symbolIndex = new Map(symbols.map((c, i) => [c, i]));
+      const prefixIndex = new Map(query.prefixes.map((p, i) => [p, i]));
+      const length = symbolsOf(query.prefixes[0] as string).length;
+      const counts = new Map<string, number>();
+      for (const e of events) counts.set(e.category, (counts.get(e.category) ?? 0) + 1);
+      // Its most active categories, as category-counts ranks them; ties by id, so the choice is deterministic.
+      const ranked = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).slice(0, query.maxCategoriesPerDevice);
+      for (const [id] of ranked) {
+        // The prefixes are of one length, so an id matches at most one of them: one cell per id.
+        const idSymbols = symbolsOf(id);
+        if (idSymbols.length < length) continue;
+        const slot = prefixIndex.get(idSymbols.slice(0, length).join(''));
+        if (slot === undefined) continue;
+        // A symbol outside the alphabet: the id contributes nothing from here on. Several ids may
+        // share a cell, which a device marks once.
+        const next = idSymbols.length === length ? symbols.length : symbolIndex.get(idSymbols[length] as string);
+        if (next !== undefined) out[slot * cells + next] = 1;
+      }
       return out;
     }
     case 'log-price-moments': {
@@ -252,8 +332,19 @@ export interface CategoryCount {
   share: Estimate;
 }
 
+/** One cell of a category-prefixes level: the devices holding a category that extends `prefix` by `symbol`. */
+export interface PrefixCell {
+  prefix: string;
+  /** The next symbol, or null for the end cell: devices holding the id `prefix` itself. */
+  symbol: string | null;
+  /** `prefix` followed by `symbol`: the longer prefix, or for the end cell the id, that the cell counts. */
+  extension: string;
+  count: Estimate;
+}
+
 export type AnalyticsSummary =
   | { statistic: 'category-counts'; total: Estimate; categories: CategoryCount[] }
+  | { statistic: 'category-prefixes'; cells: PrefixCell[] }
   | { statistic: 'log-price-moments'; events: Estimate; mean: Estimate; std: Estimate }
   | { statistic: 'spend-histogram'; buyers: Estimate; quantiles: { q: number; logPrice: Estimate }[] }
   | EvaluateSummary
@@ -274,7 +365,7 @@ const BOOTSTRAP_DRAWS = 200;
 export interface DecodeOptions {
   /** Quantiles of the spend histogram to report; default the tertiles (the spending-tier bounds). */
   quantiles?: readonly number[];
-  /** How many categories to list, most counted first; default all. */
+  /** How many categories (or prefix cells) to list, most counted first; default all. */
   top?: number;
   /** Seed of the bootstrap's generator (post-processing of public output only). */
   seed?: number;
@@ -302,6 +393,20 @@ export function decodeQuery(query: AnalyticsQuery, sum: ArrayLike<number>, noise
         share: estimate((v) => ratio(Math.max(0, v[i] as number), total(v)), values, draws),
       }));
       return { statistic: 'category-counts', total: estimate(total, values, draws), categories };
+    }
+    case 'category-prefixes': {
+      // Per cell, like a category's count: the noisy count ± 1.96 σ, largest first.
+      const symbols = symbolsOf(query.alphabet);
+      const cells = symbols.length + 1;
+      const order = [...values.keys()].sort((a, b) => (values[b] as number) - (values[a] as number) || a - b).slice(0, options.top ?? dimension);
+      return {
+        statistic: 'category-prefixes',
+        cells: order.map((i) => {
+          const prefix = query.prefixes[Math.floor(i / cells)] as string;
+          const symbol = symbols[i % cells] ?? null;
+          return { prefix, symbol, extension: prefix + (symbol ?? ''), count: countEstimate(values[i] as number, noiseStd) };
+        }),
+      };
     }
     case 'log-price-moments': {
       const m = query.maxEventsPerDevice;
