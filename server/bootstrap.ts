@@ -6,9 +6,10 @@
  * `audit verify` accounts for it), made current and announced to the devices.
  */
 import { z } from 'zod';
-import { vocabularyFromAnalytics } from '../shared/analytics/bootstrap.ts';
+import { headsForVocabulary, vocabularyFromAnalytics } from '../shared/analytics/bootstrap.ts';
 import type { BootstrapReport } from '../shared/analytics/bootstrap.ts';
 import type { AnalyticsStatistic } from '../shared/analytics/queries.ts';
+import { DEFAULT_DATA_CONFIG } from '../shared/features/prepare.ts';
 import type { Vocabulary } from '../shared/features/vocabulary.ts';
 import { makeModelConfig } from '../shared/model/spec.ts';
 import { ProtocolError } from '../shared/protocol/errors.ts';
@@ -25,7 +26,7 @@ export const BootstrapRequestSchema = z
   .object({
     /** The committed analytics rounds whose released results the vocabulary is built from. */
     rounds: z.object({ categories: RoundId, prices: RoundId, spend: RoundId }).strict(),
-    /** Categories with their own slot; default the serving vocabulary's count. */
+    /** Categories with their own slot; default the serving vocabulary's count (the data default, 50, when it names none). */
     topK: z.number().int().min(1).max(10_000).optional(),
     /** Seed of the fresh weights. */
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
@@ -72,7 +73,8 @@ export async function bootstrapModel(deps: BootstrapDeps, body: unknown): Promis
   };
   const serving = deps.registry.current;
   const { sensitiveHeads: _derived, ...config } = serving.config;
-  const topK = parsed.data.topK ?? serving.config.vocabulary.categories.length;
+  // A hash-space start names no category: the data default then, as a catalog's vocabulary takes.
+  const topK = parsed.data.topK ?? (serving.config.vocabulary.categories.length || DEFAULT_DATA_CONFIG.topK);
   let built: ReturnType<typeof vocabularyFromAnalytics>;
   try {
     built = vocabularyFromAnalytics(sources, { topK, hashBuckets: serving.config.vocabulary.hashBuckets, fallback: serving.config.vocabulary });
@@ -80,7 +82,9 @@ export async function bootstrapModel(deps: BootstrapDeps, body: unknown): Promis
     throw new ProtocolError('INVALID_ARGUMENT', err instanceof Error ? err.message : String(err));
   }
   const derivedFrom = [...new Set([ids.categories, ids.prices, ids.spend])].sort((a, b) => a - b);
-  const model = await deps.registry.bootstrap(makeModelConfig({ ...config, vocabulary: built.vocabulary }), seed, derivedFrom, new Date(deps.clock()).toISOString());
+  // After a hash-space start the named categories bring the interests head (their outputs) back.
+  const heads = headsForVocabulary(config.heads, serving.config.vocabulary, built.vocabulary);
+  const model = await deps.registry.bootstrap(makeModelConfig({ ...config, heads, vocabulary: built.vocabulary }), seed, derivedFrom, new Date(deps.clock()).toISOString());
   // Published before it is announced: a device never fetches a version the ledger does not hold.
   await deps.ledger?.afterBootstrap(model);
   deps.announce();

@@ -1,17 +1,21 @@
 /**
- * `portrait server [--port] [--host] [--data-dir] [--dataset | --catalog] [--production]`: the
- * coordinator on the embedded default (SQLite and model files under the data directory). The
- * initial model's vocabulary (used only while the model store is empty) comes from the shop's
- * public catalogue (`--catalog`) or, in a simulation, from a dataset of user events, whose
- * held-out test users the server then scores each new version on. `--production` refuses every
+ * `portrait server [--port] [--host] [--data-dir] [--dataset | --catalog | --category-hash-space]
+ * [--production]`: the coordinator on the embedded default (SQLite and model files under the data
+ * directory). The initial model's vocabulary (used only while the model store is empty) comes from
+ * the shop's public catalogue (`--catalog`), from nothing but N category hash buckets when the
+ * catalogue is unknown (`--category-hash-space`; heavy-hitter discovery and `model bootstrap` name
+ * the categories later, docs/analytics.md), or, in a simulation, from a dataset of user events,
+ * whose held-out test users the server then scores each new version on. `--production` refuses every
  * option that would put shoppers' events (or trust in their raw updates) on this server; see
  * docs/catalog.md. Runs until SIGINT/SIGTERM.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
 import { prepareData } from '../../shared/features/prepare.ts';
+import { hashSpaceVocabulary, headsForVocabulary, MAX_HASH_BUCKETS } from '../../shared/analytics/bootstrap.ts';
 import { CatalogError, catalogCategoryIds, catalogVocabulary, parseCatalog } from '../../shared/features/shop-catalog.ts';
 import type { CatalogFormat } from '../../shared/features/shop-catalog.ts';
+import { makeModelConfig } from '../../shared/model/spec.ts';
 import type { ModelConfig } from '../../shared/model/spec.ts';
 import type { EmbeddedOptions } from '../../server/embedded.ts';
 import { API_TOKENS_FILE } from '../../server/auth/bootstrap-tokens.ts';
@@ -20,7 +24,7 @@ import { loadDatasetArg, readInputFile } from './inputs.ts';
 import { dataConfig, modelConfigFor, modelConfigForVocabulary } from '../lib/central-config.ts';
 import type { DataConfig } from '../../shared/features/prepare.ts';
 import { startOnPort } from './demo.ts';
-import { action, CliError, emit, log, parseNumber } from './output.ts';
+import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 const DEFAULT_DATASET = 'synthetic:200';
 
@@ -30,6 +34,7 @@ interface ServerOptions {
   dataDir: string;
   dataset?: string;
   catalog?: string;
+  categoryHashSpace?: string;
   production?: boolean;
   evaluation: boolean;
   seed: string;
@@ -66,7 +71,7 @@ function clusterUrls(options: ServerOptions): { postgresUrl: string; redisUrl: s
  * see or release what distributed DP with secure aggregation keeps from it.
  */
 const REFUSED_IN_PRODUCTION: readonly { flag: string; given: (o: ServerOptions, command: Command) => boolean; why: string }[] = [
-  { flag: '--dataset', given: (o, command) => o.dataset !== undefined && command.getOptionValueSource('dataset') !== 'default', why: "it puts user events on this server; a shop's initial vocabulary comes from its public catalog (--catalog FILE)" },
+  { flag: '--dataset', given: (o, command) => o.dataset !== undefined && command.getOptionValueSource('dataset') !== 'default', why: "it puts user events on this server; a shop's initial vocabulary comes from its public catalog (--catalog FILE), or from a category hash space when the catalog is unknown (--category-hash-space N)" },
   { flag: '--allow-no-dp', given: (o) => o.allowNoDp === true, why: 'it lets this server release models trained without differential privacy, which can memorise single shoppers' },
   { flag: '--allow-central-dp', given: (o) => o.allowCentralDp === true, why: "it trusts this server to add the noise, so this server would see the sum of shoppers' unnoised updates" },
 ];
@@ -75,7 +80,21 @@ function checkProduction(options: ServerOptions, command: Command): void {
   for (const refused of REFUSED_IN_PRODUCTION) {
     if (refused.given(options, command)) throw new CliError('INVALID_ARGUMENT', `"${refused.flag}" is refused with --production: ${refused.why}`);
   }
-  if (options.catalog === undefined) throw new CliError('INVALID_ARGUMENT', '"--catalog" is required with --production: the initial vocabulary comes from the shop\'s public catalog (CSV or JSON; see docs/catalog.md), since a production server holds no user events');
+  if (options.catalog === undefined && options.categoryHashSpace === undefined) throw new CliError('INVALID_ARGUMENT', '"--catalog" is required with --production: the initial vocabulary comes from the shop\'s public catalog (CSV or JSON; see docs/catalog.md), since a production server holds no user events; when the catalog is unknown, start from --category-hash-space N and discover the categories (docs/analytics.md, "Starting without a catalog")');
+}
+
+/**
+ * `--category-hash-space N`: the initial model config when the catalogue is unknown: no named
+ * category, N hash buckets, and no interests head until a bootstrap names categories
+ * (hashSpaceVocabulary in shared/analytics/bootstrap.ts).
+ */
+function hashSpaceModelConfig(text: string, data: DataConfig): ModelConfig {
+  const buckets = parseInteger('category-hash-space', text);
+  if (buckets < 1 || buckets > MAX_HASH_BUCKETS) throw new CliError('INVALID_ARGUMENT', `"--category-hash-space" expected an integer in [1, ${MAX_HASH_BUCKETS}], got ${buckets}`);
+  const vocabulary = hashSpaceVocabulary(buckets);
+  const { sensitiveHeads: _derived, ...config } = modelConfigForVocabulary(vocabulary, data, 'mlp', false);
+  log(`initial vocabulary: no named category, ${buckets} category hash buckets (no catalog); the model has no interests head until portrait vocabulary discover and portrait model bootstrap name the categories`);
+  return makeModelConfig({ ...config, heads: headsForVocabulary(config.heads, vocabulary, vocabulary), vocabulary });
 }
 
 function catalogFormatOf(file: string): CatalogFormat | undefined {
@@ -111,7 +130,8 @@ export function registerServerCommand(program: Command): void {
     .option('--data-dir <dir>', 'rounds, models, keys and API tokens', './data')
     .option('--dataset <spec>', 'simulation only: initial vocabulary and held-out users from user events: synthetic:USERS | tianchi:DIR | events:FILE', DEFAULT_DATASET)
     .option('--catalog <file>', "initial vocabulary from the shop's public catalog (CSV or JSON; docs/catalog.md), with no user events on this server")
-    .option('--production', 'a shop\'s deployment: requires --catalog; refuses --dataset, --allow-no-dp and --allow-central-dp; no held-out evaluation; new versions are served only once promoted')
+    .option('--category-hash-space <N>', `when the shop's catalog is unknown: an initial vocabulary of no named category and N hash buckets (1-${MAX_HASH_BUCKETS}), no interests head until \`portrait vocabulary discover\` and \`portrait model bootstrap\` name the categories (docs/analytics.md)`)
+    .option('--production', 'a shop\'s deployment: requires --catalog (or --category-hash-space); refuses --dataset, --allow-no-dp and --allow-central-dp; no held-out evaluation; new versions are served only once promoted')
     .option('--no-evaluation', 'do not score new versions on held-out users')
     .option('--seed <n>', 'initial model seed', '1')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu')
@@ -133,16 +153,18 @@ export function registerServerCommand(program: Command): void {
         const production = options.production === true;
         if (production) checkProduction(options, command);
         const explicitDataset = command.getOptionValueSource('dataset') !== 'default';
-        if (options.catalog !== undefined && explicitDataset) throw new CliError('INVALID_ARGUMENT', '"--catalog" and "--dataset" both give the initial vocabulary: pass one');
+        const sources = [options.catalog !== undefined && '--catalog', options.categoryHashSpace !== undefined && '--category-hash-space', explicitDataset && '--dataset'].filter((s): s is string => s !== false);
+        if (sources.length > 1) throw new CliError('INVALID_ARGUMENT', `"${sources[0]}" and "${sources[1]}" both give the initial vocabulary: pass one`);
         const port = parseNumber('port', options.port);
         const data = dataConfig();
         const catalog = options.catalog === undefined ? undefined : catalogModelConfig(options.catalog, data);
-        const catalogConfig = catalog?.config;
+        // Without user events: the catalog's vocabulary, or a hash space when the catalog is unknown.
+        const eventFreeConfig = catalog?.config ?? (options.categoryHashSpace === undefined ? undefined : hashSpaceModelConfig(options.categoryHashSpace, data));
         const { useNodeBackend } = await import('../../client/node/tfjs-backend.ts');
         await useNodeBackend(options.backend);
         let config: ModelConfig;
         let evaluation: Pick<EmbeddedOptions, 'evaluation' | 'simulationDataset'> = {};
-        if (catalogConfig !== undefined) config = catalogConfig;
+        if (eventFreeConfig !== undefined) config = eventFreeConfig;
         else {
           const spec = options.dataset ?? DEFAULT_DATASET;
           log(`--dataset ${spec} puts ${spec.startsWith('synthetic:') ? 'simulated ' : ''}user events on this server (simulation only; use --production --catalog FILE for a shop)`);
@@ -151,7 +173,7 @@ export function registerServerCommand(program: Command): void {
           config = modelConfigFor(prepared, data, 'mlp', false);
           evaluation = { simulationDataset: spec, ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}) };
         }
-        if (production) log('production mode: no user events on this server (vocabulary from the catalog, no held-out evaluation); rounds without DP or under central DP are refused');
+        if (production) log(`production mode: no user events on this server (vocabulary from ${catalog ? 'the catalog' : 'a category hash space'}, no held-out evaluation); rounds without DP or under central DP are refused`);
         const dataDir = path.resolve(options.dataDir);
         const urls = clusterUrls(options);
         const common = {
@@ -178,7 +200,7 @@ export function registerServerCommand(program: Command): void {
         // The initial config only seeds an empty model store: a data directory that already holds a
         // model (say, from a simulation) keeps that model's vocabulary, which the operator should know.
         const served = coordinator.registry.current;
-        if (catalogConfig !== undefined && JSON.stringify(served.config.vocabulary) !== JSON.stringify(catalogConfig.vocabulary)) {
+        if (catalog !== undefined && JSON.stringify(served.config.vocabulary) !== JSON.stringify(catalog.config.vocabulary)) {
           log(`warning: ${dataDir} already holds model version ${served.record.version}, whose vocabulary is not this catalog's; it is kept (the catalog's vocabulary seeds an empty data directory only)`);
         }
         const node = coordinator.cluster?.nodeId;

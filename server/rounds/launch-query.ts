@@ -36,6 +36,7 @@ export async function resolveLaunchQuery(spec: RoundSpec, context: LaunchQueryCo
   const { registry } = context;
   if (query.statistic === 'category-counts' && !query.categories) {
     const categories = [...(context.catalogCategories ?? registry.current.config.vocabulary.categories)];
+    if (categories.length === 0) throw new ProtocolError('INVALID_ARGUMENT', '"query.categories": this coordinator has no catalog and its vocabulary names no category (a hash-space start); give the list, e.g. the ids `portrait vocabulary discover` found');
     if (categories.length > MAX_QUERY_CATEGORIES) throw new ProtocolError('INVALID_ARGUMENT', `"query.categories": the catalog has ${categories.length} categories, more than the ${MAX_QUERY_CATEGORIES} one query may count over; give a list`);
     spec.query = { ...query, categories };
   } else if (query.statistic === 'segments') {
@@ -45,6 +46,7 @@ export async function resolveLaunchQuery(spec: RoundSpec, context: LaunchQueryCo
     if (spec.clientsPerRound < minCohort) throw new ProtocolError('INVALID_ARGUMENT', `"clientsPerRound": a segment query needs a cohort of at least ${minCohort} devices, got ${spec.clientsPerRound}`);
     const serving = registry.serving ?? registry.current.record;
     const config = await storedModelConfig(registry.store, serving.version, 'the serving version');
+    if (query.by.includes('interest') && (!config.heads.includes('interests') || config.vocabulary.categories.length === 0)) throw new ProtocolError('INVALID_ARGUMENT', `"query.by": the serving version ${serving.version} has no interests head (its vocabulary names no category: bootstrap one first), so no device can place itself by interest`);
     spec.query = { ...query, version: serving.version, parameters: serving.parameters, categories: [...config.vocabulary.categories] };
   } else if (query.statistic === 'evaluate') {
     const blocks = [];

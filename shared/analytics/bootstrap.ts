@@ -9,6 +9,8 @@
 import type { AnalyticsResult } from '../protocol/messages.ts';
 import type { Vocabulary } from '../features/vocabulary.ts';
 import { VocabularySchema } from '../features/vocabulary.ts';
+import { HEAD_NAMES } from '../model/spec.ts';
+import type { HeadName } from '../model/spec.ts';
 import type { AnalyticsSummary, Estimate } from './queries.ts';
 
 /** Popularity floor: a category whose noisy share is 0 or below still gets a positive prior (features take its log). */
@@ -73,4 +75,32 @@ export function vocabularyFromAnalytics(sources: BootstrapSources, options: Boot
       spendingBounds: [low, high],
     },
   };
+}
+
+/** Most hash buckets a vocabulary may have (VocabularySchema): the largest category hash space. */
+export const MAX_HASH_BUCKETS = 64;
+
+/**
+ * The first vocabulary of a deployment that knows neither its catalog nor any shopper's events
+ * (`portrait server --category-hash-space N`): no category has its own slot, every one hashes into
+ * the N buckets, and the price scale and spending tiers are a catalog without prices' (log1p price
+ * mean 0, std 1, bounds [0, 0]) until analytics rounds replace them. A model on it has no interests
+ * head (its outputs are the named categories; tfjs builds no layer of zero units): devices train
+ * and profile the purchase and spending heads, with the hashed shares as features, until heavy-
+ * hitter discovery and a bootstrap give it named categories.
+ */
+export function hashSpaceVocabulary(hashBuckets: number): Vocabulary {
+  if (!Number.isInteger(hashBuckets) || hashBuckets < 1 || hashBuckets > MAX_HASH_BUCKETS) throw new RangeError(`"hashBuckets" expected an integer in [1, ${MAX_HASH_BUCKETS}], got ${hashBuckets}`);
+  return VocabularySchema.parse({ categories: [], hashBuckets, popularity: [], logPriceMean: 0, logPriceStd: 1, spendingBounds: [0, 0] });
+}
+
+/**
+ * The heads of a model on `vocabulary` that replaces a version with `heads` on `replaced`: without
+ * named categories no interests head; the interests head back in its place when the replaced
+ * version had none for want of named categories (a hash-space start); otherwise the same heads.
+ */
+export function headsForVocabulary(heads: readonly HeadName[], replaced: Vocabulary, vocabulary: Vocabulary): HeadName[] {
+  if (vocabulary.categories.length === 0) return heads.filter((h) => h !== 'interests');
+  if (replaced.categories.length === 0) return HEAD_NAMES.filter((h) => h === 'interests' || heads.includes(h));
+  return [...heads];
 }

@@ -165,7 +165,8 @@ export const SegmentsQuerySchema = z
     minCount: z.number().min(0).max(1e6).default(DEFAULT_MIN_CELL_COUNT),
     version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
     parameters: z.number().int().min(1).max(2 ** 28).optional(),
-    categories: z.array(z.string().min(1).max(128)).min(1).max(MAX_QUERY_CATEGORIES).optional(),
+    // None when the serving version names no category (a hash-space start); the coordinator then refuses "by" interest.
+    categories: z.array(z.string().min(1).max(128)).max(MAX_QUERY_CATEGORIES).optional(),
   })
   .strict();
 export type SegmentsQuery = z.infer<typeof SegmentsQuerySchema>;

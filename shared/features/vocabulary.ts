@@ -11,7 +11,13 @@ import type { WindowConfig } from './windows.ts';
 
 export const VocabularySchema = z
   .object({
-    categories: z.array(z.string()).min(1),
+    /**
+     * The categories with their own slot. None only in a deployment started without a catalog
+     * (`portrait server --category-hash-space N`): every category then hashes into the buckets, and
+     * the model has no interests head (whose outputs are these categories) until a vocabulary is
+     * bootstrapped from discovered ones (docs/analytics.md, "Starting without a catalog").
+     */
+    categories: z.array(z.string()),
     hashBuckets: z.number().int().min(1).max(64),
     /** Share of training events per top-K category (sums to ≤ 1). */
     popularity: z.array(z.number().min(0)),
