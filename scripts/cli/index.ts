@@ -17,6 +17,7 @@ import { registerRoundCommands } from './round.ts';
 import { registerServerCommand } from './server.ts';
 import { registerSimulateCommand } from './simulate.ts';
 import { registerTokenCommands } from './token.ts';
+import { registerVocabularyCommands } from './vocabulary.ts';
 
 export function registerCommands(program: Command): void {
   registerCentralCommands(program);
@@ -24,6 +25,7 @@ export function registerCommands(program: Command): void {
   registerServerCommand(program);
   registerRoundCommands(program);
   registerModelCommands(program);
+  registerVocabularyCommands(program);
   registerSegmentCommands(program);
   registerSimulateCommand(program);
   registerDemoCommand(program);

@@ -6,11 +6,15 @@
  * makes V the serving version when that evaluation shows it better (or by an operator's override);
  * `rollout V --fraction f` stages V for a share of devices.
  */
+import path from 'node:path';
 import type { Command } from 'commander';
+import { DISCOVERY_KIND } from '../../shared/analytics/heavy-hitters.ts';
+import { catalogCategoryIds, parseCatalog } from '../../shared/features/shop-catalog.ts';
 import type { EvaluateSummary, MetricDifference } from '../../shared/analytics/federated-evaluation.ts';
 import type { LaunchRequest, ModelRecord, RoundRecord, ServingPointer } from '../../shared/protocol/messages.ts';
 import type { BootstrapReply } from '../../server/bootstrap.ts';
 import { callApi, DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
+import { readInputFile } from './inputs.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 import { describeRound, waitForRounds } from './round.ts';
 
@@ -76,6 +80,32 @@ export async function runRound(options: ServerOptions, token: string, request: L
   return done;
 }
 
+/**
+ * `--categories FILE` of `model bootstrap`: the ids of a discovery document, or of a shop catalog
+ * file (CSV or JSON, docs/catalog.md).
+ */
+export function readCategoryList(file: string, argument = 'categories'): string[] {
+  const text = readInputFile(argument, file);
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    document = undefined;
+  }
+  try {
+    if (typeof document === 'object' && document !== null && (document as { kind?: unknown }).kind === DISCOVERY_KIND) {
+      const categories = (document as { categories?: unknown }).categories;
+      if (!Array.isArray(categories) || !categories.every((c) => typeof (c as { category?: unknown })?.category === 'string')) throw new RangeError('expected "categories" as a list of {category, ...}');
+      const ids = categories.map((c: { category: string }) => c.category);
+      if (ids.length === 0) throw new RangeError('the discovery found no category (lower --threshold-sigmas or --min-count, or select more devices per level)');
+      return ids;
+    }
+    return catalogCategoryIds(parseCatalog(text));
+  } catch (err) {
+    throw new CliError('INVALID_ARGUMENT', `"--${argument}" ${path.resolve(file)}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 const fmt = (d: MetricDifference | undefined): string => (!d || d.value === null ? 'n/a' : `${d.value >= 0 ? '+' : ''}${d.value.toFixed(4)}${d.interval ? ` [${d.interval[0].toFixed(4)}, ${d.interval[1].toFixed(4)}]` : ''}`);
 
 /** The paired comparison of a committed evaluate round, one line per head and metric. */
@@ -108,10 +138,13 @@ export function registerServingCommands(model: Command): void {
     .option('--top-k <K>', 'categories with their own slot (default: the serving vocabulary\'s count)')
     .option('--seed <n>', 'seed of the fresh weights', '1')
     .option('--rounds <C,P,S>', 'use these committed analytics rounds (category-counts, log-price-moments, spend-histogram) instead of running them')
+    .option('--categories <file>', "count over these category ids: a `portrait vocabulary discover` result or a catalog file (default: the server's catalog, else its vocabulary's categories)")
     .action(
-      action(async (options: ServerOptions & RoundShape & { topK?: string; seed: string; rounds?: string }) => {
+      action(async (options: ServerOptions & RoundShape & { topK?: string; seed: string; rounds?: string; categories?: string }) => {
         const token = resolveToken(options, 'operator');
         let ids: { categories: number; prices: number; spend: number };
+        if (options.rounds !== undefined && options.categories !== undefined) throw new CliError('INVALID_ARGUMENT', '"--categories" goes with running the rounds, not with --rounds (whose category-counts round has its list)');
+        const categoryList = options.categories === undefined ? undefined : readCategoryList(options.categories);
         if (options.rounds !== undefined) {
           const [categories, prices, spend] = options.rounds.split(',').map((v) => parseInteger('rounds', v.trim()));
           if (categories === undefined || prices === undefined || spend === undefined) throw new CliError('INVALID_ARGUMENT', '"--rounds" expected three round ids: category-counts,log-price-moments,spend-histogram');
@@ -119,7 +152,7 @@ export function registerServingCommands(model: Command): void {
         } else {
           log('bootstrap: three federated analytics rounds (distributed DP + SecAgg+, each in the privacy ledger)');
           ids = {
-            categories: (await runRound(options, token, analyticsLaunch(options, { statistic: 'category-counts' }))).id,
+            categories: (await runRound(options, token, analyticsLaunch(options, { statistic: 'category-counts', ...(categoryList ? { categories: categoryList } : {}) }))).id,
             prices: (await runRound(options, token, analyticsLaunch(options, { statistic: 'log-price-moments' }))).id,
             spend: (await runRound(options, token, analyticsLaunch(options, { statistic: 'spend-histogram' }))).id,
           };

@@ -21,6 +21,9 @@
 import type { AnalyticsSummary, CategoryPrefixesQuery, Estimate } from './queries.ts';
 import { CategoryPrefixesQuerySchema, DEFAULT_CATEGORY_ALPHABET, MAX_QUERY_CATEGORIES, symbolsOf } from './queries.ts';
 
+/** The `kind` of a discovery's result document (`portrait vocabulary discover --out`), which `model bootstrap --categories` reads. */
+export const DISCOVERY_KIND = 'portrait-discovered-categories';
+
 /** The longest category id (docs/catalog.md): a trie deeper than this finds nothing more. */
 export const MAX_CATEGORY_ID_SYMBOLS = 128;
 
