@@ -174,7 +174,8 @@ export type SegmentsQuery = z.infer<typeof SegmentsQuerySchema>;
 export const AnalyticsQuerySchema = z.discriminatedUnion('statistic', [CategoryCountsQuerySchema, CategoryPrefixesQuerySchema, LogPriceMomentsQuerySchema, SpendHistogramQuerySchema, EvaluateQuerySchema, SegmentsQuerySchema]);
 export type AnalyticsQuery = z.infer<typeof AnalyticsQuerySchema>;
 export type AnalyticsQueryInput = z.input<typeof AnalyticsQuerySchema>;
-export const ANALYTICS_STATISTICS = ['category-counts', 'category-prefixes', 'log-price-moments', 'spend-histogram', 'evaluate', 'segments'] as const;
+/** The statistics `round launch` names for `--query` (category-prefixes levels run through `portrait vocabulary discover`). */
+export const ANALYTICS_STATISTICS = ['category-counts', 'log-price-moments', 'spend-histogram', 'evaluate', 'segments'] as const;
 export type AnalyticsStatistic = AnalyticsQuery['statistic'];
 
 /** What the ledger and the round record say about a query: which statistic, its bound and length. */

@@ -174,6 +174,8 @@ describe('a deployment started without a catalog: heavy-hitter discovery, then b
     const t = await waitForRound(coordinator, (trained as RoundRecord).id, 40_000);
     expect(t.status, t.reason).toBe('committed');
     expect(t.baseModelVersion).toBe(boot.model.version);
+    // The ledger holds the levels, the bootstrap's rounds and its publication naming them.
+    expect(await auditJson('verify', '--data-dir', dataDir)).toMatchObject({ code: 0, ok: true });
   }, 240_000);
 
   it('refuses a plaintext contribution of the wrong length or over its bound, a malformed prefix list, and queries with nothing to count over', async () => {
