@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { advanceDiscovery, DEFAULT_DISCOVERY, discoveredCategories, discoveryEpsilon, DISCOVERY_KIND, levelQuery, startDiscovery } from '../../shared/analytics/heavy-hitters.ts';
-import type { DiscoveredCategory, DiscoveryLevel, DiscoveryOptions } from '../../shared/analytics/heavy-hitters.ts';
+import type { DiscoveredCategory, DiscoveryLevel, DiscoveryOptions, DiscoveryState } from '../../shared/analytics/heavy-hitters.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { resolveToken } from './api-client.ts';
 import { analyticsLaunch, runRound, withRoundShape, withServer } from './model-serving.ts';
@@ -49,6 +49,8 @@ interface DiscoverOptions extends ServerOptions, RoundShape {
   out?: string;
 }
 
+const FLAGS: Record<keyof DiscoveryOptions, string> = { levels: '--levels', thresholdSigmas: '--threshold-sigmas', minCount: '--min-count', maxCandidates: '--max-candidates', alphabet: '--alphabet', maxCategoriesPerDevice: '--max-categories-per-device' };
+
 function discoveryOptions(options: DiscoverOptions): DiscoveryOptions {
   return {
     levels: parseInteger('levels', options.levels, 1),
@@ -82,7 +84,14 @@ export function registerVocabularyCommands(program: Command): void {
         if (options.dp !== 'distributed' && options.dp !== 'none') throw new CliError('INVALID_ARGUMENT', `"--dp" expected distributed or none, got ${options.dp}`);
         const token = resolveToken(options, 'operator');
         const settings = discoveryOptions(options);
-        let state = startDiscovery(settings);
+        let state: DiscoveryState;
+        try {
+          state = startDiscovery(settings);
+        } catch (err) {
+          // The pure core names its options; the operator typed flags.
+          if (!(err instanceof RangeError)) throw err;
+          throw new CliError('INVALID_ARGUMENT', err.message.replace(/^"(\w+)"/, (whole, name: string) => (name in FLAGS ? `"${FLAGS[name as keyof DiscoveryOptions]}"` : whole)));
+        }
         const rounds: RoundRecord[] = [];
         log(`vocabulary discover: up to ${settings.levels} category-prefixes rounds (${options.dp === 'none' ? 'no DP' : 'distributed DP + SecAgg+'}, each in the privacy ledger), keeping prefixes at >= ${settings.thresholdSigmas} noise std and >= ${settings.minCount} devices, at most ${settings.maxCandidates} per level`);
         while (state.stopped === null) {
