@@ -2,15 +2,16 @@
  * Cluster mode against the real engines: three coordinator processes on port 0 sharing one
  * PostgreSQL database and one Redis, real clients spread over them. A distributed-DP SecAgg+ round
  * whose cohort spans every node commits and its unmasked sum equals the sum of what the devices
- * masked; the rounds lease moves when its leader is killed (-9) mid-round, and the round is aborted
- * within the bound with a ledger that verifies and never under-counts; killing a node that does
+ * masked; the rounds lease moves when its leader is killed (-9) in check-in or training, and the
+ * round is aborted within the bound with a ledger that verifies and never under-counts (after the
+ * release entry: cluster-faults.test.ts); killing a node that does
  * not lead drops only its devices; two launches racing for the last of the budget on two nodes:
  * exactly one passes; `audit verify --postgres` reads the shared ledger with the verdict the
  * served bundle gets.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { LedgerEntrySchema } from '../../shared/ledger/entry.ts';
 import { verifyLedger } from '../../shared/ledger/verify.ts';
@@ -23,7 +24,7 @@ import { EVENTS } from '../../shared/protocol/events.ts';
 import { api, rawSocket, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
 import { auditJson } from './audit-cli.ts';
 import { portraitWatchingTfjs } from './cli-process.ts';
-import type { TestCluster } from './cluster-harness.ts';
+import type { ClusterNodeProcess, TestCluster } from './cluster-harness.ts';
 import { clusterView, launchOn, logNodesOnFailure, leaderOf, roundOn, startCluster, startClusterClients, waitForRoundOn } from './cluster-harness.ts';
 
 const LEASE_TTL_MS = 2_000;
@@ -48,6 +49,24 @@ async function ledgerEntries(cluster: TestCluster, node: { url: string }): Promi
 
 async function roundEntries(cluster: TestCluster, node: { url: string }, roundId: number) {
   return (await ledgerEntries(cluster, node)).map((e) => LedgerEntrySchema.parse(e)).filter((e) => e.kind === 'round' && e.round.roundId === roundId);
+}
+
+/** The round's ledger outcomes once its abort is entered (the new leader enters it right after it marks the round aborted). */
+async function outcomesOnceAborted(cluster: TestCluster, node: { url: string }, roundId: number): Promise<string[]> {
+  let outcomes: string[] = [];
+  await waitFor(async () => {
+    outcomes = (await roundEntries(cluster, node, roundId)).map((e) => (e.kind === 'round' ? e.round.outcome : e.kind));
+    return outcomes.includes('aborted');
+  }, 5_000, `round ${roundId}'s abort entry`);
+  return outcomes;
+}
+
+/** Waits until no round is pending or running, so the ledger and the budgets hold still. */
+async function quiescent(cluster: TestCluster, node: { url: string }): Promise<void> {
+  await waitFor(async () => {
+    const { body } = await api<{ rounds: { status: string }[] }>(node, cluster.auditor, 'GET', '/api/v1/rounds?limit=50');
+    return body.rounds.every((r) => r.status === 'committed' || r.status === 'aborted');
+  }, 60_000, 'every round finished');
 }
 
 function sumOf(vectors: readonly Uint32Array[]): Uint32Array {
@@ -75,6 +94,28 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
   }, 120_000);
 
   const live = () => cluster.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+
+  /**
+   * Connects a device to `node` that never checks in, so the next round's check-in stays open until
+   * its deadline (it closes early only once every connected device has answered), and waits until
+   * the leader counts it; it leaves when the test ends.
+   */
+  async function holdCheckinOpen(node: ClusterNodeProcess) {
+    const leader = await leaderOf(cluster);
+    const here = async () => (await clusterView(cluster, leader)).nodes.find((n) => n.nodeId === node.nodeId)?.connections ?? 0;
+    // The count settles first: a device that left moments ago may still be counted until the node's next beat.
+    let before = await here();
+    for (let settled = false; !settled; ) {
+      await new Promise((r) => setTimeout(r, 1_100));
+      const now = await here();
+      settled = now === before;
+      before = now;
+    }
+    const silent = await rawSocket(node, cluster.token());
+    onTestFinished(() => void silent.disconnect());
+    await waitFor(async () => (await here()) > before, 10_000, `the leader counting a silent device on ${node.nodeId}`);
+    return silent;
+  }
 
   afterAll(async () => {
     stopAll(clients);
@@ -168,31 +209,52 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
     const next = await leaderOf(cluster);
     expect(next).not.toBe(leader);
     // The abort is entered once, with no spend (nothing was released), and the chain verifies.
-    const entries = await roundEntries(cluster, survivor, id);
-    expect(entries.map((e) => e.kind === 'round' && e.round.outcome)).toEqual(['aborted']);
+    expect(await outcomesOnceAborted(cluster, survivor, id)).toEqual(['aborted']);
     expect((await verifyLedger(await ledgerEntries(cluster, survivor), { verify: nodeEd25519Verify })).ok).toBe(true);
+  }, 120_000);
+
+  it('aborts within the bound a round whose leader is killed (-9) during check-in, and a replacement node joins', async () => {
+    const leader = await leaderOf(cluster);
+    const survivor = live().find((n) => n !== leader)!;
+    // A connected device that never checks in holds check-in open until its deadline.
+    await holdCheckinOpen(survivor);
+    const launched = await launchOn(cluster, survivor, { ...FOUR, deadlines: { checkinMs: 60_000, trainingMs: 20_000 } });
+    expect(launched.status, JSON.stringify(launched.body)).toBe(201);
+    const id = launched.body.rounds![0]!.id;
+    await waitFor(async () => (await roundOn(cluster, leader, id)).stage === 'checkin', 20_000, `round ${id} in check-in`);
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+    const record = await waitForRoundOn(cluster, survivor, id, FAILOVER_BOUND_MS + 5_000);
+    expect(Date.now() - killedAt).toBeLessThan(FAILOVER_BOUND_MS);
+    expect(record).toMatchObject({ status: 'aborted', reason: LEADER_LOST_REASON });
+    expect(await outcomesOnceAborted(cluster, survivor, id)).toEqual(['aborted']);
+    await cluster.startNode('n5');
   }, 120_000);
 
   it('lets exactly one of two launches racing on two nodes for the last of a budget pass', async () => {
     const [a, b] = live();
-    // A launch cap between the epsilon with two more rounds and with three: one racer fits, not both.
-    const probe = await launchOn(cluster, a!, { ...FOUR, deadlines: { checkinMs: 500, trainingMs: 1_000 }, epsilonCap: 1e6 });
-    expect(probe.status, JSON.stringify(probe.body)).toBe(201);
+    // A launch cap between the epsilon with one more round and with two: one racer fits, not both
+    // (nothing is pending now, so each projection is what is spent plus the rounds it names).
+    await quiescent(cluster, a!);
     const projected = async (rounds: number) => {
       const res = await launchOn(cluster, a!, { ...FOUR, rounds, epsilonCap: 1e-9 });
       expect(res.body.code, JSON.stringify(res.body)).toBe('BUDGET_EXCEEDED');
       return Number(/would bring cumulative epsilon to ([\d.]+)/.exec(res.body.message!)![1]);
     };
-    const [two, three] = [await projected(1), await projected(2)];
-    expect(three).toBeGreaterThan(two);
-    const cap = (two + three) / 2;
+    const [one, two] = [await projected(1), await projected(2)];
+    expect(two).toBeGreaterThan(one);
+    const cap = (one + two) / 2;
+    // A connected device that never checks in holds the winner's round in check-in, so it is still
+    // unfinished (and counted) when the other launch is checked, however the two interleave.
+    await holdCheckinOpen(a!);
     const race = await Promise.all([a!, b!].map((n) => launchOn(cluster, n, { ...FOUR, epsilonCap: cap })));
-    expect(race.map((r) => r.status).sort()).toEqual([201, 409]);
+    expect(race.map((r) => r.status).sort(), JSON.stringify({ one, two, cap, race: race.map((r) => r.body.code ?? (r.body as { budget?: unknown }).budget) })).toEqual([201, 409]);
     expect(race.find((r) => r.status === 409)!.body.code).toBe('BUDGET_EXCEEDED');
   }, 120_000);
 
   it('audits the PostgreSQL ledger as it audits a SQLite one: verify --postgres agrees with the served bundle, and export --postgres verifies', async () => {
     const node = live()[0]!;
+    await quiescent(cluster, node);
     const fromDb = await auditJson<{ ok: boolean; entries: number; epsilon: unknown }>('verify', '--postgres', cluster.db.url);
     expect(fromDb.ok, JSON.stringify(fromDb)).toBe(true);
     const fromServer = await auditJson<{ ok: boolean; entries: number; epsilon: unknown }>('verify', '--server', node.url, '--token', cluster.auditor);
