@@ -213,12 +213,14 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const entered = await leaderHook?.enterUnrecordedAborts();
     if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
     runner = makeRunner();
+    await router?.lead(true);
     leading = true;
     runner.start(await lastIssued());
     void membership?.beat();
   };
   const stepDown = async () => {
     leading = false;
+    await router?.lead(false).catch(() => undefined);
     const stopping = runner;
     runner = makeRunner();
     await stopping.stop();
@@ -227,6 +229,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   if (cluster) {
     router = new ClusterRouter(io, {
       nodeId: cluster.nodeId,
+      messaging: cluster.messaging,
+      channel: cluster.channel,
       leaderRunner: () => (leading ? runner : null),
       announcement: () => runner.announcement(),
       onModelChanged: async () => {
@@ -238,6 +242,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       clock,
       log,
     });
+    await router.start();
     sockets.attach(router);
   } else {
     sockets.attach(runner);

@@ -37,6 +37,7 @@ import { ledgerKeyFile, softwareVersion } from '../ledger/data-dir.ts';
 import { resolveLedgerKey } from '../ledger/key.ts';
 import { PrivacyLedger } from '../ledger/ledger.ts';
 import { openPostgresStores, withoutPassword } from '../storage/postgres.ts';
+import type { ClusterMessaging } from './router.ts';
 import { ADVISORY_LOCKS, withSessionLock } from '../storage/postgres-migrations.ts';
 
 export const POSTGRES_URL_ENV = 'PORTRAIT_POSTGRES_URL';
@@ -103,6 +104,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
   const nodeId = givenId ?? `${os.hostname()}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
   const stores = await openPostgresStores(postgresUrl, { log });
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
+  let subscriber: Awaited<ReturnType<typeof connectRedis>> | undefined;
   try {
     redis = await connectRedis(redisUrl, log);
     const initLock = <T>(run: () => Promise<T>) => withSessionLock(stores.pool, ADVISORY_LOCKS.clusterInit, run);
@@ -129,6 +131,16 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
     });
     const link = redis;
     const channel = redisStream ?? (process.env[REDIS_STREAM_ENV] || 'portrait:socket.io');
+    // A connection in subscriber mode takes no other command: device messages to the leader and its answers arrive on it.
+    subscriber = link.duplicate();
+    subscriber.on('error', () => undefined);
+    await subscriber.connect();
+    const listening = subscriber;
+    const messaging: ClusterMessaging = {
+      publish: (name, message) => link.publish(name, message),
+      subscribe: (name, listener) => listening.subscribe(name, listener, true),
+      unsubscribe: (name) => listening.unsubscribe(name),
+    };
     const coordinator = await startCoordinator({
       ...rest,
       rounds: stores.rounds,
@@ -153,10 +165,13 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
         leaseTtlMs: leaseTtlMs ?? 6_000,
         heartbeatMs: heartbeatMs ?? 1_000,
         initLock,
-        ready: () => link.isReady,
+        messaging,
+        channel,
+        ready: () => link.isReady && listening.isReady,
         advertiseUrl: (port: number) => advertiseUrl ?? (rest.host === '0.0.0.0' || rest.host === '::' ? `http://${os.hostname()}:${port}` : `http://${rest.host ?? '127.0.0.1'}:${port}`),
       },
       onClose: async () => {
+        listening.destroy();
         link.destroy();
         await stores.close();
       },
@@ -177,6 +192,7 @@ export async function startClusterNode(options: ClusterNodeOptions): Promise<Coo
     log(`cluster node ${nodeId} (PostgreSQL ${withoutPassword(postgresUrl)}, Redis ${withoutPassword(redisUrl)})`);
     return { ...coordinator, nodeId };
   } catch (err) {
+    if (subscriber?.isOpen) subscriber.destroy();
     redis?.destroy();
     await stores.close();
     throw err;

@@ -1,20 +1,25 @@
 /**
  * A cluster node's side of the rounds: device messages reach the leader node's runner, and what
- * the leader tells every node reaches each node's own devices. Both travel through the Socket.IO
- * adapter (Redis Streams) as server-side events, never a home-made protocol:
+ * the leader tells every node reaches each node's own devices.
  *
- * - `portrait:device` {kind, clientId, message, from, requestId}: a device's check-in, update or
- *   SecAgg+ upload, validated and answered by the leader's runner exactly as on one process; the
- *   answer (`{ok}` or `{ok: false, error}`) comes back as `portrait:device-reply` {to, requestId},
- *   and the device's node acknowledges the device. Only the leader answers, so a request waits
- *   for the leader alone (not for every node the adapter knows, a dead one included, as an
- *   acknowledged server-side emit would). No node but the leader reads a payload, and none logs one.
+ * Device messages go to the leader alone, over two Redis Pub/Sub channels (ClusterMessaging):
+ * `<deployment>:leader`, which only the node holding the rounds lease subscribes to, carries
+ * {kind, clientId, message, from, requestId} (a device's check-in, update or SecAgg+ upload, or its
+ * disconnect), validated and answered by the leader's runner exactly as on one process; the answer
+ * (`{ok}` or `{ok: false, error}`) comes back on `<deployment>:node:<from>`, and the device's node
+ * acknowledges the device. A broadcast through the adapter would have every node decode every
+ * device's update; here only the leader does. No node but the leader reads a payload, and none
+ * logs one. With no leader subscribed, the device hears UNAVAILABLE at once.
+ *
+ * What the leader tells every node is rare and goes through the Socket.IO adapter as server-side
+ * events:
  * - `portrait:round-open`: the open check-in, so a device connecting to any node during it hears of it.
  * - `portrait:model`: a version was stored or the serving pointer moved; each node reads it from
  *   the shared store and the ledger, then announces it to its own devices (so a device never hears
  *   of a version its node cannot serve yet).
  * - `portrait:launched`: rounds were launched on some node; the leader's runner wakes.
  */
+import v8 from 'node:v8';
 import type { Server } from 'socket.io';
 import { errorBody, ProtocolError } from '../../shared/protocol/errors.ts';
 import type { ErrorBody } from '../../shared/protocol/errors.ts';
@@ -22,8 +27,6 @@ import type { ModelAnnouncement, RoundOpen } from '../../shared/protocol/message
 import type { DeviceMessageHandler, SocketLayer } from '../socket.ts';
 import type { RoundTransport } from '../rounds/runner.ts';
 
-const DEVICE = 'portrait:device';
-const DEVICE_REPLY = 'portrait:device-reply';
 /** How long a node waits for the leader's answer before the device hears UNAVAILABLE (and may send again). */
 const LEADER_ANSWER_MS = 5_000;
 const ROUND_OPEN = 'portrait:round-open';
@@ -41,14 +44,24 @@ interface Forwarded {
 }
 type Reply = { ok: true } | { ok: false; error: ErrorBody };
 interface ForwardedReply {
-  to: string;
   requestId: number;
   reply: Reply;
+}
+
+/** Redis Pub/Sub as the router uses it (server/cluster/node.ts: a publishing client and a subscribed one). */
+export interface ClusterMessaging {
+  /** Resolves with how many subscribers received it. */
+  publish(channel: string, message: Buffer): Promise<number>;
+  subscribe(channel: string, listener: (message: Buffer) => void): Promise<void>;
+  unsubscribe(channel: string): Promise<void>;
 }
 
 export interface ClusterRouterOptions {
   /** This node's id: where the leader sends its answers. */
   nodeId: string;
+  messaging: ClusterMessaging;
+  /** The deployment's name, which the channels carry (deployments sharing one Redis never cross). */
+  channel: string;
   /** The leader's runner while this node leads, else null. */
   leaderRunner: () => (DeviceMessageHandler & { notifyLaunched(): void }) | null;
   /** This node's view when it does not lead: the model announcement from its own registry. */
@@ -79,13 +92,6 @@ export class ClusterRouter implements DeviceMessageHandler {
     private readonly options: ClusterRouterOptions,
   ) {
     this.io = io as unknown as ServerSide;
-    this.io.on(DEVICE, (forwarded: Forwarded) => {
-      const reply = this.asLeader(forwarded);
-      if (reply && forwarded.from !== undefined && forwarded.requestId !== undefined) this.io.serverSideEmit(DEVICE_REPLY, { to: forwarded.from, requestId: forwarded.requestId, reply } satisfies ForwardedReply);
-    });
-    this.io.on(DEVICE_REPLY, ({ to, requestId, reply }: ForwardedReply) => {
-      if (to === options.nodeId) this.waiting.get(requestId)?.settle(reply);
-    });
     this.io.on(ROUND_OPEN, (message: RoundOpen) => {
       this.open = { message, endsAt: options.clock() + message.checkinMs };
     });
@@ -93,6 +99,35 @@ export class ClusterRouter implements DeviceMessageHandler {
       options.onModelChanged().catch((err: unknown) => options.log(`cluster: taking in a model change failed: ${err instanceof Error ? err.message : String(err)}`));
     });
     this.io.on(LAUNCHED, () => options.leaderRunner()?.notifyLaunched());
+  }
+
+  private get leaderChannel(): string {
+    return `${this.options.channel}:leader`;
+  }
+
+  private replyChannel(nodeId: string): string {
+    return `${this.options.channel}:node:${nodeId}`;
+  }
+
+  /** Listens for the leader's answers to this node's devices (before any device connects). */
+  async start(): Promise<void> {
+    await this.options.messaging.subscribe(this.replyChannel(this.options.nodeId), (raw) => {
+      const { requestId, reply } = v8.deserialize(raw) as ForwardedReply;
+      this.waiting.get(requestId)?.settle(reply);
+    });
+  }
+
+  /** This node takes (true) or gives up (false) the rounds: it listens on the leader's channel only while it leads. */
+  async lead(leading: boolean): Promise<void> {
+    const { messaging } = this.options;
+    if (!leading) return messaging.unsubscribe(this.leaderChannel);
+    await messaging.subscribe(this.leaderChannel, (raw) => {
+      const forwarded = v8.deserialize(raw) as Forwarded;
+      const reply = this.asLeader(forwarded);
+      if (reply && forwarded.from !== undefined && forwarded.requestId !== undefined) {
+        void messaging.publish(this.replyChannel(forwarded.from), v8.serialize({ requestId: forwarded.requestId, reply } satisfies ForwardedReply)).catch((err: unknown) => this.options.log(`cluster: answering node ${forwarded.from} failed: ${err instanceof Error ? err.message : String(err)}`));
+      }
+    });
   }
 
   /** On the leader: a forwarded device message, handled by its runner; null on other nodes, which do not answer. */
@@ -127,7 +162,12 @@ export class ClusterRouter implements DeviceMessageHandler {
         resolve(r);
       };
       this.waiting.set(requestId, { settle, timer: setTimeout(() => settle(null), LEADER_ANSWER_MS) });
-      this.io.serverSideEmit(DEVICE, { kind, clientId, message, from: this.options.nodeId, requestId } satisfies Forwarded);
+      const forwarded: Forwarded = { kind, clientId, message, from: this.options.nodeId, requestId };
+      // Nobody on the leader's channel: no node leads right now, and waiting would not change that.
+      this.options.messaging.publish(this.leaderChannel, v8.serialize(forwarded)).then(
+        (received) => received === 0 && settle(null),
+        () => settle(null),
+      );
     });
     if (!reply) throw new ProtocolError('UNAVAILABLE', 'no coordinator node answered for the rounds in time (a leader may be being chosen): try again shortly');
     if (!reply.ok) throw new ProtocolError(reply.error.code, reply.error.message);
@@ -148,7 +188,7 @@ export class ClusterRouter implements DeviceMessageHandler {
   handleDisconnect(clientId: string): void {
     const runner = this.options.leaderRunner();
     if (runner) runner.handleDisconnect(clientId);
-    else this.io.serverSideEmit(DEVICE, { kind: 'disconnect', clientId } satisfies Forwarded);
+    else void this.options.messaging.publish(this.leaderChannel, v8.serialize({ kind: 'disconnect', clientId } satisfies Forwarded)).catch(() => undefined);
   }
 
   announcement(): ModelAnnouncement {

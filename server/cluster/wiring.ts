@@ -5,12 +5,17 @@
  */
 import type pg from 'pg';
 import type { ServerOptions } from 'socket.io';
+import type { ClusterMessaging } from './router.ts';
 
 export interface ClusterWiring {
   nodeId: string;
   pool: pg.Pool;
   /** The Socket.IO adapter (Redis Streams: server/cluster/node.ts). */
   adapter: ServerOptions['adapter'];
+  /** Redis Pub/Sub for device messages to the leader and its answers (server/cluster/router.ts). */
+  messaging: ClusterMessaging;
+  /** The deployment's name in Redis: its stream, its adapter channels, its Pub/Sub channels. */
+  channel: string;
   /** How long the rounds lease lasts unrenewed: the failover bound (plus a renewal period). */
   leaseTtlMs: number;
   /** How often this node writes its membership row. */

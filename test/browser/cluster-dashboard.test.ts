@@ -47,7 +47,12 @@ describe.runIf(run)('a cluster node\'s dashboard in Chromium', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${other.url}/dashboard/#token=${cluster.auditor}`);
     await page.waitForSelector('#cluster:not([hidden])');
-    await waitFor(async () => (await page.locator('#nodes tbody tr').count()) === 2 && (await page.locator('#flight').innerText()).includes(`round ${id}`), 20_000, 'both nodes and the round in flight on the page');
+    // Membership rows are written once a second: the page shows the device once the node's next beat counted it.
+    await waitFor(
+      async () => (await page.locator('#nodes tbody tr').count()) === 2 && (await page.locator('#flight').innerText()).includes(`round ${id}`) && (await page.locator('#nodes tbody tr').allInnerTexts()).some((r) => r.startsWith(other.nodeId) && /\t1\tready\t/.test(r)),
+      20_000,
+      'both nodes, the device and the round in flight on the page',
+    );
     const rows = await page.locator('#nodes tbody tr').allInnerTexts();
     const row = (nodeId: string) => rows.find((r) => r.startsWith(nodeId))!;
     expect(row(other.nodeId)).toContain('(this node)');
