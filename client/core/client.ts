@@ -28,7 +28,7 @@ import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/pr
 import type { Ack, DeclineReason, RoundClosed, RoundConfigMessage, RoundOpen } from '../../shared/protocol/messages.ts';
 import { RoundClosedSchema, RoundConfigEnvelopeSchema, RoundNotSelectedSchema, RoundOpenSchema, RoundReceiptSchema, SecAggWireConfigSchema } from '../../shared/protocol/messages.ts';
 import type { RoundReceipt } from '../../shared/protocol/messages.ts';
-import { verifyReceipt } from '../../shared/ledger/receipt.ts';
+import { headExtends, verifyReceipt } from '../../shared/ledger/receipt.ts';
 import type { LedgerReceipt, WitnessedSpend } from '../../shared/ledger/receipt.ts';
 import type { z } from 'zod';
 import { toBase64 } from '../../shared/secagg/bytes.ts';
@@ -272,6 +272,12 @@ export class FederatedClient {
         this.emit({ type: 'receipt-refused', roundId, reason: verdict.reason });
         return verdict.reason;
       }
+      const kept = this.receipts().at(-1);
+      const forked = kept ? await headExtends(kept.head, verdict.receipt.head, message.consistency) : null;
+      if (forked) {
+        this.emit({ type: 'receipt-refused', roundId, reason: forked });
+        return forked;
+      }
       // Kept (durably, with a privacy ledger) before the shares leave: the device can prove the round was entered.
       await this.options.privacyLedger?.keepReceipt(verdict.receipt, verdict.keys);
       this.ledgerKeys = verdict.keys;
@@ -392,7 +398,9 @@ export class FederatedClient {
         await this.decline(message.roundId, 'no training examples on this device', 'NO_EXAMPLES', message.checkinMs);
         return;
       }
-      const checkin = { roundId: message.roundId, nonce: this.nonce(), signingKey: toBase64(this.signingKeys.publicKey) };
+      // The size of the ledger this device last witnessed: its next receipt must prove the ledger only grew since.
+      const witnessedSize = this.receipts().at(-1)?.head.treeSize;
+      const checkin = { roundId: message.roundId, nonce: this.nonce(), signingKey: toBase64(this.signingKeys.publicKey), ...(witnessedSize !== undefined ? { ledgerTreeSize: witnessedSize } : {}) };
       const ack = await this.socket.timeout(Math.max(1000, message.checkinMs)).emitWithAck(EVENTS.checkin, checkin);
       if (this.refused(message.roundId, ack)) return;
       this.stats.checkins++;

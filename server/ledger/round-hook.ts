@@ -37,6 +37,8 @@ export interface RoundLedger {
   afterAbort(roundId: number, reason: string): Promise<void>;
   /** Enters the publication of the version a round just committed (durable when it resolves). */
   afterCommit(model: ModelRecord): Promise<void>;
+  /** RFC 9162 Sec. 2.1.4.1: the consistency proof between two tree sizes, for a device that kept an earlier head. */
+  consistency(first: number, second: number): Promise<string[]>;
 }
 
 export async function spendInput(record: RoundRecord, outcome: 'released' | 'aborted', reason: string | null, modelVersionOut: number | null): Promise<RoundSpendInput> {
@@ -199,6 +201,10 @@ export class LedgerRoundHook implements RoundLedger {
     const bound = publicationEntries((await this.ledger.all()).map((raw) => LedgerEntrySchema.parse(raw)));
     for (const record of await models.list()) this.published.set(record.version, bound.get(record.version)?.publication.sha256 ?? record.sha256);
     return missing.length;
+  }
+
+  async consistency(first: number, second: number): Promise<string[]> {
+    return (await this.ledger.consistency(first, second)).proof;
   }
 
   async afterAbort(roundId: number, reason: string): Promise<void> {

@@ -165,6 +165,8 @@ export class RoundRunner {
   private history: PrivacyHistory | null = null;
   /** Devices that declined the round in flight (or left it once selected), with the code they gave. */
   private declines = new Map<string, DeclineReason | 'UNSPECIFIED'>();
+  /** The ledger tree size under each checked-in device's last kept receipt (its check-in says), for its next receipt's consistency proof. */
+  private ledgerSizes = new Map<string, number>();
   private lastRoundId = 0;
   /** Test hook: sees the unmasked SecAgg+ sum (the released aggregate, never an individual input). */
   onSecAggSum: ((roundId: number, sum: Uint32Array) => void) | null = null;
@@ -250,6 +252,7 @@ export class RoundRunner {
       throw new ProtocolError('INVALID_ARGUMENT', `"signingKey" is required: round ${this.state.roundId} uses secure aggregation`);
     }
     this.state = checkIn(this.state, clientId, message.roundId, message.nonce, this.options.clock());
+    if (message.ledgerTreeSize !== undefined) this.ledgerSizes.set(clientId, message.ledgerTreeSize);
     if (offered && !pinned) this.signingKeys.set(clientId, offered);
     this.wakeup.notify();
   }
@@ -389,6 +392,7 @@ export class RoundRunner {
     let state = openRound(record.id, base, record.config, started);
     this.state = state;
     this.declines = new Map();
+    this.ledgerSizes = new Map();
     try {
       const analytics: AnalyticsQuery | null = record.config.task === 'analytics' && record.config.query ? record.config.query : null;
       const dimension = roundDimension(record.config, registry.parameters);
@@ -604,7 +608,7 @@ export class RoundRunner {
     if (this.secagg) dp.sum = await this.unmaskSum(this.secagg, unmaskRequests as StageClose, receipt, timings);
     // Without SecAgg+ a device's update left before the release entry existed: it gets the receipt
     // afterwards, to witness the round (it can later prove the round was entered), not to gate it.
-    else if (receipt && this.state) for (const clientId of this.state.reported) this.options.transport.sendReceipt(clientId, { roundId: record.id, receipt });
+    else if (receipt && this.state) await this.sendReceipts([...this.state.reported], record.id, receipt);
     const noised = dp.config.mode === 'central' ? addCentralNoise(dp.sum, dp.config, this.options.privacyRandom) : dp.sum;
     return decodeAggregate(noised, dp.config, dp.signs);
   }
@@ -657,10 +661,29 @@ export class RoundRunner {
    * reconstructs the sum mod 2^32 of the survivors' residues, nothing else. A stage that falls short
    * throws: the round aborts with its release entry standing (an over-count, never an under-count).
    */
+  /**
+   * The receipt to each device, with the consistency proof from the tree size it kept (RFC 9162
+   * Sec. 2.1.4.1) when it named one at check-in and the ledger has grown since; a device that
+   * named a size larger than the head gets none, and refuses the receipt (the ledger shrank).
+   */
+  private async sendReceipts(clientIds: readonly string[], roundId: number, receipt: LedgerReceipt): Promise<void> {
+    const proofs = new Map<number, string[]>();
+    const ledger = this.options.ledger;
+    for (const clientId of clientIds) {
+      const size = this.ledgerSizes.get(clientId);
+      let consistency: { fromSize: number; proof: string[] } | undefined;
+      if (ledger && size !== undefined && size < receipt.head.treeSize) {
+        if (!proofs.has(size)) proofs.set(size, await ledger.consistency(size, receipt.head.treeSize));
+        consistency = { fromSize: size, proof: proofs.get(size)! };
+      }
+      this.options.transport.sendReceipt(clientId, { roundId, receipt, ...(consistency ? { consistency } : {}) });
+    }
+  }
+
   private async unmaskSum(secagg: SecAggRound, requests: StageClose, receipt: LedgerReceipt | null, timings: Record<string, number>): Promise<Uint32Array> {
-    const { clock, transport } = this.options;
+    const { clock } = this.options;
     const roundId = this.current?.roundId ?? 0;
-    if (receipt) for (const { clientId } of requests.deliveries) transport.sendReceipt(clientId, { roundId, receipt });
+    if (receipt) await this.sendReceipts(requests.deliveries.map((d) => d.clientId), roundId, receipt);
     this.deliver(requests);
     const stageStarted = clock();
     secagg.stageEndsAt = stageStarted + this.secaggStageMs;

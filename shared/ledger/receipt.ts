@@ -17,7 +17,7 @@ import { canonicalJson } from './canonical.ts';
 import { fromHex, toHex, utf8 } from './digest.ts';
 import { KeyRotationEntrySchema, RoundEntrySchema, verifySignature } from './entry.ts';
 import type { KeyRotationEntry, RoundEntry, RoundSpend } from './entry.ts';
-import { leafHash, MerkleTree, verifyInclusion } from './merkle.ts';
+import { leafHash, MerkleTree, verifyConsistency, verifyInclusion } from './merkle.ts';
 import { describeTreeHead, entryLeafData, SignedTreeHeadSchema, treeHeadSignatureVerifies } from './tree-head.ts';
 import type { Ed25519Verify, SignedTreeHead } from './tree-head.ts';
 
@@ -131,6 +131,20 @@ export async function verifyReceipt(raw: unknown, options: ReceiptVerifyOptions 
 }
 
 /** A receipt to hold a ledger to, and how a failure names it, e.g. `receipt 2 in device.json`. */
+/**
+ * Whether the head of a device's new receipt extends the head of the receipt it kept before
+ * (RFC 9162 Sec. 2.1.4.2, the consistency proof the coordinator sent from the kept size): null when
+ * it does, else why not. A device that finds the ledger cut or rewritten between its two rounds
+ * refuses the receipt, so its shares never serve a ledger that forked under it.
+ */
+export async function headExtends(kept: SignedTreeHead, next: SignedTreeHead, consistency?: { fromSize: number; proof: readonly string[] }): Promise<string | null> {
+  if (next.treeSize < kept.treeSize) return `the ledger's new head holds ${next.treeSize} entries, fewer than the ${kept.treeSize} of the head this device kept: the ledger was cut`;
+  if (next.treeSize === kept.treeSize) return next.rootHash === kept.rootHash ? null : `the ledger's new head has the size of the head this device kept (${kept.treeSize}) but another root: the ledger was rewritten`;
+  if (consistency?.fromSize !== kept.treeSize) return `no consistency proof from the ${kept.treeSize} entries of the head this device kept came with the receipt`;
+  const extended = await verifyConsistency(kept.treeSize, next.treeSize, fromHex('rootHash', kept.rootHash, 32), fromHex('rootHash', next.rootHash, 32), consistency.proof.map((h) => fromHex('consistency.proof', h, 32)));
+  return extended ? null : `the ledger under the new head (${next.treeSize} entries) does not extend the head this device kept (${kept.treeSize}): it was rewritten`;
+}
+
 export interface ReceiptCheck {
   receipt: unknown;
   name: string;

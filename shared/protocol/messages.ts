@@ -42,6 +42,12 @@ export const CheckinMessageSchema = z
     decline: z.literal(true).optional(),
     /** Why, as a code only (no free text leaves the device): counted on the round record and named when the round aborts. */
     reason: z.enum(['NO_EXAMPLES', 'PRIVACY_NOT_ACCEPTED', 'DEADLINE_MISSED', 'QUERY_NOT_SUPPORTED']).optional(),
+    /**
+     * The size of the ledger tree under the last receipt this device kept: its receipt for this
+     * round then comes with a consistency proof from that size (RFC 9162 Sec. 2.1.4), so the device
+     * checks that the ledger only grew since.
+     */
+    ledgerTreeSize: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
   })
   .strict()
   .refine((m) => m.reason === undefined || m.decline === true, { message: '"reason" goes only with "decline"', path: ['reason'] });
@@ -457,7 +463,14 @@ export const RoundConfigEnvelopeSchema = z
  * release entry is durable. The device checks the receipt (shared/ledger/receipt.ts) and keeps it
  * before it sends its unmask shares; without a valid one it withholds them (docs/ledger.md).
  */
-export const RoundReceiptSchema = z.object({ roundId: RoundIdSchema, receipt: LedgerReceiptSchema }).strict();
+export const RoundReceiptSchema = z
+  .object({
+    roundId: RoundIdSchema,
+    receipt: LedgerReceiptSchema,
+    /** RFC 9162 Sec. 2.1.4.1: the consistency proof from the tree size the device named at check-in to the receipt's head. */
+    consistency: z.object({ fromSize: z.number().int().positive(), proof: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(64) }).strict().optional(),
+  })
+  .strict();
 export type RoundReceipt = z.infer<typeof RoundReceiptSchema>;
 
 export interface RoundClosed {

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { toHex } from '../../../shared/ledger/digest.ts';
 import { LedgerEntrySchema, signEntry } from '../../../shared/ledger/entry.ts';
 import type { LedgerEntry, RoundEntry, SigningKey } from '../../../shared/ledger/entry.ts';
-import { checkReceipts, verifyReceipt } from '../../../shared/ledger/receipt.ts';
+import { checkReceipts, headExtends, verifyReceipt } from '../../../shared/ledger/receipt.ts';
 import type { LedgerReceipt, WitnessedSpend } from '../../../shared/ledger/receipt.ts';
 import { signTreeHead } from '../../../shared/ledger/tree-head.ts';
 import { verifyLedger } from '../../../shared/ledger/verify.ts';
@@ -225,5 +225,33 @@ describe('a ledger is held to the receipts devices kept', () => {
     const foreign = await other.receipt(await other.recordRound(roundSpend({ roundId: 2 })));
     const [otherFinding] = await checkReceipts([{ receipt: foreign, name: 'the receipt in other.json' }], await entriesOf(store));
     expect(otherFinding?.reason).toMatch(/not of the trusted one with genesis key/);
+  });
+});
+
+describe('a device holds each new receipt to the head it kept (headExtends, RFC 9162 Sec. 2.1.4.2)', () => {
+  async function ledgerWithRounds(rounds: number, seed = 1): Promise<PrivacyLedger> {
+    const ledger = await PrivacyLedger.open({ store: new MemoryLedgerStore(), key: seededKey(seed), software: 'portrait/test', clock: fixedClock() });
+    for (let i = 1; i <= rounds; i++) await ledger.recordRound(roundSpend({ roundId: i }));
+    return ledger;
+  }
+
+  it('accepts a head that extends the kept one with the coordinator\'s proof, and refuses a cut, a rewrite, a missing or a wrong proof', async () => {
+    const ledger = await ledgerWithRounds(2);
+    const kept = await ledger.treeHead();
+    for (let i = 3; i <= 5; i++) await ledger.recordRound(roundSpend({ roundId: i }));
+    const { proof, head } = await ledger.consistency(kept.treeSize);
+    expect(await headExtends(kept, head!, { fromSize: kept.treeSize, proof })).toBeNull();
+    expect(await headExtends(kept, kept)).toBeNull();
+    expect(await headExtends(head!, kept)).toMatch(/fewer than the 6 of the head this device kept: the ledger was cut/);
+    expect(await headExtends(kept, head!)).toMatch(/^no consistency proof from the 3 entries/);
+    expect(await headExtends(kept, head!, { fromSize: 2, proof })).toMatch(/^no consistency proof from the 3 entries/);
+    const wrong = proof.map((h, i) => (i === 0 ? `${h[0] === '0' ? '1' : '0'}${h.slice(1)}` : h));
+    expect(await headExtends(kept, head!, { fromSize: kept.treeSize, proof: wrong })).toMatch(/does not extend the head this device kept \(3\): it was rewritten/);
+    // A ledger rewritten from the start (another history of the same length and longer): no proof from the kept head holds.
+    const other = await ledgerWithRounds(5, 2);
+    const otherHead = await other.treeHead();
+    expect(await headExtends(kept, otherHead, { fromSize: kept.treeSize, proof: (await other.consistency(kept.treeSize)).proof })).toMatch(/it was rewritten/);
+    const sameSize = await (await ledgerWithRounds(2, 3)).treeHead();
+    expect(await headExtends(kept, sameSize)).toMatch(/another root: the ledger was rewritten/);
   });
 });
