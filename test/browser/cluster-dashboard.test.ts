@@ -9,12 +9,13 @@ import type { BrowserContext } from 'playwright-core';
 import { useNodeBackend } from '../../client/node/tfjs-backend.ts';
 import { artifactPath, chromiumAvailable, launchChromium } from '../browser-harness.ts';
 import { postgresAvailable } from '../helpers/postgres.ts';
+import { redisAvailable } from '../helpers/redis.ts';
 import { FAST, stopAll, waitFor } from '../integration/harness.ts';
 import type { TestClient } from '../integration/harness.ts';
 import type { TestCluster } from '../integration/cluster-harness.ts';
 import { launchOn, leaderOf, startCluster, startClusterClients } from '../integration/cluster-harness.ts';
 
-const run = chromiumAvailable() && (await postgresAvailable());
+const run = chromiumAvailable() && (await postgresAvailable()) && (await redisAvailable());
 
 describe.runIf(run)('a cluster node\'s dashboard in Chromium', () => {
   let cluster: TestCluster;

@@ -15,12 +15,13 @@ import { verifyLedger } from '../../shared/ledger/verify.ts';
 import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import type { LaunchRequest } from '../../shared/protocol/messages.ts';
 import { createTestDatabase, postgresAvailable } from '../helpers/postgres.ts';
+import { redisAvailable } from '../helpers/redis.ts';
 import type { TestClient } from './harness.ts';
 import { api, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
 import type { TestCluster } from './cluster-harness.ts';
 import { clusterView, launchOn, leaderOf, logNodesOnFailure, REDIS_URL, startCluster, startClusterClients, startNodeProcess, waitForRoundOn } from './cluster-harness.ts';
 
-const available = await postgresAvailable();
+const available = (await postgresAvailable()) && (await redisAvailable());
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -20,12 +20,13 @@ import { issueEnrollmentToken } from '../../shared/protocol/enrollment.ts';
 import type { LaunchRequest, RoundRecord } from '../../shared/protocol/messages.ts';
 import { createTestDatabase } from '../helpers/postgres.ts';
 import type { TestDatabase } from '../helpers/postgres.ts';
+import { REDIS_URL } from '../helpers/redis.ts';
 import type { TestClient } from './harness.ts';
 import { api, examplesOf, syntheticPopulation, waitFor } from './harness.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = path.join(ROOT, 'bin/portrait.js');
-export const REDIS_URL = 'redis://127.0.0.1:6379';
+export { REDIS_URL };
 
 export interface ClusterNodeProcess {
   nodeId: string;

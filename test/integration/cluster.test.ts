@@ -19,6 +19,7 @@ import { nodeEd25519Verify } from '../../server/auth/native-ed25519.ts';
 import { LEADER_LOST_REASON } from '../../server/coordinator.ts';
 import type { LaunchRequest } from '../../shared/protocol/messages.ts';
 import { postgresAvailable } from '../helpers/postgres.ts';
+import { redisAvailable } from '../helpers/redis.ts';
 import type { TestClient } from './harness.ts';
 import { EVENTS } from '../../shared/protocol/events.ts';
 import { api, rawSocket, SECAGG_FIVE, stopAll, waitFor } from './harness.ts';
@@ -31,7 +32,7 @@ const LEASE_TTL_MS = 2_000;
 /** A dead leader's round is taken over within the lease's lifetime plus one renewal period; the rest is slack for a loaded 2-core machine. */
 const FAILOVER_BOUND_MS = LEASE_TTL_MS + LEASE_TTL_MS / 3 + 3_000;
 
-const available = await postgresAvailable();
+const available = (await postgresAvailable()) && (await redisAvailable());
 
 /**
  * SECAGG_FIVE with deadlines for three node processes on a loaded 2-core machine (a round ends as
