@@ -8,6 +8,7 @@ import type { Dataset } from '../../shared/features/dataset.ts';
 import type { Example } from '../../shared/features/examples.ts';
 import { historyBefore } from '../../shared/features/extract.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
+import { chooseWindows } from '../../shared/features/windows.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
 import { buildModel } from '../../shared/model/build.ts';
 import { majorityBaseline, ownHistoryBaseline, popularityBaseline, scoreModel } from '../../shared/model/evaluate.ts';
@@ -47,6 +48,9 @@ export interface CentralResult {
   architecture: Architecture;
   backend: string;
   windows: PreparedData['windows'];
+  windowSummary: string;
+  coverage: PreparedData['coverage'];
+  warnings: string[];
   split: PreparedData['split'];
   heads: HeadScores;
   baselines: Baselines;
@@ -56,7 +60,8 @@ export interface CentralResult {
 }
 
 export async function trainCentral(dataset: Dataset, options: CentralOptions): Promise<{ result: CentralResult; model: tf.LayersModel; config: ModelConfig; prepared: PreparedData }> {
-  const data = dataConfig(options.data);
+  // The dataset's default windows (shared/features/windows.ts) unless the caller set them.
+  const data = dataConfig({ ...options.data, windows: options.data?.windows ?? chooseWindows(dataset.days) });
   const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, options.architecture === 'gru');
   const config = modelConfigFor(prepared, data, options.architecture, options.sensitiveHeads);
   const model = buildModel(config, options.seed, { ownHistoryPrior: options.ownHistoryPrior ?? false });
@@ -86,6 +91,9 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
     architecture: options.architecture,
     backend: tf.getBackend(),
     windows: prepared.windows,
+    windowSummary: prepared.windowSummary,
+    coverage: prepared.coverage,
+    warnings: prepared.warnings,
     split: prepared.split,
     heads: scoreModel(model, config, prepared.examples.test),
     baselines,

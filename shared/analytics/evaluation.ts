@@ -44,6 +44,7 @@
 import type { Example } from '../features/examples.ts';
 import type { ExampleLabels } from '../features/extract.ts';
 import { SeededRandom } from '../features/seeded-random.ts';
+import { examplesPerUser } from '../features/windows.ts';
 import type { Metrics } from '../model/evaluate.ts';
 import { argmax, recallAtK } from '../model/metrics.ts';
 import type { HeadName, HeadSpec, ModelConfig } from '../model/spec.ts';
@@ -144,7 +145,7 @@ export interface EvaluationLayoutOptions {
 export function evaluationLayout(config: ModelConfig, options: EvaluationLayoutOptions = {}): EvaluationLayout {
   const bins = options.bins ?? DEFAULT_BINS;
   if (!Number.isInteger(bins) || bins < 2 || bins > 4096) throw new RangeError(`"bins" expected an integer in 2..4096, got ${bins}`);
-  const examplesPerDevice = options.examplesPerDevice ?? config.windows.cutOffsets.length;
+  const examplesPerDevice = options.examplesPerDevice ?? examplesPerUser(config.windows);
   if (!Number.isInteger(examplesPerDevice) || examplesPerDevice < 1) throw new RangeError(`"examplesPerDevice" expected an integer >= 1, got ${examplesPerDevice}`);
   let offset = 0;
   const take = (cells: number) => {

@@ -5,9 +5,12 @@
  * training example when the device has events in its history part, between the windows' first
  * day and the day before the cut; a label window may be empty (nothing bought), as in a dataset.
  * When there is no example, `exampleReadiness` says in plain words what the device waits for.
+ * Rolling windows (`historyDays` set) read only the `historyDays` before each cut, and a device
+ * gives at most `maxCutsPerUser` examples, as a dataset's user does (shared/features/windows.ts).
  */
 import type { BehaviourEvent } from './events.ts';
 import { dateFromDay } from './events.ts';
+import { examplesPerUser, historyStart } from './windows.ts';
 import type { WindowConfig } from './windows.ts';
 
 /** Days from the windows' first day to the end of the last label window. */
@@ -71,7 +74,8 @@ function listDays(days: readonly number[], today: number): string {
 export function exampleReadiness(eventDays: readonly number[], windows: WindowConfig, today: number): ExampleReadiness {
   const days = [...new Set(eventDays)].sort((a, b) => a - b);
   const w = deviceWindows(windows, today, days.at(-1) ?? today);
-  const examples = w.cutDays.filter((cut) => days.some((d) => d >= w.startDay && d < cut)).length;
+  const withHistory = w.cutDays.filter((cut) => days.some((d) => d >= w.startDay + historyStart(windows, cut - w.startDay) && d < cut)).length;
+  const examples = Math.min(withHistory, examplesPerUser(windows));
   if (examples > 0) return { examples, waitingFor: null, readyDay: null };
   const horizon = windows.horizonDays;
   const lastCut = w.cutDays.at(-1)!;

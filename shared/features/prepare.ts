@@ -6,8 +6,8 @@
 import type { UserRecord } from './dataset.ts';
 import { buildExamples } from './examples.ts';
 import type { Example } from './examples.ts';
-import { describeWindows, validateWindows } from './windows.ts';
-import type { WindowConfig, WindowDescription } from './windows.ts';
+import { coverageWarning, describeWindows, summarizeWindows, validateWindows, windowCoverage } from './windows.ts';
+import type { WindowConfig, WindowCoverage, WindowDescription } from './windows.ts';
 import { featureContext } from './extract.ts';
 import type { FeatureContext } from './extract.ts';
 import { splitUsers } from './split.ts';
@@ -38,6 +38,12 @@ export interface PreparedData {
   vocabulary: Vocabulary;
   context: FeatureContext;
   windows: WindowDescription[];
+  /** The windows in one line, for people. */
+  windowSummary: string;
+  /** How many of all users' events some window reads. */
+  coverage: WindowCoverage;
+  /** Loud notes for the result (a run that reads under half its events). */
+  warnings: string[];
   split: SplitSummary;
 }
 
@@ -56,6 +62,12 @@ export function prepareData(users: Iterable<UserRecord>, startDay: number, days:
     validation: buildExamples(split.validation, context, options),
     test: buildExamples(split.test, context, options),
   };
+  const offsets = function* () {
+    for (const part of [split.train, split.validation, split.test]) for (const user of part) for (const e of user.events) yield e.day - startDay;
+  };
+  const coverage = windowCoverage(windows, offsets());
+  const windowSummary = summarizeWindows(windows, startDay);
+  const warning = coverageWarning(coverage, windowSummary);
   const count = <T>(r: Record<SplitName, T[]>) => ({ train: r.train.length, validation: r.validation.length, test: r.test.length });
   return {
     users: split,
@@ -63,6 +75,9 @@ export function prepareData(users: Iterable<UserRecord>, startDay: number, days:
     vocabulary,
     context,
     windows: describeWindows(windows, startDay),
+    windowSummary,
+    coverage,
+    warnings: warning === null ? [] : [warning],
     split: {
       method: `user-level hash split (seed ${config.split.seed}): ${Math.round(config.split.testShare * 100)}% test, ${Math.round(config.split.validationShare * 100)}% validation, rest train`,
       seed: config.split.seed,

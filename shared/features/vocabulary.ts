@@ -95,6 +95,7 @@ export function buildVocabulary(trainUsers: Iterable<UserRecord>, options: Vocab
         priced++;
       }
     }
+    // Every cut's label window, whatever the per-user cap keeps: the tiers are the data's, not the sample's.
     for (const offset of options.windows.cutOffsets) {
       const cut = options.startDay + offset;
       const m = meanLogPrice(user.events, (e) => e.type === 'buy' && e.day >= cut && e.day < cut + options.windows.horizonDays);
