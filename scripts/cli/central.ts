@@ -6,7 +6,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { dateFromDay } from '../../shared/features/events.ts';
+import type { Dataset } from '../../shared/features/dataset.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
+import type { PreparedData } from '../../shared/features/prepare.ts';
+import { chooseWindows } from '../../shared/features/windows.ts';
+import type { RollingWindowRule, WindowConfig } from '../../shared/features/windows.ts';
 import type { SplitName } from '../../shared/features/split.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
 import type { DisplayName } from '../../shared/features/catalog-names.ts';
@@ -40,13 +44,62 @@ export function metricsTable(heads: HeadScores, baselines: Record<string, HeadSc
   return lines.join('\n');
 }
 
+export interface WindowFlags {
+  historyDays?: string;
+  horizonDays?: string;
+  cutEvery?: string;
+  maxCutsPerUser?: string;
+}
+
+/** `--history-days`, `--horizon-days`, `--cut-every`, `--max-cuts-per-user` on a command that builds examples from a dataset. */
+export function addWindowOptions(command: Command): Command {
+  return command
+    .option('--history-days <n>', 'rolling windows: days of history before each cut (default from the data span: fixed Tianchi windows up to 14 days, else 7 or 28)')
+    .option('--horizon-days <n>', 'days of labels from each cut (default 3, or 7 on 8+ weeks of data)')
+    .option('--cut-every <n>', 'days between cuts (default 1, or 7 on 8+ weeks of data)')
+    .option('--max-cuts-per-user <n>', 'at most this many examples per user, a seeded evenly spread sample (default 8 for rolling windows)');
+}
+
+/**
+ * The windows for `dataset`: its span's default (shared/features/windows.ts) with the flags
+ * given. Checked before anything is trained or written; a bad value is INVALID_ARGUMENT naming the flag.
+ */
+export function windowsFromFlags(opts: WindowFlags, dataset: Dataset, argument = 'dataset'): WindowConfig {
+  const flag = (name: string, value: string | undefined) => (value === undefined ? undefined : parseInteger(name, value, 1));
+  const overrides: Partial<RollingWindowRule> = {};
+  const set = <K extends keyof RollingWindowRule>(key: K, value: number | undefined) => {
+    if (value !== undefined) overrides[key] = value;
+  };
+  set('historyDays', flag('--history-days', opts.historyDays));
+  set('horizonDays', flag('--horizon-days', opts.horizonDays));
+  set('cutEveryDays', flag('--cut-every', opts.cutEvery));
+  set('maxCutsPerUser', flag('--max-cuts-per-user', opts.maxCutsPerUser));
+  if (dataset.days < 1) throw new CliError('INVALID_ARGUMENT', `"${argument}": ${dataset.name} has no events to build windows from`);
+  try {
+    return chooseWindows(dataset.days, overrides);
+  } catch (err) {
+    if (err instanceof RangeError) {
+      const equal = dataset.days === 1 ? ' (every event is on the same day)' : '';
+      throw new CliError('INVALID_ARGUMENT', `"${argument}" ${dataset.name} spans ${dataset.days} day${dataset.days === 1 ? '' : 's'}${equal}: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/** The windows a result used, the events none of them read, and the loud warning under half (also on stderr). */
+export function windowLines(prepared: Pick<PreparedData, 'windowSummary' | 'coverage' | 'warnings'>): string[] {
+  for (const w of prepared.warnings) log(w);
+  const { events, outside, usedShare } = prepared.coverage;
+  return [`windows: ${prepared.windowSummary}`, `events outside every window: ${outside} of ${events} (${((1 - usedShare) * 100).toFixed(1)}%); the windows read ${(usedShare * 100).toFixed(1)}%`];
+}
+
 function architecture(value: string): Architecture {
   if (!(ARCHITECTURES as readonly string[]).includes(value)) throw new CliError('INVALID_ARGUMENT', `"model" expected one of ${ARCHITECTURES.join(', ')}, got ${JSON.stringify(value)}`);
   return value as Architecture;
 }
 
 export function registerCentralCommands(program: Command): void {
-  program
+  addWindowOptions(program
     .command('train-central')
     .description('train on pooled data (the non-private upper bound) and score it on held-out test users')
     .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
@@ -58,14 +111,16 @@ export function registerCentralCommands(program: Command): void {
     .option('--seed <n>', 'initialisation and shuffling seed', String(DEFAULT_CENTRAL.seed))
     .option('--out <dir>', 'save the trained model here (tfjs format)')
     .option('--backend <name>', 'tfjs backend: node-gpu | node | wasm | cpu (default: first that loads)')
-    .option('--json', 'print one JSON document')
+    .option('--json', 'print one JSON document'))
     .action(
-      action(async (opts: CommonOptions & { dataset: string; model: string; epochs: string; batchSize: string; learningRate: string; sensitiveHeads: boolean; seed: string; out?: string }) => {
+      action(async (opts: CommonOptions & WindowFlags & { dataset: string; model: string; epochs: string; batchSize: string; learningRate: string; sensitiveHeads: boolean; seed: string; out?: string }) => {
         const [{ useNodeBackend }, { trainCentral }, { saveModelDirectory }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../lib/central.ts'), import('../../server/storage/model-files.ts')]);
         const backend = await useNodeBackend(opts.backend);
         const dataset = await loadDatasetArg(opts.dataset);
         log(`dataset ${dataset.name}: ${dataset.users.length} users, ${dataset.cleaning.eventsKept} events from ${dateFromDay(dataset.startDay)} over ${dataset.days} days`);
+        const windows = windowsFromFlags(opts, dataset);
         const { result, model, config } = await trainCentral(dataset, {
+          data: { windows },
           architecture: architecture(opts.model),
           epochs: parseNumber('epochs', opts.epochs),
           batchSize: parseNumber('batch-size', opts.batchSize),
@@ -75,12 +130,13 @@ export function registerCentralCommands(program: Command): void {
           log,
         });
         if (opts.out) await saveModelDirectory(opts.out, model, config);
+        if (opts.json) for (const w of result.warnings) log(w);
         const output = { ...result, backend: backend.name, cleaning: dataset.cleaning, modelPath: opts.out ? path.resolve(opts.out) : null };
         emit(opts, output, () =>
           [
             `Centralised ${result.architecture} on ${result.dataset} (backend ${backend.name}), best epoch ${result.training.bestEpoch}/${result.training.epochs}, ${Math.round(result.training.examplesPerSecond)} examples/s`,
             `split: ${result.split.method}; users ${JSON.stringify(result.split.users)}`,
-            `windows: ${result.windows.map((w) => `history ${w.history[0]}..${w.history[1]} → labels ${w.labels[0]}..${w.labels[1]}`).join('; ')}`,
+            ...windowLines(result),
             '',
             metricsTable(result.heads, result.baselines as unknown as Record<string, HeadScores>),
             opts.out ? `\nmodel saved to ${path.resolve(opts.out)}` : '',
@@ -113,8 +169,9 @@ export function registerCentralCommands(program: Command): void {
         const heads = scoreModel(model, config, examples);
         const evaluationSet = { ...prepared, examples: { ...prepared.examples, test: examples } };
         const { baselines, ownHistoryBeta } = computeBaselines(config, evaluationSet);
-        const output = { model: source, dataset: dataset.name, cleaning: dataset.cleaning, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
-        emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
+        const output = { model: source, dataset: dataset.name, cleaning: dataset.cleaning, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, windowSummary: prepared.windowSummary, coverage: prepared.coverage, warnings: prepared.warnings, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
+        if (opts.json) for (const w of prepared.warnings) log(w);
+        emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, ...windowLines(prepared), '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
         model.dispose();
       }),
     );
