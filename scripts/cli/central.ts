@@ -102,7 +102,7 @@ export function registerCentralCommands(program: Command): void {
   addWindowOptions(program
     .command('train-central')
     .description('train on pooled data (the non-private upper bound) and score it on held-out test users')
-    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
+    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED[:DAYS]] | tianchi:DIR | events:FILE[:LABELS]')
     .option('--model <arch>', 'mlp | gru', 'mlp')
     .option('--epochs <n>', 'maximum epochs (the best on validation users is kept)', String(DEFAULT_CENTRAL.epochs))
     .option('--batch-size <n>', 'minibatch size', String(DEFAULT_CENTRAL.batchSize))
@@ -151,7 +151,7 @@ export function registerCentralCommands(program: Command): void {
     .description('score a saved model on a split of a dataset, with the same baselines')
     .requiredOption('--model <V|path>', 'model directory (model.json + weights.bin), or version V / "latest" of --data-dir')
     .option('--data-dir <dir>', 'server data directory whose model store holds version V', DEFAULT_DATA_DIR)
-    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED] | tianchi:DIR | events:FILE[:LABELS]')
+    .requiredOption('--dataset <spec>', 'synthetic:USERS[:SEED[:DAYS]] | tianchi:DIR | events:FILE[:LABELS]')
     .option('--split <name>', 'train | validation | test', 'test')
     .option('--backend <name>', 'tfjs backend')
     .option('--json', 'print one JSON document')

@@ -117,3 +117,21 @@ describe('rolling windows on a device', () => {
     expect(exampleReadiness(everyDay, config, TODAY).examples).toBe(8);
   });
 });
+
+describe('rolling windows on a synthetic population of another span', () => {
+  it('reads most of a 90-day population and says so; the 10-day default reads all of a 10-day one', async () => {
+    const { loadDataset } = await import('../../../scripts/import/resolve.ts');
+    const { prepareData, DEFAULT_DATA_CONFIG } = await import('../../../shared/features/prepare.ts');
+    const { DEFAULT_SPLIT } = await import('../../../shared/features/split.ts');
+    const long = await loadDataset('synthetic:60:7:90');
+    expect(long.days).toBe(90);
+    const prepared = prepareData(long.users, long.startDay, long.days, { ...DEFAULT_DATA_CONFIG, split: DEFAULT_SPLIT, windows: chooseWindows(long.days) }, false);
+    expect(prepared.windows).toHaveLength(8);
+    expect(prepared.coverage.usedShare).toBeGreaterThan(0.9);
+    expect(prepared.warnings).toEqual([]);
+    const short = await loadDataset('synthetic:60');
+    const fixed = prepareData(short.users, short.startDay, short.days, { ...DEFAULT_DATA_CONFIG, split: DEFAULT_SPLIT, windows: chooseWindows(short.days) }, false);
+    expect(fixed.coverage).toMatchObject({ outside: 0, usedShare: 1 });
+    await expect(loadDataset('synthetic:60:7:400')).rejects.toThrow(/DAYS an integer in 1\.\.366, got "400"/);
+  });
+});
