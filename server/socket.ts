@@ -58,9 +58,9 @@ export interface SocketLayerOptions {
    */
   maxMessageBytes?: number;
   /**
-   * A cluster node: messages to a client go to its room through the adapter (any node), a new
-   * connection ends the client's sessions on every node, and the devices counted are the whole
-   * cluster's (`connectedClients`); broadcasts of the model reach only this node's devices.
+   * A cluster node: messages to a client go to its room through the adapter (any node), and the
+   * devices counted are the whole cluster's (`connectedClients`); broadcasts of the model reach
+   * only this node's devices.
    */
   cluster?: { connectedClients: () => number };
 }
@@ -179,11 +179,10 @@ export class SocketLayer implements RoundTransport {
     const { clientId } = socket.data;
     const previous = this.clients.get(clientId);
     if (previous && previous.id !== socket.id) previous.disconnect(true);
-    if (this.options.cluster) {
-      // Its sessions on other nodes end (this node's went above); then this socket joins the client's room.
-      this.io.in(clientRoom(clientId)).except(socket.id).disconnectSockets(true);
-      void socket.join(clientRoom(clientId));
-    }
+    // On a cluster node the socket joins the client's room, through which the leader reaches it. A
+    // session the client left on another node is not chased across the cluster (that would cost a
+    // Redis message per connection in a reconnect storm): it ends there at its ping timeout.
+    if (this.options.cluster) void socket.join(clientRoom(clientId));
     this.clients.set(clientId, socket);
     const runner = this.runner;
     if (runner) {
