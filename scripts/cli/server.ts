@@ -23,12 +23,14 @@ import { parsePlatformPublicKey } from '../../server/auth/platform-key.ts';
 import { loadDatasetArg, readInputFile } from './inputs.ts';
 import { dataConfig, modelConfigFor, modelConfigForVocabulary } from '../lib/central-config.ts';
 import type { DataConfig } from '../../shared/features/prepare.ts';
+import { addWindowOptions, windowLines, windowsFromFlags } from './central.ts';
+import type { WindowFlags } from './central.ts';
 import { startOnPort } from './demo.ts';
 import { action, CliError, emit, log, parseInteger, parseNumber } from './output.ts';
 
 const DEFAULT_DATASET = 'synthetic:200';
 
-interface ServerOptions {
+interface ServerOptions extends WindowFlags {
   port: string;
   host: string;
   dataDir: string;
@@ -122,7 +124,7 @@ function catalogModelConfig(file: string, data: DataConfig): { config: ModelConf
 }
 
 export function registerServerCommand(program: Command): void {
-  program
+  addWindowOptions(program
     .command('server')
     .description('run the federated learning coordinator (Socket.IO + REST + model registry)')
     .option('--port <port>', 'TCP port (0 picks a free one)', '8080')
@@ -147,7 +149,7 @@ export function registerServerCommand(program: Command): void {
     .option('--node-id <id>', 'a cluster node\'s name (default: host name, process id and a random suffix)')
     .option('--advertise-url <url>', 'the address other nodes and operators reach this cluster node at, shown in the cluster view (default: PORTRAIT_ADVERTISE_URL, else its listening address)')
     .option('--lease-ttl <ms>', 'a cluster\'s rounds lease: how long a dead leader\'s rounds wait before another node takes them over', '6000')
-    .option('--json', 'print the address as one JSON document')
+    .option('--json', 'print the address as one JSON document'))
     .action(
       action(async (options: ServerOptions, command: Command) => {
         const production = options.production === true;
@@ -164,13 +166,18 @@ export function registerServerCommand(program: Command): void {
         await useNodeBackend(options.backend);
         let config: ModelConfig;
         let evaluation: Pick<EmbeddedOptions, 'evaluation' | 'simulationDataset'> = {};
+        const windowFlag = ([['historyDays', '--history-days'], ['horizonDays', '--horizon-days'], ['cutEvery', '--cut-every'], ['maxCutsPerUser', '--max-cuts-per-user']] as const).find(([key]) => options[key] !== undefined)?.[1];
+        if (eventFreeConfig !== undefined && windowFlag !== undefined) throw new CliError('INVALID_ARGUMENT', `"${windowFlag}" sets the windows from a dataset's span: it goes with --dataset, not with a catalog or a hash space`);
         if (eventFreeConfig !== undefined) config = eventFreeConfig;
         else {
           const spec = options.dataset ?? DEFAULT_DATASET;
           log(`--dataset ${spec} puts ${spec.startsWith('synthetic:') ? 'simulated ' : ''}user events on this server (simulation only; use --production --catalog FILE for a shop)`);
           const dataset = await loadDatasetArg(spec);
-          const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
-          config = modelConfigFor(prepared, data, 'mlp', false);
+          // Windows from the dataset's own span (and the window flags), as train-central chooses them.
+          const windowed = dataConfig({ windows: windowsFromFlags(options, dataset) });
+          const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, windowed, false);
+          for (const line of windowLines(prepared)) log(line);
+          config = modelConfigFor(prepared, windowed, 'mlp', false);
           evaluation = { simulationDataset: spec, ...(options.evaluation ? { evaluation: { users: prepared.users.test, startDay: dataset.startDay } } : {}) };
         }
         if (production) log(`production mode: no user events on this server (vocabulary from ${catalog ? 'the catalog' : 'a category hash space'}, no held-out evaluation); rounds without DP or under central DP are refused`);

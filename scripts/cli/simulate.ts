@@ -10,6 +10,7 @@ import { checkEpsilonCap } from '../../client/core/privacy-ledger.ts';
 import type { FleetFaults, FleetStats } from '../../client/node/simulator.ts';
 import type { Dataset, UserRecord } from '../../shared/features/dataset.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
+import { chooseWindows } from '../../shared/features/windows.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
 import { dataConfig } from '../lib/central-config.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_SERVER, resolveToken } from './api-client.ts';
@@ -47,7 +48,8 @@ export function fleetUsers(prepared: PreparedData, count: number): UserRecord[] 
 }
 
 export function prepareFleetData(dataset: Dataset): PreparedData {
-  const data = dataConfig();
+  // Windows from the dataset's own span, as the server chooses them for the same dataset.
+  const data = dataConfig({ windows: chooseWindows(dataset.days) });
   return prepareData(dataset.users, dataset.startDay, dataset.days, data, false);
 }
 

@@ -122,6 +122,18 @@ describe('portrait server --production', () => {
     expect(fs.existsSync(dataDir)).toBe(false);
   });
 
+  it('chooses a simulation server\'s windows from its dataset\'s span (rolling over 90 days), and refuses window flags without a dataset', async () => {
+    const started = await startServer(['--data-dir', path.join(work, 'span90'), '--dataset', 'synthetic:100:1:90']);
+    servers.push(started.child);
+    expect(started.stderr()).toMatch(/^windows: \d+ rolling cuts every 7 day\(s\) .*\(history 28 days, labels 7 days/m);
+    const read = /the windows read ([\d.]+)%/.exec(started.stderr());
+    expect(Number(read?.[1])).toBeGreaterThan(50);
+    const catalog = writeFile('windows.csv', CATALOG);
+    const refused = await portrait(['server', '--port', '0', '--json', '--data-dir', path.join(work, 'windows-refused'), '--production', '--catalog', catalog, '--history-days', '28']);
+    expect(jsonError(refused)).toEqual({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^"--history-days" sets the windows from a dataset's span: it goes with --dataset/) });
+    expect(fs.existsSync(path.join(work, 'windows-refused'))).toBe(false);
+  });
+
   it('refuses a malformed catalog naming its lines, and a missing one as NOT_FOUND', async () => {
     const bad = writeFile('bad.csv', 'category,price\nsneakers,59\n,10\ntea,-2\n');
     const dataDir = path.join(work, 'malformed');
