@@ -13,6 +13,7 @@ import { chooseWindows } from '../../shared/features/windows.ts';
 import type { RollingWindowRule, WindowConfig } from '../../shared/features/windows.ts';
 import type { SplitName } from '../../shared/features/split.ts';
 import type { HeadScores } from '../../shared/model/evaluate.ts';
+import type { HeadResults } from '../lib/central.ts';
 import type { DisplayName } from '../../shared/features/catalog-names.ts';
 import type { CategoryNamesSchema, ExplanationLanguage, PortraitExplanation } from '../../shared/model/explain.ts';
 import { ARCHITECTURES } from '../../shared/model/spec.ts';
@@ -28,17 +29,25 @@ interface CommonOptions {
 }
 
 const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '   -  ' : v.toFixed(4));
+const signed = (v: number) => (Number.isNaN(v) ? '-' : `${v >= 0 ? '+' : ''}${v.toFixed(4)}`);
 
-/** A plain-text table of heads and baselines, the same numbers as the JSON. */
-export function metricsTable(heads: HeadScores, baselines: Record<string, HeadScores>): string {
-  const metrics = ['accuracy', 'macroF1', 'auc', 'microAuc', 'recallAt5'] as const;
-  const lines = [`${'head / baseline'.padEnd(26)}${metrics.map((m) => m.padStart(10)).join('')}${'n'.padStart(7)}`];
+/**
+ * A plain-text table of heads and baselines, the same numbers as the JSON. Each head's row ends
+ * with model − best baseline on the head's primary metric and its 95% paired bootstrap interval;
+ * the best baseline's row is marked with *.
+ */
+export function metricsTable(heads: HeadResults, baselines: Record<string, HeadScores>): string {
+  const metrics = ['accuracy', 'macroF1', 'auc', 'microAuc', 'userAuc', 'recallAt5'] as const;
+  const lines = [`${'head / baseline'.padEnd(30)}${metrics.map((m) => m.padStart(10)).join('')}${'n'.padStart(7)}  model − best baseline [95% CI]`];
   for (const [head, scores] of Object.entries(heads)) {
     if (!scores) continue;
-    lines.push(`${head.padEnd(26)}${metrics.map((m) => fmt(scores[m]).padStart(10)).join('')}${String(scores.examples).padStart(7)}`);
+    const vs = scores.vsBest;
+    const versus = vs ? `  ${signed(vs.delta)} [${signed(vs.ci[0])}, ${signed(vs.ci[1])}] ${vs.metric} vs ${vs.baseline}` : '';
+    lines.push(`${head.padEnd(30)}${metrics.map((m) => fmt(scores[m]).padStart(10)).join('')}${String(scores.examples).padStart(7)}${versus}`);
     for (const [name, byHead] of Object.entries(baselines)) {
       const b = byHead[head as keyof HeadScores];
-      if (b) lines.push(`${`  baseline: ${name}`.padEnd(26)}${metrics.map((m) => fmt(b[m]).padStart(10)).join('')}${String(b.examples).padStart(7)}`);
+      const mark = vs?.baseline === name ? '*' : ' ';
+      if (b) lines.push(`${` ${mark}baseline: ${name}`.padEnd(30)}${metrics.map((m) => fmt(b[m]).padStart(10)).join('')}${String(b.examples).padStart(7)}`);
     }
   }
   return lines.join('\n');
@@ -138,7 +147,7 @@ export function registerCentralCommands(program: Command): void {
             `split: ${result.split.method}; users ${JSON.stringify(result.split.users)}`,
             ...windowLines(result),
             '',
-            metricsTable(result.heads, result.baselines as unknown as Record<string, HeadScores>),
+            metricsTable(result.heads, result.baselines),
             opts.out ? `\nmodel saved to ${path.resolve(opts.out)}` : '',
           ].join('\n'),
         );
@@ -159,19 +168,17 @@ export function registerCentralCommands(program: Command): void {
       action(async (opts: CommonOptions & { model: string; dataDir: string; dataset: string; split: string }) => {
         if (!['train', 'validation', 'test'].includes(opts.split)) throw new CliError('INVALID_ARGUMENT', `"split" expected train, validation or test, got ${JSON.stringify(opts.split)}`);
         const split = opts.split as SplitName;
-        const [{ useNodeBackend }, { computeBaselines }, { scoreModel }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../lib/central.ts'), import('../../shared/model/evaluate.ts')]);
+        const [{ useNodeBackend }, { evaluateWithBaselines }] = await Promise.all([import('../../client/node/tfjs-backend.ts'), import('../lib/central.ts')]);
         const backend = await useNodeBackend(opts.backend);
         const { model, config, source } = await loadModelArg(opts.model, opts.dataDir);
         const dataset = await loadDatasetArg(opts.dataset);
         const data = dataConfig({ windows: config.windows, sequenceLength: config.sequenceLength });
         const prepared = prepareData(dataset.users, dataset.startDay, dataset.days, data, config.architecture === 'gru', config.vocabulary);
         const examples = prepared.examples[split];
-        const heads = scoreModel(model, config, examples);
-        const evaluationSet = { ...prepared, examples: { ...prepared.examples, test: examples } };
-        const { baselines, ownHistoryBeta } = computeBaselines(config, evaluationSet);
-        const output = { model: source, dataset: dataset.name, cleaning: dataset.cleaning, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, windowSummary: prepared.windowSummary, coverage: prepared.coverage, warnings: prepared.warnings, heads, baselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
+        const { heads, baselines, bestBaselines, ownHistoryBeta } = evaluateWithBaselines(model, config, { ...prepared.examples, test: examples });
+        const output = { model: source, dataset: dataset.name, cleaning: dataset.cleaning, backend: backend.name, split: { ...prepared.split, evaluated: split }, windows: prepared.windows, windowSummary: prepared.windowSummary, coverage: prepared.coverage, warnings: prepared.warnings, heads, baselines, bestBaselines, ownHistoryBeta, sensitiveHeads: config.sensitiveHeads };
         if (opts.json) for (const w of prepared.warnings) log(w);
-        emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, ...windowLines(prepared), '', metricsTable(heads, baselines as unknown as Record<string, HeadScores>)].join('\n'));
+        emit(opts, output, () => [`${config.architecture} model on ${dataset.name}, ${split} split (${examples.length} examples)`, ...windowLines(prepared), '', metricsTable(heads, baselines)].join('\n'));
         model.dispose();
       }),
     );

@@ -1,18 +1,19 @@
 /**
  * The centralised, non-private baseline: pool the training users' examples, train the portrait
- * model, and score it with its baselines on held-out test users. The upper bound that federated
+ * model, and score it beside its baselines on held-out test users. The upper bound that federated
  * and private training are compared with.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../../shared/features/dataset.ts';
 import type { Example } from '../../shared/features/examples.ts';
-import { historyBefore } from '../../shared/features/extract.ts';
 import { prepareData } from '../../shared/features/prepare.ts';
 import { chooseWindows } from '../../shared/features/windows.ts';
 import type { PreparedData } from '../../shared/features/prepare.ts';
 import { buildModel } from '../../shared/model/build.ts';
-import { majorityBaseline, ownHistoryBaseline, popularityBaseline, scoreModel } from '../../shared/model/evaluate.ts';
-import type { HeadScores } from '../../shared/model/evaluate.ts';
+import { compareWithBest, computeBaselineReport } from '../../shared/model/baselines.ts';
+import type { BaselineReport, BootstrapOptions, Comparison } from '../../shared/model/baselines.ts';
+import { predictExamples, scoreModel, scoreRows } from '../../shared/model/evaluate.ts';
+import type { HeadScores, Metrics } from '../../shared/model/evaluate.ts';
 import type { Architecture, HeadName, ModelConfig } from '../../shared/model/spec.ts';
 import { trainModel } from '../../shared/model/train.ts';
 import { dataConfig, modelConfigFor } from './central-config.ts';
@@ -22,25 +23,32 @@ import { flattenWeights, parameterCount, setFlatWeights } from '../../shared/mod
 export { dataConfig, DEFAULT_CENTRAL, modelConfigFor } from './central-config.ts';
 export type { CentralOptions } from './central-config.ts';
 
-export interface Baselines {
-  majority: HeadScores;
-  popularity: HeadScores;
-  ownHistory: HeadScores;
+/** A head's metrics with its comparison against the best baseline, paired on the same examples. */
+export type HeadResults = Partial<Record<HeadName, Metrics & { vsBest?: Comparison }>>;
+
+export interface Evaluation {
+  heads: HeadResults;
+  /** Metrics of every baseline (shared/model/baselines.ts), by name then head. */
+  baselines: Record<string, HeadScores>;
+  bestBaselines: BaselineReport['best'];
+  ownHistoryBeta: number;
 }
 
-/** The baselines every result table carries, on the same test examples. */
-export function computeBaselines(config: ModelConfig, prepared: PreparedData): { baselines: Baselines; ownHistoryBeta: number } {
-  const byUser = new Map([...prepared.users.validation, ...prepared.users.test].map((u) => [u.userId, u.events]));
-  const histories = (e: Example) => historyBefore(byUser.get(e.userId) ?? [], e.cutDay);
-  const own = ownHistoryBaseline(config, histories, prepared.examples.validation, prepared.examples.test);
-  return {
-    baselines: {
-      majority: majorityBaseline(config, prepared.examples.train, prepared.examples.test),
-      popularity: popularityBaseline(config, prepared.examples.train, prepared.examples.test),
-      ownHistory: own.scores,
-    },
-    ownHistoryBeta: own.beta,
-  };
+/**
+ * Scores `model` and every baseline on the same `test` examples and puts model − best baseline,
+ * with its paired bootstrap interval over users, beside each head.
+ */
+export function evaluateWithBaselines(model: tf.LayersModel, config: ModelConfig, examples: { train: readonly Example[]; validation: readonly Example[]; test: readonly Example[] }, bootstrap: BootstrapOptions = {}): Evaluation {
+  const rows = predictExamples(model, config, examples.test);
+  const scores = scoreRows(config, rows, examples.test);
+  const report = computeBaselineReport(config, examples.train, examples.validation, examples.test);
+  const comparisons = compareWithBest(config, rows, report, examples.test, bootstrap);
+  const heads: HeadResults = {};
+  for (const [head, metrics] of Object.entries(scores) as [HeadName, Metrics][]) {
+    const vsBest = comparisons[head];
+    heads[head] = vsBest ? { ...metrics, vsBest } : metrics;
+  }
+  return { heads, baselines: report.scores, bestBaselines: report.best, ownHistoryBeta: report.ownHistoryBeta };
 }
 
 export interface CentralResult {
@@ -52,8 +60,9 @@ export interface CentralResult {
   coverage: PreparedData['coverage'];
   warnings: string[];
   split: PreparedData['split'];
-  heads: HeadScores;
-  baselines: Baselines;
+  heads: HeadResults;
+  baselines: Record<string, HeadScores>;
+  bestBaselines: BaselineReport['best'];
   ownHistoryBeta: number;
   sensitiveHeads: HeadName[];
   training: { epochs: number; bestEpoch: number; batchSize: number; learningRate: number; parameters: number; finalLoss: number; seconds: number; examplesPerSecond: number };
@@ -85,7 +94,7 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
   });
   setFlatWeights(model, best.weights);
   const seconds = (performance.now() - started) / 1000;
-  const { baselines, ownHistoryBeta } = computeBaselines(config, prepared);
+  const evaluation = evaluateWithBaselines(model, config, prepared.examples);
   const result: CentralResult = {
     dataset: dataset.name,
     architecture: options.architecture,
@@ -95,9 +104,7 @@ export async function trainCentral(dataset: Dataset, options: CentralOptions): P
     coverage: prepared.coverage,
     warnings: prepared.warnings,
     split: prepared.split,
-    heads: scoreModel(model, config, prepared.examples.test),
-    baselines,
-    ownHistoryBeta,
+    ...evaluation,
     sensitiveHeads: config.sensitiveHeads,
     training: {
       epochs: options.epochs,

@@ -1,7 +1,7 @@
 /**
- * Scores a model's heads on held-out examples and computes the baselines every result table
- * carries, on the same examples: majority class, global category popularity, and the user's own
- * history counts with a small popularity prior (for `interests`).
+ * Scores a model's heads on held-out examples: the metrics of every head from score rows, so the
+ * model and its baselines (shared/model/baselines.ts) are scored by the same code on the same
+ * examples.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BehaviourEvent } from '../features/events.ts';
@@ -9,11 +9,11 @@ import type { Example } from '../features/examples.ts';
 import { categoryIndex } from '../features/vocabulary.ts';
 import type { Vocabulary } from '../features/vocabulary.ts';
 import { inputTensors, labelRow, outputsOf } from './batches.ts';
-import { accuracy, argmax, auc, macroF1, microAuc, ovrAuc, recallAtK } from './metrics.ts';
+import { accuracy, argmax, auc, macroF1, microAuc, ovrAuc, perUserAuc, recallAtK } from './metrics.ts';
 import type { HeadName, HeadSpec, ModelConfig } from './spec.ts';
 import { headSpecs } from './spec.ts';
 
-export type Metrics = Partial<Record<'accuracy' | 'macroF1' | 'auc' | 'microAuc' | 'recallAt5', number>> & { examples: number };
+export type Metrics = Partial<Record<MetricName, number>> & { examples: number };
 export type HeadScores = Partial<Record<HeadName, Metrics>>;
 
 /** Per-head probability rows for each example, in example order. */
@@ -36,46 +36,99 @@ export function predictExamples(model: tf.LayersModel, config: ModelConfig, exam
   return out;
 }
 
-/** Metrics of one head from score rows; examples whose label is unknown are skipped. */
-export function scoreHead(spec: HeadSpec, rows: readonly Float32Array[], examples: readonly Example[]): Metrics {
-  const scores: Float32Array[] = [];
-  const truths: Float32Array[] = [];
+export type MetricName = 'accuracy' | 'macroF1' | 'auc' | 'microAuc' | 'userAuc' | 'recallAt5';
+
+/**
+ * The metrics a head reports, by kind; `recallAt5` only for `interests`. `userAuc` (interests
+ * only) is asked for separately: it is no sum over devices, so the federated evaluation
+ * (shared/analytics/evaluation.ts), which decodes exactly the default set, cannot release it.
+ */
+export function headMetricNames(spec: HeadSpec, withUserAuc = false): MetricName[] {
+  if (spec.kind === 'multilabel') return spec.name === 'interests' ? ['microAuc', 'auc', ...(withUserAuc ? (['userAuc'] as const) : []), 'recallAt5'] : ['microAuc', 'auc'];
+  return ['accuracy', 'macroF1', 'auc'];
+}
+
+/** Score rows and label rows of the examples whose label is known, with their users. */
+export interface LabelledRows {
+  scores: Float32Array[];
+  truths: Float32Array[];
+  users: (string | number)[];
+}
+
+export function labelledRows(spec: HeadSpec, rows: readonly Float32Array[], examples: readonly Example[], users: readonly (string | number)[] = examples.map((e) => e.userId)): LabelledRows {
+  const out: LabelledRows = { scores: [], truths: [], users: [] };
   examples.forEach((e, i) => {
     const truth = labelRow(spec, e.labels);
     if (truth) {
-      scores.push(rows[i] as Float32Array);
-      truths.push(truth);
+      out.scores.push(rows[i] as Float32Array);
+      out.truths.push(truth);
+      out.users.push(users[i] as string | number);
     }
   });
-  const metrics: Metrics = { examples: truths.length };
-  if (truths.length === 0) return metrics;
+  return out;
+}
+
+/**
+ * One metric of a head. Binary heads threshold at 0.5 for accuracy and F1; categorical heads take
+ * the argmax; a multi-label head's `auc` is the mean of its per-label AUCs.
+ */
+export function headMetric(spec: HeadSpec, metric: MetricName, { scores, truths, users }: LabelledRows): number {
+  if (truths.length === 0) return Number.NaN;
   if (spec.kind === 'multilabel') {
-    metrics.microAuc = microAuc(scores, truths);
-    const width = truths[0]?.length ?? 0;
-    const perLabel: number[] = [];
-    for (let j = 0; j < width; j++) {
-      const a = auc(scores.map((s) => s[j] as number), truths.map((t) => t[j] as number));
-      if (!Number.isNaN(a)) perLabel.push(a);
+    switch (metric) {
+      case 'microAuc':
+        return microAuc(scores, truths);
+      case 'userAuc':
+        return perUserAuc(scores, truths, users);
+      case 'recallAt5':
+        return recallAtK(scores, truths, 5);
+      case 'auc': {
+        const width = truths[0]?.length ?? 0;
+        const perLabel: number[] = [];
+        for (let j = 0; j < width; j++) {
+          const a = auc(scores.map((s) => s[j] as number), truths.map((t) => t[j] as number));
+          if (!Number.isNaN(a)) perLabel.push(a);
+        }
+        return perLabel.length === 0 ? Number.NaN : perLabel.reduce((x, y) => x + y, 0) / perLabel.length;
+      }
+      default:
+        return Number.NaN;
     }
-    metrics.auc = perLabel.length === 0 ? Number.NaN : perLabel.reduce((x, y) => x + y, 0) / perLabel.length;
-    if (spec.name === 'interests') metrics.recallAt5 = recallAtK(scores, truths, 5);
-    return metrics;
   }
   if (spec.kind === 'binary') {
     const p = scores.map((s) => s[0] as number);
     const y = truths.map((t) => t[0] as number);
+    if (metric === 'auc') return auc(p, y);
     const predicted = p.map((v) => (v >= 0.5 ? 1 : 0));
-    metrics.accuracy = accuracy(predicted, y);
-    metrics.macroF1 = macroF1(predicted, y, 2);
-    metrics.auc = auc(p, y);
-    return metrics;
+    if (metric === 'accuracy') return accuracy(predicted, y);
+    if (metric === 'macroF1') return macroF1(predicted, y, 2);
+    return Number.NaN;
   }
   const actual = truths.map((t) => argmax(t));
+  if (metric === 'auc') return ovrAuc(scores, actual, spec.classes.length);
   const predicted = scores.map((s) => argmax(s));
-  metrics.accuracy = accuracy(predicted, actual);
-  metrics.macroF1 = macroF1(predicted, actual, spec.classes.length);
-  metrics.auc = ovrAuc(scores, actual, spec.classes.length);
+  if (metric === 'accuracy') return accuracy(predicted, actual);
+  if (metric === 'macroF1') return macroF1(predicted, actual, spec.classes.length);
+  return Number.NaN;
+}
+
+/** Metrics of one head from score rows; examples whose label is unknown are skipped. */
+export function scoreHead(spec: HeadSpec, rows: readonly Float32Array[], examples: readonly Example[], withUserAuc = false): Metrics {
+  const labelled = labelledRows(spec, rows, examples);
+  const metrics: Metrics = { examples: labelled.truths.length };
+  if (labelled.truths.length === 0) return metrics;
+  for (const m of headMetricNames(spec, withUserAuc)) metrics[m] = headMetric(spec, m, labelled);
   return metrics;
+}
+
+/** Every head's metrics, per-user AUC included, from per-head score rows (one row per example, in example order). */
+export function scoreRows(config: ModelConfig, rows: ReadonlyMap<HeadName, readonly Float32Array[]>, examples: readonly Example[]): HeadScores {
+  const scores: HeadScores = {};
+  for (const spec of headSpecs(config)) {
+    const r = rows.get(spec.name);
+    if (r) scores[spec.name] = scoreHead(spec, r, examples, true);
+  }
+  return scores;
 }
 
 export function scoreModel(model: tf.LayersModel, config: ModelConfig, examples: readonly Example[]): HeadScores {
@@ -85,48 +138,10 @@ export function scoreModel(model: tf.LayersModel, config: ModelConfig, examples:
   return scores;
 }
 
-/** Label frequencies (train) per unit of a head: the constant "prior" prediction. */
-function priorRow(spec: HeadSpec, train: readonly Example[]): Float32Array {
-  let sum: Float32Array | undefined;
-  let n = 0;
-  for (const e of train) {
-    const row = labelRow(spec, e.labels);
-    if (!row) continue;
-    sum ??= new Float32Array(row.length);
-    for (let j = 0; j < row.length; j++) sum[j] = (sum[j] as number) + (row[j] as number);
-    n++;
-  }
-  const out = sum ?? new Float32Array(spec.kind === 'binary' ? 1 : spec.classes.length);
-  return out.map((v) => v / Math.max(1, n));
-}
-
-/** Majority class: every example gets the training prior, so ranking metrics sit at 0.5 by construction. */
-export function majorityBaseline(config: ModelConfig, train: readonly Example[], test: readonly Example[]): HeadScores {
-  const scores: HeadScores = {};
-  for (const spec of headSpecs(config)) {
-    if (spec.kind === 'multilabel') continue;
-    const prior = priorRow(spec, train);
-    const row = spec.kind === 'binary' ? Float32Array.of(prior[0] as number >= 0.5 ? 1 : 0) : prior;
-    scores[spec.name] = scoreHead(spec, test.map(() => row), test);
-  }
-  return scores;
-}
-
-/** Global popularity: every user gets the training label frequencies of a multi-label head. */
-export function popularityBaseline(config: ModelConfig, train: readonly Example[], test: readonly Example[]): HeadScores {
-  const scores: HeadScores = {};
-  for (const spec of headSpecs(config)) {
-    if (spec.kind !== 'multilabel') continue;
-    const prior = priorRow(spec, train);
-    scores[spec.name] = scoreHead(spec, test.map(() => prior), test);
-  }
-  return scores;
-}
-
 /**
- * Own history + popularity prior for `interests`: score_c = (n_c + β·p_c) / (N + β), the user's
- * count of events in category c before the cut smoothed towards global popularity p_c with β
- * pseudo-events. β is chosen on the validation examples, to give the heuristic its best shot.
+ * Own history + popularity prior for `interests` from raw events: score_c = (n_c + β·p_c) / (N + β),
+ * the user's count of events in category c before the cut smoothed towards global popularity p_c
+ * with β pseudo-events (the baselines compute the same from the features: baselines.ts).
  */
 export function ownHistoryScores(vocab: Vocabulary, history: readonly BehaviourEvent[], beta: number): Float32Array {
   const index = categoryIndex(vocab);
@@ -140,28 +155,3 @@ export function ownHistoryScores(vocab: Vocabulary, history: readonly BehaviourE
 }
 
 export const OWN_HISTORY_BETAS = [0.1, 0.3, 1, 3, 10, 30] as const;
-
-export function ownHistoryBaseline(
-  config: ModelConfig,
-  histories: (e: Example) => readonly BehaviourEvent[],
-  validation: readonly Example[],
-  test: readonly Example[],
-): { scores: HeadScores; beta: number } {
-  const spec = headSpecs(config).find((s) => s.name === 'interests');
-  if (!spec) return { scores: {}, beta: Number.NaN };
-  const run = (examples: readonly Example[], beta: number) =>
-    scoreHead(spec, examples.map((e) => ownHistoryScores(config.vocabulary, histories(e), beta)), examples);
-  let beta: number = OWN_HISTORY_BETAS[0];
-  if (validation.length > 0) {
-    let best = -Infinity;
-    for (const b of OWN_HISTORY_BETAS) {
-      const m = run(validation, b);
-      const value = (m.microAuc ?? 0) + (m.recallAt5 ?? 0);
-      if (value > best) {
-        best = value;
-        beta = b;
-      }
-    }
-  }
-  return { scores: { interests: run(test, beta) }, beta };
-}

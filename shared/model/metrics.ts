@@ -1,6 +1,6 @@
 /**
  * Evaluation metrics on plain arrays, so they are checkable by hand: accuracy, macro-F1, ROC AUC
- * (Mann-Whitney, ties counted half), one-vs-rest macro AUC, micro AUC and recall@k.
+ * (Mann-Whitney, ties counted half), one-vs-rest macro AUC, micro AUC, per-user AUC and recall@k.
  */
 
 /** ROC AUC of scores against 0/1 labels; NaN when only one class is present. */
@@ -109,4 +109,29 @@ export function recallAtK(scores: readonly ArrayLike<number>[], labels: readonly
     counted++;
   });
   return counted === 0 ? Number.NaN : sum / counted;
+}
+
+/**
+ * Per-user (macro over users) AUC: each example (one user at one cut) ranks its own labels, giving
+ * one AUC; a user's AUC is the mean over their examples with at least one positive and one
+ * negative label; the result is the unweighted mean over the users with at least one such example
+ * (NaN when there is none). Only the order of labels within an example counts, so a score that
+ * knows who is active, or when, gains nothing here, unlike the micro AUC.
+ */
+export function perUserAuc(scores: readonly ArrayLike<number>[], labels: readonly ArrayLike<number>[], users: readonly (string | number)[]): number {
+  if (users.length !== scores.length) throw new RangeError(`"users" expected ${scores.length} entries, got ${users.length}`);
+  const byUser = new Map<string | number, { sum: number; n: number }>();
+  scores.forEach((row, i) => {
+    const value = auc(row, labels[i] as ArrayLike<number>);
+    if (Number.isNaN(value)) return;
+    const key = users[i] as string | number;
+    const user = byUser.get(key);
+    if (user) {
+      user.sum += value;
+      user.n++;
+    } else byUser.set(key, { sum: value, n: 1 });
+  });
+  let sum = 0;
+  for (const { sum: s, n } of byUser.values()) sum += s / n;
+  return byUser.size === 0 ? Number.NaN : sum / byUser.size;
 }

@@ -16,6 +16,25 @@ async function portrait(args: string[]): Promise<{ json: Record<string, unknown>
 
 type Scores = Record<string, Record<string, number>>;
 
+/** Every head carries model − best baseline with a finite interval; the heuristic and logistic baselines are there. */
+function expectBaselineComparisons(json: Record<string, unknown>, heads: string[]): void {
+  const results = json.heads as Record<string, { userAuc?: number; vsBest?: { baseline: string; metric: string; delta: number; ci: [number, number] } }>;
+  const baselines = json.baselines as Record<string, Scores>;
+  expect(Number.isFinite(results.interests?.userAuc)).toBe(true);
+  for (const name of ['popularity', 'ownShare', 'ownHistory', 'popularityActivity', 'logistic']) expect(Number.isFinite(baselines[name]?.interests?.userAuc), name).toBe(true);
+  for (const name of ['recency', 'activeDays', 'hasBought', 'logistic']) expect(Number.isFinite(baselines[name]?.purchase?.auc), name).toBe(true);
+  expect(Number.isFinite(baselines.ownPriceTier?.spending?.macroF1)).toBe(true);
+  for (const head of heads) {
+    const vs = results[head]?.vsBest;
+    expect(vs, head).toBeDefined();
+    expect(Object.keys(baselines)).toContain(vs?.baseline);
+    expect(vs?.metric).toBe({ interests: 'userAuc', purchase: 'auc', spending: 'macroF1' }[head]);
+    for (const v of [vs?.delta, ...(vs?.ci ?? [])]) expect(Number.isFinite(v), head).toBe(true);
+    expect(vs?.ci[0]).toBeLessThanOrEqual(vs?.ci[1] as number);
+    expect((json.bestBaselines as Record<string, { baseline: string }>)[head]?.baseline).toBe(vs?.baseline);
+  }
+}
+
 describe('portrait train-central / evaluate / profile (real CLI processes)', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portrait-cli-'));
   const modelDir = path.join(dir, 'model');
@@ -37,6 +56,7 @@ describe('portrait train-central / evaluate / profile (real CLI processes)', () 
     expect(baselines.majority?.purchase?.auc).toBe(0.5);
     expect(baselines.popularity?.interests?.microAuc).toBeGreaterThan(0.5);
     expect(baselines.ownHistory?.interests?.recallAt5).toBeGreaterThan(0);
+    expectBaselineComparisons(json, ['interests', 'purchase', 'spending']);
     expect(fs.existsSync(path.join(modelDir, 'model.json'))).toBe(true);
   });
 
@@ -48,6 +68,7 @@ describe('portrait train-central / evaluate / profile (real CLI processes)', () 
     expect(heads.interests?.microAuc).toBeGreaterThan(0.5);
     expect((json.split as { evaluated: string }).evaluated).toBe('test');
     expect((json.baselines as Record<string, Scores>).ownHistory?.interests).toBeDefined();
+    expectBaselineComparisons(json, ['interests', 'purchase', 'spending']);
   });
 
   it('computes a portrait from an events file, and refuses bad arguments with a code', async () => {

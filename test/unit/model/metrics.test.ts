@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accuracy, auc, macroF1, microAuc, ovrAuc, recallAtK } from '../../../shared/model/metrics.ts';
+import { accuracy, auc, macroF1, microAuc, ovrAuc, perUserAuc, recallAtK } from '../../../shared/model/metrics.ts';
 
 describe('metrics against hand-computed values', () => {
   it('auc counts ordered pairs, ties as half', () => {
@@ -57,5 +57,36 @@ describe('metrics against hand-computed values', () => {
       [0, 1, 0, 0], // ties broken by index: top-2 = {0, 1} → 1 of 1
     ];
     expect(recallAtK(scores, labels, 2)).toBeCloseTo((0.5 + 1) / 2, 12);
+  });
+
+  it('per-user AUC ranks labels within each example, averages a user\'s examples, then users', () => {
+    const scores = [
+      [0.9, 0.1, 0.5], // u1 cut 1: positive 0.9 above both negatives → 1
+      [0.1, 0.9, 0.5], // u1 cut 2: positive 0.1 below both → 0
+      [0.2, 0.3, 0.4], // u2: positives 0.3, 0.4 vs 0.2 → 1
+      [0.5, 0.5, 0.5], // u3: no negative → skipped
+    ];
+    const labels = [
+      [1, 0, 0],
+      [1, 0, 0],
+      [0, 1, 1],
+      [1, 1, 1],
+    ];
+    // u1 = (1 + 0) / 2, u2 = 1; u3 has no example with both classes.
+    expect(perUserAuc(scores, labels, ['u1', 'u1', 'u2', 'u3'])).toBeCloseTo((0.5 + 1) / 2, 12);
+    // The micro AUC of a score that only knows who is active is high; its per-user AUC is 0.5.
+    const activity = [
+      [0.9, 0.9],
+      [0.1, 0.1],
+      [0.8, 0.8],
+    ];
+    const truth = [
+      [1, 0],
+      [0, 0],
+      [0, 1],
+    ];
+    expect(microAuc(activity, truth)).toBeGreaterThan(0.6);
+    expect(perUserAuc(activity, truth, ['a', 'b', 'c'])).toBeCloseTo(0.5, 12);
+    expect(Number.isNaN(perUserAuc([[0.1]], [[1]], ['x']))).toBe(true);
   });
 });
