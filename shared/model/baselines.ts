@@ -23,6 +23,7 @@ import type { Vocabulary } from '../features/vocabulary.ts';
 import { labelRow } from './batches.ts';
 import { headMetric, labelledRows, OWN_HISTORY_BETAS, scoreRows } from './evaluate.ts';
 import type { HeadScores, MetricName } from './evaluate.ts';
+import { auc } from './metrics.ts';
 import { headSpecs, headUnits } from './spec.ts';
 import type { HeadName, HeadSpec, ModelConfig } from './spec.ts';
 
@@ -330,12 +331,89 @@ function percentile(sorted: readonly number[], q: number): number {
   return (sorted[lo] as number) + ((sorted[hi] as number) - (sorted[lo] as number)) * (at - lo);
 }
 
+/** Every (example, label) pair of the examples with a known label, in ascending order of score, with where each run of tied scores starts. */
+interface RankedPairs {
+  example: Uint32Array;
+  positive: Uint8Array;
+  tieStart: Uint8Array;
+}
+
+function rankPairs(spec: HeadSpec, rows: readonly Float32Array[], examples: readonly Example[]): RankedPairs {
+  const scores: number[] = [];
+  const example: number[] = [];
+  const positive: number[] = [];
+  examples.forEach((e, i) => {
+    const truth = labelRow(spec, e.labels);
+    if (!truth) return;
+    const row = rows[i] as Float32Array;
+    for (let j = 0; j < truth.length; j++) {
+      scores.push(row[j] as number);
+      example.push(i);
+      positive.push((truth[j] as number) > 0.5 ? 1 : 0);
+    }
+  });
+  const order = Array.from({ length: scores.length }, (_, k) => k).sort((a, b) => (scores[a] as number) - (scores[b] as number));
+  const ranked: RankedPairs = { example: new Uint32Array(order.length), positive: new Uint8Array(order.length), tieStart: new Uint8Array(order.length) };
+  order.forEach((k, at) => {
+    ranked.example[at] = example[k] as number;
+    ranked.positive[at] = positive[k] as number;
+    ranked.tieStart[at] = at === 0 || scores[k] !== scores[order[at - 1] as number] ? 1 : 0;
+  });
+  return ranked;
+}
+
+/** Mann-Whitney AUC (ties half) of ranked pairs, each pair weighted by its example's weight: auc() of the multiset with that many copies. */
+function weightedAuc(ranked: RankedPairs, weight: Float64Array): number {
+  const n = ranked.example.length;
+  let negativesBelow = 0;
+  let wins = 0;
+  let positives = 0;
+  let negatives = 0;
+  let k = 0;
+  while (k < n) {
+    let p = 0;
+    let q = 0;
+    let j = k;
+    do {
+      const w = weight[ranked.example[j] as number] as number;
+      if (ranked.positive[j] === 1) p += w;
+      else q += w;
+      j++;
+    } while (j < n && ranked.tieStart[j] === 0);
+    wins += p * (negativesBelow + q / 2);
+    negativesBelow += q;
+    positives += p;
+    negatives += q;
+    k = j;
+  }
+  return positives === 0 || negatives === 0 ? Number.NaN : wins / (positives * negatives);
+}
+
+/** Per user, model − baseline of the user's own AUC (mean over their examples with both classes); NaN when none has. */
+function perUserAucs(spec: HeadSpec, modelRows: readonly Float32Array[], baselineRows: readonly Float32Array[], examples: readonly Example[], users: readonly (readonly number[])[]): Float64Array {
+  return Float64Array.from(users, (indices) => {
+    let sum = 0;
+    let n = 0;
+    for (const i of indices) {
+      const truth = labelRow(spec, (examples[i] as Example).labels);
+      if (!truth) continue;
+      const a = auc(modelRows[i] as Float32Array, truth);
+      if (Number.isNaN(a)) continue;
+      sum += a - auc(baselineRows[i] as Float32Array, truth);
+      n++;
+    }
+    return n === 0 ? Number.NaN : sum / n;
+  });
+}
+
 /**
  * Paired bootstrap over users (Efron & Tibshirani, An Introduction to the Bootstrap, 1993, Ch. 13
  * percentile interval): draw as many users as there are, with replacement, take all of each drawn
  * user's examples, and score the model's and the baseline's rows of those same examples. A user
  * drawn twice counts as two users for the per-user AUC. Resamples whose delta is undefined (one
  * class only) are dropped. A seeded PRNG: the interval is a statistic, rerun to the same digits.
+ * Per-user and pooled AUCs take fast paths (per-user values computed once; pairs ranked once and
+ * weighted by draws) that the unit tests check against scoring every resample.
  */
 export function pairedBootstrap(
   spec: HeadSpec,
@@ -358,22 +436,56 @@ export function pairedBootstrap(
     const base = labelledRows(spec, indices.map((i) => baselineRows[i] as Float32Array), picked, groups);
     return headMetric(spec, metric, model) - headMetric(spec, metric, base);
   };
-  const all = examples.map((_, i) => i);
-  const userOf = new Map(users.flatMap((list, u) => list.map((i) => [i, u] as const)));
-  const delta = deltaOf(all, all.map((i) => userOf.get(i) as number));
+  const examplesOf = (drawn: readonly number[]) => {
+    const indices: number[] = [];
+    const groups: number[] = [];
+    drawn.forEach((u, draw) => {
+      for (const i of users[u] as number[]) {
+        indices.push(i);
+        groups.push(draw);
+      }
+    });
+    return { indices, groups };
+  };
+  const all = examplesOf(users.map((_, u) => u));
+  const delta = deltaOf(all.indices, all.groups);
+  // The per-user AUC of a resample is the mean of its drawn users' own values, which do not
+  // change between resamples: compute them once (same draws, same result as scoring each resample).
+  const perUser = metric === 'userAuc' ? perUserAucs(spec, modelRows, baselineRows, examples, users) : undefined;
+  // A pooled AUC of a resample is a weighted Mann-Whitney statistic over the pairs ranked once,
+  // each example weighted by how many times its user was drawn.
+  const pooled = metric === 'microAuc' || (metric === 'auc' && spec.kind === 'binary') ? { model: rankPairs(spec, modelRows, examples), baseline: rankPairs(spec, baselineRows, examples) } : undefined;
+  const userIndex = new Int32Array(examples.length);
+  users.forEach((list, u) => {
+    for (const i of list) userIndex[i] = u;
+  });
+  const resampledDelta = (drawn: readonly number[]) => {
+    if (pooled) {
+      const times = new Float64Array(users.length);
+      for (const u of drawn) times[u] = (times[u] as number) + 1;
+      const weight = Float64Array.from(userIndex, (u) => times[u] as number);
+      return weightedAuc(pooled.model, weight) - weightedAuc(pooled.baseline, weight);
+    }
+    if (!perUser) {
+      const { indices, groups } = examplesOf(drawn);
+      return deltaOf(indices, groups);
+    }
+    let sum = 0;
+    let n = 0;
+    for (const u of drawn) {
+      const d = perUser[u] as number;
+      if (Number.isNaN(d)) continue;
+      sum += d;
+      n++;
+    }
+    return n === 0 ? Number.NaN : sum / n;
+  };
   const random = new SeededRandom(options.seed ?? 1);
   const deltas: number[] = [];
   const resamples = options.resamples ?? 200;
   for (let r = 0; r < resamples; r++) {
-    const indices: number[] = [];
-    const groups: number[] = [];
-    for (let draw = 0; draw < users.length; draw++) {
-      for (const i of users[random.int(users.length)] as number[]) {
-        indices.push(i);
-        groups.push(draw);
-      }
-    }
-    const value = deltaOf(indices, groups);
+    const drawn = Array.from({ length: users.length }, () => random.int(users.length));
+    const value = resampledDelta(drawn);
     if (!Number.isNaN(value)) deltas.push(value);
   }
   deltas.sort((a, b) => a - b);

@@ -7,6 +7,7 @@ import type { ExampleLabels } from '../../../shared/features/extract.ts';
 import { SeededRandom } from '../../../shared/features/seeded-random.ts';
 import type { Vocabulary } from '../../../shared/features/vocabulary.ts';
 import { computeBaselineReport, compareWithBest, fitLogistic, heuristicRows, logisticRows, pairedBootstrap, predictLogistic } from '../../../shared/model/baselines.ts';
+import { headMetric, labelledRows } from '../../../shared/model/evaluate.ts';
 import { auc } from '../../../shared/model/metrics.ts';
 import { headSpec, makeModelConfig } from '../../../shared/model/spec.ts';
 
@@ -146,5 +147,52 @@ describe('paired bootstrap over users', () => {
     expect(ci[1] - ci[0]).toBeLessThan(0.2);
     // Seeded: the same interval again.
     expect(pairedBootstrap(spec, 'auc', model, baseline, examples, { resamples: 200, seed: 3 }).ci).toEqual(ci);
+  });
+
+  it.each([
+    ['interests', 'userAuc'],
+    ['interests', 'microAuc'],
+    ['purchase', 'auc'],
+    ['interests', 'recallAt5'],
+  ] as const)('%s %s: the interval of the fast path equals scoring every resample (slow reference)', (head, metric) => {
+    const random = new SeededRandom(21);
+    const spec = headSpec(config, head);
+    const examples: Example[] = [];
+    const model: Float32Array[] = [];
+    const baseline: Float32Array[] = [];
+    for (let u = 0; u < 30; u++) {
+      for (let cut = 0; cut < 1 + (u % 3); cut++) {
+        const interests = Float32Array.from({ length: 3 }, () => (random.chance(0.4) ? 1 : 0));
+        const purchase = random.chance(0.5) ? 1 : 0;
+        examples.push({ userId: `u${u}`, cutDay: CUT + cut, features: new Float32Array(0), labels: { interests, purchase } });
+        // Rounded scores, so tied runs occur.
+        const truth = head === 'interests' ? interests : Float32Array.of(purchase);
+        model.push(truth.map((y) => Math.round((y + random.normal()) * 4) / 4));
+        baseline.push(truth.map(() => Math.round(random.normal() * 4) / 4));
+      }
+    }
+    const fast = pairedBootstrap(spec, metric, model, baseline, examples, { resamples: 50, seed: 9 });
+    // Reference: draw the same users, score both on the drawn examples, each draw one user.
+    const users = [...new Set(examples.map((e) => e.userId))].map((id) => examples.flatMap((e, i) => (e.userId === id ? [i] : [])));
+    const score = (rows: Float32Array[], idx: number[], groups: number[]) => headMetric(spec, metric, labelledRows(spec, idx.map((i) => rows[i] as Float32Array), idx.map((i) => examples[i] as Example), groups));
+    const draws = new SeededRandom(9);
+    const deltas: number[] = [];
+    for (let r = 0; r < 50; r++) {
+      const drawn = Array.from({ length: users.length }, () => draws.int(users.length));
+      const idx = drawn.flatMap((u) => users[u] as number[]);
+      const groups = drawn.flatMap((u, d) => (users[u] as number[]).map(() => d));
+      const value = score(model, idx, groups) - score(baseline, idx, groups);
+      if (!Number.isNaN(value)) deltas.push(value);
+    }
+    deltas.sort((a, b) => a - b);
+    const at = (q: number) => {
+      const x = q * (deltas.length - 1);
+      return (deltas[Math.floor(x)] as number) + ((deltas[Math.ceil(x)] as number) - (deltas[Math.floor(x)] as number)) * (x - Math.floor(x));
+    };
+    expect(fast.resamples).toBe(deltas.length);
+    expect(fast.ci[0]).toBeCloseTo(at(0.025), 10);
+    expect(fast.ci[1]).toBeCloseTo(at(0.975), 10);
+    const all = examples.map((_, i) => i);
+    expect(fast.delta).toBeCloseTo(score(model, all, all.map((i) => Number((examples[i] as Example).userId.slice(1)))) - score(baseline, all, all.map((i) => Number((examples[i] as Example).userId.slice(1)))), 12);
   });
 });
