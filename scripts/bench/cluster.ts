@@ -62,6 +62,8 @@ const handshakeP99Limit = numberOption('--handshake-p99-ms', 2000);
 const restP99Limit = numberOption('--rest-p99-ms', 100);
 const handshakeWindow = numberOption('--window', 64);
 const onlyOption = option('--only');
+/** How long the held devices sit idle before the nodes' memory is read: V8 collects the handshakes' garbage once a process is idle. */
+const settleMs = numberOption('--settle-ms', 20_000);
 const phases = new Set<Phase>(onlyOption === undefined ? PHASES : (onlyOption.split(',') as Phase[]));
 for (const p of phases) if (!PHASES.includes(p)) throw new RangeError(`"--only" expected some of ${PHASES.join(', ')}, got ${p}`);
 for (const [name, value, min] of [['--devices', perNode, 1], ['--batch', batch, 1], ['--round-devices', roundDevices, 3], ['--rounds', rounds, 1], ['--kills', kills, 0], ['--failover-devices', failoverDevices, 3], ['--lease-ttl', leaseTtl, 300], ['--client-processes', clientProcessCount, 1]] as const) {
@@ -413,6 +415,8 @@ interface IdleResult {
   handshakeP99: number;
   nodesRssBase: number;
   nodesRss: number;
+  /** RSS right after the ramp (3 s), before the settle. */
+  heldRss: number;
   clientRssBase: number;
   clientRss: number;
   rest: RestLatency;
@@ -475,8 +479,13 @@ async function idlePhase(d: Deployment, fleet: Fleet, tokens: readonly string[])
   const rest = await probeRest(d, 50);
   const view = await clusterView(d, nodes[0]!);
   const stats = await fleet.stats();
+  const heldRss = nodes.reduce((n, node) => n + rssOf(node.child.pid), 0);
+  // Right after a ramp, RSS still holds the handshakes' garbage, more of it where processes were
+  // starved of CPU (three nodes on two cores): memory is read again once the nodes have sat idle.
+  await sleep(settleMs);
   const nodesRss = nodes.reduce((n, node) => n + rssOf(node.child.pid), 0);
   return {
+    heldRss,
     nodes: nodes.length,
     cap,
     held: view?.connectedClients ?? stats.open,
@@ -810,7 +819,7 @@ async function main(): Promise<void> {
         r.stop,
         r.connectS.toFixed(1),
         `${ms(r.handshakeP50)} / ${ms(r.handshakeP99)}`,
-        `${mib(r.nodesRssBase)} → ${mib(r.nodesRss)}`,
+        `${mib(r.nodesRssBase)} → ${mib(r.heldRss)} → ${mib(r.nodesRss)}`,
         (perConn(r) / 1024).toFixed(1),
         `${ms(quantile(r.rest.healthz, 0.5), 1)} / ${ms(quantile(r.rest.healthz, 0.99), 1)}`,
         `${ms(quantile(r.rest.status, 0.5), 1)} / ${ms(quantile(r.rest.status, 0.99), 1)}`,
@@ -838,10 +847,10 @@ async function main(): Promise<void> {
       key: `cluster/idle-connections/devices=${perNode}`,
       title: `Cluster: idle devices held, 1 node vs 3 (up to ${perNode.toLocaleString('en-US')} per node)`,
       tfjsBackend: 'none (no training)',
-      table: markdownTable(['nodes', 'cap', 'held', 'held per node', 'failed', 'stopped by', 'connect s', 'handshake ms p50 / p99', 'nodes RSS MiB before → held', 'node RSS KiB / connection', '/healthz ms p50 / p99', '/api/v1/status ms p50 / p99', 'REST max ms', 'connect CPU-s: nodes / clients / machine busy', 'client processes RSS MiB before → held'], rows),
+      table: markdownTable(['nodes', 'cap', 'held', 'held per node', 'failed', 'stopped by', 'connect s', 'handshake ms p50 / p99', 'nodes RSS MiB before → held → settled', 'node RSS KiB / connection', '/healthz ms p50 / p99', '/api/v1/status ms p50 / p99', 'REST max ms', 'connect CPU-s: nodes / clients / machine busy', 'client processes RSS MiB before → held'], rows),
       notes: [
         ...verdicts,
-        `Method: ${nodeSetup} Devices are raw socket.io-client connections over WebSocket, each with its own enrollment token (POST /api/v1/enrollment-tokens) verified at the handshake, in ${clientProcessCount} client processes, at most ${handshakeWindow} handshakes in flight per process and node, spread over the nodes round-robin; they connect in batches of ${batch} (over all nodes) and the ramp stops at the first batch with more than 0.5% failed handshakes, at two batches in a row with a handshake p99 over ${handshakeP99Limit} ms, at a REST p99 over ${restP99Limit} ms twice in a row (5 requests per endpoint and node after each batch), or at the cap. Both deployments are up during both ramps, the other one idle with no devices. Held: the devices every node counts (GET /api/v1/cluster) 3 s after the last batch; REST: 50 requests per endpoint and node, one after another 10 ms apart on each node, the nodes in parallel, with the devices held and idle (/api/v1/status with the auditor token). Memory: the node processes' RSS (/proc) growth over the devices held. CPU: /proc times of the node processes and the client processes' own, over the ramp; "machine busy" is all cores (/proc/stat), Redis and PostgreSQL included.`,
+        `Method: ${nodeSetup} Devices are raw socket.io-client connections over WebSocket, each with its own enrollment token (POST /api/v1/enrollment-tokens) verified at the handshake, in ${clientProcessCount} client processes, at most ${handshakeWindow} handshakes in flight per process and node, spread over the nodes round-robin; they connect in batches of ${batch} (over all nodes) and the ramp stops at the first batch with more than 0.5% failed handshakes, at two batches in a row with a handshake p99 over ${handshakeP99Limit} ms, at a REST p99 over ${restP99Limit} ms twice in a row (5 requests per endpoint and node after each batch), or at the cap. Both deployments are up during both ramps, the other one idle with no devices. Held: the devices every node counts (GET /api/v1/cluster) 3 s after the last batch; REST: 50 requests per endpoint and node, one after another 10 ms apart on each node, the nodes in parallel, with the devices held and idle (/api/v1/status with the auditor token). Memory: the node processes' RSS (/proc) growth over the devices held, read ${settleMs / 1000} s after the REST probes, once the idle nodes have collected the handshakes' garbage (the middle number is RSS right after the ramp). CPU: /proc times of the node processes and the client processes' own, over the ramp; "machine busy" is all cores (/proc/stat), Redis and PostgreSQL included.`,
         context,
       ].join(' '),
     });
