@@ -83,7 +83,7 @@ describe.skipIf(!available)('cluster nodes when PostgreSQL or Redis fails', () =
       const other = await cluster.startNode('n2', [], { PORTRAIT_TEST_CRASH_AT: '' });
       clients = await startClusterClients(cluster, 4, () => other);
       await waitFor(async () => (await clusterView(cluster, leader)).connectedClients === 4, 10_000, 'the leader counting the devices');
-      const launched = await launchOn(cluster, other, { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 10_000 } } as LaunchRequest);
+      const launched = await launchOn(cluster, other, { ...SECAGG_FIVE, deadlines: { checkinMs: 15_000, trainingMs: 20_000 }, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 10_000 } } as LaunchRequest);
       expect(launched.status, JSON.stringify(launched.body)).toBe(201);
       const id = launched.body.rounds![0]!.id;
       expect(await leader.exited).toBeNull();
@@ -131,7 +131,8 @@ describe.skipIf(!available)('cluster nodes when PostgreSQL or Redis fails', () =
     it('reports unready and ends device sessions while Redis is down; the round ends cleanly and the next one commits once it is back', async () => {
       logNodesOnFailure(cluster);
       const leader = await leaderOf(cluster);
-      const request: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
+      // Check-in closes as soon as every connected device has answered: a long deadline costs nothing unless the machine is slow.
+      const request: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 15_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
       const launched = await launchOn(cluster, leader, request);
       expect(launched.status, JSON.stringify(launched.body)).toBe(201);
       const id = launched.body.rounds![0]!.id;

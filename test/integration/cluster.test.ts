@@ -38,7 +38,7 @@ const available = (await postgresAvailable()) && (await redisAvailable());
  * SECAGG_FIVE with deadlines for three node processes on a loaded 2-core machine (a round ends as
  * soon as every device has answered, so they cost nothing when all is well).
  */
-const FIVE: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 5_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
+const FIVE: LaunchRequest = { ...SECAGG_FIVE, deadlines: { checkinMs: 15_000, trainingMs: 20_000 }, secagg: { mode: 'on', dropoutRate: 0.4, corruptFraction: 0, stageMs: 10_000 } } as LaunchRequest;
 /** A distributed-DP SecAgg+ round of four devices (three unmask shares needed). */
 const FOUR = { ...FIVE, clientsPerRound: 4, minClients: 3, secagg: { mode: 'on', k: 3, t: 3, stageMs: 10_000 } } as LaunchRequest;
 
@@ -196,7 +196,7 @@ describe.skipIf(!available)('a cluster of three coordinator processes on Postgre
   it('moves the rounds lease when the leader is killed (-9) mid-round: the round is aborted within the bound, and the ledger verifies', async () => {
     const leader = await leaderOf(cluster);
     const survivor = live().find((n) => n !== leader)!;
-    const launched = await launchOn(cluster, survivor, { ...FOUR, deadlines: { checkinMs: 5_000, trainingMs: 30_000 } });
+    const launched = await launchOn(cluster, survivor, { ...FOUR, deadlines: { checkinMs: 15_000, trainingMs: 30_000 } });
     expect(launched.status, JSON.stringify(launched.body)).toBe(201);
     const id = launched.body.rounds![0]!.id;
     await waitFor(async () => (await roundOn(cluster, leader, id)).stage === 'training', 20_000, `round ${id} training`);

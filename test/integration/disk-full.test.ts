@@ -129,9 +129,10 @@ describe('disk full', () => {
       await waitFor(async () => (await get<RoundRecord>(`/api/v1/rounds/${second}`)).body.status === 'aborted', 60_000, `round ${second} to finish`);
       expect(coordinator.runner.storageFailure).toBeNull();
       await waitFor(async () => (await get('/readyz')).status === 200, 10_000, 'ready again');
-      const aborts = (await ledger.all())
-        .map((e) => LedgerEntrySchema.parse(e))
-        .flatMap((e) => (e.kind === 'round' ? [[e.round.roundId, e.round.outcome] as const] : []));
+      // The abort is entered in the ledger right after the round's record says aborted.
+      const abortsOf = async () => (await ledger.all()).map((e) => LedgerEntrySchema.parse(e)).flatMap((e) => (e.kind === 'round' ? [[e.round.roundId, e.round.outcome] as const] : []));
+      await waitFor(async () => (await abortsOf()).length >= 2, 10_000, `round ${second}'s abort entry`);
+      const aborts = await abortsOf();
       expect(aborts).toEqual([
         [first, 'aborted'],
         [second, 'aborted'],
