@@ -174,11 +174,11 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (publications) log(`privacy ledger: entered the publication of ${publications} model version(s) it lacked`);
   });
   // A cluster leader's round writes, ledger entries and commits carry its fencing token (server/cluster/lease.ts).
-  const leaderHook = options.ledger && lease ? new LedgerRoundHook(options.ledger, options.rounds, nextModelVersion, () => lease.check()) : ledgerHook;
+  const runnerLedger = ledgerHook && lease ? ledgerHook.guarded(() => lease.check()) : ledgerHook;
   let router: ClusterRouter | undefined;
   const transport = cluster ? clusterTransport(sockets, () => router) : sockets;
-  const newRunner = () =>
-    new RoundRunner({
+  const makeRunner = () => {
+    const made = new RoundRunner({
       rounds: lease ? fencedRounds(options.rounds, () => lease.fence()) : options.rounds,
       registry,
       transport,
@@ -190,10 +190,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       ...(lease ? { fence: () => lease.fence() } : {}),
       ...(options.simulationDataset ? { simulationDataset: options.simulationDataset } : {}),
       ...(evaluation ? { evaluation } : {}),
-      ...(leaderHook ? { ledger: leaderHook } : {}),
+      ...(runnerLedger ? { ledger: runnerLedger } : {}),
     });
-  const makeRunner = () => {
-    const made = newRunner();
     if (options.onSecAggSum) made.onSecAggSum = options.onSecAggSum;
     return made;
   };
@@ -210,7 +208,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       transport.broadcastRoundClosed({ roundId: r.id, status: 'aborted', reason: LEADER_LOST_REASON });
       log(`round ${r.id}: aborted, ${LEADER_LOST_REASON}`);
     }
-    const entered = await leaderHook?.enterUnrecordedAborts();
+    const entered = await ledgerHook?.enterUnrecordedAborts();
     if (entered) log(`privacy ledger: entered ${entered} aborted round(s) it lacked`);
     runner = makeRunner();
     await router?.lead(true);
@@ -254,9 +252,8 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     log(`serving model v${record.version}: later versions are served only once promoted (portrait model promote)`);
   }
   const announce = () => transport.announceModel(runner.announcement());
-  // What this process published as leader (leaderHook) or otherwise (bootstraps), or learned from the ledger.
-  const modelPublished = ledgerHook ? (version: number) => ledgerHook.isPublished(version) || leaderHook!.isPublished(version) : undefined;
-  const publishedDigest = ledgerHook ? (version: number) => ledgerHook.publishedDigest(version) ?? leaderHook!.publishedDigest(version) : undefined;
+  const modelPublished = ledgerHook ? (version: number) => ledgerHook.isPublished(version) : undefined;
+  const publishedDigest = ledgerHook ? (version: number) => ledgerHook.publishedDigest(version) : undefined;
   const promotionDeps = { rounds: options.rounds, registry, ...(modelPublished ? { modelPublished } : {}), announce, clock };
   const httpOptions = { rounds: options.rounds, tokens: options.tokens, registry, runner: () => runner, connectedClients: () => sockets.connectedClients(), privacyPolicy, clock, readiness: () => readiness.report(),
     ...(router ? { onLaunched: () => router!.launched(), cluster: () => ({ nodeId: cluster!.nodeId, leading, nodes: membership?.nodes ?? [] }) } : {}), ...(options.catalogCategories ? { catalogCategories: options.catalogCategories } : {}),

@@ -10,6 +10,21 @@ import { cryptoRandomBytes, toBase64Url, type RandomBytes } from '../../shared/p
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import type { ApiRole, ApiTokenRecord, ApiTokenStore } from '../storage/stores.ts';
 
+/** An api_tokens row as the SQLite (server/storage/sqlite-tokens.ts) and PostgreSQL (server/storage/postgres.ts) stores read it; PostgreSQL returns its BIGINT id as a string. */
+export interface TokenRow {
+  id: number | string;
+  name: string;
+  role: ApiRole;
+  hash: Buffer;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+export function tokenRecord(r: TokenRow): ApiTokenRecord {
+  return { id: Number(r.id), name: r.name, role: r.role, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at };
+}
+
 export const TOKEN_PREFIX = 'pt_';
 
 export function hashToken(token: string): Uint8Array {

@@ -88,9 +88,22 @@ export class LedgerRoundHook implements RoundLedger {
     private readonly ledger: PrivacyLedger,
     private readonly rounds: RoundStore,
     private readonly nextModelVersion: () => Promise<number>,
-    /** A cluster leader's lease check (server/cluster/lease.ts), run inside the ledger's lock before each round entry. */
-    private readonly guard?: () => Promise<void>,
   ) {}
+
+  /**
+   * The same hook (one set of published versions and released rounds) as a cluster leader's
+   * runner sees it: each round entry first runs `guard`, its lease check (server/cluster/lease.ts),
+   * inside the ledger's lock, so a deposed leader enters nothing.
+   */
+  guarded(guard: () => Promise<void>): RoundLedger {
+    return {
+      beforeStart: (record, dimension) => this.beforeStart(record, dimension),
+      beforeRelease: (roundId) => this.beforeRelease(roundId, guard),
+      afterAbort: (roundId, reason) => this.afterAbort(roundId, reason, guard),
+      afterCommit: (model) => this.afterCommit(model),
+      consistency: (first, second) => this.consistency(first, second),
+    };
+  }
 
   private async record(roundId: number): Promise<RoundRecord> {
     const record = await this.rounds.get(roundId);
@@ -113,13 +126,13 @@ export class LedgerRoundHook implements RoundLedger {
     }
   }
 
-  async beforeRelease(roundId: number): Promise<LedgerReceipt> {
+  async beforeRelease(roundId: number, guard?: () => Promise<void>): Promise<LedgerReceipt> {
     const record = await this.record(roundId);
     let entry: RoundEntry;
     try {
       // An analytics round publishes no model version: it releases its query's sum.
       const versionOut = record.config.task === 'analytics' ? null : await this.nextModelVersion();
-      entry = await this.ledger.recordRound(await spendInput(record, 'released', null, versionOut), launchCap(record), this.guard);
+      entry = await this.ledger.recordRound(await spendInput(record, 'released', null, versionOut), launchCap(record), guard);
     } catch (err) {
       if (err instanceof BudgetExceededError) throw new ProtocolError('BUDGET_EXCEEDED', `privacy budget: ${err.message}; nothing was released`);
       throw err;
@@ -207,10 +220,10 @@ export class LedgerRoundHook implements RoundLedger {
     return (await this.ledger.consistency(first, second)).proof;
   }
 
-  async afterAbort(roundId: number, reason: string): Promise<void> {
+  async afterAbort(roundId: number, reason: string, guard?: () => Promise<void>): Promise<void> {
     const record = await this.record(roundId);
     const note = this.released.has(roundId) ? `${reason} (after its release was entered: that spend stands)` : reason;
-    await this.ledger.recordRound(await spendInput(record, 'aborted', note, null), null, this.guard);
+    await this.ledger.recordRound(await spendInput(record, 'aborted', note, null), null, guard);
   }
 
   /**

@@ -12,6 +12,8 @@
 import pg from 'pg';
 import type { ModelFiles } from '../../shared/model/artifacts.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { tokenRecord } from '../auth/api-tokens.ts';
+import type { TokenRow } from '../auth/api-tokens.ts';
 import type { ModelRecord, RoundRecord, RoundSpec, ServingPointer } from '../../shared/protocol/messages.ts';
 import { PostgresLedgerStore } from '../ledger/postgres.ts';
 import { modelDigest } from './model-digest.ts';
@@ -152,20 +154,6 @@ export class PostgresModelStore implements ModelStore {
 
   /** The pool is shared: openPostgresStores' close() ends it. */
   close(): void {}
-}
-
-interface TokenRow {
-  id: string;
-  name: string;
-  role: ApiRole;
-  hash: Buffer;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-function tokenRecord(r: TokenRow): ApiTokenRecord {
-  return { id: Number(r.id), name: r.name, role: r.role, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at };
 }
 
 const TOKEN_COLUMNS = 'id, name, role, hash, created_at, expires_at, revoked_at';

@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { tokenRecord } from '../auth/api-tokens.ts';
+import type { TokenRow } from '../auth/api-tokens.ts';
 import { mapStorageErrors } from './failures.ts';
 import type { ApiRole, ApiTokenRecord, ApiTokenStore } from './stores.ts';
 
@@ -40,20 +42,6 @@ export function openApiTokenStore(dataDir: string): SqliteApiTokenStore {
   const db = new Database(file, { fileMustExist: true, timeout: 5_000 });
   prepareApiTokenTable(db);
   return new SqliteApiTokenStore(db, () => db.close());
-}
-
-interface TokenRow {
-  id: number;
-  name: string;
-  role: ApiRole;
-  hash: Buffer;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-function tokenRecord(r: TokenRow): ApiTokenRecord {
-  return { id: r.id, name: r.name, role: r.role, createdAt: r.created_at, expiresAt: r.expires_at, revokedAt: r.revoked_at };
 }
 
 const SELECT = 'SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_tokens';
